@@ -1,0 +1,45 @@
+"""The one error hierarchy of the kiosk.
+
+Every message says what a technician or staff member should do next, e.g.
+"printer on /dev/ttyUSB0 reports paper out: load a 58 mm roll".
+"""
+
+
+class KioskError(Exception):
+    """Base of every error the kiosk raises on purpose."""
+
+
+class ConfigError(KioskError):
+    """The configuration file is missing, unreadable or holds a bad value."""
+
+
+class JournalError(KioskError):
+    """The local transaction journal cannot be read or written."""
+
+
+class HardwareError(KioskError):
+    """A device (printer, scanner, locker) failed."""
+
+
+class PrinterError(HardwareError):
+    """The receipt printer failed (paper out, unplugged, timeout)."""
+
+
+class ScannerError(HardwareError):
+    """The QR camera failed (missing, unplugged, unreadable frames)."""
+
+
+class LockerError(HardwareError):
+    """A locker compartment failed (jammed door, relay fault)."""
+
+
+class StoreServerError(KioskError):
+    """A call to the store server failed."""
+
+
+class Unreachable(StoreServerError):
+    """The store server could not be reached or did not answer in time."""
+
+
+class Rejected(StoreServerError):
+    """The store server answered and refused the request."""

@@ -1,0 +1,248 @@
+"""The HTTP API (FastAPI). Handlers are thin: they authenticate, then call the store's modules.
+
+Every refusal is ``{"error": CODE, "message": ...}`` with a 4xx status and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import logging
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import catalog, codes, kiosks, members, spins, wheel
+from .clock import iso
+from .errors import ApiError, BadRequest, NotFound, Unauthorized
+from .models import (
+    AmountRequest,
+    CouponRedeemRequest,
+    EnrollRequest,
+    ErrorBody,
+    EventsRequest,
+    HeartbeatRequest,
+    RedemptionRequest,
+    RegisterRequest,
+    ResolveRequest,
+    SpinRequest,
+    VoidRequest,
+)
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+_bearer = HTTPBearer(auto_error=False, description="kiosk token from /v1/kiosks/enroll, or a staff token")
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422)}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def create_app(store: Store) -> FastAPI:
+    app = FastAPI(
+        title="Loyalty kiosk store server",
+        version=API_VERSION,
+        description="Reference store server for the self-service loyalty kiosk. "
+        "Kiosk calls need `Authorization: Bearer <kiosk token>`; cashier and staff calls a staff token.",
+        responses=_ERRORS,
+    )
+    app.state.store = store
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _error(400, "malformed_json", "the request body is not valid JSON")
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(422, "invalid_request", f"{where or 'body'}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal", "the store server failed; see its log")
+
+    def token(creds: HTTPAuthorizationCredentials | None) -> str:
+        if creds is None or not creds.credentials:
+            raise Unauthorized("missing_token", "send Authorization: Bearer <token>")
+        return creds.credentials
+
+    def kiosk(creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
+        return kiosks.kiosk_for_token(store.db.connection(), token(creds))
+
+    def staff(creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
+        return kiosks.staff_for_token(store.db.connection(), token(creds))
+
+    def base_url(request: Request) -> str:
+        return str(request.base_url)
+
+    # ---- health and kiosks -------------------------------------------------------------------
+    @app.get("/v1/health", tags=["kiosks"])
+    def health() -> dict:
+        """Liveness and the server's clock (kiosks compare it with theirs)."""
+        return {"status": "ok", "server_time": iso(store.clock.now()), "version": API_VERSION}
+
+    @app.post("/v1/kiosks/enroll", tags=["kiosks"])
+    def enroll(body: EnrollRequest) -> dict:
+        """Exchange a one-time enrollment code for a kiosk token and the member-code public key."""
+        with store.db.transaction() as conn:
+            tok = kiosks.enroll(conn, store.clock, body.enrollment_code, body.kiosk_id)
+        return {
+            "kiosk_id": body.kiosk_id,
+            "token": tok,
+            "public_key": codes.public_key_b64(store.signing_key),
+            "server_time": iso(store.clock.now()),
+        }
+
+    @app.post("/v1/kiosks/heartbeat", tags=["kiosks"])
+    def heartbeat(body: HeartbeatRequest, kiosk_id: str = Depends(kiosk)) -> dict:
+        with store.db.transaction() as conn:
+            return kiosks.heartbeat(conn, store.clock, kiosk_id, body.health)
+
+    @app.post("/v1/kiosks/events", tags=["kiosks"])
+    def events(body: EventsRequest, kiosk_id: str = Depends(kiosk)) -> dict:
+        """Outbox events, each applied once by event_id; offline redemptions may come back as conflicts."""
+        ids = [e.event_id for e in body.events]
+        if len(ids) != len(set(ids)):
+            raise BadRequest("duplicate_event_id", "a batch must not repeat an event_id")
+        results = kiosks.apply_events(store.redemptions, kiosk_id, [e.model_dump() for e in body.events])
+        return {"results": results}
+
+    @app.get("/v1/kiosks", tags=["staff"])
+    def list_kiosks(_: str = Depends(staff)) -> dict:
+        return {"kiosks": kiosks.list_kiosks(store.db.connection())}
+
+    # ---- catalog and coupons -----------------------------------------------------------------
+    @app.get("/v1/catalog", tags=["catalog"])
+    def get_catalog(kiosk_id: str = Depends(kiosk)) -> dict:
+        return catalog.catalog_for(store.db.connection(), kiosk_id)
+
+    @app.post("/v1/coupons/{code}/redeem", tags=["staff"])
+    def redeem_coupon(code: str, body: CouponRedeemRequest, _: str = Depends(staff)) -> dict:
+        """The cashier takes a printed coupon off a purchase, once."""
+        with store.db.transaction() as conn:
+            return catalog.redeem_coupon(conn, store.clock, code, body.ref)
+
+    # ---- members -----------------------------------------------------------------------------
+    @app.post("/v1/members", tags=["staff"], status_code=201)
+    def register(body: RegisterRequest, _: str = Depends(staff)) -> dict:
+        with store.db.transaction() as conn:
+            member_id = members.register(store.ledger, conn, body.name, body.phone, body.referred_by)
+            return members.view(store.ledger, conn, member_id, None)
+
+    @app.get("/v1/members/{member_id}", tags=["staff"])
+    def get_member(member_id: str, _: str = Depends(staff)) -> dict:
+        with store.db.transaction() as conn:
+            return members.view(store.ledger, conn, member_id, None)
+
+    @app.post("/v1/members/{member_id}/purchases", tags=["staff"])
+    def purchase(member_id: str, body: AmountRequest, _: str = Depends(staff)) -> dict:
+        """Points for a purchase at the member's tier rate (idempotent by ref)."""
+        with store.db.transaction() as conn:
+            earned = members.earn_purchase(store.ledger, conn, member_id, body.amount_cents, body.ref)
+            return {"earned": earned, **members.view(store.ledger, conn, member_id, None)}
+
+    @app.post("/v1/members/{member_id}/topups", tags=["staff"])
+    def topup(member_id: str, body: AmountRequest, _: str = Depends(staff)) -> dict:
+        """Stored value top-up; it earns points too (idempotent by ref)."""
+        with store.db.transaction() as conn:
+            earned = members.top_up(store.ledger, conn, member_id, body.amount_cents, body.ref)
+            return {"earned": earned, **members.view(store.ledger, conn, member_id, None)}
+
+    @app.post("/v1/members/{member_id}/code", tags=["staff"])
+    def member_code(member_id: str, _: str = Depends(staff)) -> dict:
+        """A fresh signed member code, as the member's phone app shows it."""
+        with store.db.transaction() as conn:
+            return members.issue_code(store.ledger, conn, store.signing_key, member_id)
+
+    @app.post("/v1/members/resolve", tags=["kiosks"])
+    def resolve(body: ResolveRequest, kiosk_id: str = Depends(kiosk)) -> dict:
+        """Verify a scanned member code and return the member view for this kiosk."""
+        with store.db.transaction() as conn:
+            member_id = members.resolve_code(store.ledger, conn, store.signing_key, kiosk_id, body.code)
+            return members.view(store.ledger, conn, member_id, kiosk_id)
+
+    # ---- redemptions -------------------------------------------------------------------------
+    @app.post("/v1/redemptions", tags=["redemptions"])
+    def create_redemption(request: Request, body: RedemptionRequest, kiosk_id: str = Depends(kiosk)) -> dict:
+        """Hold points and stock (and open a payment for a cash part). Idempotent by txn_id."""
+        return store.redemptions.create(kiosk_id, body.model_dump(), base_url(request))
+
+    @app.get("/v1/redemptions/{txn_id}", tags=["redemptions"])
+    def get_redemption(txn_id: str, kiosk_id: str = Depends(kiosk)) -> dict:
+        return store.redemptions.get(kiosk_id, txn_id)
+
+    @app.post("/v1/redemptions/{txn_id}/capture", tags=["redemptions"])
+    def capture(txn_id: str, kiosk_id: str = Depends(kiosk)) -> dict:
+        """Commit after the door sensor confirmed the gift was taken. Idempotent."""
+        return store.redemptions.capture(kiosk_id, txn_id)
+
+    @app.post("/v1/redemptions/{txn_id}/void", tags=["redemptions"])
+    def void(txn_id: str, body: VoidRequest, kiosk_id: str = Depends(kiosk)) -> dict:
+        """Release the hold: points and stock back, payment cancelled or refunded. Idempotent."""
+        return store.redemptions.void(kiosk_id, txn_id, body.reason)
+
+    # ---- payments ----------------------------------------------------------------------------
+    @app.get("/v1/payments/{payment_id}", tags=["payments"])
+    def get_payment(payment_id: str, _: str = Depends(kiosk)) -> dict:
+        return store.payments.get(store.db.connection(), payment_id).view()
+
+    @app.post("/v1/payments/{payment_id}/simulate-paid", tags=["payments"])
+    def simulate_paid(payment_id: str) -> dict:
+        """The simulated provider's 'member paid' callback (demo and tests only)."""
+        if not store.simulated_payments:
+            raise NotFound("not_simulated", "this server uses a real payment provider")
+        with store.db.transaction() as conn:
+            store.redemptions.sweep(conn)
+            return store.payments.mark_paid(conn, payment_id).view()
+
+    @app.get("/pay/{payment_id}", response_class=HTMLResponse, include_in_schema=False)
+    def pay_page(payment_id: str) -> str:
+        """What a phone shows after scanning the kiosk's payment QR (simulated provider)."""
+        with store.db.transaction() as conn:
+            store.redemptions.sweep(conn)
+            p = store.payments.get(conn, payment_id)
+        pid = html.escape(p.id)
+        return (
+            "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            f"<h1>支付 Pay ¥{p.amount_cents / 100:.2f}</h1><p>状态 status: {html.escape(p.status)}</p>"
+            f"<form method=post action='/v1/payments/{pid}/simulate-paid'><button>模拟支付 Simulate paying</button></form>"
+        )
+
+    # ---- wheel -------------------------------------------------------------------------------
+    @app.get("/v1/wheels/{wheel_id}", tags=["wheel"])
+    def get_wheel(wheel_id: str, member_id: str | None = None, _: str = Depends(kiosk)) -> dict:
+        """Segments, published odds, rules, today's and tomorrow's seed commitments."""
+        with store.db.transaction() as conn:
+            out = wheel.info(conn, wheel_id, store.today())
+        if member_id is not None:
+            out["spins_left"] = spins.spins_left(store.redemptions, member_id, wheel_id)
+        return out
+
+    @app.get("/v1/wheels/{wheel_id}/seeds/{day}", tags=["wheel"])
+    def get_seed(wheel_id: str, day: dt.date) -> dict:
+        """A past day's seed and every spin of that day, so anyone can recompute the outcomes."""
+        with store.db.transaction() as conn:
+            return wheel.revealed_seed(conn, wheel_id, day, store.today())
+
+    @app.post("/v1/wheel/spins", tags=["wheel"])
+    def spin(body: SpinRequest, kiosk_id: str = Depends(kiosk)) -> dict:
+        """Spin: hold the cost, draw the prize, reserve its stock. Idempotent by txn_id."""
+        return spins.spin(store.redemptions, kiosk_id, body.model_dump())
+
+    return app

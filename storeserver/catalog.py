@@ -1,0 +1,116 @@
+"""Gift catalog, locker compartments per kiosk, and coupons redeemed at the till."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+
+from .clock import Clock, iso
+from .errors import Conflict, NotFound
+
+_COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the till
+
+
+def item_row(conn: sqlite3.Connection, sku: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM items WHERE sku = ? AND active = 1", (sku,)).fetchone()
+    if row is None:
+        raise NotFound("unknown_item", f"no active catalog item {sku!r}")
+    return row
+
+
+def catalog_for(conn: sqlite3.Connection, kiosk_id: str) -> dict:
+    """Items with their stock in this kiosk's compartments, and a version that changes with them."""
+    items = []
+    for row in conn.execute("SELECT * FROM items WHERE active = 1 ORDER BY points, sku"):
+        compartments = [
+            {"number": c["number"], "stock": c["stock"]}
+            for c in conn.execute(
+                "SELECT number, stock FROM compartments WHERE kiosk_id = ? AND sku = ? ORDER BY number",
+                (kiosk_id, row["sku"]),
+            )
+        ]
+        is_gift = row["kind"] == "gift"
+        items.append(
+            {
+                "sku": row["sku"],
+                "name_zh": row["name_zh"],
+                "name_en": row["name_en"],
+                "kind": row["kind"],
+                "points": row["points"],
+                "cash_cents": row["cash_cents"],
+                "coupon_value_cents": row["coupon_value_cents"],
+                "picture": row["picture"],
+                "compartments": compartments,
+                "stock": sum(c["stock"] for c in compartments) if is_gift else None,
+            }
+        )
+    body = json.dumps(items, sort_keys=True, ensure_ascii=False).encode()
+    return {"version": hashlib.sha256(body).hexdigest()[:16], "items": items}
+
+
+def take_compartment_stock(conn: sqlite3.Connection, kiosk_id: str, compartment: int, sku: str) -> None:
+    row = conn.execute(
+        "SELECT sku, stock FROM compartments WHERE kiosk_id = ? AND number = ?", (kiosk_id, compartment)
+    ).fetchone()
+    if row is None:
+        raise NotFound("unknown_compartment", f"kiosk {kiosk_id} has no compartment {compartment}")
+    if row["sku"] != sku:
+        raise Conflict(
+            "wrong_compartment", f"compartment {compartment} holds {row['sku']!r}, not {sku!r}: refresh the catalog"
+        )
+    if row["stock"] <= 0:
+        raise Conflict("out_of_stock", f"compartment {compartment} of kiosk {kiosk_id} is empty")
+    conn.execute(
+        "UPDATE compartments SET stock = stock - 1 WHERE kiosk_id = ? AND number = ?", (kiosk_id, compartment)
+    )
+
+
+def return_compartment_stock(conn: sqlite3.Connection, kiosk_id: str, compartment: int) -> None:
+    conn.execute(
+        "UPDATE compartments SET stock = stock + 1 WHERE kiosk_id = ? AND number = ?", (kiosk_id, compartment)
+    )
+
+
+def first_stocked_compartment(conn: sqlite3.Connection, kiosk_id: str, sku: str) -> int | None:
+    row = conn.execute(
+        "SELECT number FROM compartments WHERE kiosk_id = ? AND sku = ? AND stock > 0 ORDER BY number LIMIT 1",
+        (kiosk_id, sku),
+    ).fetchone()
+    return None if row is None else row["number"]
+
+
+def set_compartment(conn: sqlite3.Connection, kiosk_id: str, number: int, sku: str | None, count: int) -> None:
+    """A restock count from staff: the compartment now holds ``count`` of ``sku``."""
+    if sku is not None:
+        item_row(conn, sku)
+    conn.execute(
+        "INSERT INTO compartments(kiosk_id, number, sku, stock) VALUES (?,?,?,?) "
+        "ON CONFLICT(kiosk_id, number) DO UPDATE SET sku = excluded.sku, stock = excluded.stock",
+        (kiosk_id, number, sku, count),
+    )
+
+
+def issue_coupon(
+    conn: sqlite3.Connection, clock: Clock, txn_id: str, member_id: str, value_cents: int
+) -> str:
+    code = "CPN-" + "".join(secrets.choice(_COUPON_ALPHABET) for _ in range(10))
+    conn.execute(
+        "INSERT INTO coupons(code, txn_id, member_id, value_cents, issued_at) VALUES (?,?,?,?,?)",
+        (code, txn_id, member_id, value_cents, iso(clock.now())),
+    )
+    return code
+
+
+def redeem_coupon(conn: sqlite3.Connection, clock: Clock, code: str, ref: str | None) -> dict:
+    row = conn.execute("SELECT * FROM coupons WHERE code = ?", (code,)).fetchone()
+    if row is None:
+        raise NotFound("unknown_coupon", f"no coupon {code!r}: check the code on the receipt")
+    if row["redeemed_at"] is not None:
+        raise Conflict(
+            "coupon_already_redeemed", f"coupon {code} was already redeemed at {row['redeemed_at']}"
+        )
+    now = iso(clock.now())
+    conn.execute("UPDATE coupons SET redeemed_at = ?, redeemed_ref = ? WHERE code = ?", (now, ref, code))
+    return {"code": code, "value_cents": row["value_cents"], "redeemed_at": now, "member_id": row["member_id"]}

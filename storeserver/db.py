@@ -1,0 +1,101 @@
+"""SQLite access: one connection per thread, WAL, serialised write transactions."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+
+
+class Database:
+    """Owns the SQLite file. Each thread gets its own connection; writers use BEGIN IMMEDIATE.
+
+    ``after_commit`` callbacks queued inside a transaction run only once it has committed,
+    so notifications never announce a change that was rolled back.
+    """
+
+    def __init__(self, path: str | Path, *, wal: bool = True) -> None:
+        self.path = str(path)
+        self._wal = wal
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        conn = self.connection()
+        conn.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+        )
+
+    def connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if self._wal:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            self._local.conn = conn
+            self._local.after = None
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; nested use joins the outer one."""
+        conn = self.connection()
+        if self._local.after is not None:
+            yield conn
+            return
+        self._local.after = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._local.after = None
+            raise
+        conn.execute("COMMIT")
+        callbacks, self._local.after = self._local.after, None
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a failed notification must not fail the committed request
+                log.exception("after-commit callback failed")
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        after = getattr(self._local, "after", None)
+        if after is None:
+            callback()
+        else:
+            after.append(callback)
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row["value"]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()

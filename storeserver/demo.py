@@ -1,0 +1,97 @@
+"""Demo store data: tiers, members in every tier with lots expiring soon and later, a catalog
+mapped to locker compartments, a points+cash item, a coupon item and one lucky wheel."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .clock import iso
+from .store import Store
+
+TIERS = [
+    ("basic", "普通会员", 0, 10),
+    ("silver", "银卡会员", 1000, 12),
+    ("gold", "金卡会员", 5000, 15),
+    ("diamond", "钻石会员", 20000, 20),
+]
+
+# sku, name_zh, name_en, kind, points, cash_cents, coupon_value_cents
+ITEMS = [
+    ("GIFT-MUG", "保温杯", "Thermal mug", "gift", 800, 0, 0),
+    ("GIFT-TOTE", "帆布袋", "Canvas tote bag", "gift", 300, 0, 0),
+    ("GIFT-TEA", "精品茶叶礼盒", "Premium tea gift box", "gift", 1500, 0, 0),
+    ("GIFT-EARBUDS", "蓝牙耳机", "Bluetooth earbuds", "gift", 2000, 4900, 0),
+    ("GIFT-UMBRELLA", "晴雨伞", "Umbrella", "gift", 600, 0, 0),
+    ("CPN-10", "10元代金券", "¥10 off coupon", "coupon", 500, 0, 1000),
+]
+
+# kiosk compartment number -> (sku, stock)
+COMPARTMENTS = {1: ("GIFT-MUG", 3), 2: ("GIFT-TOTE", 5), 3: ("GIFT-TEA", 2), 4: ("GIFT-EARBUDS", 2),
+                5: ("GIFT-UMBRELLA", 1), 6: ("GIFT-MUG", 0)}
+
+# member id, name, phone, tier reached by its lots, lots as (points, days until expiry)
+MEMBERS = [
+    ("M0001", "张伟", "13812345678", "basic", [(300, 12), (450, 200)]),
+    ("M0002", "李娜", "13923456789", "silver", [(600, 5), (900, 25), (1200, 300)]),
+    ("M0003", "王芳", "13734567890", "gold", [(2500, 20), (4000, 330)]),
+    ("M0004", "Emily Chen", "+85291234567", "diamond", [(5000, 9), (18000, 360)]),
+    ("M0005", "刘洋", "13645678901", "basic", [(80, 3)]),
+]
+
+WHEEL = ("LUCKY", "幸运大转盘", "Lucky wheel", 100, 3)
+# label_zh, label_en, prize_kind, prize_points, prize_sku, weight, stock
+SEGMENTS = [
+    ("谢谢参与", "Better luck next time", "none", 0, None, 50, None),
+    ("50 积分", "50 points", "points", 50, None, 25, None),
+    ("200 积分", "200 points", "points", 200, None, 10, 20),
+    ("10元代金券", "¥10 coupon", "coupon", 0, "CPN-10", 10, 30),
+    ("帆布袋", "Tote bag", "gift", 0, "GIFT-TOTE", 4, 5),
+    ("保温杯", "Thermal mug", "gift", 0, "GIFT-MUG", 1, 2),
+]
+
+
+def seed(store: Store, kiosk_ids: list[str]) -> list[dict]:
+    """Write the demo store (idempotent: an already seeded database is left as it is)."""
+    today = store.today()
+    with store.db.transaction() as conn:
+        if conn.execute("SELECT COUNT(*) FROM tiers").fetchone()[0]:
+            return _members(store)
+        conn.executemany("INSERT INTO tiers VALUES (?,?,?,?)", TIERS)
+        conn.executemany(
+            "INSERT INTO items(sku, name_zh, name_en, kind, points, cash_cents, coupon_value_cents) "
+            "VALUES (?,?,?,?,?,?,?)",
+            ITEMS,
+        )
+        for kiosk_id in kiosk_ids:
+            conn.executemany(
+                "INSERT INTO compartments(kiosk_id, number, sku, stock) VALUES (?,?,?,?)",
+                [(kiosk_id, n, sku, stock) for n, (sku, stock) in COMPARTMENTS.items()],
+            )
+        conn.execute("INSERT INTO wheels(id, name_zh, name_en, cost_points, daily_limit) VALUES (?,?,?,?,?)", WHEEL)
+        conn.executemany(
+            "INSERT INTO wheel_segments(wheel_id, idx, label_zh, label_en, prize_kind, prize_points, prize_sku, "
+            "weight, stock) VALUES (?,?,?,?,?,?,?,?,?)",
+            [(WHEEL[0], i, *seg) for i, seg in enumerate(SEGMENTS)],
+        )
+        for member_id, name, phone, tier, lots in MEMBERS:
+            conn.execute(
+                "INSERT INTO members(id, name, phone, tier, created_at) VALUES (?,?,?,?,?)",
+                (member_id, name, phone, "basic", iso(store.clock.now())),
+            )
+            for points, days in lots:
+                # earning upgrades the tier, so each member lands in the tier its lots add up to
+                store.ledger.earn(
+                    conn, member_id, points, "purchase", "demo-seed", expires_on=today + dt.timedelta(days=days)
+                )
+    return _members(store)
+
+
+def _members(store: Store) -> list[dict]:
+    conn = store.db.connection()
+    out = []
+    for row in conn.execute("SELECT id, name, tier FROM members ORDER BY id"):
+        out.append(
+            {"id": row["id"], "name": row["name"], "tier": row["tier"],
+             "balance": store.ledger.balance(conn, row["id"], store.today())}
+        )
+    return out

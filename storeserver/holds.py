@@ -1,0 +1,232 @@
+"""Redemption holds: reserve points and stock, capture after dispensing, void on failure.
+
+Every call is idempotent by the kiosk's ``txn_id``: the same create again returns the first
+answer; a different body under a used txn_id is 409 ``txn_id_reused``. A hold neither captured
+nor voided expires and releases its points and stock; an unpaid cash part expires and voids it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+
+from . import catalog, wheel
+from .clock import Clock, iso
+from .db import Database
+from .errors import BadRequest, Conflict, NotFound
+from .ledger import Ledger
+from .payments import Payments
+
+DEFAULT_HOLD_EXPIRY_S = 600
+
+
+def request_hash(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class Redemptions:
+    """Holds, captures and voids of redemptions and spins."""
+
+    def __init__(
+        self, db: Database, clock: Clock, ledger: Ledger, payments: Payments,
+        hold_expiry_s: int = DEFAULT_HOLD_EXPIRY_S,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.ledger = ledger
+        self.payments = payments
+        self.hold_expiry_s = hold_expiry_s
+
+    # ---- create --------------------------------------------------------------------------
+    def replay(self, conn: sqlite3.Connection, txn_id: str, body_hash: str) -> dict | None:
+        """The first answer for this txn_id, or None if it is new; 409 if the body differs."""
+        row = conn.execute(
+            "SELECT request_sha256, first_response FROM redemptions WHERE txn_id = ?", (txn_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        if row["request_sha256"] != body_hash:
+            raise Conflict("txn_id_reused", f"txn_id {txn_id} was already used for a different request")
+        return json.loads(row["first_response"])
+
+    def create(self, kiosk_id: str, body: dict, base_url: str) -> dict:
+        """Hold points (and stock, and a payment for the cash part) for one catalog item."""
+        txn_id = body["txn_id"]
+        body_hash = request_hash({"kiosk_id": kiosk_id, **body})
+        with self.db.transaction() as conn:
+            self.sweep(conn)
+            if (first := self.replay(conn, txn_id, body_hash)) is not None:
+                return first
+            item = catalog.item_row(conn, body["sku"])
+            if body["points"] != item["points"] or body["cash_cents"] != item["cash_cents"]:
+                raise Conflict(
+                    "price_changed",
+                    f"{item['sku']} costs {item['points']} points + {item['cash_cents']} cents now: refresh the catalog",
+                )
+            compartment = body.get("compartment")
+            if item["kind"] == "gift":
+                if compartment is None:
+                    raise BadRequest("compartment_required", f"gift {item['sku']} needs a compartment")
+                catalog.take_compartment_stock(conn, kiosk_id, compartment, item["sku"])
+            elif compartment is not None:
+                raise BadRequest("no_compartment", f"{item['sku']} is a printed coupon: send compartment null")
+            self.ledger.allocate(conn, body["member_id"], item["points"], txn_id, "redeem")
+            payment_id = None
+            if item["cash_cents"] > 0:
+                payment_id = self.payments.create(conn, txn_id, item["cash_cents"], base_url).id
+            self.insert(
+                conn, txn_id, body_hash, "redeem", kiosk_id, body["member_id"], item["sku"],
+                compartment, item["points"], item["cash_cents"], payment_id=payment_id,
+            )
+            return self.first_response(conn, txn_id)
+
+    def insert(
+        self, conn: sqlite3.Connection, txn_id: str, body_hash: str, kind: str, kiosk_id: str,
+        member_id: str, sku: str | None, compartment: int | None, points: int, cash_cents: int,
+        payment_id: str | None = None, state: str = "held",
+    ) -> None:
+        now = self.clock.now()
+        conn.execute(
+            "INSERT INTO redemptions(txn_id, request_sha256, kind, kiosk_id, member_id, sku, compartment, "
+            "points, cash_cents, state, created_at, expires_at, payment_id, first_response) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, '{}')",
+            (
+                txn_id, body_hash, kind, kiosk_id, member_id, sku, compartment, points, cash_cents, state,
+                iso(now), iso(now + dt.timedelta(seconds=self.hold_expiry_s)), payment_id,
+            ),
+        )
+
+    def first_response(self, conn: sqlite3.Connection, txn_id: str) -> dict:
+        view = self.view(conn, txn_id)
+        conn.execute(
+            "UPDATE redemptions SET first_response = ? WHERE txn_id = ?",
+            (json.dumps(view, ensure_ascii=False), txn_id),
+        )
+        return view
+
+    # ---- read ----------------------------------------------------------------------------
+    def row(self, conn: sqlite3.Connection, txn_id: str) -> sqlite3.Row:
+        row = conn.execute("SELECT * FROM redemptions WHERE txn_id = ?", (txn_id,)).fetchone()
+        if row is None:
+            raise NotFound("unknown_txn", f"no redemption with txn_id {txn_id}")
+        return row
+
+    def view(self, conn: sqlite3.Connection, txn_id: str) -> dict:
+        r = self.row(conn, txn_id)
+        payment = self.payments.get(conn, r["payment_id"]).view() if r["payment_id"] else None
+        prize = None
+        if r["kind"] == "spin":
+            spin = conn.execute("SELECT * FROM spins WHERE txn_id = ?", (txn_id,)).fetchone()
+            seg = {s.idx: s for s in wheel.segments(conn, spin["wheel_id"])}[spin["segment_idx"]]
+            prize = {
+                "wheel_id": spin["wheel_id"], "segment_idx": seg.idx, "kind": seg.prize_kind,
+                "label_zh": seg.label_zh, "label_en": seg.label_en, "points": seg.prize_points,
+                "sku": seg.prize_sku, "day": spin["day"], "eligible": json.loads(spin["eligible"]),
+                "commitment": wheel.commitment(wheel.seed_for(conn, spin["wheel_id"], dt.date.fromisoformat(spin["day"]))),
+            }
+        return {
+            "txn_id": r["txn_id"],
+            "kind": r["kind"],
+            "state": r["state"],
+            "member_id": r["member_id"],
+            "sku": r["sku"],
+            "compartment": r["compartment"],
+            "points": r["points"],
+            "cash_cents": r["cash_cents"],
+            "hold_expires_at": r["expires_at"],
+            "void_reason": r["void_reason"],
+            "coupon_code": r["coupon_code"],
+            "payment": payment,
+            "prize": prize,
+            "balance": self.ledger.balance(conn, r["member_id"], self.ledger.today()),
+        }
+
+    def get(self, kiosk_id: str, txn_id: str) -> dict:
+        with self.db.transaction() as conn:
+            self.sweep(conn)
+            self._own(conn, kiosk_id, txn_id)
+            return self.view(conn, txn_id)
+
+    # ---- finish --------------------------------------------------------------------------
+    def capture(self, kiosk_id: str, txn_id: str) -> dict:
+        """Commit a hold after the door sensor saw the gift taken (or the coupon printed)."""
+        with self.db.transaction() as conn:
+            self.sweep(conn)
+            r = self._own(conn, kiosk_id, txn_id)
+            if r["state"] == "captured":
+                return self.view(conn, txn_id)
+            if r["state"] != "held":
+                raise Conflict(f"hold_{r['state']}", f"txn {txn_id} is {r['state']} and cannot be captured")
+            if r["payment_id"] and self.payments.get(conn, r["payment_id"]).status != "paid":
+                raise Conflict("payment_pending", f"the cash part of txn {txn_id} is not paid yet")
+            coupon = None
+            if r["kind"] == "redeem" and r["sku"]:
+                item = catalog.item_row(conn, r["sku"])
+                if item["kind"] == "coupon":
+                    coupon = catalog.issue_coupon(
+                        conn, self.clock, txn_id, r["member_id"], item["coupon_value_cents"]
+                    )
+            elif r["kind"] == "spin":
+                coupon = self._award_prize(conn, r)
+            conn.execute(
+                "UPDATE redemptions SET state = 'captured', finished_at = ?, coupon_code = ? WHERE txn_id = ?",
+                (iso(self.clock.now()), coupon, txn_id),
+            )
+            return self.view(conn, txn_id)
+
+    def void(self, kiosk_id: str, txn_id: str, reason: str) -> dict:
+        """Release a hold: points back to their lots, stock back, payment cancelled or refunded."""
+        with self.db.transaction() as conn:
+            self.sweep(conn)
+            r = self._own(conn, kiosk_id, txn_id)
+            if r["state"] in ("voided", "expired"):
+                return self.view(conn, txn_id)
+            if r["state"] == "captured":
+                raise Conflict("already_captured", f"txn {txn_id} was captured; it cannot be voided")
+            self._release(conn, r, "voided", reason)
+            return self.view(conn, txn_id)
+
+    def sweep(self, conn: sqlite3.Connection) -> None:
+        """Expire unpaid payments and stale holds (runs at the start of every write)."""
+        for txn_id in self.payments.due_for_expiry(conn):
+            r = self.row(conn, txn_id)
+            if r["state"] == "held":
+                self._release(conn, r, "voided", "payment_expired")
+        now = iso(self.clock.now())
+        for r in conn.execute(
+            "SELECT * FROM redemptions WHERE state = 'held' AND expires_at <= ?", (now,)
+        ).fetchall():
+            self._release(conn, r, "expired", "hold_expired")
+
+    # ---- internals -----------------------------------------------------------------------
+    def _own(self, conn: sqlite3.Connection, kiosk_id: str, txn_id: str) -> sqlite3.Row:
+        r = self.row(conn, txn_id)
+        if r["kiosk_id"] != kiosk_id:
+            raise NotFound("unknown_txn", f"no redemption with txn_id {txn_id} for kiosk {kiosk_id}")
+        return r
+
+    def _release(self, conn: sqlite3.Connection, r: sqlite3.Row, state: str, reason: str) -> None:
+        self.ledger.release(conn, r["member_id"], r["txn_id"])
+        if r["compartment"] is not None:
+            catalog.return_compartment_stock(conn, r["kiosk_id"], r["compartment"])
+        if r["kind"] == "spin":
+            spin = conn.execute("SELECT wheel_id, segment_idx FROM spins WHERE txn_id = ?", (r["txn_id"],)).fetchone()
+            wheel.return_prize_stock(conn, spin["wheel_id"], spin["segment_idx"])
+        if r["payment_id"]:
+            self.payments.settle_on_void(conn, r["payment_id"], expired=reason == "payment_expired")
+        conn.execute(
+            "UPDATE redemptions SET state = ?, finished_at = ?, void_reason = ? WHERE txn_id = ?",
+            (state, iso(self.clock.now()), reason, r["txn_id"]),
+        )
+
+    def _award_prize(self, conn: sqlite3.Connection, r: sqlite3.Row) -> str | None:
+        spin = conn.execute("SELECT wheel_id, segment_idx FROM spins WHERE txn_id = ?", (r["txn_id"],)).fetchone()
+        seg = {s.idx: s for s in wheel.segments(conn, spin["wheel_id"])}[spin["segment_idx"]]
+        if seg.prize_kind == "points" and seg.prize_points > 0:
+            self.ledger.earn(conn, r["member_id"], seg.prize_points, "wheel_prize", r["txn_id"])
+        elif seg.prize_kind == "coupon" and seg.prize_sku:
+            item = catalog.item_row(conn, seg.prize_sku)
+            return catalog.issue_coupon(conn, self.clock, r["txn_id"], r["member_id"], item["coupon_value_cents"])
+        return None

@@ -1,0 +1,85 @@
+"""Request bodies of the API (pydantic); unknown fields are refused so typos surface."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+TxnId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"),
+]
+MemberId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="stable machine-readable code, e.g. insufficient_points")
+    message: str = Field(description="what went wrong and what to do, for a technician")
+
+
+class EnrollRequest(Strict):
+    enrollment_code: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    kiosk_id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class RegisterRequest(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{6,15}$")]
+    referred_by: MemberId | None = None
+
+
+class AmountRequest(Strict):
+    amount_cents: int = Field(gt=0, le=100_000_000)
+    ref: Ref
+
+
+class ResolveRequest(Strict):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class RedemptionRequest(Strict):
+    txn_id: TxnId
+    member_id: MemberId
+    sku: Sku
+    compartment: int | None = Field(default=None, ge=1, le=99)
+    points: int = Field(ge=0, le=10_000_000)
+    cash_cents: int = Field(default=0, ge=0, le=10_000_000)
+
+
+class VoidRequest(Strict):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class SpinRequest(Strict):
+    txn_id: TxnId
+    member_id: MemberId
+    wheel_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+
+
+class CouponRedeemRequest(Strict):
+    ref: Ref | None = None
+
+
+class KioskEvent(Strict):
+    event_id: EventId
+    kind: Literal["inventory", "fault", "door_alarm", "needs_check", "offline_redemption"]
+    at: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventsRequest(Strict):
+    events: list[KioskEvent] = Field(min_length=1, max_length=200)
+
+
+class HeartbeatRequest(Strict):
+    health: dict[str, Any] = Field(
+        description="printer paper, doors, camera, outbox length, versions: whatever the kiosk reports"
+    )

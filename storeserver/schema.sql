@@ -1,0 +1,197 @@
+-- Reference store server schema (SQLite, WAL). Amounts: points are integers, money is cents.
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS tiers (
+    name TEXT PRIMARY KEY,
+    name_zh TEXT NOT NULL,
+    threshold INTEGER NOT NULL,           -- lifetime points needed
+    points_per_yuan_x10 INTEGER NOT NULL  -- earn rate, tenths of a point per yuan
+);
+
+CREATE TABLE IF NOT EXISTS members (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    tier TEXT NOT NULL REFERENCES tiers(name),
+    lifetime_points INTEGER NOT NULL DEFAULT 0,
+    stored_value_cents INTEGER NOT NULL DEFAULT 0 CHECK (stored_value_cents >= 0),
+    referred_by TEXT,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS lots (
+    id INTEGER PRIMARY KEY,
+    member_id TEXT NOT NULL REFERENCES members(id),
+    earned_at TEXT NOT NULL,
+    expires_on TEXT NOT NULL,             -- ISO date; the lot stops counting on this date
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    remaining INTEGER NOT NULL CHECK (remaining >= 0)
+);
+CREATE INDEX IF NOT EXISTS lots_member ON lots(member_id, expires_on);
+
+CREATE TABLE IF NOT EXISTS points_changes (
+    id INTEGER PRIMARY KEY,
+    member_id TEXT NOT NULL REFERENCES members(id),
+    at TEXT NOT NULL,
+    delta INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    ref TEXT,
+    balance_after INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_member ON points_changes(member_id, id);
+
+CREATE TABLE IF NOT EXISTS items (
+    sku TEXT PRIMARY KEY,
+    name_zh TEXT NOT NULL,
+    name_en TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('gift', 'coupon')),
+    points INTEGER NOT NULL CHECK (points >= 0),
+    cash_cents INTEGER NOT NULL DEFAULT 0 CHECK (cash_cents >= 0),
+    coupon_value_cents INTEGER NOT NULL DEFAULT 0,
+    picture TEXT,
+    active INTEGER NOT NULL DEFAULT 1
+);
+
+CREATE TABLE IF NOT EXISTS compartments (
+    kiosk_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    sku TEXT REFERENCES items(sku),
+    stock INTEGER NOT NULL DEFAULT 0 CHECK (stock >= 0),
+    PRIMARY KEY (kiosk_id, number)
+);
+
+CREATE TABLE IF NOT EXISTS kiosks (
+    id TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    enrolled_at TEXT NOT NULL,
+    last_seen TEXT,
+    health TEXT
+);
+
+CREATE TABLE IF NOT EXISTS staff_tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS enrollment_codes (
+    code_sha256 TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_by TEXT
+);
+
+CREATE TABLE IF NOT EXISTS seen_nonces (
+    nonce TEXT PRIMARY KEY,
+    kiosk_id TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS redemptions (
+    txn_id TEXT PRIMARY KEY,
+    request_sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('redeem', 'spin', 'offline')),
+    kiosk_id TEXT NOT NULL,
+    member_id TEXT NOT NULL REFERENCES members(id),
+    sku TEXT,
+    compartment INTEGER,
+    points INTEGER NOT NULL CHECK (points >= 0),
+    cash_cents INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL CHECK (state IN ('held', 'captured', 'voided', 'expired')),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    finished_at TEXT,
+    void_reason TEXT,
+    payment_id TEXT,
+    coupon_code TEXT,
+    spin_id INTEGER,
+    first_response TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS redemptions_open ON redemptions(state, expires_at);
+
+CREATE TABLE IF NOT EXISTS hold_allocations (
+    txn_id TEXT NOT NULL,                 -- written before its redemption row, same transaction
+    lot_id INTEGER NOT NULL REFERENCES lots(id),
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    PRIMARY KEY (txn_id, lot_id)
+);
+
+CREATE TABLE IF NOT EXISTS payments (
+    id TEXT PRIMARY KEY,
+    txn_id TEXT NOT NULL UNIQUE,
+    amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'paid', 'cancelled', 'expired', 'refunded')),
+    pay_url TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    paid_at TEXT
+);
+
+CREATE TABLE IF NOT EXISTS coupons (
+    code TEXT PRIMARY KEY,
+    txn_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    value_cents INTEGER NOT NULL,
+    issued_at TEXT NOT NULL,
+    redeemed_at TEXT,
+    redeemed_ref TEXT
+);
+
+CREATE TABLE IF NOT EXISTS wheels (
+    id TEXT PRIMARY KEY,
+    name_zh TEXT NOT NULL,
+    name_en TEXT NOT NULL,
+    cost_points INTEGER NOT NULL CHECK (cost_points > 0),
+    daily_limit INTEGER NOT NULL CHECK (daily_limit > 0),
+    active INTEGER NOT NULL DEFAULT 1
+);
+
+CREATE TABLE IF NOT EXISTS wheel_segments (
+    wheel_id TEXT NOT NULL REFERENCES wheels(id),
+    idx INTEGER NOT NULL,
+    label_zh TEXT NOT NULL,
+    label_en TEXT NOT NULL,
+    prize_kind TEXT NOT NULL CHECK (prize_kind IN ('none', 'points', 'coupon', 'gift')),
+    prize_points INTEGER NOT NULL DEFAULT 0,
+    prize_sku TEXT REFERENCES items(sku),
+    weight INTEGER NOT NULL CHECK (weight > 0),
+    stock INTEGER CHECK (stock IS NULL OR stock >= 0),   -- NULL: unlimited
+    PRIMARY KEY (wheel_id, idx)
+);
+
+CREATE TABLE IF NOT EXISTS wheel_seeds (
+    wheel_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    seed_hex TEXT NOT NULL,
+    commitment TEXT NOT NULL,
+    PRIMARY KEY (wheel_id, day)
+);
+
+CREATE TABLE IF NOT EXISTS spins (
+    txn_id TEXT PRIMARY KEY,
+    wheel_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    segment_idx INTEGER NOT NULL,
+    eligible TEXT NOT NULL,               -- JSON [[idx, weight], ...] drawn from
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spins_member_day ON spins(member_id, wheel_id, day);
+
+CREATE TABLE IF NOT EXISTS kiosk_events (
+    event_id TEXT PRIMARY KEY,
+    kiosk_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    result TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    kiosk_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    detail TEXT NOT NULL
+);

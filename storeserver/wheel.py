@@ -1,0 +1,189 @@
+"""Lucky wheel: segments, published odds, and a provably fair draw.
+
+Fairness: each store day has a 32-byte server seed whose SHA-256 (the commitment) is published
+in the wheel info before the day starts. A spin's outcome is
+
+    u = first 8 bytes of HMAC-SHA256(seed, txn_id) as a big-endian integer
+    r = u mod W, where W is the sum of the weights of the eligible segments
+    the segment is the first eligible one (in index order) whose running weight sum exceeds r
+
+Eligible segments are those with prize stock left (and, for a gift, a stocked compartment at
+the spinning kiosk); each spin records them so anyone can recompute it once the seed is
+revealed after its day (``GET /v1/wheels/{id}/seeds/{date}``). An out-of-stock prize leaves the
+draw and the others keep their relative weights; nothing is ever swapped silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+from dataclasses import dataclass
+
+from . import catalog
+from .errors import Conflict, NotFound
+
+RULES_ZH = (
+    "每次抽奖消耗积分；每位会员每天抽奖次数有限。每个奖项的中奖概率等于其权重除以当时有库存的奖项权重之和；"
+    "奖品抽完即退出抽奖，其余奖项按原权重比例分配，不会被暗中替换。每天的随机种子提前公布其 SHA-256 承诺值，"
+    "次日公开种子，任何人都可以用 HMAC-SHA256(种子, 交易号) 复算每一次结果。"
+)
+RULES_EN = (
+    "Each spin costs points; each member has a daily spin limit. A prize's chance is its weight divided by "
+    "the sum of the weights of the prizes in stock at the time of the spin; a prize that runs out leaves "
+    "the draw and the others keep their relative weights, never a silent swap. Each day's seed is "
+    "committed in advance by its SHA-256 and revealed the next day, so anyone can recompute every "
+    "outcome from HMAC-SHA256(seed, txn_id)."
+)
+
+
+@dataclass(frozen=True)
+class Segment:
+    idx: int
+    label_zh: str
+    label_en: str
+    prize_kind: str
+    prize_points: int
+    prize_sku: str | None
+    weight: int
+    stock: int | None
+
+
+def commitment(seed: bytes) -> str:
+    return hashlib.sha256(seed).hexdigest()
+
+
+def draw(seed: bytes, txn_id: str, eligible: list[tuple[int, int]]) -> int:
+    """The segment index a spin lands on, from the day's seed and the eligible (idx, weight)."""
+    if not eligible:
+        raise ValueError("no eligible segment")
+    total = sum(weight for _, weight in eligible)
+    u = int.from_bytes(hmac.new(seed, txn_id.encode("utf-8"), hashlib.sha256).digest()[:8], "big")
+    r = u % total
+    running = 0
+    for idx, weight in eligible:
+        running += weight
+        if r < running:
+            return idx
+    raise AssertionError("unreachable: r < total")
+
+
+def segments(conn: sqlite3.Connection, wheel_id: str) -> list[Segment]:
+    rows = conn.execute("SELECT * FROM wheel_segments WHERE wheel_id = ? ORDER BY idx", (wheel_id,))
+    return [
+        Segment(
+            r["idx"], r["label_zh"], r["label_en"], r["prize_kind"], r["prize_points"],
+            r["prize_sku"], r["weight"], r["stock"],
+        )
+        for r in rows
+    ]
+
+
+def wheel_row(conn: sqlite3.Connection, wheel_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM wheels WHERE id = ? AND active = 1", (wheel_id,)).fetchone()
+    if row is None:
+        raise NotFound("unknown_wheel", f"no active wheel {wheel_id!r}")
+    return row
+
+
+def eligible(conn: sqlite3.Connection, wheel_id: str, kiosk_id: str) -> list[tuple[Segment, int | None]]:
+    """Segments that can be won now at this kiosk, each with the compartment of a gift prize."""
+    out: list[tuple[Segment, int | None]] = []
+    for seg in segments(conn, wheel_id):
+        if seg.stock is not None and seg.stock <= 0:
+            continue
+        compartment = None
+        if seg.prize_kind == "gift":
+            compartment = catalog.first_stocked_compartment(conn, kiosk_id, seg.prize_sku or "")
+            if compartment is None:
+                continue
+        out.append((seg, compartment))
+    return out
+
+
+def seed_for(conn: sqlite3.Connection, wheel_id: str, day: dt.date) -> bytes:
+    """The day's seed, made (and so committed) on first need."""
+    row = conn.execute(
+        "SELECT seed_hex FROM wheel_seeds WHERE wheel_id = ? AND day = ?", (wheel_id, day.isoformat())
+    ).fetchone()
+    if row is not None:
+        return bytes.fromhex(row["seed_hex"])
+    seed = secrets.token_bytes(32)
+    conn.execute(
+        "INSERT INTO wheel_seeds(wheel_id, day, seed_hex, commitment) VALUES (?,?,?,?)",
+        (wheel_id, day.isoformat(), seed.hex(), commitment(seed)),
+    )
+    return seed
+
+
+def info(conn: sqlite3.Connection, wheel_id: str, today: dt.date, member_spins_today: int | None = None) -> dict:
+    wheel = wheel_row(conn, wheel_id)
+    segs = segments(conn, wheel_id)
+    total = sum(s.weight for s in segs if s.stock is None or s.stock > 0) or 1
+    tomorrow = today + dt.timedelta(days=1)
+    commitments = {
+        day.isoformat(): commitment(seed_for(conn, wheel_id, day)) for day in (today, tomorrow)
+    }
+    return {
+        "id": wheel["id"],
+        "name_zh": wheel["name_zh"],
+        "name_en": wheel["name_en"],
+        "cost_points": wheel["cost_points"],
+        "daily_limit": wheel["daily_limit"],
+        "segments": [
+            {
+                "idx": s.idx,
+                "label_zh": s.label_zh,
+                "label_en": s.label_en,
+                "prize_kind": s.prize_kind,
+                "prize_points": s.prize_points,
+                "prize_sku": s.prize_sku,
+                "weight": s.weight,
+                "stock": s.stock,
+                "odds": 0.0 if (s.stock is not None and s.stock <= 0) else s.weight / total,
+            }
+            for s in segs
+        ],
+        "rules_zh": RULES_ZH,
+        "rules_en": RULES_EN,
+        "commitments": commitments,
+        "algorithm": "HMAC-SHA256(seed, txn_id)[:8] big-endian mod total eligible weight",
+    }
+
+
+def revealed_seed(conn: sqlite3.Connection, wheel_id: str, day: dt.date, today: dt.date) -> dict:
+    wheel_row(conn, wheel_id)
+    if day >= today:
+        raise Conflict("seed_not_revealed", f"the seed of {day.isoformat()} is revealed after that day")
+    row = conn.execute(
+        "SELECT seed_hex, commitment FROM wheel_seeds WHERE wheel_id = ? AND day = ?",
+        (wheel_id, day.isoformat()),
+    ).fetchone()
+    if row is None:
+        raise NotFound("no_seed", f"wheel {wheel_id} had no seed on {day.isoformat()}")
+    spins = [
+        {"txn_id": r["txn_id"], "segment_idx": r["segment_idx"], "eligible": json.loads(r["eligible"])}
+        for r in conn.execute(
+            "SELECT txn_id, segment_idx, eligible FROM spins WHERE wheel_id = ? AND day = ? ORDER BY at, txn_id",
+            (wheel_id, day.isoformat()),
+        )
+    ]
+    return {"wheel_id": wheel_id, "day": day.isoformat(), "seed": row["seed_hex"],
+            "commitment": row["commitment"], "spins": spins}
+
+
+def take_prize_stock(conn: sqlite3.Connection, wheel_id: str, idx: int) -> None:
+    conn.execute(
+        "UPDATE wheel_segments SET stock = stock - 1 WHERE wheel_id = ? AND idx = ? AND stock IS NOT NULL",
+        (wheel_id, idx),
+    )
+
+
+def return_prize_stock(conn: sqlite3.Connection, wheel_id: str, idx: int) -> None:
+    conn.execute(
+        "UPDATE wheel_segments SET stock = stock + 1 WHERE wheel_id = ? AND idx = ? AND stock IS NOT NULL",
+        (wheel_id, idx),
+    )
