@@ -1,0 +1,65 @@
+"""``kiosk`` command: the composition root (config -> adapters -> services -> app)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_CONFIG_PATH, load_config
+from .errors import KioskError
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    print(
+        f"{cfg.source}: OK (kiosk {cfg.kiosk.id}, server {cfg.server.url}, "
+        f"{len(cfg.locker.compartments)} compartments)"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.state_dir, args.port, args.once)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiosk", description="Self-service loyalty kiosk")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        help=f"configuration file (default {DEFAULT_CONFIG_PATH})",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check-config", help="validate the configuration file and exit")
+    p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("demo", help="run the store server with demo data and a scripted redemption")
+    p.add_argument(
+        "--port", type=int, default=8080, help="store server port on 127.0.0.1 (0: any free port)"
+    )
+    p.add_argument(
+        "--state-dir", type=Path, help="where the demo database goes (default: a new temp folder)"
+    )
+    p.add_argument(
+        "--once", action="store_true", help="exit after the walk-through instead of serving"
+    )
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KioskError as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

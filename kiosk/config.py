@@ -1,0 +1,410 @@
+"""Load and validate the kiosk configuration (/etc/kiosk/kiosk.toml) into frozen dataclasses.
+
+A kiosk that guesses at its configuration may pulse the wrong relay, so every bad value, unknown
+key or syntax error is a ConfigError naming file, dotted key, value and what is allowed. Each
+field below is one TOML key with its rule and default; docs/config.md is the reference.
+"""
+
+# _key() returns dataclasses.field(), which RUF009 cannot see through.
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from kiosk.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
+EXAMPLE_CONFIG = "kiosk/kiosk.example.toml"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+_T = TypeVar("_T")
+
+
+# --- validator helpers -----------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """Raised by a rule's test; its argument replaces the rule's `allowed` text."""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What a key accepts: a description for messages, a test, and a conversion of good values."""
+
+    allowed: str
+    ok: Callable[[Any], bool]
+    convert: Callable[[Any], Any] = lambda value: value
+
+
+def _show(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def _choice(*options: object) -> _Rule:
+    # Compare types too: TOML true must not match 1, nor 58.0 match 58.
+    return _Rule(
+        "must be one of " + ", ".join(_show(o) for o in options),
+        lambda v: any(type(v) is type(o) and v == o for o in options),
+    )
+
+
+def _int_range(low: int, high: int) -> _Rule:
+    # type() rather than isinstance(): bool is a subclass of int.
+    return _Rule(
+        f"must be a whole number from {low} to {high}",
+        lambda v: type(v) is int and low <= v <= high,
+    )
+
+
+def _number_range(low: float, high: float) -> _Rule:
+    return _Rule(  # NaN fails the comparison
+        f"must be a number from {low} to {high}",
+        lambda v: type(v) in (int, float) and low <= v <= high,
+        float,
+    )
+
+
+def _boolean() -> _Rule:
+    return _Rule(
+        "must be true or false (a TOML boolean, without quotes)", lambda v: type(v) is bool
+    )
+
+
+def _string(max_len: int = 80, pattern: str = r".+", allowed: str = "") -> _Rule:
+    return _Rule(
+        allowed or f"must be a non-empty string of at most {max_len} characters",
+        lambda v: (
+            isinstance(v, str)
+            and v.strip() != ""
+            and len(v) <= max_len
+            and re.fullmatch(pattern, v) is not None
+        ),
+    )
+
+
+def _path(relative: str = "") -> _Rule:
+    """An absolute path (or one relative to the folder in key `relative`); existence unchecked."""
+    return _Rule(
+        f"must be an absolute path{f' or a path relative to {relative}' if relative else ''}",
+        lambda v: (
+            isinstance(v, str)
+            and v.strip() != ""
+            and "\0" not in v
+            and (bool(relative) or v.startswith("/"))
+        ),
+        Path,
+    )
+
+
+def _is_server_url(value: Any) -> bool:
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        host, _ = parts.hostname, parts.port  # .port raises ValueError on a bad port
+    except ValueError:
+        return False
+    if parts.scheme == "http" and host and host not in LOOPBACK_HOSTS:
+        loopback = ", ".join(LOOPBACK_HOSTS)
+        raise _Invalid(f"TLS is required: use https:// (http:// is allowed only for {loopback})")
+    return parts.scheme in ("http", "https") and bool(host)
+
+
+_SERVER_URL = _Rule(
+    "must be an http:// or https:// URL such as https://store.example.com",
+    _is_server_url,
+    lambda v: v.rstrip("/"),
+)
+_KIOSK_ID = _string(
+    32,
+    r"[a-z0-9][a-z0-9-]{1,31}",
+    "must be 2-32 characters of a-z, 0-9 and '-', not starting with '-'",
+)
+_PIN = _Rule(
+    "must be 64 hex digits (a SHA-256 fingerprint)", _string(64, r"[0-9a-fA-F]{64}").ok, str.lower
+)
+_CAMERA_DEVICE = _Rule(
+    "must be a camera index from 0 to 63 or a device path such as /dev/video0",
+    lambda v: (type(v) is int and 0 <= v <= 63) or (isinstance(v, str) and v.startswith("/")),
+)
+_DEVICE_PATH = _string(pattern=r"/.+", allowed="must be a device path such as /dev/ttyUSB0")
+_GPIO = _int_range(2, 27)  # BCM numbers of the 40-pin header's GPIOs
+
+
+def _key(rule: _Rule | None, default: Any = MISSING) -> Any:
+    """A field read from the TOML key of the same name; without a default the key is required."""
+    return field(default=default, metadata={"rule": rule})
+
+
+# --- sections: one frozen dataclass each, fields in the order they are checked ---------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class KioskSection:
+    """[kiosk]: who this kiosk is and where it keeps its state."""
+
+    id: str = _key(_KIOSK_ID)
+    store_name_zh: str = _key(_string(40), "会员积分兑换")
+    store_name_en: str = _key(_string(40), "Loyalty Kiosk")
+    language: str = _key(_choice("zh", "en"), "zh")
+    state_dir: Path = _key(_path(), Path("/var/lib/kiosk"))
+    safe_mode_on_corrupt_journal: bool = _key(_boolean(), True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSection:
+    """[server]: how to reach and trust the store server. Relative files are under state_dir."""
+
+    url: str = _key(_SERVER_URL)
+    token_file: Path = _key(_path("kiosk.state_dir"), Path("token"))
+    ca_bundle: Path | None = _key(_path(), None)
+    pin_sha256: str | None = _key(_PIN, None)
+    connect_timeout_s: float = _key(_number_range(0.1, 30), 3.0)
+    read_timeout_s: float = _key(_number_range(0.1, 60), 10.0)
+    public_key_file: Path = _key(_path("kiosk.state_dir"), Path("server_key.pub"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScannerSection:
+    """[scanner]: the QR camera, or its simulator fed from sim_source."""
+
+    kind: str = _key(_choice("camera", "sim"), "camera")
+    device: int | str = _key(_CAMERA_DEVICE, 0)
+    width: int = _key(_int_range(160, 3840), 640)
+    height: int = _key(_int_range(120, 2160), 480)
+    fps: int = _key(_int_range(1, 60), 15)
+    decoder: str = _key(_choice("auto", "pyzbar", "zxing"), "auto")
+    repeat_ignore_s: float = _key(_number_range(0, 60), 3.0)
+    sim_source: Path | None = _key(_path(), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrinterSection:
+    """[printer]: the ESC/POS receipt printer or its simulator."""
+
+    kind: str = _key(_choice("serial", "sim"), "serial")
+    port: str = _key(_DEVICE_PATH, "/dev/ttyUSB0")
+    baudrate: int = _key(_choice(9600, 19200, 38400, 57600, 115200), 19200)
+    flow_control: str = _key(_choice("none", "rtscts", "xonxoff"), "none")
+    paper_mm: int = _key(_choice(58, 80), 58)
+    encoding: str = _key(_choice("gb18030", "gbk"), "gb18030")
+    write_timeout_s: float = _key(_number_range(0.5, 60), 5.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compartment:
+    """One [[locker.compartments]] table: a door, its relay and its door sensor (BCM numbers)."""
+
+    number: int = _key(_int_range(1, 99))
+    relay_pin: int = _key(_GPIO)
+    sensor_pin: int = _key(_GPIO)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockerSection:
+    """[locker]: the gift compartments, their relays and door sensors."""
+
+    kind: str = _key(_choice("gpio", "sim"), "gpio")
+    relay_active_high: bool = _key(_boolean(), False)
+    pulse_ms: int = _key(_int_range(50, 2000), 300)
+    door_open_timeout_s: float = _key(_number_range(1, 300), 20.0)
+    door_close_timeout_s: float = _key(_number_range(1, 3600), 120.0)
+    compartments: tuple[Compartment, ...] = _key(None)  # sorted by number; see _compartments()
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfflineSection:
+    """[offline]: floor limits for redemptions while the store server is unreachable."""
+
+    per_member_daily_points: int = _key(_int_range(0, 1_000_000), 500)
+    per_kiosk_daily_points: int = _key(_int_range(0, 10_000_000), 3000)
+    member_cache_hours: int = _key(_int_range(0, 168), 24)
+    max_offline_hours: int = _key(_int_range(0, 72), 8)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UiSection:
+    """[ui]: touch-screen behaviour."""
+
+    idle_logout_s: int = _key(_int_range(10, 300), 30)
+    font_path: Path = _key(_path(), Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"))
+    fullscreen: bool = _key(_boolean(), True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogSection:
+    """[log]: logging."""
+
+    level: str = _key(_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    """The whole validated configuration; `source` is the file (or name) it came from."""
+
+    kiosk: KioskSection
+    server: ServerSection
+    scanner: ScannerSection
+    printer: PrinterSection
+    locker: LockerSection
+    offline: OfflineSection
+    ui: UiSection
+    log: LogSection
+    source: str
+
+
+SECTIONS = tuple(f.name for f in fields(KioskConfig) if f.name != "source")
+
+
+# --- reading tables --------------------------------------------------------------------------
+
+
+def _unknown(source: str, dotted: str, allowed: list[str], noun: str, where: str) -> ConfigError:
+    close = difflib.get_close_matches(dotted.rpartition(".")[2], allowed, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(
+        f"{source}: {dotted}: unknown {noun}{hint}; allowed {noun}s{where}: {', '.join(allowed)}"
+    )
+
+
+def _build(
+    source: str, name: str, data: Any, record: type[_T], label: str = "", **given: Any
+) -> _T:
+    """Check one TOML table against `record`'s fields and build it; `given` fields are not read."""
+    label = label or f"[{name}]"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {name} = {data!r}: must be a table, written as {label}")
+    allowed = [f.name for f in fields(record)]
+    # Unknown keys first: a misspelt required key should say "did you mean", not "missing".
+    for key in data:
+        if key not in allowed:
+            raise _unknown(source, f"{name}.{key}", allowed, "key", f" in {label}")
+    values = dict(given)
+    for f in fields(record):
+        rule, dotted = f.metadata["rule"], f"{name}.{f.name}"
+        if f.name in given or (f.name not in data and f.default is not MISSING):
+            continue  # the dataclass default applies
+        if f.name not in data:
+            raise ConfigError(f"{source}: {dotted} is missing: it is required and {rule.allowed}")
+        value = data[f.name]
+        try:
+            if rule.ok(value):
+                values[f.name] = rule.convert(value)
+                continue
+            allowed_text = rule.allowed
+        except _Invalid as exc:
+            allowed_text = exc.args[0]
+        raise ConfigError(f"{source}: {dotted} = {value!r}: {allowed_text}")
+    return record(**values)
+
+
+def _compartments(source: str, raw: Any) -> tuple[Compartment, ...]:
+    how = "add one [[locker.compartments]] table per door, each with number, relay_pin, sensor_pin"
+    if raw is None:
+        raise ConfigError(f"{source}: locker.compartments is missing: {how}")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(
+            f"{source}: locker.compartments = {raw!r}: must hold at least one table; {how}"
+        )
+    numbers: dict[int, str] = {}
+    pins: dict[int, str] = {}  # GPIO -> the dotted key that uses it
+    result = []
+    for index, item in enumerate(raw, start=1):
+        name = f"locker.compartments[{index}]"
+        comp = _build(source, name, item, Compartment, "[[locker.compartments]]")
+        if comp.number in numbers:
+            raise ConfigError(
+                f"{source}: {name}.number = {comp.number!r}: compartment {comp.number} is already "
+                f"defined by {numbers[comp.number]}; numbers must be unique"
+            )
+        numbers[comp.number] = name
+        for key, pin in (("relay_pin", comp.relay_pin), ("sensor_pin", comp.sensor_pin)):
+            if pin in pins:
+                raise ConfigError(
+                    f"{source}: {name}.{key} = {pin!r}: GPIO {pin} is already used as {pins[pin]}; "
+                    "each GPIO pin may be used only once"
+                )
+            pins[pin] = f"{name}.{key}"
+        result.append(comp)
+    return tuple(sorted(result, key=lambda c: c.number))
+
+
+# --- public API ------------------------------------------------------------------------------
+
+
+def parse_config(data: dict[str, Any], source: str) -> KioskConfig:
+    """Validate already-parsed TOML; `source` names the file in error messages."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the configuration must be a TOML table, got {data!r}")
+    for key in data:
+        if key not in SECTIONS:
+            raise _unknown(source, key, list(SECTIONS), "section", "")
+
+    def section(name: str, record: type[_T], **given: Any) -> _T:
+        return _build(source, name, data.get(name, {}), record, **given)
+
+    kiosk = section("kiosk", KioskSection)
+    server = section("server", ServerSection)
+    # Joining an absolute path onto state_dir keeps it as it is.
+    server = replace(
+        server,
+        token_file=kiosk.state_dir / server.token_file,
+        public_key_file=kiosk.state_dir / server.public_key_file,
+    )
+    scanner = section("scanner", ScannerSection)
+    printer = section("printer", PrinterSection)
+    locker = section("locker", LockerSection, compartments=())
+    compartments = _compartments(source, data.get("locker", {}).get("compartments"))
+    offline = section("offline", OfflineSection)
+    if offline.per_member_daily_points > offline.per_kiosk_daily_points:
+        raise ConfigError(
+            f"{source}: offline.per_member_daily_points = {offline.per_member_daily_points!r}: "
+            f"must not exceed offline.per_kiosk_daily_points ({offline.per_kiosk_daily_points})"
+        )
+    return KioskConfig(
+        kiosk=kiosk,
+        server=server,
+        scanner=scanner,
+        printer=printer,
+        locker=replace(locker, compartments=compartments),
+        offline=offline,
+        ui=section("ui", UiSection),
+        log=section("log", LogSection),
+        source=source,
+    )
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> KioskConfig:
+    """Read and validate the TOML file at `path` (default DEFAULT_CONFIG_PATH)."""
+    path = Path(DEFAULT_CONFIG_PATH if path is None else path)
+    source = str(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{source}: config file not found: copy {EXAMPLE_CONFIG} to {source} and edit it, "
+            "or pass the path of the right file"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"{source}: cannot read the config file ({exc.strerror}): make it a regular file "
+            "readable by the kiosk user"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: the file is not valid UTF-8: save it as UTF-8") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{source}: TOML syntax error: {exc}: fix that line (strings need double quotes, "
+            "one key = value per line, each key once per table)"
+        ) from exc
+    return parse_config(data, source)
