@@ -36,7 +36,9 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
-_bearer = HTTPBearer(auto_error=False, description="kiosk token from /v1/kiosks/enroll, or a staff token")
+_bearer = HTTPBearer(
+    auto_error=False, description="kiosk token from /v1/kiosks/enroll, or a staff token"
+)
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422)}
 
 
@@ -70,7 +72,9 @@ def create_app(store: Store) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        response = _error(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # e.g. Allow on 405
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -120,7 +124,9 @@ def create_app(store: Store) -> FastAPI:
         ids = [e.event_id for e in body.events]
         if len(ids) != len(set(ids)):
             raise BadRequest("duplicate_event_id", "a batch must not repeat an event_id")
-        results = kiosks.apply_events(store.redemptions, kiosk_id, [e.model_dump() for e in body.events])
+        results = kiosks.apply_events(
+            store.redemptions, kiosk_id, [e.model_dump() for e in body.events]
+        )
         return {"results": results}
 
     @app.get("/v1/kiosks", tags=["staff"])
@@ -142,7 +148,9 @@ def create_app(store: Store) -> FastAPI:
     @app.post("/v1/members", tags=["staff"], status_code=201)
     def register(body: RegisterRequest, _: str = Depends(staff)) -> dict:
         with store.db.transaction() as conn:
-            member_id = members.register(store.ledger, conn, body.name, body.phone, body.referred_by)
+            member_id = members.register(
+                store.ledger, conn, body.name, body.phone, body.referred_by
+            )
             return members.view(store.ledger, conn, member_id, None)
 
     @app.get("/v1/members/{member_id}", tags=["staff"])
@@ -154,7 +162,9 @@ def create_app(store: Store) -> FastAPI:
     def purchase(member_id: str, body: AmountRequest, _: str = Depends(staff)) -> dict:
         """Points for a purchase at the member's tier rate (idempotent by ref)."""
         with store.db.transaction() as conn:
-            earned = members.earn_purchase(store.ledger, conn, member_id, body.amount_cents, body.ref)
+            earned = members.earn_purchase(
+                store.ledger, conn, member_id, body.amount_cents, body.ref
+            )
             return {"earned": earned, **members.view(store.ledger, conn, member_id, None)}
 
     @app.post("/v1/members/{member_id}/topups", tags=["staff"])
@@ -174,12 +184,16 @@ def create_app(store: Store) -> FastAPI:
     def resolve(body: ResolveRequest, kiosk_id: str = Depends(kiosk)) -> dict:
         """Verify a scanned member code and return the member view for this kiosk."""
         with store.db.transaction() as conn:
-            member_id = members.resolve_code(store.ledger, conn, store.signing_key, kiosk_id, body.code)
+            member_id = members.resolve_code(
+                store.ledger, conn, store.signing_key, kiosk_id, body.code
+            )
             return members.view(store.ledger, conn, member_id, kiosk_id)
 
     # ---- redemptions -------------------------------------------------------------------------
     @app.post("/v1/redemptions", tags=["redemptions"])
-    def create_redemption(request: Request, body: RedemptionRequest, kiosk_id: str = Depends(kiosk)) -> dict:
+    def create_redemption(
+        request: Request, body: RedemptionRequest, kiosk_id: str = Depends(kiosk)
+    ) -> dict:
         """Hold points and stock (and open a payment for a cash part). Idempotent by txn_id."""
         return store.redemptions.create(kiosk_id, body.model_dump(), base_url(request))
 
@@ -199,8 +213,17 @@ def create_app(store: Store) -> FastAPI:
 
     # ---- payments ----------------------------------------------------------------------------
     @app.get("/v1/payments/{payment_id}", tags=["payments"])
-    def get_payment(payment_id: str, _: str = Depends(kiosk)) -> dict:
-        return store.payments.get(store.db.connection(), payment_id).view()
+    def get_payment(payment_id: str, kiosk_id: str = Depends(kiosk)) -> dict:
+        """A payment of one of this kiosk's redemptions."""
+        conn = store.db.connection()
+        payment = store.payments.get(conn, payment_id)
+        try:
+            store.redemptions.get(kiosk_id, payment.txn_id)
+        except NotFound:
+            raise NotFound(
+                "unknown_payment", f"no payment {payment_id!r} for kiosk {kiosk_id}"
+            ) from None
+        return payment.view()
 
     @app.post("/v1/payments/{payment_id}/simulate-paid", tags=["payments"])
     def simulate_paid(payment_id: str) -> dict:
@@ -226,10 +249,12 @@ def create_app(store: Store) -> FastAPI:
 
     # ---- wheel -------------------------------------------------------------------------------
     @app.get("/v1/wheels/{wheel_id}", tags=["wheel"])
-    def get_wheel(wheel_id: str, member_id: str | None = None, _: str = Depends(kiosk)) -> dict:
-        """Segments, published odds, rules, today's and tomorrow's seed commitments."""
+    def get_wheel(
+        wheel_id: str, member_id: str | None = None, kiosk_id: str = Depends(kiosk)
+    ) -> dict:
+        """Segments, odds at this kiosk now, rules, today's and tomorrow's seed commitments."""
         with store.db.transaction() as conn:
-            out = wheel.info(conn, wheel_id, store.today())
+            out = wheel.info(conn, wheel_id, store.today(), kiosk_id)
         if member_id is not None:
             out["spins_left"] = spins.spins_left(store.redemptions, member_id, wheel_id)
         return out

@@ -43,33 +43,53 @@ def catalog_for(conn: sqlite3.Connection, kiosk_id: str) -> dict:
                 "coupon_value_cents": row["coupon_value_cents"],
                 "picture": row["picture"],
                 "compartments": compartments,
-                "stock": sum(c["stock"] for c in compartments) if is_gift else None,
+                "stock": sum(c["stock"] for c in compartments) if is_gift else row["stock"],
             }
         )
     body = json.dumps(items, sort_keys=True, ensure_ascii=False).encode()
     return {"version": hashlib.sha256(body).hexdigest()[:16], "items": items}
 
 
-def take_compartment_stock(conn: sqlite3.Connection, kiosk_id: str, compartment: int, sku: str) -> None:
+def take_compartment_stock(
+    conn: sqlite3.Connection, kiosk_id: str, compartment: int, sku: str
+) -> None:
     row = conn.execute(
-        "SELECT sku, stock FROM compartments WHERE kiosk_id = ? AND number = ?", (kiosk_id, compartment)
+        "SELECT sku, stock FROM compartments WHERE kiosk_id = ? AND number = ?",
+        (kiosk_id, compartment),
     ).fetchone()
     if row is None:
         raise NotFound("unknown_compartment", f"kiosk {kiosk_id} has no compartment {compartment}")
     if row["sku"] != sku:
         raise Conflict(
-            "wrong_compartment", f"compartment {compartment} holds {row['sku']!r}, not {sku!r}: refresh the catalog"
+            "wrong_compartment",
+            f"compartment {compartment} holds {row['sku']!r}, not {sku!r}: refresh the catalog",
         )
     if row["stock"] <= 0:
         raise Conflict("out_of_stock", f"compartment {compartment} of kiosk {kiosk_id} is empty")
     conn.execute(
-        "UPDATE compartments SET stock = stock - 1 WHERE kiosk_id = ? AND number = ?", (kiosk_id, compartment)
+        "UPDATE compartments SET stock = stock - 1 WHERE kiosk_id = ? AND number = ?",
+        (kiosk_id, compartment),
     )
+
+
+def take_item_stock(conn: sqlite3.Connection, sku: str) -> None:
+    """A coupon with a store-wide limit: one fewer left (unlimited ones are untouched)."""
+    row = item_row(conn, sku)
+    if row["stock"] is None:
+        return
+    if row["stock"] <= 0:
+        raise Conflict("out_of_stock", f"{sku} is sold out in this store")
+    conn.execute("UPDATE items SET stock = stock - 1 WHERE sku = ?", (sku,))
+
+
+def return_item_stock(conn: sqlite3.Connection, sku: str) -> None:
+    conn.execute("UPDATE items SET stock = stock + 1 WHERE sku = ? AND stock IS NOT NULL", (sku,))
 
 
 def return_compartment_stock(conn: sqlite3.Connection, kiosk_id: str, compartment: int) -> None:
     conn.execute(
-        "UPDATE compartments SET stock = stock + 1 WHERE kiosk_id = ? AND number = ?", (kiosk_id, compartment)
+        "UPDATE compartments SET stock = stock + 1 WHERE kiosk_id = ? AND number = ?",
+        (kiosk_id, compartment),
     )
 
 
@@ -81,7 +101,9 @@ def first_stocked_compartment(conn: sqlite3.Connection, kiosk_id: str, sku: str)
     return None if row is None else row["number"]
 
 
-def set_compartment(conn: sqlite3.Connection, kiosk_id: str, number: int, sku: str | None, count: int) -> None:
+def set_compartment(
+    conn: sqlite3.Connection, kiosk_id: str, number: int, sku: str | None, count: int
+) -> None:
     """A restock count from staff: the compartment now holds ``count`` of ``sku``."""
     if sku is not None:
         item_row(conn, sku)
@@ -112,5 +134,12 @@ def redeem_coupon(conn: sqlite3.Connection, clock: Clock, code: str, ref: str | 
             "coupon_already_redeemed", f"coupon {code} was already redeemed at {row['redeemed_at']}"
         )
     now = iso(clock.now())
-    conn.execute("UPDATE coupons SET redeemed_at = ?, redeemed_ref = ? WHERE code = ?", (now, ref, code))
-    return {"code": code, "value_cents": row["value_cents"], "redeemed_at": now, "member_id": row["member_id"]}
+    conn.execute(
+        "UPDATE coupons SET redeemed_at = ?, redeemed_ref = ? WHERE code = ?", (now, ref, code)
+    )
+    return {
+        "code": code,
+        "value_cents": row["value_cents"],
+        "redeemed_at": now,
+        "member_id": row["member_id"],
+    }

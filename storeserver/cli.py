@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from . import demo, kiosks, members
+from . import demo, kiosks, members, wheel
 from .notify import LogNotifier, Notifier, WebhookNotifier
 from .store import DEFAULT_TIMEZONE, Store, StoreSettings
 
@@ -30,6 +30,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     notifier = WebhookNotifier(args.webhook_url) if args.webhook_url else LogNotifier()
     store = _store(args, notifier)
+    with store.db.transaction() as conn:  # publish a week of wheel seed commitments up front
+        for (wheel_id,) in conn.execute("SELECT id FROM wheels WHERE active = 1").fetchall():
+            wheel.commit_ahead(conn, wheel_id, store.today(), days=7)
     try:
         server = ServerThread(store, args.host, args.port)
     except OSError as exc:
@@ -77,8 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--db", default=DEFAULT_DB, help=f"SQLite database file (default {DEFAULT_DB})")
-        p.add_argument("--timezone", default=DEFAULT_TIMEZONE, help="the store's time zone (IANA name)")
+        p.add_argument(
+            "--db", default=DEFAULT_DB, help=f"SQLite database file (default {DEFAULT_DB})"
+        )
+        p.add_argument(
+            "--timezone", default=DEFAULT_TIMEZONE, help="the store's time zone (IANA name)"
+        )
         p.set_defaults(func=func)
         return p
 
@@ -86,14 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--webhook-url", help="POST each points notification here (default: log them)")
-    p.add_argument("--hold-expiry", type=int, default=600, help="seconds before an open hold expires")
-    p.add_argument("--payment-expiry", type=int, default=300, help="seconds before an unpaid payment expires")
+    p.add_argument(
+        "--hold-expiry", type=int, default=600, help="seconds before an open hold expires"
+    )
+    p.add_argument(
+        "--payment-expiry", type=int, default=300, help="seconds before an unpaid payment expires"
+    )
     p = command("seed-demo", cmd_seed_demo, "write the demo store and print its members")
-    p.add_argument("--kiosk", action="append", default=None, help="kiosk id to give compartments (repeatable)")
+    p.add_argument(
+        "--kiosk", action="append", default=None, help="kiosk id to give compartments (repeatable)"
+    )
     command("enroll-code", cmd_enroll_code, "print a one-time kiosk enrollment code (valid 24 h)")
     p = command("staff-token", cmd_staff_token, "print a token for a cashier or staff tool")
     p.add_argument("--name", default="staff")
-    p = command("member-code", cmd_member_code, "print a fresh signed member code, as the member's app shows")
+    p = command(
+        "member-code",
+        cmd_member_code,
+        "print a fresh signed member code, as the member's app shows",
+    )
     p.add_argument("member_id")
     p.add_argument("--json", action="store_true", help="print the code and its expiry as JSON")
     return parser

@@ -122,7 +122,9 @@ def verify(public_key: Ed25519PublicKey, text: str, now_s: int) -> SignedCode:
     try:
         public_key.verify(signature, signed)
     except InvalidSignature:
-        raise CodeError("forged", "code signature does not verify: not issued by this store") from None
+        raise CodeError(
+            "forged", "code signature does not verify: not issued by this store"
+        ) from None
     if code.expires <= code.issued or code.expires - code.issued > 3600:
         raise CodeError("malformed", "code validity window is not plausible")
     if now_s >= code.expires:

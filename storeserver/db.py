@@ -28,6 +28,9 @@ class Database:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        # Writers of this process queue here rather than in SQLite's busy handler, which polls
+        # with sleeps of up to 100 ms; BEGIN IMMEDIATE still guards against other processes.
+        self._write_lock = threading.Lock()
         conn = self.connection()
         conn.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
         conn.execute(
@@ -58,14 +61,15 @@ class Database:
             yield conn
             return
         self._local.after = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._local.after = None
-            raise
-        conn.execute("COMMIT")
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self._local.after = None
+                raise
+            conn.execute("COMMIT")
         callbacks, self._local.after = self._local.after, None
         for callback in callbacks:
             try:

@@ -15,19 +15,25 @@ TIERS = [
     ("diamond", "钻石会员", 20000, 20),
 ]
 
-# sku, name_zh, name_en, kind, points, cash_cents, coupon_value_cents
+# sku, name_zh, name_en, kind, points, cash_cents, coupon_value_cents, store-wide stock (coupons)
 ITEMS = [
-    ("GIFT-MUG", "保温杯", "Thermal mug", "gift", 800, 0, 0),
-    ("GIFT-TOTE", "帆布袋", "Canvas tote bag", "gift", 300, 0, 0),
-    ("GIFT-TEA", "精品茶叶礼盒", "Premium tea gift box", "gift", 1500, 0, 0),
-    ("GIFT-EARBUDS", "蓝牙耳机", "Bluetooth earbuds", "gift", 2000, 4900, 0),
-    ("GIFT-UMBRELLA", "晴雨伞", "Umbrella", "gift", 600, 0, 0),
-    ("CPN-10", "10元代金券", "¥10 off coupon", "coupon", 500, 0, 1000),
+    ("GIFT-MUG", "保温杯", "Thermal mug", "gift", 800, 0, 0, None),
+    ("GIFT-TOTE", "帆布袋", "Canvas tote bag", "gift", 300, 0, 0, None),
+    ("GIFT-TEA", "精品茶叶礼盒", "Premium tea gift box", "gift", 1500, 0, 0, None),
+    ("GIFT-EARBUDS", "蓝牙耳机", "Bluetooth earbuds", "gift", 2000, 4900, 0, None),
+    ("GIFT-UMBRELLA", "晴雨伞", "Umbrella", "gift", 600, 0, 0, None),
+    ("CPN-10", "10元代金券", "¥10 off coupon", "coupon", 500, 0, 1000, 200),
 ]
 
 # kiosk compartment number -> (sku, stock)
-COMPARTMENTS = {1: ("GIFT-MUG", 3), 2: ("GIFT-TOTE", 5), 3: ("GIFT-TEA", 2), 4: ("GIFT-EARBUDS", 2),
-                5: ("GIFT-UMBRELLA", 1), 6: ("GIFT-MUG", 0)}
+COMPARTMENTS = {
+    1: ("GIFT-MUG", 3),
+    2: ("GIFT-TOTE", 5),
+    3: ("GIFT-TEA", 2),
+    4: ("GIFT-EARBUDS", 2),
+    5: ("GIFT-UMBRELLA", 1),
+    6: ("GIFT-MUG", 0),
+}
 
 # member id, name, phone, tier reached by its lots, lots as (points, days until expiry)
 MEMBERS = [
@@ -58,8 +64,8 @@ def seed(store: Store, kiosk_ids: list[str]) -> list[dict]:
             return _members(store)
         conn.executemany("INSERT INTO tiers VALUES (?,?,?,?)", TIERS)
         conn.executemany(
-            "INSERT INTO items(sku, name_zh, name_en, kind, points, cash_cents, coupon_value_cents) "
-            "VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO items(sku, name_zh, name_en, kind, points, cash_cents, coupon_value_cents, stock) "
+            "VALUES (?,?,?,?,?,?,?,?)",
             ITEMS,
         )
         for kiosk_id in kiosk_ids:
@@ -67,7 +73,10 @@ def seed(store: Store, kiosk_ids: list[str]) -> list[dict]:
                 "INSERT INTO compartments(kiosk_id, number, sku, stock) VALUES (?,?,?,?)",
                 [(kiosk_id, n, sku, stock) for n, (sku, stock) in COMPARTMENTS.items()],
             )
-        conn.execute("INSERT INTO wheels(id, name_zh, name_en, cost_points, daily_limit) VALUES (?,?,?,?,?)", WHEEL)
+        conn.execute(
+            "INSERT INTO wheels(id, name_zh, name_en, cost_points, daily_limit) VALUES (?,?,?,?,?)",
+            WHEEL,
+        )
         conn.executemany(
             "INSERT INTO wheel_segments(wheel_id, idx, label_zh, label_en, prize_kind, prize_points, prize_sku, "
             "weight, stock) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -81,8 +90,16 @@ def seed(store: Store, kiosk_ids: list[str]) -> list[dict]:
             for points, days in lots:
                 # earning upgrades the tier, so each member lands in the tier its lots add up to
                 store.ledger.earn(
-                    conn, member_id, points, "purchase", "demo-seed", expires_on=today + dt.timedelta(days=days)
+                    conn,
+                    member_id,
+                    points,
+                    "purchase",
+                    "demo-seed",
+                    expires_on=today + dt.timedelta(days=days),
                 )
+            reached = store.ledger.member_row(conn, member_id)["tier"]
+            if reached != tier:  # the tier rules changed: the demo table must follow them
+                raise RuntimeError(f"demo member {member_id} reached tier {reached}, not {tier}")
     return _members(store)
 
 
@@ -91,7 +108,11 @@ def _members(store: Store) -> list[dict]:
     out = []
     for row in conn.execute("SELECT id, name, tier FROM members ORDER BY id"):
         out.append(
-            {"id": row["id"], "name": row["name"], "tier": row["tier"],
-             "balance": store.ledger.balance(conn, row["id"], store.today())}
+            {
+                "id": row["id"],
+                "name": row["name"],
+                "tier": row["tier"],
+                "balance": store.ledger.balance(conn, row["id"], store.today()),
+            }
         )
     return out

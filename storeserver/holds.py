@@ -7,15 +7,17 @@ nor voided expires and releases its points and stock; an unpaid cash part expire
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
 
 from . import catalog, wheel
 from .clock import Clock, iso
 from .db import Database
-from .errors import BadRequest, Conflict, NotFound
+from .errors import ApiError, BadRequest, Conflict, NotFound
 from .ledger import Ledger
 from .payments import Payments
 
@@ -23,14 +25,20 @@ DEFAULT_HOLD_EXPIRY_S = 600
 
 
 def request_hash(body: dict) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 class Redemptions:
     """Holds, captures and voids of redemptions and spins."""
 
     def __init__(
-        self, db: Database, clock: Clock, ledger: Ledger, payments: Payments,
+        self,
+        db: Database,
+        clock: Clock,
+        ledger: Ledger,
+        payments: Payments,
         hold_expiry_s: int = DEFAULT_HOLD_EXPIRY_S,
     ) -> None:
         self.db = db
@@ -38,6 +46,24 @@ class Redemptions:
         self.ledger = ledger
         self.payments = payments
         self.hold_expiry_s = hold_expiry_s
+
+    @contextlib.contextmanager
+    def operation(self) -> Iterator[sqlite3.Connection]:
+        """One write: sweep what is due, then the request. A refusal (ApiError) undoes the
+        request's own changes but keeps the sweep, so an expired hold is recorded as expired
+        even when the answer is 409."""
+        refused: ApiError | None = None
+        with self.db.transaction() as conn:
+            self.sweep(conn)
+            conn.execute("SAVEPOINT operation")
+            try:
+                yield conn
+            except ApiError as exc:
+                conn.execute("ROLLBACK TO SAVEPOINT operation")
+                refused = exc
+            conn.execute("RELEASE SAVEPOINT operation")
+        if refused is not None:
+            raise refused
 
     # ---- create --------------------------------------------------------------------------
     def replay(self, conn: sqlite3.Connection, txn_id: str, body_hash: str) -> dict | None:
@@ -48,15 +74,16 @@ class Redemptions:
         if row is None:
             return None
         if row["request_sha256"] != body_hash:
-            raise Conflict("txn_id_reused", f"txn_id {txn_id} was already used for a different request")
+            raise Conflict(
+                "txn_id_reused", f"txn_id {txn_id} was already used for a different request"
+            )
         return json.loads(row["first_response"])
 
     def create(self, kiosk_id: str, body: dict, base_url: str) -> dict:
         """Hold points (and stock, and a payment for the cash part) for one catalog item."""
         txn_id = body["txn_id"]
         body_hash = request_hash({"kiosk_id": kiosk_id, **body})
-        with self.db.transaction() as conn:
-            self.sweep(conn)
+        with self.operation() as conn:
             if (first := self.replay(conn, txn_id, body_hash)) is not None:
                 return first
             item = catalog.item_row(conn, body["sku"])
@@ -68,24 +95,49 @@ class Redemptions:
             compartment = body.get("compartment")
             if item["kind"] == "gift":
                 if compartment is None:
-                    raise BadRequest("compartment_required", f"gift {item['sku']} needs a compartment")
+                    raise BadRequest(
+                        "compartment_required", f"gift {item['sku']} needs a compartment"
+                    )
                 catalog.take_compartment_stock(conn, kiosk_id, compartment, item["sku"])
             elif compartment is not None:
-                raise BadRequest("no_compartment", f"{item['sku']} is a printed coupon: send compartment null")
+                raise BadRequest(
+                    "no_compartment", f"{item['sku']} is a printed coupon: send compartment null"
+                )
+            else:
+                catalog.take_item_stock(conn, item["sku"])
             self.ledger.allocate(conn, body["member_id"], item["points"], txn_id, "redeem")
             payment_id = None
             if item["cash_cents"] > 0:
                 payment_id = self.payments.create(conn, txn_id, item["cash_cents"], base_url).id
             self.insert(
-                conn, txn_id, body_hash, "redeem", kiosk_id, body["member_id"], item["sku"],
-                compartment, item["points"], item["cash_cents"], payment_id=payment_id,
+                conn,
+                txn_id,
+                body_hash,
+                "redeem",
+                kiosk_id,
+                body["member_id"],
+                item["sku"],
+                compartment,
+                item["points"],
+                item["cash_cents"],
+                payment_id=payment_id,
             )
             return self.first_response(conn, txn_id)
 
     def insert(
-        self, conn: sqlite3.Connection, txn_id: str, body_hash: str, kind: str, kiosk_id: str,
-        member_id: str, sku: str | None, compartment: int | None, points: int, cash_cents: int,
-        payment_id: str | None = None, state: str = "held",
+        self,
+        conn: sqlite3.Connection,
+        txn_id: str,
+        body_hash: str,
+        kind: str,
+        kiosk_id: str,
+        member_id: str,
+        sku: str | None,
+        compartment: int | None,
+        points: int,
+        cash_cents: int,
+        payment_id: str | None = None,
+        state: str = "held",
     ) -> None:
         now = self.clock.now()
         conn.execute(
@@ -93,8 +145,19 @@ class Redemptions:
             "points, cash_cents, state, created_at, expires_at, payment_id, first_response) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, '{}')",
             (
-                txn_id, body_hash, kind, kiosk_id, member_id, sku, compartment, points, cash_cents, state,
-                iso(now), iso(now + dt.timedelta(seconds=self.hold_expiry_s)), payment_id,
+                txn_id,
+                body_hash,
+                kind,
+                kiosk_id,
+                member_id,
+                sku,
+                compartment,
+                points,
+                cash_cents,
+                state,
+                iso(now),
+                iso(now + dt.timedelta(seconds=self.hold_expiry_s)),
+                payment_id,
             ),
         )
 
@@ -121,10 +184,18 @@ class Redemptions:
             spin = conn.execute("SELECT * FROM spins WHERE txn_id = ?", (txn_id,)).fetchone()
             seg = {s.idx: s for s in wheel.segments(conn, spin["wheel_id"])}[spin["segment_idx"]]
             prize = {
-                "wheel_id": spin["wheel_id"], "segment_idx": seg.idx, "kind": seg.prize_kind,
-                "label_zh": seg.label_zh, "label_en": seg.label_en, "points": seg.prize_points,
-                "sku": seg.prize_sku, "day": spin["day"], "eligible": json.loads(spin["eligible"]),
-                "commitment": wheel.commitment(wheel.seed_for(conn, spin["wheel_id"], dt.date.fromisoformat(spin["day"]))),
+                "wheel_id": spin["wheel_id"],
+                "segment_idx": seg.idx,
+                "kind": seg.prize_kind,
+                "label_zh": seg.label_zh,
+                "label_en": seg.label_en,
+                "points": seg.prize_points,
+                "sku": seg.prize_sku,
+                "day": spin["day"],
+                "eligible": json.loads(spin["eligible"]),
+                "commitment": wheel.commitment(
+                    wheel.seed_for(conn, spin["wheel_id"], dt.date.fromisoformat(spin["day"]))
+                ),
             }
         return {
             "txn_id": r["txn_id"],
@@ -144,21 +215,21 @@ class Redemptions:
         }
 
     def get(self, kiosk_id: str, txn_id: str) -> dict:
-        with self.db.transaction() as conn:
-            self.sweep(conn)
+        with self.operation() as conn:
             self._own(conn, kiosk_id, txn_id)
             return self.view(conn, txn_id)
 
     # ---- finish --------------------------------------------------------------------------
     def capture(self, kiosk_id: str, txn_id: str) -> dict:
         """Commit a hold after the door sensor saw the gift taken (or the coupon printed)."""
-        with self.db.transaction() as conn:
-            self.sweep(conn)
+        with self.operation() as conn:
             r = self._own(conn, kiosk_id, txn_id)
             if r["state"] == "captured":
                 return self.view(conn, txn_id)
             if r["state"] != "held":
-                raise Conflict(f"hold_{r['state']}", f"txn {txn_id} is {r['state']} and cannot be captured")
+                raise Conflict(
+                    f"hold_{r['state']}", f"txn {txn_id} is {r['state']} and cannot be captured"
+                )
             if r["payment_id"] and self.payments.get(conn, r["payment_id"]).status != "paid":
                 raise Conflict("payment_pending", f"the cash part of txn {txn_id} is not paid yet")
             coupon = None
@@ -178,13 +249,14 @@ class Redemptions:
 
     def void(self, kiosk_id: str, txn_id: str, reason: str) -> dict:
         """Release a hold: points back to their lots, stock back, payment cancelled or refunded."""
-        with self.db.transaction() as conn:
-            self.sweep(conn)
+        with self.operation() as conn:
             r = self._own(conn, kiosk_id, txn_id)
             if r["state"] in ("voided", "expired"):
                 return self.view(conn, txn_id)
             if r["state"] == "captured":
-                raise Conflict("already_captured", f"txn {txn_id} was captured; it cannot be voided")
+                raise Conflict(
+                    "already_captured", f"txn {txn_id} was captured; it cannot be voided"
+                )
             self._release(conn, r, "voided", reason)
             return self.view(conn, txn_id)
 
@@ -204,15 +276,21 @@ class Redemptions:
     def _own(self, conn: sqlite3.Connection, kiosk_id: str, txn_id: str) -> sqlite3.Row:
         r = self.row(conn, txn_id)
         if r["kiosk_id"] != kiosk_id:
-            raise NotFound("unknown_txn", f"no redemption with txn_id {txn_id} for kiosk {kiosk_id}")
+            raise NotFound(
+                "unknown_txn", f"no redemption with txn_id {txn_id} for kiosk {kiosk_id}"
+            )
         return r
 
     def _release(self, conn: sqlite3.Connection, r: sqlite3.Row, state: str, reason: str) -> None:
         self.ledger.release(conn, r["member_id"], r["txn_id"])
         if r["compartment"] is not None:
             catalog.return_compartment_stock(conn, r["kiosk_id"], r["compartment"])
+        elif r["kind"] == "redeem" and r["sku"]:
+            catalog.return_item_stock(conn, r["sku"])
         if r["kind"] == "spin":
-            spin = conn.execute("SELECT wheel_id, segment_idx FROM spins WHERE txn_id = ?", (r["txn_id"],)).fetchone()
+            spin = conn.execute(
+                "SELECT wheel_id, segment_idx FROM spins WHERE txn_id = ?", (r["txn_id"],)
+            ).fetchone()
             wheel.return_prize_stock(conn, spin["wheel_id"], spin["segment_idx"])
         if r["payment_id"]:
             self.payments.settle_on_void(conn, r["payment_id"], expired=reason == "payment_expired")
@@ -222,11 +300,15 @@ class Redemptions:
         )
 
     def _award_prize(self, conn: sqlite3.Connection, r: sqlite3.Row) -> str | None:
-        spin = conn.execute("SELECT wheel_id, segment_idx FROM spins WHERE txn_id = ?", (r["txn_id"],)).fetchone()
+        spin = conn.execute(
+            "SELECT wheel_id, segment_idx FROM spins WHERE txn_id = ?", (r["txn_id"],)
+        ).fetchone()
         seg = {s.idx: s for s in wheel.segments(conn, spin["wheel_id"])}[spin["segment_idx"]]
         if seg.prize_kind == "points" and seg.prize_points > 0:
             self.ledger.earn(conn, r["member_id"], seg.prize_points, "wheel_prize", r["txn_id"])
         elif seg.prize_kind == "coupon" and seg.prize_sku:
             item = catalog.item_row(conn, seg.prize_sku)
-            return catalog.issue_coupon(conn, self.clock, r["txn_id"], r["member_id"], item["coupon_value_cents"])
+            return catalog.issue_coupon(
+                conn, self.clock, r["txn_id"], r["member_id"], item["coupon_value_cents"]
+            )
         return None

@@ -46,13 +46,22 @@ def enroll(conn: sqlite3.Connection, clock: Clock, code: str, kiosk_id: str) -> 
         "SELECT * FROM enrollment_codes WHERE code_sha256 = ?", (_sha(code.strip().upper()),)
     ).fetchone()
     if row is None:
-        raise Unauthorized("bad_enrollment_code", "unknown enrollment code: run 'storeserver enroll-code'")
+        raise Unauthorized(
+            "bad_enrollment_code", "unknown enrollment code: run 'storeserver enroll-code'"
+        )
     if row["used_by"] is not None:
-        raise Unauthorized("enrollment_code_used", "this enrollment code was already used: make a new one")
+        raise Unauthorized(
+            "enrollment_code_used", "this enrollment code was already used: make a new one"
+        )
     if parse_iso(row["expires_at"]) <= clock.now():
-        raise Unauthorized("enrollment_code_expired", "this enrollment code has expired: make a new one")
+        raise Unauthorized(
+            "enrollment_code_expired", "this enrollment code has expired: make a new one"
+        )
     token = secrets.token_urlsafe(32)
-    conn.execute("UPDATE enrollment_codes SET used_by = ? WHERE code_sha256 = ?", (kiosk_id, row["code_sha256"]))
+    conn.execute(
+        "UPDATE enrollment_codes SET used_by = ? WHERE code_sha256 = ?",
+        (kiosk_id, row["code_sha256"]),
+    )
     conn.execute(
         "INSERT INTO kiosks(id, token_sha256, enrolled_at) VALUES (?,?,?) "
         "ON CONFLICT(id) DO UPDATE SET token_sha256 = excluded.token_sha256, enrolled_at = excluded.enrolled_at",
@@ -78,9 +87,13 @@ def kiosk_for_token(conn: sqlite3.Connection, token: str) -> str:
 
 
 def staff_for_token(conn: sqlite3.Connection, token: str) -> str:
-    row = conn.execute("SELECT name FROM staff_tokens WHERE token_sha256 = ?", (_sha(token),)).fetchone()
+    row = conn.execute(
+        "SELECT name FROM staff_tokens WHERE token_sha256 = ?", (_sha(token),)
+    ).fetchone()
     if row is None:
-        raise Unauthorized("bad_token", "unknown staff token: make one with 'storeserver staff-token'")
+        raise Unauthorized(
+            "bad_token", "unknown staff token: make one with 'storeserver staff-token'"
+        )
     return row["name"]
 
 
@@ -100,7 +113,9 @@ def list_kiosks(conn: sqlite3.Connection) -> list[dict]:
             "enrolled_at": r["enrolled_at"],
             "last_seen": r["last_seen"],
             "health": json.loads(r["health"]) if r["health"] else None,
-            "open_alerts": conn.execute("SELECT COUNT(*) FROM alerts WHERE kiosk_id = ?", (r["id"],)).fetchone()[0],
+            "open_alerts": conn.execute(
+                "SELECT COUNT(*) FROM alerts WHERE kiosk_id = ?", (r["id"],)
+            ).fetchone()[0],
         }
         for r in conn.execute("SELECT * FROM kiosks ORDER BY id")
     ]
@@ -137,8 +152,12 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
                 "INSERT INTO kiosk_events(event_id, kiosk_id, kind, at, payload, result, received_at) "
                 "VALUES (?,?,?,?,?,?,?)",
                 (
-                    event["event_id"], kiosk_id, event["kind"], event["at"],
-                    json.dumps(event.get("payload", {}), ensure_ascii=False), json.dumps(result),
+                    event["event_id"],
+                    kiosk_id,
+                    event["kind"],
+                    event["at"],
+                    json.dumps(event.get("payload", {}), ensure_ascii=False),
+                    json.dumps(result),
                     iso(clock.now()),
                 ),
             )
@@ -146,7 +165,9 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
     return results
 
 
-def _apply_one(redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, event: dict) -> dict:
+def _apply_one(
+    redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, event: dict
+) -> dict:
     kind, payload = event["kind"], event.get("payload") or {}
     clock = redemptions.clock
     if kind == "inventory":
@@ -164,19 +185,32 @@ def _apply_one(redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str
     raise BadRequest("unknown_event_kind", f"event kind {kind!r} is not known to this server")
 
 
-def _offline_redemption(redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, p: dict) -> dict:
+def _offline_redemption(
+    redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, p: dict
+) -> dict:
     """A gift dispensed while offline: charge the points now, or report a conflict for staff."""
     for key in ("txn_id", "member_id", "sku"):
         if not isinstance(p.get(key), str) or not p[key]:
             raise BadRequest("invalid_payload", f"payload.{key} must be a non-empty string")
     points = _int(p, "points", 0, 10_000_000)
-    compartment = p.get("compartment")
-    existing = conn.execute("SELECT state FROM redemptions WHERE txn_id = ?", (p["txn_id"],)).fetchone()
+    # checked like inventory's: an unchecked int (2**70) overflowed SQLite's INTEGER (500)
+    compartment = None if p.get("compartment") is None else _int(p, "compartment", 1, 99)
+    existing = conn.execute(
+        "SELECT state FROM redemptions WHERE txn_id = ?", (p["txn_id"],)
+    ).fetchone()
     if existing is not None:
         return {"status": "applied", "note": "txn already known"}
     item = catalog.item_row(conn, p["sku"])
+    if item["kind"] != "gift":
+        raise BadRequest(
+            "not_offline_item", f"{p['sku']} is a coupon: coupons are issued online only"
+        )
     if item["points"] != points:
-        raise ApiError("price_changed", f"{p['sku']} costs {item['points']} points, kiosk charged {points}", 409)
+        raise ApiError(
+            "price_changed",
+            f"{p['sku']} costs {item['points']} points, kiosk charged {points}",
+            409,
+        )
     redemptions.ledger.allocate(conn, p["member_id"], points, p["txn_id"], "offline_redeem")
     if isinstance(compartment, int):
         # the gift is already out of the locker: count it even if the server thought it empty
@@ -186,8 +220,17 @@ def _offline_redemption(redemptions: Redemptions, conn: sqlite3.Connection, kios
         )
     body_hash = request_hash({"kiosk_id": kiosk_id, "offline": p})
     redemptions.insert(
-        conn, p["txn_id"], body_hash, "offline", kiosk_id, p["member_id"], p["sku"],
-        compartment if isinstance(compartment, int) else None, points, 0, state="captured",
+        conn,
+        p["txn_id"],
+        body_hash,
+        "offline",
+        kiosk_id,
+        p["member_id"],
+        p["sku"],
+        compartment if isinstance(compartment, int) else None,
+        points,
+        0,
+        state="captured",
     )
     redemptions.first_response(conn, p["txn_id"])
     return {"status": "applied"}
@@ -204,5 +247,7 @@ def _alert(conn: sqlite3.Connection, clock: Clock, kiosk_id: str, kind: str, det
 def _int(payload: dict, key: str, lo: int, hi: int) -> int:
     value = payload.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise BadRequest("invalid_payload", f"payload.{key} must be an integer from {lo} to {hi}, got {value!r}")
+        raise BadRequest(
+            "invalid_payload", f"payload.{key} must be an integer from {lo} to {hi}, got {value!r}"
+        )
     return value

@@ -55,7 +55,9 @@ class Ledger:
     # ---- reads -------------------------------------------------------------------------
     def tiers(self, conn: sqlite3.Connection) -> list[Tier]:
         rows = conn.execute("SELECT * FROM tiers ORDER BY threshold").fetchall()
-        return [Tier(r["name"], r["name_zh"], r["threshold"], r["points_per_yuan_x10"]) for r in rows]
+        return [
+            Tier(r["name"], r["name_zh"], r["threshold"], r["points_per_yuan_x10"]) for r in rows
+        ]
 
     def member_row(self, conn: sqlite3.Connection, member_id: str) -> sqlite3.Row:
         row = conn.execute("SELECT * FROM members WHERE id = ?", (member_id,)).fetchone()
@@ -100,6 +102,8 @@ class Ledger:
         self.sweep(conn, member_id)
         now = self.clock.now()
         expires_on = expires_on or (self.today() + dt.timedelta(days=self.lot_validity_days))
+        if expires_on <= self.today():
+            raise BadRequest("invalid_expiry", f"a lot expiring on {expires_on} would never count")
         conn.execute(
             "INSERT INTO lots(member_id, earned_at, expires_on, amount, remaining) VALUES (?,?,?,?,?)",
             (member_id, iso(now), expires_on.isoformat(), points, points),
@@ -110,19 +114,21 @@ class Ledger:
         old = {t.name: t.threshold for t in self.tiers(conn)}
         if new_tier.threshold > old.get(member["tier"], 0):
             conn.execute("UPDATE members SET tier = ? WHERE id = ?", (new_tier.name, member_id))
-            self._notify("tier_changed", member_id, now, {"from": member["tier"], "to": new_tier.name})
+            self._notify(
+                "tier_changed", member_id, now, {"from": member["tier"], "to": new_tier.name}
+            )
         return self._change(conn, member_id, points, kind, ref, now)
 
-    def allocate(self, conn: sqlite3.Connection, member_id: str, points: int, txn_id: str, kind: str) -> int:
+    def allocate(
+        self, conn: sqlite3.Connection, member_id: str, points: int, txn_id: str, kind: str
+    ) -> int:
         """Take points for a hold from the soonest-expiring lots; returns the balance after."""
         self.member_row(conn, member_id)
         self.sweep(conn, member_id)
         now = self.clock.now()
         available = self.balance(conn, member_id, self.today())
         if points > available:
-            raise Conflict(
-                "insufficient_points", f"member has {available} points, {points} needed"
-            )
+            raise Conflict("insufficient_points", f"member has {available} points, {points} needed")
         if points == 0:
             return available
         lots = conn.execute(
@@ -133,7 +139,9 @@ class Ledger:
         left = points
         for lot in lots:
             take = min(left, lot["remaining"])
-            conn.execute("UPDATE lots SET remaining = remaining - ? WHERE id = ?", (take, lot["id"]))
+            conn.execute(
+                "UPDATE lots SET remaining = remaining - ? WHERE id = ?", (take, lot["id"])
+            )
             conn.execute(
                 "INSERT INTO hold_allocations(txn_id, lot_id, amount) VALUES (?,?,?)",
                 (txn_id, lot["id"], take),
@@ -151,14 +159,18 @@ class Ledger:
         now = self.clock.now()
         total = sum(r["amount"] for r in rows)
         for r in rows:
-            conn.execute("UPDATE lots SET remaining = remaining + ? WHERE id = ?", (r["amount"], r["lot_id"]))
+            conn.execute(
+                "UPDATE lots SET remaining = remaining + ? WHERE id = ?", (r["amount"], r["lot_id"])
+            )
         conn.execute("DELETE FROM hold_allocations WHERE txn_id = ?", (txn_id,))
         if total:
             self._change(conn, member_id, total, "refund", txn_id, now)
         self.sweep(conn, member_id)
         return self.balance(conn, member_id, self.today())
 
-    def recent_changes(self, conn: sqlite3.Connection, member_id: str, limit: int = 10) -> list[dict]:
+    def recent_changes(
+        self, conn: sqlite3.Connection, member_id: str, limit: int = 10
+    ) -> list[dict]:
         rows = conn.execute(
             "SELECT at, delta, kind, ref, balance_after FROM points_changes "
             "WHERE member_id = ? ORDER BY id DESC LIMIT ?",
@@ -168,7 +180,13 @@ class Ledger:
 
     # ---- internals -----------------------------------------------------------------------
     def _change(
-        self, conn: sqlite3.Connection, member_id: str, delta: int, kind: str, ref: str | None, now: dt.datetime
+        self,
+        conn: sqlite3.Connection,
+        member_id: str,
+        delta: int,
+        kind: str,
+        ref: str | None,
+        now: dt.datetime,
     ) -> int:
         after = self.balance(conn, member_id, self.today())
         conn.execute(
@@ -177,7 +195,10 @@ class Ledger:
             (member_id, iso(now), delta, kind, ref, after),
         )
         self._notify(
-            "points_changed", member_id, now, {"delta": delta, "kind": kind, "ref": ref, "balance": after}
+            "points_changed",
+            member_id,
+            now,
+            {"delta": delta, "kind": kind, "ref": ref, "balance": after},
         )
         return after
 

@@ -29,11 +29,15 @@ def mask_phone(phone: str) -> str:
     return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
 
 
-def register(ledger: Ledger, conn: sqlite3.Connection, name: str, phone: str, referred_by: str | None) -> str:
+def register(
+    ledger: Ledger, conn: sqlite3.Connection, name: str, phone: str, referred_by: str | None
+) -> str:
     if not name.strip() or len(name) > 64:
         raise BadRequest("invalid_name", "name must be 1 to 64 characters")
     if not _PHONE.match(phone):
-        raise BadRequest("invalid_phone", f"phone {phone!r} must be 6 to 15 digits, optional leading +")
+        raise BadRequest(
+            "invalid_phone", f"phone {phone!r} must be 6 to 15 digits, optional leading +"
+        )
     if referred_by is not None:
         ledger.member_row(conn, referred_by)
     member_id = "M" + secrets.token_hex(4).upper()
@@ -48,7 +52,9 @@ def register(ledger: Ledger, conn: sqlite3.Connection, name: str, phone: str, re
     return member_id
 
 
-def earn_purchase(ledger: Ledger, conn: sqlite3.Connection, member_id: str, amount_cents: int, ref: str) -> int:
+def earn_purchase(
+    ledger: Ledger, conn: sqlite3.Connection, member_id: str, amount_cents: int, ref: str
+) -> int:
     """Points for a purchase at the member's tier rate; returns the points earned."""
     member = ledger.member_row(conn, member_id)
     rate = next(t.points_per_yuan_x10 for t in ledger.tiers(conn) if t.name == member["tier"])
@@ -59,12 +65,15 @@ def earn_purchase(ledger: Ledger, conn: sqlite3.Connection, member_id: str, amou
     return points
 
 
-def top_up(ledger: Ledger, conn: sqlite3.Connection, member_id: str, amount_cents: int, ref: str) -> int:
+def top_up(
+    ledger: Ledger, conn: sqlite3.Connection, member_id: str, amount_cents: int, ref: str
+) -> int:
     """Add stored value; a top-up earns points too. Returns the points earned."""
     ledger.member_row(conn, member_id)
     _once(conn, member_id, f"topup:{ref}")
     conn.execute(
-        "UPDATE members SET stored_value_cents = stored_value_cents + ? WHERE id = ?", (amount_cents, member_id)
+        "UPDATE members SET stored_value_cents = stored_value_cents + ? WHERE id = ?",
+        (amount_cents, member_id),
     )
     points = amount_cents * TOPUP_POINTS_PER_YUAN_X10 // 1000
     if points > 0:
@@ -80,7 +89,9 @@ def _once(conn: sqlite3.Connection, member_id: str, ref: str) -> None:
         raise Conflict("already_recorded", f"{ref} was already recorded for member {member_id}")
 
 
-def issue_code(ledger: Ledger, conn: sqlite3.Connection, key: Ed25519PrivateKey, member_id: str) -> dict:
+def issue_code(
+    ledger: Ledger, conn: sqlite3.Connection, key: Ed25519PrivateKey, member_id: str
+) -> dict:
     ledger.member_row(conn, member_id)
     now = ledger.clock.now()
     code = codes.issue(key, codes.CodeKind.MEMBER, member_id, int(now.timestamp()))
@@ -99,11 +110,20 @@ def resolve_code(
         status = 401 if exc.reason == "forged" else 400
         raise ApiError(f"code_{exc.reason}", str(exc), status) from None
     if parsed.kind is not codes.CodeKind.MEMBER:
-        raise BadRequest("not_a_member_code", f"this is a {parsed.kind.name.lower()} code, not a member code")
-    conn.execute("DELETE FROM seen_nonces WHERE expires_at < ?", (iso(now - dt.timedelta(hours=1)),))
-    seen = conn.execute("SELECT kiosk_id FROM seen_nonces WHERE nonce = ?", (parsed.nonce,)).fetchone()
+        raise BadRequest(
+            "not_a_member_code", f"this is a {parsed.kind.name.lower()} code, not a member code"
+        )
+    conn.execute(
+        "DELETE FROM seen_nonces WHERE expires_at < ?", (iso(now - dt.timedelta(hours=1)),)
+    )
+    seen = conn.execute(
+        "SELECT kiosk_id FROM seen_nonces WHERE nonce = ?", (parsed.nonce,)
+    ).fetchone()
     if seen is not None and seen["kiosk_id"] != kiosk_id:
-        raise Conflict("code_replayed", "this member code was already used at another kiosk: refresh it in the app")
+        raise Conflict(
+            "code_replayed",
+            "this member code was already used at another kiosk: refresh it in the app",
+        )
     if seen is None:
         expires = dt.datetime.fromtimestamp(parsed.expires, dt.UTC)
         conn.execute(
@@ -135,7 +155,9 @@ def view(ledger: Ledger, conn: sqlite3.Connection, member_id: str, kiosk_id: str
     ]
     items = catalog.catalog_for(conn, kiosk_id or "")["items"]
     affordable = [
-        i["sku"] for i in items if i["points"] <= balance and (i["kind"] == "coupon" or (i["stock"] or 0) > 0)
+        i["sku"]
+        for i in items
+        if i["points"] <= balance and (i["kind"] == "coupon" or (i["stock"] or 0) > 0)
     ]
     return {
         "member_id": member_id,
@@ -153,5 +175,3 @@ def view(ledger: Ledger, conn: sqlite3.Connection, member_id: str, kiosk_id: str
         "recent_changes": ledger.recent_changes(conn, member_id, 10),
         "affordable_skus": affordable,
     }
-
-

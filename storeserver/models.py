@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 TxnId = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"),
+    StringConstraints(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    ),
 ]
 MemberId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+EventId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _storable(value: dict[str, Any]) -> dict[str, Any]:
+    """Free-form JSON is stored as standard JSON in UTF-8: a lone surrogate escape ("\\ud800")
+    and NaN or Infinity cannot be."""
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "contains an unpaired surrogate (\\ud800-\\udfff): send valid UTF-8 text"
+        ) from None
+    except ValueError:
+        raise ValueError("contains NaN or Infinity, which JSON cannot carry: send null") from None
+    return value
+
+
+# pydantic checks str fields, but not strings nested in Any: without this they reached SQLite (500)
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
 
 
 class Strict(BaseModel):
@@ -72,7 +95,7 @@ class KioskEvent(Strict):
     event_id: EventId
     kind: Literal["inventory", "fault", "door_alarm", "needs_check", "offline_redemption"]
     at: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: JsonObject = Field(default_factory=dict)
 
 
 class EventsRequest(Strict):
@@ -80,6 +103,6 @@ class EventsRequest(Strict):
 
 
 class HeartbeatRequest(Strict):
-    health: dict[str, Any] = Field(
+    health: JsonObject = Field(
         description="printer paper, doors, camera, outbox length, versions: whatever the kiosk reports"
     )

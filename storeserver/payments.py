@@ -36,8 +36,13 @@ class Payment:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Payment:
         return cls(
-            row["id"], row["txn_id"], row["amount_cents"], row["status"], row["pay_url"],
-            row["expires_at"], row["paid_at"],
+            row["id"],
+            row["txn_id"],
+            row["amount_cents"],
+            row["status"],
+            row["pay_url"],
+            row["expires_at"],
+            row["paid_at"],
         )
 
     def view(self) -> dict:
@@ -75,14 +80,20 @@ class Payments:
     """Payment records and their life: pending -> paid | cancelled | expired; paid -> refunded."""
 
     def __init__(
-        self, db: Database, provider: PaymentProvider, clock: Clock, expiry_s: int = DEFAULT_PAYMENT_EXPIRY_S
+        self,
+        db: Database,
+        provider: PaymentProvider,
+        clock: Clock,
+        expiry_s: int = DEFAULT_PAYMENT_EXPIRY_S,
     ) -> None:
         self.db = db
         self.provider = provider
         self.clock = clock
         self.expiry_s = expiry_s
 
-    def create(self, conn: sqlite3.Connection, txn_id: str, amount_cents: int, base_url: str) -> Payment:
+    def create(
+        self, conn: sqlite3.Connection, txn_id: str, amount_cents: int, base_url: str
+    ) -> Payment:
         payment_id = "pay_" + secrets.token_hex(8)
         now = self.clock.now()
         expires = now + dt.timedelta(seconds=self.expiry_s)
@@ -109,11 +120,14 @@ class Payments:
         if parse_iso(payment.expires_at) <= self.clock.now():
             raise Conflict("payment_expired", f"payment {payment_id} has expired")
         conn.execute(
-            "UPDATE payments SET status = 'paid', paid_at = ? WHERE id = ?", (iso(self.clock.now()), payment_id)
+            "UPDATE payments SET status = 'paid', paid_at = ? WHERE id = ?",
+            (iso(self.clock.now()), payment_id),
         )
         return self.get(conn, payment_id)
 
-    def settle_on_void(self, conn: sqlite3.Connection, payment_id: str, expired: bool = False) -> None:
+    def settle_on_void(
+        self, conn: sqlite3.Connection, payment_id: str, expired: bool = False
+    ) -> None:
         """A voided redemption cancels a pending payment and refunds a paid one."""
         payment = self.get(conn, payment_id)
         if payment.status == "pending":

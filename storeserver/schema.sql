@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS items (
     cash_cents INTEGER NOT NULL DEFAULT 0 CHECK (cash_cents >= 0),
     coupon_value_cents INTEGER NOT NULL DEFAULT 0,
     picture TEXT,
+    stock INTEGER CHECK (stock IS NULL OR stock >= 0),  -- store-wide stock of a coupon; NULL: unlimited
     active INTEGER NOT NULL DEFAULT 1
 );
 

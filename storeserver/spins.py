@@ -21,8 +21,7 @@ def spin(redemptions: Redemptions, kiosk_id: str, body: dict) -> dict:
     txn_id, member_id, wheel_id = body["txn_id"], body["member_id"], body["wheel_id"]
     body_hash = request_hash({"kiosk_id": kiosk_id, "spin": True, **body})
     ledger = redemptions.ledger
-    with redemptions.db.transaction() as conn:
-        redemptions.sweep(conn)
+    with redemptions.operation() as conn:
         if (first := redemptions.replay(conn, txn_id, body_hash)) is not None:
             return first
         w = wheel.wheel_row(conn, wheel_id)
@@ -31,12 +30,16 @@ def spin(redemptions: Redemptions, kiosk_id: str, body: dict) -> dict:
         used = spins_used(conn, member_id, wheel_id, today)
         if used >= w["daily_limit"]:
             raise Conflict(
-                "daily_limit_reached", f"member {member_id} has used all {w['daily_limit']} spins today"
+                "daily_limit_reached",
+                f"member {member_id} has used all {w['daily_limit']} spins today",
             )
         candidates = wheel.eligible(conn, wheel_id, kiosk_id)
         if not candidates:
-            raise Conflict("wheel_empty", f"wheel {wheel_id} has no prize in stock at kiosk {kiosk_id}")
+            raise Conflict(
+                "wheel_empty", f"wheel {wheel_id} has no prize in stock at kiosk {kiosk_id}"
+            )
         pairs = [(seg.idx, seg.weight) for seg, _ in candidates]
+        wheel.commit_ahead(conn, wheel_id, today)
         idx = wheel.draw(wheel.seed_for(conn, wheel_id, today), txn_id, pairs)
         seg, compartment = next((s, c) for s, c in candidates if s.idx == idx)
         ledger.allocate(conn, member_id, w["cost_points"], txn_id, "spin")
@@ -47,10 +50,27 @@ def spin(redemptions: Redemptions, kiosk_id: str, body: dict) -> dict:
             sku = seg.prize_sku
         conn.execute(
             "INSERT INTO spins(txn_id, wheel_id, member_id, day, segment_idx, eligible, at) VALUES (?,?,?,?,?,?,?)",
-            (txn_id, wheel_id, member_id, today.isoformat(), idx, json.dumps(pairs), iso(redemptions.clock.now())),
+            (
+                txn_id,
+                wheel_id,
+                member_id,
+                today.isoformat(),
+                idx,
+                json.dumps(pairs),
+                iso(redemptions.clock.now()),
+            ),
         )
         redemptions.insert(
-            conn, txn_id, body_hash, "spin", kiosk_id, member_id, sku, compartment, w["cost_points"], 0
+            conn,
+            txn_id,
+            body_hash,
+            "spin",
+            kiosk_id,
+            member_id,
+            sku,
+            compartment,
+            w["cost_points"],
+            0,
         )
         return redemptions.first_response(conn, txn_id)
 
@@ -58,7 +78,10 @@ def spin(redemptions: Redemptions, kiosk_id: str, body: dict) -> dict:
 def spins_left(redemptions: Redemptions, member_id: str, wheel_id: str) -> int:
     with redemptions.db.transaction() as conn:
         w = wheel.wheel_row(conn, wheel_id)
-        return max(0, w["daily_limit"] - spins_used(conn, member_id, wheel_id, redemptions.ledger.today()))
+        redemptions.ledger.member_row(conn, member_id)  # 404 for an unknown member
+        return max(
+            0, w["daily_limit"] - spins_used(conn, member_id, wheel_id, redemptions.ledger.today())
+        )
 
 
 def spins_used(conn: sqlite3.Connection, member_id: str, wheel_id: str, day: dt.date) -> int:

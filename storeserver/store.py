@@ -54,7 +54,9 @@ class Store:
         self.clock = clock or SystemClock()
         self.notifier = notifier or LogNotifier()
         self.provider = provider or SimulatedPaymentProvider()
-        self.ledger = Ledger(self.db, self.clock, self.notifier, tz, self.settings.lot_validity_days)
+        self.ledger = Ledger(
+            self.db, self.clock, self.notifier, tz, self.settings.lot_validity_days
+        )
         self.payments = Payments(self.db, self.provider, self.clock, self.settings.payment_expiry_s)
         self.redemptions = Redemptions(
             self.db, self.clock, self.ledger, self.payments, self.settings.hold_expiry_s
@@ -76,9 +78,13 @@ class Store:
         key = Ed25519PrivateKey.generate()
         raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         with self.db.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('signing_key', ?)", (raw.hex(),))
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('signing_key', ?)", (raw.hex(),)
+            )
         # another process may have won the race: read back what is stored
-        return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(self.db.get_meta("signing_key") or ""))
+        return Ed25519PrivateKey.from_private_bytes(
+            bytes.fromhex(self.db.get_meta("signing_key") or "")
+        )
 
     def close(self) -> None:
         self.db.close()

@@ -75,8 +75,14 @@ def segments(conn: sqlite3.Connection, wheel_id: str) -> list[Segment]:
     rows = conn.execute("SELECT * FROM wheel_segments WHERE wheel_id = ? ORDER BY idx", (wheel_id,))
     return [
         Segment(
-            r["idx"], r["label_zh"], r["label_en"], r["prize_kind"], r["prize_points"],
-            r["prize_sku"], r["weight"], r["stock"],
+            r["idx"],
+            r["label_zh"],
+            r["label_en"],
+            r["prize_kind"],
+            r["prize_points"],
+            r["prize_sku"],
+            r["weight"],
+            r["stock"],
         )
         for r in rows
     ]
@@ -89,7 +95,9 @@ def wheel_row(conn: sqlite3.Connection, wheel_id: str) -> sqlite3.Row:
     return row
 
 
-def eligible(conn: sqlite3.Connection, wheel_id: str, kiosk_id: str) -> list[tuple[Segment, int | None]]:
+def eligible(
+    conn: sqlite3.Connection, wheel_id: str, kiosk_id: str
+) -> list[tuple[Segment, int | None]]:
     """Segments that can be won now at this kiosk, each with the compartment of a gift prize."""
     out: list[tuple[Segment, int | None]] = []
     for seg in segments(conn, wheel_id):
@@ -107,7 +115,8 @@ def eligible(conn: sqlite3.Connection, wheel_id: str, kiosk_id: str) -> list[tup
 def seed_for(conn: sqlite3.Connection, wheel_id: str, day: dt.date) -> bytes:
     """The day's seed, made (and so committed) on first need."""
     row = conn.execute(
-        "SELECT seed_hex FROM wheel_seeds WHERE wheel_id = ? AND day = ?", (wheel_id, day.isoformat())
+        "SELECT seed_hex FROM wheel_seeds WHERE wheel_id = ? AND day = ?",
+        (wheel_id, day.isoformat()),
     ).fetchone()
     if row is not None:
         return bytes.fromhex(row["seed_hex"])
@@ -119,14 +128,23 @@ def seed_for(conn: sqlite3.Connection, wheel_id: str, day: dt.date) -> bytes:
     return seed
 
 
-def info(conn: sqlite3.Connection, wheel_id: str, today: dt.date, member_spins_today: int | None = None) -> dict:
+def commit_ahead(
+    conn: sqlite3.Connection, wheel_id: str, today: dt.date, days: int = 1
+) -> dict[str, str]:
+    """Make (and so commit to) the seeds of today and the next ``days`` days; their hashes."""
+    return {
+        day.isoformat(): commitment(seed_for(conn, wheel_id, day))
+        for day in (today + dt.timedelta(days=n) for n in range(days + 1))
+    }
+
+
+def info(conn: sqlite3.Connection, wheel_id: str, today: dt.date, kiosk_id: str) -> dict:
+    """The wheel as published to a kiosk: odds are those of a spin at that kiosk right now."""
     wheel = wheel_row(conn, wheel_id)
     segs = segments(conn, wheel_id)
-    total = sum(s.weight for s in segs if s.stock is None or s.stock > 0) or 1
-    tomorrow = today + dt.timedelta(days=1)
-    commitments = {
-        day.isoformat(): commitment(seed_for(conn, wheel_id, day)) for day in (today, tomorrow)
-    }
+    winnable = {seg.idx for seg, _ in eligible(conn, wheel_id, kiosk_id)}
+    total = sum(s.weight for s in segs if s.idx in winnable) or 1
+    commitments = commit_ahead(conn, wheel_id, today)
     return {
         "id": wheel["id"],
         "name_zh": wheel["name_zh"],
@@ -143,7 +161,7 @@ def info(conn: sqlite3.Connection, wheel_id: str, today: dt.date, member_spins_t
                 "prize_sku": s.prize_sku,
                 "weight": s.weight,
                 "stock": s.stock,
-                "odds": 0.0 if (s.stock is not None and s.stock <= 0) else s.weight / total,
+                "odds": s.weight / total if s.idx in winnable else 0.0,
             }
             for s in segs
         ],
@@ -155,9 +173,13 @@ def info(conn: sqlite3.Connection, wheel_id: str, today: dt.date, member_spins_t
 
 
 def revealed_seed(conn: sqlite3.Connection, wheel_id: str, day: dt.date, today: dt.date) -> dict:
-    wheel_row(conn, wheel_id)
+    # a wheel switched off keeps its past seeds public: no active filter here
+    if conn.execute("SELECT 1 FROM wheels WHERE id = ?", (wheel_id,)).fetchone() is None:
+        raise NotFound("unknown_wheel", f"no wheel {wheel_id!r}")
     if day >= today:
-        raise Conflict("seed_not_revealed", f"the seed of {day.isoformat()} is revealed after that day")
+        raise Conflict(
+            "seed_not_revealed", f"the seed of {day.isoformat()} is revealed after that day"
+        )
     row = conn.execute(
         "SELECT seed_hex, commitment FROM wheel_seeds WHERE wheel_id = ? AND day = ?",
         (wheel_id, day.isoformat()),
@@ -165,14 +187,23 @@ def revealed_seed(conn: sqlite3.Connection, wheel_id: str, day: dt.date, today: 
     if row is None:
         raise NotFound("no_seed", f"wheel {wheel_id} had no seed on {day.isoformat()}")
     spins = [
-        {"txn_id": r["txn_id"], "segment_idx": r["segment_idx"], "eligible": json.loads(r["eligible"])}
+        {
+            "txn_id": r["txn_id"],
+            "segment_idx": r["segment_idx"],
+            "eligible": json.loads(r["eligible"]),
+        }
         for r in conn.execute(
             "SELECT txn_id, segment_idx, eligible FROM spins WHERE wheel_id = ? AND day = ? ORDER BY at, txn_id",
             (wheel_id, day.isoformat()),
         )
     ]
-    return {"wheel_id": wheel_id, "day": day.isoformat(), "seed": row["seed_hex"],
-            "commitment": row["commitment"], "spins": spins}
+    return {
+        "wheel_id": wheel_id,
+        "day": day.isoformat(),
+        "seed": row["seed_hex"],
+        "commitment": row["commitment"],
+        "spins": spins,
+    }
 
 
 def take_prize_stock(conn: sqlite3.Connection, wheel_id: str, idx: int) -> None:

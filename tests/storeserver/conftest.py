@@ -62,7 +62,9 @@ def enroll(server: ServerThread, kiosk_id: str) -> Client:
     with server.store.db.transaction() as conn:
         code = kiosks.new_enrollment_code(conn, server.store.clock)
     resp = requests.post(
-        server.url + "/v1/kiosks/enroll", json={"enrollment_code": code, "kiosk_id": kiosk_id}, timeout=10
+        server.url + "/v1/kiosks/enroll",
+        json={"enrollment_code": code, "kiosk_id": kiosk_id},
+        timeout=10,
     )
     assert resp.status_code == 200, resp.text
     return Client(server.url, resp.json()["token"])
