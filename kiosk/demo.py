@@ -84,7 +84,7 @@ def run_demo(state_dir: Path | None, port: int, once: bool) -> int:
         if once:
             return 0
         print("Serving until Ctrl-C.", flush=True)
-        server._thread.join()
+        server.wait()
     except KeyboardInterrupt:
         pass
     finally:

@@ -38,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         sys.exit(f"storeserver: cannot listen on {args.host}:{args.port}: {exc.strerror}")
     print(f"store server on {server.url} (database {args.db})", flush=True)
-    server._thread.run()  # serve on this thread until Ctrl-C / SIGTERM
+    server.serve_forever()
     return 0
 
 

@@ -57,6 +57,17 @@ class ServerThread:
             time.sleep(0.01)
         return self
 
+    def serve_forever(self) -> None:
+        """Serve on the calling (main) thread until SIGINT or SIGTERM, then shut down gracefully."""
+        try:
+            self._server.run(sockets=[self._sock])
+        finally:
+            self._sock.close()
+
+    def wait(self) -> None:
+        """Block until the background server stops."""
+        self._thread.join()
+
     def stop(self) -> None:
         """Stop serving and close the listening socket, so clients get 'connection refused'."""
         self._server.should_exit = True
