@@ -21,8 +21,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
+    try:
+        from .demo import run_demo
+    except ImportError as exc:  # the store server is an extra: pip install -e .[server]
+        raise KioskError(
+            f"kiosk demo needs the store server ({exc.name} missing): pip install -e '.[server]'"
+        ) from None
     return run_demo(args.state_dir, args.port, args.once)
 
 
