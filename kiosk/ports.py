@@ -11,18 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from kiosk.domain.payloads import PayloadKind
 from kiosk.domain.receipts import Receipt
 
+__all__ = ["PayloadKind", "Receipt"]  # re-exported: the values crossing the ports
+
 # ---- QR scanner ---------------------------------------------------------------------------------
-
-
-class PayloadKind(enum.Enum):
-    """What a scanned QR payload looks like (signature checks come later, in the core)."""
-
-    MEMBER = "member"
-    STAFF = "staff"
-    TECHNICIAN = "technician"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
