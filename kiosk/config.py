@@ -216,7 +216,9 @@ class LockerSection:
     kind: str = _key(_choice("gpio", "sim"), "gpio")
     relay_active_high: bool = _key(_boolean(), False)
     pulse_ms: int = _key(_int_range(50, 2000), 300)
-    door_open_timeout_s: float = _key(_number_range(1, 300), 20.0)
+    # 5 s, not 20: a spring-loaded door pops open within a second of the pulse, so a door still
+    # shut after 5 s is jammed, and the member should not stare at a closed door for 20 s.
+    door_open_timeout_s: float = _key(_number_range(1, 300), 5.0)
     door_close_timeout_s: float = _key(_number_range(1, 3600), 120.0)
     compartments: tuple[Compartment, ...] = _key(None)  # sorted by number; see _compartments()
 

@@ -87,7 +87,7 @@ def test_defaults_apply_to_missing_optional_keys() -> None:
     assert printer.write_timeout_s == 5.0
     locker = cfg.locker
     assert (locker.kind, locker.relay_active_high, locker.pulse_ms) == ("gpio", False, 300)
-    assert (locker.door_open_timeout_s, locker.door_close_timeout_s) == (20.0, 120.0)
+    assert (locker.door_open_timeout_s, locker.door_close_timeout_s) == (5.0, 120.0)
     assert locker.compartments == (Compartment(number=1, relay_pin=5, sensor_pin=6),)
     offline = cfg.offline
     assert (offline.per_member_daily_points, offline.per_kiosk_daily_points) == (500, 3000)
