@@ -10,6 +10,8 @@ from pathlib import Path
 from .config import DEFAULT_CONFIG_PATH, load_config
 from .errors import KioskError
 
+EXAMPLE_CONFIG = Path(__file__).with_name("kiosk.example.toml")
+
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
@@ -18,6 +20,28 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(cfg.locker.compartments)} compartments)"
     )
     return 0
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from .selftest import format_table, run_selftest
+
+    path = args.config
+    if args.sim and not Path(path).exists():
+        path = EXAMPLE_CONFIG  # a machine without a kiosk config: the simulators need none
+    cfg = load_config(path)
+    if args.doors and not args.yes:
+        n = len(cfg.locker.compartments)
+        if not sys.stdin.isatty():
+            raise KioskError(
+                "--doors opens every compartment: confirm with --yes when not at a terminal"
+            )
+        answer = input(f"This opens all {n} compartments one at a time. Type yes to go on: ")
+        if answer.strip().lower() != "yes":
+            print("doors not pulsed")
+            return 1
+    checks = run_selftest(cfg, sim=args.sim, pulse_doors=args.doors)
+    print(format_table(checks))
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -41,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("check-config", help="validate the configuration file and exit")
     p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("selftest", help="check camera, printer and doors; exit 1 on any failure")
+    p.add_argument("--sim", action="store_true", help="run every check against the simulators")
+    p.add_argument("--doors", action="store_true", help="also pulse each compartment (asks first)")
+    p.add_argument("--yes", action="store_true", help="do not ask before pulsing the doors")
+    p.set_defaults(func=cmd_selftest)
     p = sub.add_parser("demo", help="run the store server with demo data and a scripted redemption")
     p.add_argument(
         "--port", type=int, default=8080, help="store server port on 127.0.0.1 (0: any free port)"
