@@ -42,4 +42,9 @@ class Unreachable(StoreServerError):
 
 
 class Rejected(StoreServerError):
-    """The store server answered and refused the request."""
+    """The store server answered and refused the request: ``status`` (4xx) and its stable ``code``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

@@ -7,9 +7,9 @@ contract tests run against both. Values crossing a port are plain dataclasses an
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from kiosk.domain.payloads import PayloadKind
 from kiosk.domain.receipts import Receipt
@@ -147,3 +147,98 @@ class Locker(Protocol):
     def close(self) -> None:
         """Switch every relay off and release the pins (idempotent)."""
         ...
+
+
+# ---- store server -----------------------------------------------------------------------------
+# Values returned by the store server adapter (kiosk/sync/client.py). Rich views (member, catalog,
+# wheel, health) stay the server's JSON objects, checked for the keys the kiosk relies on.
+# (Imported here so this section is append-only; they may move to the top.)
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """What enrollment returned; the token is already stored in the token file."""
+
+    kiosk_id: str
+    public_key: bytes  # raw 32-byte Ed25519 key for member codes
+    server_time: str
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """A hold (redemption or wheel spin) as the server reports it."""
+
+    txn_id: str
+    kind: str  # "redeem", "spin", "offline"
+    state: str  # "held", "captured", "voided", "expired"
+    member_id: str
+    sku: str | None
+    compartment: int | None
+    points: int
+    cash_cents: int
+    hold_expires_at: str | None
+    void_reason: str | None
+    coupon_code: str | None
+    payment: dict[str, Any] | None
+    prize: dict[str, Any] | None
+    balance: int | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One outbox event; ``event_id`` makes re-sending it harmless."""
+
+    event_id: str
+    kind: str  # inventory, fault, door_alarm, needs_check, offline_redemption
+    at: str  # ISO 8601
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventResult:
+    event_id: str
+    status: str  # "applied", "rejected", "conflict"
+    reason: str | None = None
+    message: str | None = None
+
+
+class StoreServer(Protocol):
+    """The store server's kiosk API. Every failure is a ``StoreServerError``: ``Unreachable``
+    (no usable answer: retry later or work offline) or ``Rejected`` (a 4xx refusal, with the
+    server's ``code`` and ``status``). Calls keyed by ``txn_id``/``event_id`` are idempotent."""
+
+    def health(self) -> dict[str, Any]: ...
+
+    def enroll(self, enrollment_code: str, kiosk_id: str) -> Enrollment:
+        """One-time code for a token (stored 0600) and the member-code public key; never retried."""
+        ...
+
+    def resolve_member(self, code: str) -> dict[str, Any]: ...
+
+    def catalog(self) -> dict[str, Any]: ...
+
+    def create_redemption(
+        self,
+        txn_id: str,
+        member_id: str,
+        sku: str,
+        points: int,
+        *,
+        compartment: int | None = None,
+        cash_cents: int = 0,
+    ) -> Redemption: ...
+
+    def get_redemption(self, txn_id: str) -> Redemption: ...
+
+    def capture(self, txn_id: str) -> Redemption: ...
+
+    def void(self, txn_id: str, reason: str) -> Redemption: ...
+
+    def spin(self, txn_id: str, member_id: str, wheel_id: str) -> Redemption: ...
+
+    def wheel_info(self, wheel_id: str, member_id: str | None = None) -> dict[str, Any]: ...
+
+    def send_events(self, events: Iterable[OutboxEvent]) -> list[EventResult]: ...
+
+    def heartbeat(self, health: Mapping[str, Any]) -> dict[str, Any]: ...

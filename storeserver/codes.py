@@ -62,7 +62,11 @@ def _b64e(raw: bytes) -> str:
 
 
 def _b64d(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict unpadded base64url: one spelling per signature (the stock decoder skips junk)."""
+    raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    if _b64e(raw) != text:
+        raise ValueError("not the canonical spelling")
+    return raw
 
 
 def public_key_b64(key: Ed25519PrivateKey) -> str:

@@ -74,3 +74,11 @@ def test_expiry_and_future_codes():
 def test_arbitrary_text_raises_only_code_error(text):
     with pytest.raises(codes.CodeError):
         codes.verify(KEY.public_key(), text, NOW)
+
+
+@pytest.mark.parametrize("junk", ["!!*~", "=", "+/"])
+def test_one_spelling_per_signature(junk):
+    text = codes.issue(KEY, codes.CodeKind.MEMBER, "M0002", NOW)
+    with pytest.raises(codes.CodeError) as err:
+        codes.verify(KEY.public_key(), text + junk, NOW)
+    assert err.value.reason == "malformed"

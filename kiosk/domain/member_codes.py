@@ -1,0 +1,248 @@
+"""Offline verification of signed member, staff and technician codes (``LK1.`` format).
+
+The kiosk holds only the store's Ed25519 public key, so it can check a code but never mint one.
+Format and rules: docs/member-codes.md. Written independently of ``storeserver.codes`` (the
+kiosk does not import the server); tests cross-check the two.
+
+Pure: no I/O. Replay state goes through the :class:`NonceStore` protocol; the durable
+implementation lives in ``kiosk/sync/nonce_file.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import re
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kiosk.errors import ConfigError, KioskError
+
+__all__ = [
+    "CLOCK_SKEW_S",
+    "MAX_WINDOW_S",
+    "CodeKind",
+    "CodeRejected",
+    "CodeVerifier",
+    "MemoryNonceStore",
+    "NonceStore",
+    "ReplayGuard",
+    "VerifiedCode",
+    "load_public_key",
+    "verify_code",
+]
+
+PREFIX = "LK1"
+CLOCK_SKEW_S = 30  # a code "issued" this far in the future is still accepted (phone clocks drift)
+MAX_WINDOW_S = 3600  # members' codes live 60 s; anything over an hour was not made by the app
+MAX_CODE_LEN = 256
+_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_INT = re.compile(r"[0-9]{1,12}")
+_NONCE = re.compile(r"[0-9a-f]{16}")
+_SIG = re.compile(r"[A-Za-z0-9_-]{86}")  # 64 bytes, base64url without padding
+_WHITESPACE = " \t\r\n\x0b\x0c"  # what a scanner may add around the payload
+
+
+class CodeKind(enum.Enum):
+    """Who a code identifies; the value is the letter in the code."""
+
+    MEMBER = "M"
+    STAFF = "S"
+    TECHNICIAN = "T"
+
+
+class CodeRejected(KioskError):
+    """A scanned code cannot be accepted; ``reason`` is stable, the message says what to do.
+
+    Reasons: ``malformed``, ``forged``, ``expired``, ``not_yet_valid`` (as the store server's
+    own verifier), plus ``wrong_kind`` and ``replayed``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VerifiedCode:
+    """A code whose format, signature and time window have been checked."""
+
+    kind: CodeKind
+    subject: str
+    issued: int  # Unix seconds
+    expires: int  # Unix seconds
+    nonce: str
+
+
+def load_public_key(key: bytes | str) -> Ed25519PublicKey:
+    """The store's public key from its raw 32 bytes or their base64 (as enrollment returns it)."""
+    try:
+        raw = base64.b64decode(key.strip(), validate=True) if isinstance(key, str) else key
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise ConfigError(
+            "the store's member-code public key is not a 32-byte Ed25519 key: "
+            "re-enroll the kiosk to fetch it again"
+        ) from None
+
+
+def _malformed(detail: str) -> CodeRejected:
+    return CodeRejected(
+        "malformed", f"not a valid loyalty code ({detail}): show the code from the member app"
+    )
+
+
+def _parse(text: object) -> tuple[VerifiedCode, bytes, bytes]:
+    """Split a code into its fields, the signed bytes and the signature; no crypto yet."""
+    if not isinstance(text, str) or len(text) > MAX_CODE_LEN or not text.isascii():
+        raise _malformed("too long or not ASCII")
+    text = text.strip(_WHITESPACE)
+    parts = text.split(".")
+    if len(parts) != 7 or parts[0] != PREFIX:
+        raise _malformed(f"expected {PREFIX}. and 7 fields")
+    _, kind, subject, issued, expires, nonce, sig = parts
+    try:
+        code_kind = CodeKind(kind)
+    except ValueError:
+        raise _malformed(f"unknown kind {kind!r}") from None
+    if not _ID.fullmatch(subject):
+        raise _malformed("bad subject")
+    if not _INT.fullmatch(issued) or not _INT.fullmatch(expires):
+        raise _malformed("bad times")
+    if not _NONCE.fullmatch(nonce):
+        raise _malformed("bad nonce")
+    if not _SIG.fullmatch(sig):
+        raise _malformed("bad signature encoding")
+    signature = base64.urlsafe_b64decode(sig + "==")
+    # Only the canonical spelling: the 4 spare bits of the last character must be zero, so one
+    # signature has exactly one text form.
+    if base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii") != sig:
+        raise _malformed("non-canonical signature encoding")
+    signed = text.rsplit(".", 1)[0].encode("ascii")
+    code = VerifiedCode(code_kind, subject, int(issued), int(expires), nonce)
+    return code, signed, signature
+
+
+def verify_code(
+    text: str,
+    public_key: Ed25519PublicKey,
+    now_s: int,
+    *,
+    kinds: frozenset[CodeKind] | None = None,
+    clock_skew_s: int = CLOCK_SKEW_S,
+) -> VerifiedCode:
+    """Check format, signature, window, expiry and issue time, in that order (as the server).
+
+    Replay is not checked here: it needs state (see :class:`ReplayGuard`).
+    """
+    code, signed, signature = _parse(text)
+    try:
+        public_key.verify(signature, signed)
+    except InvalidSignature:
+        raise CodeRejected(
+            "forged",
+            "code signature does not verify: it was not issued by this store "
+            "(if every code fails, re-enroll the kiosk to refresh the store key)",
+        ) from None
+    if code.expires <= code.issued or code.expires - code.issued > MAX_WINDOW_S:
+        raise _malformed("validity window is not plausible")
+    if now_s >= code.expires:
+        raise CodeRejected("expired", "code has expired: refresh it in the app")
+    if code.issued > now_s + clock_skew_s:
+        raise CodeRejected(
+            "not_yet_valid",
+            "code is issued in the future: check the kiosk clock (and the phone's)",
+        )
+    if kinds is not None and code.kind not in kinds:
+        wanted = " or ".join(sorted(k.name.lower() for k in kinds))
+        raise CodeRejected(
+            "wrong_kind", f"this is a {code.kind.name.lower()} code; show a {wanted} code"
+        )
+    return code
+
+
+# ---- replay -----------------------------------------------------------------------------------
+
+
+class NonceStore(Protocol):
+    """Where a :class:`ReplayGuard` keeps the nonces it has seen (memory, a file, the journal)."""
+
+    def seen(self, nonce: str) -> bool: ...
+
+    def remember(self, nonce: str, expires_s: int) -> None:
+        """Keep ``nonce`` until ``expires_s`` (Unix seconds); durable stores persist it first."""
+        ...
+
+    def forget_expired(self, now_s: int) -> None:
+        """Drop nonces whose ``expires_s`` is at or before ``now_s``."""
+        ...
+
+
+class MemoryNonceStore:
+    """A :class:`NonceStore` in a dict: for tests, and a kiosk without a durable cache."""
+
+    def __init__(self) -> None:
+        self._nonces: dict[str, int] = {}
+
+    def seen(self, nonce: str) -> bool:
+        return nonce in self._nonces
+
+    def remember(self, nonce: str, expires_s: int) -> None:
+        self._nonces[nonce] = max(expires_s, self._nonces.get(nonce, expires_s))
+
+    def forget_expired(self, now_s: int) -> None:
+        self._nonces = {n: e for n, e in self._nonces.items() if e > now_s}
+
+    def __len__(self) -> int:
+        return len(self._nonces)
+
+
+class ReplayGuard:
+    """Rejects a code whose nonce was seen before, remembering each until its code expires.
+
+    ``grace_s`` keeps a nonce a little past its expiry: if the kiosk clock steps back (an NTP
+    correction), an expired code could look valid again, and it must still count as used.
+    """
+
+    def __init__(self, store: NonceStore, *, grace_s: int = 2 * CLOCK_SKEW_S) -> None:
+        self._store = store
+        self._grace_s = grace_s
+        self._lock = threading.Lock()  # seen + remember must be one step across threads
+
+    def check(self, code: VerifiedCode, now_s: int) -> None:
+        """Accept ``code`` once: raise ``CodeRejected('replayed')`` if its nonce was seen."""
+        with self._lock:
+            self._store.forget_expired(now_s)
+            if self._store.seen(code.nonce):
+                raise CodeRejected("replayed", "this code was already used: refresh it in the app")
+            self._store.remember(code.nonce, code.expires + self._grace_s)
+
+
+class CodeVerifier:
+    """The store key, the clock-skew allowance and a replay guard, for the scan use case."""
+
+    def __init__(
+        self,
+        public_key: Ed25519PublicKey,
+        guard: ReplayGuard,
+        *,
+        clock_skew_s: int = CLOCK_SKEW_S,
+    ) -> None:
+        self.public_key = public_key
+        self.guard = guard
+        self.clock_skew_s = clock_skew_s
+
+    def accept(
+        self, text: str, now_s: int, *, kinds: frozenset[CodeKind] | None = None
+    ) -> VerifiedCode:
+        """Verify ``text`` and consume its nonce; any refusal is :class:`CodeRejected`."""
+        code = verify_code(
+            text, self.public_key, now_s, kinds=kinds, clock_skew_s=self.clock_skew_s
+        )
+        self.guard.check(code, now_s)
+        return code

@@ -1,0 +1,629 @@
+"""The kiosk's HTTP client for the store server (docs/api/openapi.json, docs/kiosk-sync.md).
+
+Every failure leaves as a :class:`~kiosk.errors.StoreServerError` whose message a technician
+can act on; no requests, urllib3 or JSON exception escapes. Only idempotent calls are retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import http.client
+import os
+import random
+import ssl
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from kiosk.config import ServerSection
+from kiosk.errors import JournalError, Rejected, StoreServerError, Unreachable
+from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption
+
+__all__ = [
+    "BadResponse",
+    "Enrollment",
+    "EventResult",
+    "OutboxEvent",
+    "Redemption",
+    "RetryPolicy",
+    "StoreServerClient",
+]
+
+MAX_EVENTS_PER_CALL = 200  # the server's EventsRequest.maxItems
+T = TypeVar("T")
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+class BadResponse(Unreachable):
+    """The server (or something posing as it) answered garbage: not JSON, or the wrong shape.
+
+    An ``Unreachable``: the kiosk cannot know what the server decided, so it acts as if offline.
+    """
+
+
+# ---- values -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts for idempotent calls, with exponential backoff and jitter between them."""
+
+    attempts: int = 4
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+
+    def delay(self, retry: int, rng: random.Random) -> float:
+        """Delay before retry number ``retry`` (1-based): half fixed, half random ("equal jitter")."""
+        cap = min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1))
+        return cap / 2 + rng.uniform(0, cap / 2)
+
+
+# ---- response shapes ----------------------------------------------------------------------------
+
+
+class _Shape(Exception):
+    """Internal: the body does not have the expected shape (becomes BadResponse)."""
+
+
+def _obj(data: object) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _Shape(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], optional: bool = False):
+    if key not in data or data[key] is None:
+        if optional:
+            return None
+        raise _Shape(f"missing {key!r}")
+    value = data[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:  # JSON true is not a number of points
+        raise _Shape(f"{key!r} is not a {kinds[0].__name__}")
+    if not isinstance(value, kinds):
+        raise _Shape(f"{key!r} is not a {kinds[0].__name__}")
+    return value
+
+
+def _redemption(data: object) -> Redemption:
+    d = _obj(data)
+    return Redemption(
+        txn_id=_get(d, "txn_id", str),
+        kind=_get(d, "kind", str),
+        state=_get(d, "state", str),
+        member_id=_get(d, "member_id", str),
+        sku=_get(d, "sku", str, optional=True),
+        compartment=_get(d, "compartment", int, optional=True),
+        points=_get(d, "points", int),
+        cash_cents=_get(d, "cash_cents", int),
+        hold_expires_at=_get(d, "hold_expires_at", str, optional=True),
+        void_reason=_get(d, "void_reason", str, optional=True),
+        coupon_code=_get(d, "coupon_code", str, optional=True),
+        payment=_get(d, "payment", dict, optional=True),
+        prize=_get(d, "prize", dict, optional=True),
+        balance=_get(d, "balance", int, optional=True),
+        raw=d,
+    )
+
+
+def _keys(**kinds: type) -> Callable[[object], dict[str, Any]]:
+    """A parser that checks an object has these keys with these types, and returns it."""
+
+    def parse(data: object) -> dict[str, Any]:
+        d = _obj(data)
+        for key, kind in kinds.items():
+            _get(d, key, kind)
+        return d
+
+    return parse
+
+
+def _catalog(data: object) -> dict[str, Any]:
+    d = _keys(version=str, items=list)(data)
+    for item in d["items"]:
+        _keys(sku=str, kind=str, points=int, cash_cents=int, compartments=list)(item)
+    return d
+
+
+def _wheel(data: object) -> dict[str, Any]:
+    d = _keys(id=str, cost_points=int, segments=list)(data)
+    for seg in d["segments"]:
+        _keys(idx=int, prize_kind=str)(seg)
+    return d
+
+
+def _member(data: object) -> dict[str, Any]:
+    return _keys(member_id=str, tier=str, balance=int)(data)
+
+
+def _event_results(data: object) -> list[EventResult]:
+    d = _keys(results=list)(data)
+    out = []
+    for r in d["results"]:
+        r = _keys(event_id=str, status=str)(r)
+        out.append(
+            EventResult(
+                r["event_id"],
+                r["status"],
+                _get(r, "reason", str, optional=True),
+                _get(r, "message", str, optional=True),
+            )
+        )
+    return out
+
+
+# ---- transport ----------------------------------------------------------------------------------
+
+
+class _PinningAdapter(HTTPAdapter):
+    """Checks the server certificate's SHA-256 (DER) on every connection, on top of CA checks."""
+
+    def __init__(self, fingerprint: str, **kwargs: Any) -> None:
+        self._fingerprint = fingerprint  # before super(): it calls init_poolmanager
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
+        pool_kwargs["assert_fingerprint"] = self._fingerprint
+        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+
+
+def _write_private(path: Path, data: bytes, mode: int) -> None:
+    """Atomically replace ``path`` with ``data`` (temp file, fsync, rename, folder fsync)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class StoreServerClient(requests.Session):
+    """The store server's kiosk API over one keep-alive session.
+
+    TLS verification is always on (``ca_bundle`` or the system CAs); ``pin_sha256`` also pins
+    the certificate. Environment proxies, ``REQUESTS_CA_BUNDLE`` and ``.netrc`` are ignored
+    (``trust_env = False``): what the kiosk trusts is in its config only.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        token_file: str | os.PathLike[str] | None = None,
+        public_key_file: str | os.PathLike[str] | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        pin_sha256: str | None = None,
+        connect_timeout_s: float = 3.0,
+        read_timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__()
+        self.trust_env = False
+        self.base_url = base_url.rstrip("/")
+        self.token_file = Path(token_file) if token_file is not None else None
+        self.public_key_file = Path(public_key_file) if public_key_file is not None else None
+        self._verify: str | bool = str(ca_bundle) if ca_bundle else True
+        self.verify = self._verify
+        self.pin_sha256 = pin_sha256.lower().replace(":", "") if pin_sha256 else None
+        self.timeout = (connect_timeout_s, read_timeout_s)
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.headers["User-Agent"] = "loyalty-kiosk"
+        self.headers["Accept"] = "application/json"
+        if self.pin_sha256:
+            self.mount("https://", _PinningAdapter(self.pin_sha256))
+        if token is None and self.token_file is not None:
+            token = self._read_token()
+        self.token = token
+
+    @classmethod
+    def from_config(
+        cls,
+        server: ServerSection,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> StoreServerClient:
+        """A client from the [server] section; the token is read from ``token_file`` if present."""
+        return cls(
+            server.url,
+            token_file=server.token_file,
+            public_key_file=server.public_key_file,
+            ca_bundle=server.ca_bundle,
+            pin_sha256=server.pin_sha256,
+            connect_timeout_s=server.connect_timeout_s,
+            read_timeout_s=server.read_timeout_s,
+            retry=retry,
+            sleep=sleep,
+            rng=rng,
+        )
+
+    # ---- token ------------------------------------------------------------------------------
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._token = value or None
+        if self._token:
+            self.headers["Authorization"] = f"Bearer {self._token}"
+        else:
+            self.headers.pop("Authorization", None)
+
+    def _read_token(self) -> str | None:
+        assert self.token_file is not None
+        try:
+            return self.token_file.read_text(encoding="ascii").strip() or None
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise JournalError(
+                f"cannot read the kiosk token {self.token_file}: {exc}: "
+                "check the state folder, or re-enroll the kiosk"
+            ) from None
+
+    # ---- kiosk calls ------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """``GET /v1/health``: liveness and the server's clock (no token needed)."""
+        return self._call(
+            "GET", "/v1/health", retry=True, auth=False, parse=_keys(status=str, server_time=str)
+        )
+
+    def enroll(self, enrollment_code: str, kiosk_id: str) -> Enrollment:
+        """Exchange a one-time code for a token; stores the token (0600) and the public key.
+
+        Never retried: the code works once, so a retry after a lost answer would be refused.
+        """
+        data = self._call(
+            "POST",
+            "/v1/kiosks/enroll",
+            json={"enrollment_code": enrollment_code, "kiosk_id": kiosk_id},
+            retry=False,
+            auth=False,
+            parse=_keys(kiosk_id=str, token=str, public_key=str, server_time=str),
+        )
+        try:
+            key = base64.b64decode(data["public_key"], validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != 32 or not data["token"].isascii() or not data["token"].strip():
+            raise BadResponse(
+                f"store server at {self.base_url} answered garbage to enrollment "
+                "(bad token or public key): check server.url points at the store server"
+            )
+        token = data["token"].strip()
+        try:
+            if self.token_file is not None:
+                _write_private(self.token_file, token.encode("ascii") + b"\n", 0o600)
+            if self.public_key_file is not None:
+                _write_private(self.public_key_file, data["public_key"].encode() + b"\n", 0o644)
+        except OSError as exc:
+            raise JournalError(
+                f"enrolled, but cannot store the kiosk token or key ({exc}): make the state "
+                "folder writable, then enroll again with a new code"
+            ) from None
+        self.token = token
+        return Enrollment(data["kiosk_id"], key, data["server_time"])
+
+    def resolve_member(self, code: str) -> dict[str, Any]:
+        """``POST /v1/members/resolve``: the member view for a scanned code.
+
+        Retried: the server lets the same kiosk resolve the same code again.
+        """
+        return self._call(
+            "POST", "/v1/members/resolve", json={"code": code}, retry=True, parse=_member
+        )
+
+    def catalog(self) -> dict[str, Any]:
+        """``GET /v1/catalog``: items with this kiosk's compartments and stock, and a version."""
+        return self._call("GET", "/v1/catalog", retry=True, parse=_catalog)
+
+    def create_redemption(
+        self,
+        txn_id: str,
+        member_id: str,
+        sku: str,
+        points: int,
+        *,
+        compartment: int | None = None,
+        cash_cents: int = 0,
+    ) -> Redemption:
+        """``POST /v1/redemptions``: hold points and stock; idempotent by ``txn_id``."""
+        body = {
+            "txn_id": txn_id,
+            "member_id": member_id,
+            "sku": sku,
+            "points": points,
+            "compartment": compartment,
+            "cash_cents": cash_cents,
+        }
+        return self._txn("POST", "/v1/redemptions", txn_id, json=body)
+
+    def get_redemption(self, txn_id: str) -> Redemption:
+        return self._txn("GET", f"/v1/redemptions/{_seg(txn_id)}", txn_id)
+
+    def capture(self, txn_id: str) -> Redemption:
+        """Commit after the door sensor saw the gift taken; idempotent."""
+        return self._txn("POST", f"/v1/redemptions/{_seg(txn_id)}/capture", txn_id)
+
+    def void(self, txn_id: str, reason: str) -> Redemption:
+        """Release the hold (points, stock, payment); idempotent."""
+        return self._txn(
+            "POST", f"/v1/redemptions/{_seg(txn_id)}/void", txn_id, json={"reason": reason}
+        )
+
+    def spin(self, txn_id: str, member_id: str, wheel_id: str) -> Redemption:
+        """``POST /v1/wheel/spins``: hold the cost and draw the prize; idempotent by ``txn_id``."""
+        body = {"txn_id": txn_id, "member_id": member_id, "wheel_id": wheel_id}
+        return self._txn("POST", "/v1/wheel/spins", txn_id, json=body)
+
+    def wheel_info(self, wheel_id: str, member_id: str | None = None) -> dict[str, Any]:
+        """Segments, odds at this kiosk, rules, commitments (and ``spins_left`` for a member)."""
+        params = {"member_id": member_id} if member_id is not None else None
+        return self._call(
+            "GET", f"/v1/wheels/{_seg(wheel_id)}", params=params, retry=True, parse=_wheel
+        )
+
+    def send_events(self, events: Iterable[OutboxEvent]) -> list[EventResult]:
+        """Upload outbox events (in batches the server accepts); each applies once by event_id."""
+        pending = [
+            {"event_id": e.event_id, "kind": e.kind, "at": e.at, "payload": dict(e.payload)}
+            for e in events
+        ]
+        results: list[EventResult] = []
+        for start in range(0, len(pending), MAX_EVENTS_PER_CALL):
+            batch = pending[start : start + MAX_EVENTS_PER_CALL]
+            got = self._call(
+                "POST",
+                "/v1/kiosks/events",
+                json={"events": batch},
+                retry=True,
+                parse=_event_results,
+            )
+            if sorted(r.event_id for r in got) != sorted(e["event_id"] for e in batch):
+                raise BadResponse(
+                    f"store server at {self.base_url} answered garbage to an event upload "
+                    "(results do not match the events sent): check the store server version"
+                )
+            results.extend(got)
+        return results
+
+    def heartbeat(self, health: Mapping[str, Any]) -> dict[str, Any]:
+        """Report the kiosk's health; returns the server's clock."""
+        return self._call(
+            "POST",
+            "/v1/kiosks/heartbeat",
+            json={"health": dict(health)},
+            retry=True,
+            parse=_keys(server_time=str),
+        )
+
+    # ---- the one request loop ---------------------------------------------------------------
+    def _txn(self, method: str, path: str, txn_id: str, json: Any = None) -> Redemption:
+        r = self._call(method, path, json=json, retry=True, parse=_redemption)
+        if r.txn_id != txn_id:
+            raise BadResponse(
+                f"store server at {self.base_url} answered {method} {path} about another "
+                f"transaction ({r.txn_id}): check the store server version"
+            )
+        return r
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        parse: Callable[[object], T],
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        retry: bool,
+        auth: bool = True,
+    ) -> T:
+        what = f"{method} {path}"
+        if auth and not self.token:
+            raise Rejected(
+                401,
+                "not_enrolled",
+                f"{what}: this kiosk has no store server token: enroll it (kiosk-provision)",
+            )
+        headers = None if auth else {"Authorization": None}
+        attempts = max(1, self.retry.attempts) if retry else 1
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                resp = self.request(
+                    method,
+                    self.base_url + path,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=self.timeout,
+                    verify=self._verify,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                error, transient = self._transport_error(exc, what, retry)
+                if transient and not last:
+                    self._backoff(attempt)
+                    continue
+                raise error from None
+            except (
+                urllib3.exceptions.HTTPError,
+                http.client.HTTPException,
+                OSError,
+                UnicodeError,
+            ) as exc:
+                # Not wrapped by requests (e.g. a malformed URL or header): same treatment.
+                raise Unreachable(
+                    f"request {what} to {self.base_url} failed ({_short(exc)}): check server.url"
+                ) from None
+            if resp.status_code >= 500:
+                if not last:
+                    self._backoff(attempt)
+                    continue
+                tried = f" (after {attempts} attempts)" if attempts > 1 else ""
+                raise Unreachable(
+                    f"store server at {self.base_url} failed on {what} with HTTP "
+                    f"{resp.status_code}{tried}{_server_says(resp)}: check the store server's log"
+                )
+            if 400 <= resp.status_code < 500:
+                raise self._rejection(resp, what)
+            if not 200 <= resp.status_code < 300:
+                where = resp.headers.get("Location", "")
+                raise BadResponse(
+                    f"store server at {self.base_url} answered {what} with HTTP "
+                    f"{resp.status_code}{' to ' + where if where else ''}: check server.url "
+                    "(scheme, host and port of the store server itself)"
+                )
+            try:
+                return parse(resp.json())
+            except (ValueError, _Shape, RecursionError) as exc:
+                raise BadResponse(
+                    f"store server at {self.base_url} answered garbage to {what} "
+                    f"({_short(exc)}): check that server.url points at the store server"
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns/raises
+
+    def _backoff(self, attempt: int) -> None:
+        self._sleep(self.retry.delay(attempt, self._rng))
+
+    def _rejection(self, resp: requests.Response, what: str) -> StoreServerError:
+        try:
+            body = resp.json()
+            code, message = body["error"], body["message"]
+            if not isinstance(code, str) or not isinstance(message, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return BadResponse(
+                f"{self.base_url} answered {what} with HTTP {resp.status_code} but not with the "
+                "store server's error body: check server.url (another web server or a proxy "
+                "may be answering)"
+            )
+        return Rejected(
+            resp.status_code,
+            code,
+            f"store server refused {what}: {message} ({code}, HTTP {resp.status_code})",
+        )
+
+    def _transport_error(
+        self, exc: requests.RequestException, what: str, idempotent: bool
+    ) -> tuple[StoreServerError, bool]:
+        """Map a requests exception to our error, and whether a retry may help."""
+        host = urllib.parse.urlsplit(self.base_url).netloc
+        text = str(exc)
+        if isinstance(exc, requests.exceptions.SSLError):
+            if "Fingerprints did not match" in text:
+                return Unreachable(
+                    f"the certificate of {host} does not match the pinned fingerprint "
+                    f"(server.pin_sha256 = {self.pin_sha256}): if the store renewed its "
+                    "certificate, update pin_sha256; otherwise something is intercepting the "
+                    "connection"
+                ), False
+            return Unreachable(
+                f"TLS verification of {host} failed ({_short(exc)}): set server.ca_bundle to the "
+                "store's CA certificate, and check the kiosk clock"
+            ), False
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return Unreachable(
+                f"store server {host} did not accept a connection within {self.timeout[0]} s "
+                f"({what}): check the network and that the server is running"
+            ), True
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            extra = "" if idempotent else " (it may have acted on it)"
+            return Unreachable(
+                f"store server {host} did not answer {what} within {self.timeout[1]} s{extra}: "
+                "check the server's load and the network"
+            ), True
+        if isinstance(
+            exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
+        ):
+            return BadResponse(
+                f"store server {host} sent a broken answer to {what} ({_short(exc)}): "
+                "check the network and any proxy in between"
+            ), True
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            if (
+                "NameResolutionError" in text
+                or "Name or service not known" in text
+                or "getaddrinfo" in text
+            ):
+                return Unreachable(
+                    f"cannot resolve the store server's name {host}: check DNS and server.url"
+                ), True
+            if "Connection refused" in text or "Errno 111" in text:
+                return Unreachable(
+                    f"store server {host} refused the connection: check that it is running "
+                    "and that server.url has the right port"
+                ), True
+            return Unreachable(
+                f"cannot reach the store server {host} ({_short(exc)}): check the network"
+            ), True
+        return Unreachable(
+            f"request {what} to {host} failed ({_short(exc)}): check server.url"
+        ), False
+
+
+def _seg(value: str) -> str:
+    """One URL path segment, escaped (an id must never add a path or a query)."""
+    return urllib.parse.quote(value, safe="")
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    """The innermost reason of a requests error, without urllib3's pool and retry wrapping."""
+    inner: BaseException = exc
+    for _ in range(6):
+        nxt = getattr(inner, "reason", None)  # urllib3's MaxRetryError
+        if (
+            not isinstance(nxt, BaseException)
+            and inner.args
+            and isinstance(inner.args[0], BaseException)
+        ):
+            nxt = inner.args[0]
+        if not isinstance(nxt, BaseException):
+            break
+        inner = nxt
+    if isinstance(inner, ssl.SSLCertVerificationError):
+        text = f"certificate verify failed: {inner.verify_message}"
+    else:
+        text = str(inner) or type(inner).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _server_says(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            return f" ({body['message'][:200]})"
+    except (ValueError, RecursionError):
+        pass
+    return ""
