@@ -5,7 +5,8 @@ Format and rules: docs/member-codes.md. Written independently of ``storeserver.c
 kiosk does not import the server); tests cross-check the two.
 
 Pure: no I/O. Replay state goes through the :class:`NonceStore` protocol; the durable
-implementation lives in ``kiosk/sync/nonce_file.py``.
+implementations are ``kiosk/storage/nonces.py`` (in the journal, what the kiosk uses) and
+``kiosk/sync/nonce_file.py`` (a standalone file).
 """
 
 from __future__ import annotations
