@@ -13,8 +13,6 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import requests
-
 log = logging.getLogger(__name__)
 
 
@@ -22,6 +20,8 @@ def run_demo(state_dir: Path | None, port: int, once: bool) -> int:
     from storeserver import demo, kiosks, members
     from storeserver.runner import ServerThread
     from storeserver.store import Store
+
+    from .sync.client import StoreServerClient
 
     state_dir = state_dir or Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -33,45 +33,32 @@ def run_demo(state_dir: Path | None, port: int, once: bool) -> int:
     server = ServerThread(store, "127.0.0.1", port).start()
     url = server.url
     try:
-        http = requests.Session()
-        enrolled = http.post(
-            f"{url}/v1/kiosks/enroll",
-            json={"enrollment_code": enroll_code, "kiosk_id": "kiosk-01"},
-            timeout=5,
-        ).json()
-        http.headers["Authorization"] = f"Bearer {enrolled['token']}"
+        kiosk = StoreServerClient(
+            url, token_file=state_dir / "token", public_key_file=state_dir / "server_key.pub"
+        )
+        kiosk.enroll(enroll_code, "kiosk-01")
         print(f"Store server (demo data in {state_dir}) on {url}\n")
         print("Demo members:")
         for m in seeded:
             print(f"  {m['id']}  {m['tier']:<8} {m['balance']:>6} points  {m['name']}")
         with store.db.transaction() as conn:
             code = members.issue_code(store.ledger, conn, store.signing_key, "M0002")["code"]
-        view = http.post(f"{url}/v1/members/resolve", json={"code": code}, timeout=5).json()
+        view = kiosk.resolve_member(code)
         print(
             f"\n1. kiosk-01 scans M0002's code: {view['name_masked']} {view['tier_zh']} {view['balance']} points"
         )
         txn = str(uuid.uuid4())
-        hold = http.post(
-            f"{url}/v1/redemptions",
-            json={
-                "txn_id": txn,
-                "member_id": "M0002",
-                "sku": "GIFT-MUG",
-                "compartment": 1,
-                "points": 800,
-            },
-            timeout=5,
-        ).json()
+        hold = kiosk.create_redemption(txn, "M0002", "GIFT-MUG", 800, compartment=1)
         print(
-            f"2. hold for a thermal mug in compartment 1: {hold['state']}, balance now {hold['balance']}"
+            f"2. hold for a thermal mug in compartment 1: {hold.state}, balance now {hold.raw['balance']}"
         )
-        done = http.post(f"{url}/v1/redemptions/{txn}/capture", timeout=5).json()
-        print(f"3. door sensor confirmed, capture: {done['state']}")
+        done = kiosk.capture(txn)
+        print(f"3. door sensor confirmed, capture: {done.state}")
         print(
             textwrap.dedent(
                 f"""
                 Try it yourself (kiosk token below; staff calls take the staff token):
-                  export KIOSK="{enrolled["token"]}" STAFF="{staff_token}"
+                  export KIOSK="{kiosk.token}" STAFF="{staff_token}"
                   curl -s -H "Authorization: Bearer $KIOSK" {url}/v1/catalog
                   CODE=$(curl -s -X POST -H "Authorization: Bearer $STAFF" {url}/v1/members/M0003/code \\
                          | python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')

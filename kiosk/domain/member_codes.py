@@ -5,8 +5,7 @@ Format and rules: docs/member-codes.md. Written independently of ``storeserver.c
 kiosk does not import the server); tests cross-check the two.
 
 Pure: no I/O. Replay state goes through the :class:`NonceStore` protocol; the durable
-implementations are ``kiosk/storage/nonces.py`` (in the journal, what the kiosk uses) and
-``kiosk/sync/nonce_file.py`` (a standalone file).
+one is ``kiosk/storage/nonces.py`` (in the journal).
 """
 
 from __future__ import annotations

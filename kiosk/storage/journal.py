@@ -34,11 +34,11 @@ from types import TracebackType
 from typing import Any
 
 from kiosk.errors import JournalError
+from kiosk.storage.atomic import fsync_dir
 from kiosk.storage.journal_log import (
     JournalCorrupt,
     JournalLog,
     encode_frame,
-    fsync_dir,
     read_snapshot,
     write_snapshot,
 )

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.errors import JournalError
+from kiosk.storage.atomic import fsync_dir, write_file_atomic
 
 log = logging.getLogger(__name__)
 
@@ -116,15 +117,6 @@ def scan_frames(data: bytes, path: Path) -> ScanResult:
     return result
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a folder's entries (a new, renamed or removed file) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -134,16 +126,8 @@ def _write_all(fd: int, data: bytes) -> None:
 def write_snapshot(path: Path, payload: dict[str, Any]) -> int:
     """Replace `path` atomically with one frame: temp file, fsync, os.replace, fsync of folder."""
     frame = encode_frame(payload)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            _write_all(fd, frame)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        write_file_atomic(path, frame)
     except OSError as exc:
         raise JournalError(
             f"cannot write journal snapshot {path} ({exc.strerror}): check free space and the "

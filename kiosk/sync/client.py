@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import http.client
 import os
 import random
 import ssl
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from kiosk.config import ServerSection
 from kiosk.errors import JournalError, Rejected, StoreServerError, Unreachable
 from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption
+from kiosk.storage.atomic import write_file_atomic
 
 __all__ = [
     "BadResponse",
@@ -179,28 +178,6 @@ class _PinningAdapter(HTTPAdapter):
         super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
 
 
-def _write_private(path: Path, data: bytes, mode: int) -> None:
-    """Atomically replace ``path`` with ``data`` (temp file, fsync, rename, folder fsync)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class StoreServerClient(requests.Session):
     """The store server's kiosk API over one keep-alive session.
 
@@ -324,9 +301,11 @@ class StoreServerClient(requests.Session):
         token = data["token"].strip()
         try:
             if self.token_file is not None:
-                _write_private(self.token_file, token.encode("ascii") + b"\n", 0o600)
+                self.token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                write_file_atomic(self.token_file, token.encode("ascii") + b"\n", 0o600)
             if self.public_key_file is not None:
-                _write_private(self.public_key_file, data["public_key"].encode() + b"\n", 0o644)
+                self.public_key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                write_file_atomic(self.public_key_file, data["public_key"].encode() + b"\n", 0o644)
         except OSError as exc:
             raise JournalError(
                 f"enrolled, but cannot store the kiosk token or key ({exc}): make the state "
