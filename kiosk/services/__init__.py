@@ -1,0 +1,1 @@
+"""Use cases between the screens and the ports: identify, redeem, buy, spin, restock."""
