@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import secrets
 import sqlite3
 
-from .clock import Clock, iso
+from .clock import Clock, iso, parse_iso
 from .errors import Conflict, NotFound
 
 _COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the till
+COUPON_VALID_DAYS = 30  # printed on the receipt; the till refuses the coupon after that day
+
+
+def coupon_valid_until(issued_at: str, tz: dt.tzinfo) -> dt.date:
+    """The last store day a coupon issued at ``issued_at`` can be used."""
+    return parse_iso(issued_at).astimezone(tz).date() + dt.timedelta(days=COUPON_VALID_DAYS)
 
 
 def item_row(conn: sqlite3.Connection, sku: str) -> sqlite3.Row:
@@ -125,10 +132,19 @@ def issue_coupon(
     return code
 
 
-def redeem_coupon(conn: sqlite3.Connection, clock: Clock, code: str, ref: str | None) -> dict:
+def redeem_coupon(
+    conn: sqlite3.Connection,
+    clock: Clock,
+    code: str,
+    ref: str | None,
+    tz: dt.tzinfo = dt.UTC,
+) -> dict:
     row = conn.execute("SELECT * FROM coupons WHERE code = ?", (code,)).fetchone()
     if row is None:
         raise NotFound("unknown_coupon", f"no coupon {code!r}: check the code on the receipt")
+    valid_until = coupon_valid_until(row["issued_at"], tz)
+    if clock.now().astimezone(tz).date() > valid_until:
+        raise Conflict("coupon_expired", f"coupon {code} was valid until {valid_until.isoformat()}")
     if row["redeemed_at"] is not None:
         raise Conflict(
             "coupon_already_redeemed", f"coupon {code} was already redeemed at {row['redeemed_at']}"

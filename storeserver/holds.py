@@ -209,6 +209,7 @@ class Redemptions:
             "hold_expires_at": r["expires_at"],
             "void_reason": r["void_reason"],
             "coupon_code": r["coupon_code"],
+            "coupon_valid_until": self._coupon_valid_until(conn, r["coupon_code"]),
             "payment": payment,
             "prize": prize,
             "balance": self.ledger.balance(conn, r["member_id"], self.ledger.today()),
@@ -273,6 +274,12 @@ class Redemptions:
             self._release(conn, r, "expired", "hold_expired")
 
     # ---- internals -----------------------------------------------------------------------
+    def _coupon_valid_until(self, conn: sqlite3.Connection, code: str | None) -> str | None:
+        if code is None:
+            return None
+        row = conn.execute("SELECT issued_at FROM coupons WHERE code = ?", (code,)).fetchone()
+        return catalog.coupon_valid_until(row["issued_at"], self.ledger.tz).isoformat()
+
     def _own(self, conn: sqlite3.Connection, kiosk_id: str, txn_id: str) -> sqlite3.Row:
         r = self.row(conn, txn_id)
         if r["kiosk_id"] != kiosk_id:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from .conftest import new_txn
 
 
@@ -170,6 +172,20 @@ def test_coupon_is_issued_on_capture_and_redeemed_once(kiosk, staff):
     assert first.status_code == 200 and first.json()["value_cents"] == 1000
     second = staff.post(f"/v1/coupons/{code}/redeem", {})
     assert second.status_code == 409 and second.json()["error"] == "coupon_already_redeemed"
+
+
+def test_coupon_carries_its_last_valid_day_and_expires_at_the_till(kiosk, staff, clock, store):
+    body, _ = redeem(kiosk, member="M0002", sku="CPN-10", compartment=None, points=500)
+    got = kiosk.post(f"/v1/redemptions/{body['txn_id']}/capture").json()
+    issued_day = clock.now().astimezone(store.ledger.tz).date()
+    valid_until = dt.date.fromisoformat(got["coupon_valid_until"])
+    assert valid_until == issued_day + dt.timedelta(days=30)
+    assert kiosk.get(f"/v1/redemptions/{body['txn_id']}").json()["coupon_valid_until"] == str(
+        valid_until
+    )
+    clock.advance(days=32)
+    resp = staff.post(f"/v1/coupons/{got['coupon_code']}/redeem", {})
+    assert resp.status_code == 409 and resp.json()["error"] == "coupon_expired"
 
 
 def test_refused_capture_still_records_the_expiry(kiosk, staff, clock):
