@@ -191,6 +191,7 @@ class Redemptions:
                 "label_en": seg.label_en,
                 "points": seg.prize_points,
                 "sku": seg.prize_sku,
+                "coupon_value_cents": self._coupon_value(conn, seg.prize_kind, seg.prize_sku),
                 "day": spin["day"],
                 "eligible": json.loads(spin["eligible"]),
                 "commitment": wheel.commitment(
@@ -274,6 +275,13 @@ class Redemptions:
             self._release(conn, r, "expired", "hold_expired")
 
     # ---- internals -----------------------------------------------------------------------
+    def _coupon_value(self, conn: sqlite3.Connection, kind: str, sku: str | None) -> int | None:
+        if kind != "coupon" or not sku:
+            return None
+        # not item_row(): an item retired since the spin still names the coupon's value
+        row = conn.execute("SELECT coupon_value_cents FROM items WHERE sku = ?", (sku,)).fetchone()
+        return None if row is None else row["coupon_value_cents"]
+
     def _coupon_valid_until(self, conn: sqlite3.Connection, code: str | None) -> str | None:
         if code is None:
             return None
