@@ -1,0 +1,409 @@
+"""The member view: strict parsing of the server's answer, masking, affordability, cache records."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kiosk.domain.member_view import (
+    CACHE_RECORD_MAX_BYTES,
+    Affordability,
+    CatalogItem,
+    ExpiringPoints,
+    ItemKind,
+    MemberView,
+    Tier,
+    Unaffordable,
+    UnusableAnswer,
+    affordable,
+    describe_age,
+    mask_name,
+    mask_phone,
+    parse_catalog,
+    parse_member_view,
+    view_from_record,
+    view_to_record,
+)
+from kiosk.errors import JournalError, KioskError, Unreachable
+from kiosk.storage import Journal
+
+FETCHED = 1_795_430_568.0
+
+# What storeserver/members.py view() answers for the demo member M0002 (checked against the real
+# server in tests/kiosk/services/test_identify.py).
+SERVER_VIEW = {
+    "member_id": "M0002",
+    "name_masked": "李*",
+    "phone_masked": "139****6789",
+    "tier": "silver",
+    "tier_zh": "银卡会员",
+    "next_tier": "gold",
+    "next_tier_zh": "金卡会员",
+    "points_to_next_tier": 2300,
+    "lifetime_points": 2700,
+    "balance": 2700,
+    "expiring": [
+        {"points": 900, "expires_on": "2026-12-18"},
+        {"points": 600, "expires_on": "2026-11-28"},
+    ],
+    "stored_value_cents": 1250,
+    "recent_changes": [
+        {
+            "at": "2026-11-23T02:00:00+00:00",
+            "delta": 1200,
+            "kind": "purchase",
+            "ref": "r",
+            "balance_after": 2700,
+        },
+        {
+            "at": "2026-11-22T09:30:00+08:00",
+            "delta": -300,
+            "kind": "redeem",
+            "ref": "t",
+            "balance_after": 1500,
+        },
+    ],
+    "affordable_skus": ["GIFT-TOTE"],
+}
+
+SERVER_CATALOG = {
+    "version": "9355e697e00cf225",
+    "items": [
+        {"sku": "GIFT-TOTE", "name_zh": "帆布袋", "name_en": "Canvas tote bag", "kind": "gift", "points": 300, "cash_cents": 0, "coupon_value_cents": 0, "picture": None, "compartments": [{"number": 2, "stock": 5}], "stock": 5},
+        {"sku": "CPN-10", "name_zh": "10元代金券", "name_en": "¥10 off coupon", "kind": "coupon", "points": 500, "cash_cents": 0, "coupon_value_cents": 1000, "picture": None, "compartments": [], "stock": None},
+        {"sku": "GIFT-MUG", "name_zh": "保温杯", "name_en": "Thermal mug", "kind": "gift", "points": 800, "cash_cents": 0, "coupon_value_cents": 0, "picture": None, "compartments": [{"number": 1, "stock": 0}, {"number": 6, "stock": 0}], "stock": 0},
+        {"sku": "GIFT-EARBUDS", "name_zh": "蓝牙耳机", "name_en": "Bluetooth earbuds", "kind": "gift", "points": 2000, "cash_cents": 4900, "coupon_value_cents": 0, "picture": None, "compartments": [{"number": 4, "stock": 2}], "stock": 2},
+        {"sku": "NFT-1", "name_zh": "新品", "name_en": "New thing", "kind": "nft", "points": 1, "cash_cents": 0, "compartments": []},
+    ],
+}  # fmt: skip
+
+
+def answer(**over: object) -> dict:
+    data = copy.deepcopy(SERVER_VIEW)
+    for key, value in over.items():
+        if value is KeyError:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return data
+
+
+def parse(**over: object) -> MemberView:
+    return parse_member_view(answer(**over), FETCHED)
+
+
+# ---- parsing -----------------------------------------------------------------------------------
+
+
+def test_the_servers_view_parses_into_what_the_screen_needs():
+    v = parse()
+    assert (v.member_id, v.name_masked, v.phone_masked) == ("M0002", "李*", "139****6789")
+    assert v.tier == Tier("silver", "银卡会员", "Silver")
+    assert v.next_tier == Tier("gold", "金卡会员", "Gold")
+    assert (v.points_to_next_tier, v.lifetime_points, v.balance) == (2300, 2700, 2700)
+    assert v.tier_progress == pytest.approx(2700 / 5000)  # no thresholds: from zero to gold
+    assert v.expiring == (  # soonest first, whatever order the server used
+        ExpiringPoints(600, dt.date(2026, 11, 28)),
+        ExpiringPoints(900, dt.date(2026, 12, 18)),
+    )
+    assert v.stored_value_cents == 1250 and v.fetched_at == FETCHED
+    first, second = v.recent_changes  # newest first, as sent
+    assert (first.delta, first.reason, first.balance_after) == (1200, "purchase", 2700)
+    assert first.at == dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
+    assert (second.delta, second.reason) == (-300, "redeem")
+    assert second.at.utcoffset() == dt.timedelta(hours=8)
+
+
+def test_tier_thresholds_and_english_names_are_used_when_the_server_sends_them():
+    v = parse(tier_en="Silver member", tier_threshold=1000, next_tier_threshold=5000)
+    assert v.tier.name_en == "Silver member" and v.tier.threshold == 1000
+    assert v.tier_progress == pytest.approx((2700 - 1000) / (5000 - 1000))
+
+
+def test_the_top_tier_has_no_next_tier_and_full_progress():
+    v = parse(next_tier=None, next_tier_zh=None, points_to_next_tier=0)
+    assert v.next_tier is None and v.points_to_next_tier == 0 and v.tier_progress == 1.0
+
+
+@pytest.mark.parametrize(
+    ("field", "sent", "shown"),
+    [
+        ("name_masked", "张三丰", "张**"),  # the server forgot to mask
+        ("name_masked", "张三", "张*"),
+        ("name_masked", "  Wei Li ", "W*****"),
+        ("name_masked", "张*", "张*"),  # already masked: unchanged
+        ("phone_masked", "13812345678", "138****5678"),
+        ("phone_masked", "+85291234567", "+85****4567"),
+        ("phone_masked", "12345678", "****5678"),
+        ("phone_masked", "12345", "****"),
+    ],
+)
+def test_names_and_phones_are_masked_here_whatever_the_server_sent(field, sent, shown):
+    got = parse(**{field: sent})
+    assert (got.name_masked if field == "name_masked" else got.phone_masked) == shown
+
+
+def test_an_unmasked_name_field_is_masked_too_and_a_phone_is_optional():
+    v = parse(name_masked=KeyError, name="Emily Chen", phone_masked=None)
+    assert v.name_masked == "E*********" and v.phone_masked is None
+
+
+@given(st.text(max_size=80))
+def test_masking_shows_one_character_at_most_and_is_idempotent(text):
+    masked = mask_name(text)
+    assert set(masked[1:]) == {"*"} and mask_name(masked) == masked
+    assert 2 <= len(masked) <= 16
+    phone = mask_phone(text)
+    assert mask_phone(phone) == phone and "****" in phone and len(phone) <= 11
+    assert sum(c != "*" for c in phone) <= 7
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"balance": True},
+        {"balance": -1},
+        {"balance": 1.5},
+        {"balance": "2700"},
+        {"balance": 10**13},
+        {"balance": KeyError},
+        {"member_id": "../M0002"},
+        {"member_id": ""},
+        {"tier_zh": KeyError},
+        {"next_tier_zh": None},
+        {"points_to_next_tier": None},
+        {"name_masked": "\ud800"},  # a lone surrogate: JSON allows it, UTF-8 cannot hold it
+        {"name_masked": "\x1b[2J"},
+        {"name_masked": None, "name": None},
+        {"name_masked": "x" * 65},
+        {"expiring": {"points": 1}},
+        {"expiring": [{"points": 0, "expires_on": "2026-12-01"}]},
+        {"expiring": [{"points": 5, "expires_on": "2026-13-01"}]},
+        {"expiring": [{"points": 5}]},
+        {"expiring": [[5, "2026-12-01"]]},
+        {"expiring": [{"points": 1, "expires_on": "2026-12-01"}] * 501},
+        {"recent_changes": [{"at": "2026-11-23T02:00:00", "delta": 1, "kind": "x"}]},  # no zone
+        {"recent_changes": [{"at": "yesterday", "delta": 1, "kind": "x"}]},
+        {"recent_changes": [{"at": "2026-11-23T02:00:00Z", "delta": 1}]},
+        {"recent_changes": [{"at": "2026-11-23T02:00:00Z", "delta": False, "kind": "x"}]},
+        {"stored_value_cents": None},
+    ],
+)
+def test_an_unusable_view_is_an_unusable_answer_that_says_what_is_wrong(over):
+    with pytest.raises(UnusableAnswer) as info:
+        parse(**over)
+    assert isinstance(info.value, Unreachable)  # the kiosk acts as if offline
+    message = str(info.value)
+    assert "member view" in message and "check" in message
+
+
+@pytest.mark.parametrize("data", [None, [], "M0002", 42, {"member_id": "M0002"}])
+def test_not_a_view_at_all_is_an_unusable_answer(data):
+    with pytest.raises(UnusableAnswer):
+        parse_member_view(data, FETCHED)
+
+
+@pytest.mark.parametrize("fetched", [float("nan"), float("inf"), -1.0, True, "now"])
+def test_a_bad_fetch_time_is_refused(fetched):
+    with pytest.raises(UnusableAnswer):
+        parse_member_view(answer(), fetched)
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**14), max_value=10**14)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["2026-11-28", "2026-11-23T02:00:00+00:00", "\ud800", "M0002", "gold"])
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_near_miss = st.builds(
+    lambda key, value: answer(**{key: value}),
+    st.sampled_from([*sorted(SERVER_VIEW), "name", "tier_threshold", "next_tier_en"]),
+    _json,
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(data=_json | _near_miss)
+def test_any_answer_gives_a_view_or_only_a_kiosk_error(data):
+    try:
+        view = parse_member_view(data, FETCHED)
+    except KioskError as exc:
+        assert isinstance(exc, UnusableAnswer) and str(exc)
+        return
+    # Whatever was accepted survives the cache: masked, bounded, and read back equal.
+    assert set(view.name_masked[1:]) <= {"*"}
+    record = view_to_record(view)
+    assert len(json.dumps(record, ensure_ascii=False).encode()) <= CACHE_RECORD_MAX_BYTES + 200
+    assert view_from_record(json.loads(json.dumps(record))) == view
+
+
+# ---- the cache record --------------------------------------------------------------------------
+
+
+def test_a_record_round_trips_through_json_and_the_journal(tmp_path):
+    view = parse(tier_en="Silver", tier_threshold=1000, next_tier_threshold=5000)
+    with Journal.open(tmp_path) as journal:
+        journal.put("member_cache", view.member_id, view_to_record(view))
+    with Journal.open(tmp_path) as journal:
+        assert view_from_record(journal.get("member_cache", view.member_id)) == view
+
+
+def _big_view(changes: int, expiring: int) -> MemberView:
+    return parse(
+        member_id="M" + "9" * 31,
+        tier="t" * 32,
+        tier_zh="钻" * 64,
+        tier_en="D" * 64,
+        next_tier="u" * 32,
+        next_tier_zh="金" * 64,
+        next_tier_en="G" * 64,
+        name_masked="张" * 64,
+        phone_masked="1" * 32,
+        expiring=[
+            {
+                "points": 10**12,
+                "expires_on": (dt.date(2027, 1, 1) + dt.timedelta(days=i)).isoformat(),
+            }
+            for i in range(expiring)
+        ],
+        recent_changes=[
+            {
+                "at": f"2026-11-23T02:00:{i % 60:02d}.123456+05:30",
+                "delta": -(10**12) + i,
+                "kind": "兑" * 32,
+                "balance_after": 10**12,
+            }
+            for i in range(changes)
+        ],
+    )
+
+
+def test_history_is_trimmed_oldest_first_to_fit_a_journal_record(tmp_path):
+    view = _big_view(changes=200, expiring=5)
+    record = view_to_record(view)
+    size = len(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
+    assert size <= CACHE_RECORD_MAX_BYTES
+    back = view_from_record(record)
+    kept = len(back.recent_changes)
+    assert 0 < kept < 200
+    assert back.recent_changes == view.recent_changes[:kept]  # the newest ones stay
+    assert back.expiring == view.expiring  # all of them fit
+    with Journal.open(tmp_path) as journal:  # the largest key too: the journal takes it
+        journal.put("member_cache", view.member_id, record)
+
+
+def test_with_hundreds_of_lots_the_latest_expiring_go_after_the_history(tmp_path):
+    view = _big_view(changes=10, expiring=500)
+    back = view_from_record(view_to_record(view))
+    assert back.recent_changes == ()
+    assert 0 < len(back.expiring) < 500 and back.expiring == view.expiring[: len(back.expiring)]
+
+
+def test_a_small_view_is_kept_whole():
+    view = parse()
+    assert view_from_record(view_to_record(view)) == view
+
+
+@pytest.mark.parametrize(
+    "record",
+    [None, [], {}, {"format": 2, "fetched_at": 1.0, "view": SERVER_VIEW}, {"format": 1, "view": SERVER_VIEW}, {"format": 1, "fetched_at": 1.0, "view": {"member_id": "x"}}],
+)  # fmt: skip
+def test_an_unreadable_record_is_a_journal_error(record):
+    with pytest.raises(JournalError, match="dropped"):
+        view_from_record(record)
+
+
+# ---- catalog and affordability -----------------------------------------------------------------
+
+
+def test_the_servers_catalog_parses_and_unknown_kinds_are_skipped():
+    cat = parse_catalog(SERVER_CATALOG)
+    assert cat.version == "9355e697e00cf225" and cat.skipped == ("NFT-1",)
+    tote, coupon, mug, earbuds = cat.items
+    assert tote == CatalogItem(
+        "GIFT-TOTE", "帆布袋", "Canvas tote bag", ItemKind.GIFT, 300, 0, 5, ((2, 5),)
+    )
+    assert coupon.kind is ItemKind.COUPON and coupon.stock is None  # unlimited
+    assert mug.stock == 0 and earbuds.cash_cents == 4900
+
+
+def test_a_gift_without_a_stock_total_counts_its_compartments():
+    data = copy.deepcopy(SERVER_CATALOG)
+    del data["items"][0]["stock"]
+    assert parse_catalog(data).items[0].stock == 5
+
+
+@settings(max_examples=200)
+@given(data=_json | st.builds(lambda v: {**SERVER_CATALOG, "items": [v]}, _json))
+def test_any_catalog_answer_gives_a_catalog_or_only_an_unusable_answer(data):
+    try:
+        parse_catalog(data)
+    except KioskError as exc:
+        assert isinstance(exc, UnusableAnswer) and "catalog" in str(exc)
+
+
+def _items(*specs: tuple[str, int, int, int | None]) -> list[CatalogItem]:
+    return [
+        CatalogItem(sku, sku, sku, ItemKind.GIFT, p, cash, stock) for sku, p, cash, stock in specs
+    ]
+
+
+def test_affordable_items_come_first_each_other_with_its_reason():
+    view = parse(balance=700)
+    items = _items(
+        ("MUG", 800, 0, 3),
+        ("TOTE", 300, 0, 5),
+        ("EMPTY", 100, 0, 0),
+        ("EARBUDS", 2000, 4900, 2),
+        ("CAP", 200, 990, 1),
+        ("COUPON", 500, 0, None),
+    )
+    online = affordable(view, items, online=True)
+    assert [(a.item.sku, a.reason, a.points_short) for a in online] == [
+        ("TOTE", None, 0),
+        ("CAP", None, 0),  # the cash part is paid at the kiosk
+        ("COUPON", None, 0),  # no stock limit
+        ("MUG", Unaffordable.NOT_ENOUGH_POINTS, 100),
+        ("EMPTY", Unaffordable.OUT_OF_STOCK, 0),
+        ("EARBUDS", Unaffordable.NOT_ENOUGH_POINTS, 1300),
+    ]
+    offline = {a.item.sku: a for a in affordable(view, items, online=False)}
+    assert offline["CAP"].reason is Unaffordable.CASH_NEEDS_ONLINE and not offline["CAP"].ok
+    assert offline["TOTE"].ok
+
+
+def test_out_of_stock_is_the_reason_given_before_points_and_texts_are_bilingual():
+    view = parse(balance=0)
+    (a,) = affordable(view, _items(("MUG", 800, 990, 0)), online=False)
+    assert a.reason is Unaffordable.OUT_OF_STOCK
+    short = Affordability(a.item, Unaffordable.NOT_ENOUGH_POINTS, 120)
+    assert (short.text_zh, short.text_en) == ("还差 120 积分", "120 more points needed")
+    assert (a.text_zh, a.text_en) == ("已兑完", "Out of stock")
+
+
+@pytest.mark.parametrize(
+    ("age", "zh", "en"),
+    [
+        (-5, "刚刚", "just now"),
+        (59, "刚刚", "just now"),
+        (61, "1 分钟前", "1 min ago"),
+        (3 * 3600 + 5, "3 小时前", "3 h ago"),
+        (3 * 86400, "3 天前", "3 days ago"),
+    ],
+)
+def test_the_age_of_a_cached_view_reads_naturally(age, zh, en):
+    assert describe_age(age) == (zh, en)
