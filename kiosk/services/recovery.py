@@ -1,0 +1,147 @@
+"""Finish or reverse every transaction a crash (or an outage) left unfinished.
+
+Runs at start-up before the first member is served, and again now and then while the kiosk
+runs (a void or capture that could not reach the server is retried here). The rules are
+``kiosk.domain.transaction.recovery_action``: there is no pulse anywhere in this module, so a
+transaction that crashed at DOOR_OPENING can never open its door a second time.
+
+Nobody stands at the kiosk when this runs, so receipts and vouchers are queued for staff to
+reprint, not printed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from kiosk.domain.receipts import Bilingual
+from kiosk.domain.transaction import (
+    TERMINAL,
+    Transaction,
+    TxnState,
+    recovery_action,
+)
+from kiosk.domain.txn_receipts import TxnContext
+from kiosk.errors import JournalError, KioskError, Rejected
+from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE, Outcome, TxnSteps
+
+log = logging.getLogger(__name__)
+
+S = TxnState
+
+RESTART = Bilingual(
+    "自助机重启，交易已取消，积分已退回。",
+    "The kiosk restarted; the transaction was cancelled and your points returned.",
+)
+RECOVERED = Bilingual("交易已在重启后完成。", "Completed after a restart.")
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What recovery did with one transaction (for the log, doctor and tests)."""
+
+    txn_id: str
+    before: TxnState
+    after: TxnState
+    note: str
+
+
+def settle_unfinished(steps: TxnSteps, *, skip: frozenset[str] = frozenset()) -> list[Settled]:
+    """Move every unfinished transaction on as far as it can go now; never raises for one."""
+    out: list[Settled] = []
+    for txn_id in sorted(steps.journal.all(TXN_TABLE)):
+        if txn_id in skip:
+            continue
+        try:
+            loaded = steps.load(txn_id)
+        except JournalError as exc:  # a record we cannot read is left for a technician
+            log.error("txn %s: unreadable journal record left in place: %s", txn_id, exc)
+            continue
+        if loaded is None or loaded[0].state in TERMINAL:
+            continue
+        txn, ctx = loaded
+        before = txn.state
+        try:
+            after, note = _settle_one(steps, txn, ctx)
+        except KioskError as exc:
+            after, note = before, f"left for a later try: {exc}"
+            log.warning("txn %s: recovery from %s deferred: %s", txn_id, before.name, exc)
+        else:
+            log.info("txn %s: recovered %s -> %s (%s)", txn_id, before.name, after.name, note)
+        out.append(Settled(txn_id, before, after, note))
+    return out
+
+
+def _settle_one(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[TxnState, str]:
+    action = recovery_action(txn)
+    s = txn.state
+    if s in (S.NEW, S.HELD, S.PAID):
+        if s is not S.NEW and txn.compartment is None and not txn.offline:
+            # No door: the capture may have reached the server just before the crash.
+            r = steps.server.get_redemption(txn.txn_id)
+            if r.state == "captured":
+                ctx = replace(
+                    ctx, balance_final=r.balance, coupon_code=r.coupon_code,
+                    coupon_valid_until=r.raw.get("coupon_valid_until") if r.coupon_code else None,
+                )  # fmt: skip
+                txn = steps.step(txn, ctx, S.CAPTURED)
+                return _finish(steps, txn, ctx)
+        result = steps.void(txn, ctx, "restart_before_door", RESTART, present=False)
+        return result.txn.state, action.reason
+    if s is S.DOOR_OPENING:
+        reason = "restart_while_door_opening"
+        txn = steps.step(txn, ctx, S.NEEDS_CHECK, void_reason=reason)
+        steps.flag_needs_check(txn, reason)
+        return steps.void(txn, ctx, reason, RESTART, present=False).txn.state, action.reason
+    if s is S.NEEDS_CHECK:
+        if (
+            txn.compartment is not None
+            and steps.journal.get(FLAG_TABLE, str(txn.compartment)) is None
+        ):
+            steps.flag_needs_check(txn, txn.void_reason or "needs_check")
+        reason = txn.void_reason or "needs_check"
+        return steps.void(txn, ctx, reason, RESTART, present=False).txn.state, action.reason
+    if s is S.VOIDING:
+        try:
+            result = steps.void(txn, ctx, txn.void_reason or "void", RESTART, present=False)
+        except Rejected as exc:
+            if exc.code == "already_captured":  # only a bug gets here: the server charged it
+                log.critical(
+                    "txn %s: voiding, but the server captured it: check by hand", txn.txn_id
+                )
+            raise
+        return result.txn.state, action.reason
+    if s is S.DISPENSED:
+        if ctx.capture_refused:
+            return s, f"capture refused earlier ({ctx.capture_refused}): waiting for staff"
+        txn, ctx, failed = steps.capture(txn, ctx)
+        if failed:
+            return txn.state, f"capture {failed}: try again later"
+        return _finish(steps, txn, ctx)
+    if s is S.CAPTURED:
+        return _finish(steps, txn, ctx)
+    assert s is S.PRINTED, s
+    return steps.step(txn, ctx, S.DONE).state, action.reason
+
+
+def _finish(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[TxnState, str]:
+    result = steps.finish(txn, ctx, Outcome.DISPENSED, RECOVERED, present=False)
+    return result.txn.state, "captured; receipt queued for staff"
+
+
+def forget_finished(steps: TxnSteps, *, older_than_s: float, now: float) -> int:
+    """Drop finished transactions (and old offline spends) from the journal; returns how many.
+
+    Kept ``older_than_s`` for ``kiosk logs``; an offline spend leaves with its store day.
+    """
+    gone = 0
+    for txn_id, record in steps.journal.all(TXN_TABLE).items():
+        history = record.get("history") or [[None, now]]
+        if record.get("state") in ("DONE", "VOIDED") and now - history[-1][1] > older_than_s:
+            steps.journal.delete(TXN_TABLE, txn_id)
+            gone += 1
+    today = steps.now().date()
+    for txn_id, spend in steps.journal.all(SPEND_TABLE).items():
+        if str(spend.get("day", "")) < today.isoformat():  # only today's spends count
+            steps.journal.delete(SPEND_TABLE, txn_id)
+    return gone

@@ -1,0 +1,357 @@
+"""The transaction engine: redeem, buy with points + cash, spin — exactly once.
+
+Flows follow the state machine in ``kiosk.domain.transaction`` and ARCHITECTURE.md: the
+journal record is durable before every effect, every server call carries the txn_id as its
+idempotency key, a door is opened only while points are held, the hold is captured only
+once the door sensor saw the door open, and every failure before that voids the hold and
+hands the member a voucher. One transaction runs at a time: a second tap while one runs is
+refused (``TransactionRefused`` code ``busy``), never queued.
+
+Calls block (server round trips, a door wait, a payment of minutes): the UI runs them on a
+worker thread and shows ``Progress`` updates, which arrive on that thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from kiosk.domain.offline import OfflineLimits, OfflineSpend, check_offline_redemption
+from kiosk.domain.receipts import Bilingual, PrizeKind
+from kiosk.domain.transaction import Transaction, TxnKind, new_transaction
+from kiosk.domain.txn_receipts import Prize, TxnContext
+from kiosk.errors import LockerError, Rejected, Unreachable
+from kiosk.ports import AlreadyOpen, DoorJammed, Opened, Redemption
+from kiosk.services.recovery import Settled, settle_unfinished
+from kiosk.services.txn_steps import (
+    _VOID_PENDING,
+    MSG_NETWORK,
+    SPEND_TABLE,
+    Outcome,
+    Progress,
+    ProgressFn,
+    S,
+    TransactionRefused,
+    TxnResult,
+    TxnSteps,
+    _ignore,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Connectivity(Protocol):
+    """Whether the store server answers (the sync worker knows) and since when it does not."""
+
+    def online(self) -> bool: ...
+
+    def offline_since(self) -> dt.datetime | None: ...
+
+
+@dataclass(frozen=True)
+class Member:
+    """The member at the kiosk, as identified (balance as last seen, for offline checks)."""
+
+    member_id: str
+    masked_name: str
+    balance: int
+
+
+@dataclass(frozen=True)
+class ItemChoice:
+    """A catalog item the member chose; ``compartment`` None for a printed coupon."""
+
+    sku: str
+    name: Bilingual
+    points: int
+    cash_cents: int = 0
+    compartment: int | None = None
+    coupon_value_cents: int = 0
+
+
+def _b(zh: str, en: str) -> Bilingual:
+    return Bilingual(zh, en)
+
+
+MSG_TAKE_GIFT = _b("请取走礼品并关好柜门。", "Please take your gift and close the door.")
+MSG_ISSUED = _b("兑换成功，请收好凭条。", "Done: please keep your receipt.")
+MSG_UNCONFIRMED = _b(
+    "礼品已取出，积分将在联网后扣除。", "Gift dispensed; the points are charged once back online."
+)
+MSG_JAMMED = _b(
+    "柜门未能确认打开，积分已退回，请凭凭条联系店员。",
+    "The door could not be confirmed open; points returned. Please show the slip to staff.",
+)
+MSG_PAY_CANCELLED = _b("支付已取消，积分已退回。", "Payment cancelled; your points are back.")
+MSG_PAY_EXPIRED = _b("支付超时，积分已退回。", "Payment timed out; your points are back.")
+MSG_BUSY = _b("正在处理上一笔交易，请稍候。", "Still finishing the last transaction, please wait.")
+MSG_CHECK = _b("该柜格待店员检查，暂不可用。", "This compartment is waiting for a staff check.")
+MSG_OFFLINE = _b("离线模式：暂不支持此项。", "Offline: this is not available right now.")
+MSG_PRICE = _b(
+    "价格已变动，积分已退回，请重新选择。",
+    "The price changed; points returned. Please choose again.",
+)
+MSG_OFFLINE_BALANCE = _b("离线模式：积分不足。", "Offline: not enough points.")
+
+
+class TransactionEngine(TxnSteps):
+    """Redeem, buy and spin; see the module docstring. Start-up recovery is ``recovery``."""
+
+    def __init__(
+        self,
+        *,
+        connectivity: Connectivity,
+        offline_limits: OfflineLimits,
+        payment_timeout_s: float = 240.0,
+        poll_interval_s: float = 1.0,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        **steps,
+    ) -> None:
+        super().__init__(**steps)
+        self.connectivity = connectivity
+        self.offline_limits = offline_limits
+        self.payment_timeout_s = payment_timeout_s
+        self.poll_interval_s = poll_interval_s
+        self.new_id = new_id
+        self._busy = threading.Lock()
+        self._cancel = threading.Event()
+
+    # ---- public flows -------------------------------------------------------------------------
+    def redeem(self, member: Member, item: ItemChoice, progress: ProgressFn = _ignore) -> TxnResult:
+        """A gift or coupon for points, or (``item.cash_cents``) for points plus cash."""
+        with self._exclusive():
+            self._check_compartment(item.compartment)
+            kind = TxnKind.POINTS_CASH if item.cash_cents else TxnKind.REDEEM
+            if not self.connectivity.online():
+                return self._redeem_offline(member, item, kind, progress)
+            txn = new_transaction(
+                self.new_id(), kind, member.member_id, points=item.points, at=self.clock(),
+                cash_cents=item.cash_cents, sku=item.sku, compartment=item.compartment,
+            )  # fmt: skip
+            ctx = TxnContext(
+                member.masked_name, item.name.zh, item.name.en, item.coupon_value_cents
+            )
+            self.save(txn, ctx)  # NEW, before the hold call
+            try:
+                r = self.server.create_redemption(
+                    txn.txn_id, member.member_id, item.sku, item.points,
+                    compartment=item.compartment, cash_cents=item.cash_cents,
+                )  # fmt: skip
+            except Rejected as exc:
+                return self._refused(txn, ctx, exc)
+            except Unreachable:
+                return self.void(txn, ctx, "hold_unreachable", MSG_NETWORK, present=True)
+            ctx = replace(ctx, balance_held=r.balance, **_payment(r))
+            txn = self.step(txn, ctx, S.HELD, progress, hold_id=r.txn_id)
+            if kind is TxnKind.POINTS_CASH:
+                paid, why, message = self._await_payment(txn, ctx, progress)
+                if not paid:
+                    return self.void(txn, ctx, why, message, present=True, progress=progress)
+                txn = self.step(txn, ctx, S.PAID, progress, payment_ref=ctx.payment_id)
+            return self._dispense(txn, ctx, progress)
+
+    def spin(
+        self, member: Member, wheel_id: str, cost_points: int, progress: ProgressFn = _ignore
+    ) -> TxnResult:
+        """One wheel spin; a gift prize dispenses like a redemption, a coupon prints."""
+        with self._exclusive():
+            if not self.connectivity.online():
+                raise TransactionRefused(MSG_OFFLINE, "offline")
+            txn = new_transaction(
+                self.new_id(), TxnKind.SPIN, member.member_id, points=cost_points, at=self.clock()
+            )
+            ctx = TxnContext(member.masked_name)
+            self.save(txn, ctx)
+            try:
+                r = self.server.spin(txn.txn_id, member.member_id, wheel_id)
+            except Rejected as exc:
+                return self._refused(txn, ctx, exc)
+            except Unreachable:
+                return self.void(txn, ctx, "spin_unreachable", MSG_NETWORK, present=True)
+            try:
+                prize = _prize(r)
+            except Unreachable as exc:
+                log.error("txn %s: %s", txn.txn_id, exc)
+                return self.void(txn, ctx, "bad_prize", MSG_NETWORK, present=True)
+            if r.points != txn.points:  # the member was shown another price: do not charge it
+                log.warning("txn %s: wheel cost %d, not %d", txn.txn_id, r.points, txn.points)
+                return self.void(txn, ctx, "price_changed", MSG_PRICE, present=True)
+            ctx = replace(ctx, balance_held=r.balance, prize=prize, item_zh=prize.label_zh,
+                          item_en=prize.label_en)  # fmt: skip
+            txn = self.step(txn, ctx, S.HELD, progress, hold_id=r.txn_id, sku=r.sku,
+                            compartment=r.compartment)  # fmt: skip
+            if txn.compartment is not None and self._flag_of(txn.compartment):
+                return self.void(txn, ctx, "compartment_needs_check", MSG_CHECK, present=True)
+            return self._dispense(txn, ctx, progress)
+
+    def settle(self) -> list[Settled]:
+        """Recover or retry unfinished transactions (start-up, then periodically).
+
+        Skipped while a transaction runs: its steps belong to the running flow.
+        """
+        if not self._busy.acquire(blocking=False):
+            return []
+        try:
+            return settle_unfinished(self)
+        finally:
+            self._busy.release()
+
+    def cancel_payment(self) -> None:
+        """The member tapped cancel on the payment screen (any thread)."""
+        self._cancel.set()
+
+    # ---- steps --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        if not self._busy.acquire(blocking=False):
+            raise TransactionRefused(MSG_BUSY, "busy")
+        self._cancel.clear()
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def _flag_of(self, number: int) -> dict | None:
+        return self.journal.get("compartment_flags", str(number))
+
+    def _check_compartment(self, number: int | None) -> None:
+        if number is not None and self._flag_of(number):
+            raise TransactionRefused(MSG_CHECK, "compartment_needs_check")
+
+    def _refused(self, txn: Transaction, ctx: TxnContext, exc: Rejected) -> TxnResult:
+        # A refusal is the server's answer for this txn_id: no hold exists, and no other
+        # request with this id is sent again, so there is nothing to release.
+        txn = self.step(txn, ctx, S.VOIDING, void_reason=f"refused:{exc.code}")
+        txn = self.step(txn, ctx, S.VOIDED)
+        return TxnResult(txn, ctx, Outcome.REFUSED, _b(str(exc), str(exc)))
+
+    def _dispense(self, txn: Transaction, ctx: TxnContext, progress: ProgressFn) -> TxnResult:
+        if txn.compartment is None:
+            txn, ctx, failed = self.capture(txn, ctx, progress)
+            if failed == "refused":  # nothing was handed out: release the hold
+                return self.void(txn, ctx, "capture_refused", MSG_NETWORK, present=True)
+            if failed:  # HELD stays: recovery asks the server what happened
+                return TxnResult(txn, ctx, Outcome.VOID_PENDING, _VOID_PENDING)
+            return self.finish(
+                txn, ctx, Outcome.ISSUED, MSG_ISSUED, present=True, progress=progress
+            )
+        txn = self.step(txn, ctx, S.DOOR_OPENING, progress)  # durable BEFORE the pulse
+        try:
+            opened = self.locker.open(txn.compartment)
+        except LockerError as exc:
+            opened = exc
+        if not isinstance(opened, Opened):
+            return self._door_failed(txn, ctx, opened, progress)
+        txn = self.step(txn, ctx, S.DISPENSED, progress)
+        txn, ctx, failed = self.capture(txn, ctx, progress)
+        if failed:
+            return TxnResult(txn, ctx, Outcome.DISPENSED_UNCONFIRMED, MSG_UNCONFIRMED)
+        outcome = Outcome.DISPENSED_UNCONFIRMED if txn.offline else Outcome.DISPENSED
+        message = MSG_UNCONFIRMED if txn.offline else MSG_TAKE_GIFT
+        return self.finish(txn, ctx, outcome, message, present=True, progress=progress)
+
+    def _door_failed(
+        self, txn: Transaction, ctx: TxnContext, what: object, progress: ProgressFn
+    ) -> TxnResult:
+        if isinstance(what, DoorJammed):
+            reason = f"door_jammed: not open after {what.waited_s:.1f} s"
+        elif isinstance(what, AlreadyOpen):
+            reason = "door_already_open: the door read open before the pulse"
+        else:
+            reason = f"locker_error: {what}"
+        txn = self.step(txn, ctx, S.NEEDS_CHECK, progress, void_reason=reason)
+        self.flag_needs_check(txn, reason)
+        return self.void(txn, ctx, reason, MSG_JAMMED, present=True, progress=progress)
+
+    def _await_payment(
+        self, txn: Transaction, ctx: TxnContext, progress: ProgressFn
+    ) -> tuple[bool, str, Bilingual]:
+        """Poll the server until the cash part is paid, cancelled, expired or timed out."""
+        deadline = self.clock() + self.payment_timeout_s
+        while True:
+            left = deadline - self.clock()
+            if self._cancel.is_set():
+                return False, "payment_cancelled", MSG_PAY_CANCELLED
+            if left <= 0:
+                return False, "payment_timeout", MSG_PAY_EXPIRED
+            progress(Progress(txn.txn_id, txn.state, ctx.pay_url, txn.cash_cents, left))
+            try:
+                r = self.server.get_redemption(txn.txn_id)
+            except Unreachable as exc:
+                log.warning("txn %s: payment poll failed, polling on: %s", txn.txn_id, exc)
+            else:
+                status = (r.payment or {}).get("status")
+                if status == "paid" and r.state == "held":
+                    return True, "", MSG_ISSUED
+                if r.state != "held" or status in ("cancelled", "expired", "refunded"):
+                    return False, "payment_expired", MSG_PAY_EXPIRED
+            if self._cancel.wait(min(self.poll_interval_s, max(left, 0))):
+                return False, "payment_cancelled", MSG_PAY_CANCELLED
+
+    def _redeem_offline(
+        self, member: Member, item: ItemChoice, kind: TxnKind, progress: ProgressFn
+    ) -> TxnResult:
+        if item.compartment is None and kind is TxnKind.REDEEM:
+            raise TransactionRefused(MSG_OFFLINE, "offline_coupon")
+        if member.balance < item.points:
+            raise TransactionRefused(MSG_OFFLINE_BALANCE, "offline_balance")
+        since = self.connectivity.offline_since() or self.now()
+        decision = check_offline_redemption(
+            self.offline_limits, self._offline_spends(), member.member_id, item.points, kind,
+            since, self.now(), self.store.tz,
+        )  # fmt: skip
+        if not decision.allowed:
+            zh, _, en = decision.message.partition(" / ")
+            raise TransactionRefused(_b(zh, en or zh), decision.reason.value)
+        txn = new_transaction(
+            self.new_id(), kind, member.member_id, points=item.points, at=self.clock(),
+            sku=item.sku, compartment=item.compartment, offline=True,
+        )  # fmt: skip
+        spend = {"member_id": member.member_id, "points": item.points, "day": str(decision.day)}
+        self.journal.put(SPEND_TABLE, txn.txn_id, spend)  # counted before the door opens
+        ctx = TxnContext(
+            member.masked_name, item.name.zh, item.name.en,
+            balance_held=member.balance - item.points,
+        )  # fmt: skip
+        self.save(txn, ctx)
+        txn = self.step(txn, ctx, S.HELD, progress)
+        return self._dispense(txn, ctx, progress)
+
+    def _offline_spends(self) -> list[OfflineSpend]:
+        out = []
+        for txn_id, r in self.journal.all(SPEND_TABLE).items():
+            out.append(
+                OfflineSpend(txn_id, r["member_id"], r["points"], dt.date.fromisoformat(r["day"]))
+            )
+        return out
+
+
+def _payment(r: Redemption) -> dict:
+    pay = r.payment or {}
+    return {"payment_id": pay.get("id"), "pay_url": pay.get("pay_url")}
+
+
+def _prize(r: Redemption) -> Prize:
+    p = r.prize
+    if not isinstance(p, dict):
+        raise Unreachable(f"store server answered a spin without a prize (txn {r.txn_id})")
+    try:
+        return Prize(
+            wheel_id=str(p["wheel_id"]),
+            segment_idx=int(p["segment_idx"]),
+            kind=PrizeKind(p["kind"]),
+            label_zh=str(p["label_zh"]),
+            label_en=str(p["label_en"]),
+            points=int(p["points"]),
+            day=str(p["day"]),
+            commitment=str(p["commitment"]),
+            coupon_value_cents=p.get("coupon_value_cents"),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise Unreachable(f"store server answered a spin with an unusable prize: {exc}") from exc

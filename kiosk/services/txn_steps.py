@@ -1,0 +1,287 @@
+"""The journalled steps every transaction flow and the start-up recovery share.
+
+Each method writes the journal record (one fsync) before the external effect it guards:
+the hold, the relay pulse, the capture, the void, the print. A crash between the record
+and the effect leaves a state ``recovery.settle`` knows how to finish or reverse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from kiosk.domain.receipts import Bilingual
+from kiosk.domain.transaction import Transaction, TxnState, advance, from_record, to_record
+from kiosk.domain.txn_receipts import StoreInfo, TxnContext, success_receipts, voucher
+from kiosk.errors import KioskError, Rejected, Unreachable
+from kiosk.ports import Locker, OutboxEvent, StoreServer
+from kiosk.services.receipt_queue import ReceiptQueue
+from kiosk.storage.journal import Journal
+
+log = logging.getLogger(__name__)
+
+S = TxnState
+TXN_TABLE = "txn"
+FLAG_TABLE = "compartment_flags"
+SPEND_TABLE = "offline_spends"
+
+
+class EventSink(Protocol):
+    """The outbox as the engine needs it: durable, and idempotent by ``event_id``."""
+
+    def add(
+        self, kind: str, payload: Mapping[str, Any], *, event_id: str | None = None
+    ) -> OutboxEvent: ...
+
+
+class Outcome(enum.Enum):
+    """How a transaction ended, for the result screen."""
+
+    DISPENSED = "dispensed"  # gift taken and charged
+    ISSUED = "issued"  # no door: coupon, points prize or nothing; charged
+    DISPENSED_UNCONFIRMED = "dispensed_unconfirmed"  # gift out; the charge is still to sync
+    REFUSED = "refused"  # the server refused: nothing was held
+    VOIDED = "voided"  # points (and cash) returned
+    NEEDS_CHECK = "needs_check"  # door unconfirmed: points returned, claim voucher
+    VOID_PENDING = "void_pending"  # server unreachable: the hold is released when it answers
+
+
+@dataclass(frozen=True)
+class TxnResult:
+    txn: Transaction
+    ctx: TxnContext
+    outcome: Outcome
+    message: Bilingual
+    printed: bool = False  # every receipt of this result came out
+    queued: bool = False  # at least one receipt waits in the reprint queue
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the UI shows while a transaction runs (called from the engine's thread)."""
+
+    txn_id: str
+    state: TxnState
+    pay_url: str | None = None
+    amount_cents: int = 0
+    seconds_left: float | None = None
+    compartment: int | None = None
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def _ignore(_: Progress) -> None:
+    return None
+
+
+class TxnSteps:
+    """Journal + server + locker + receipts, one step at a time."""
+
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        server: StoreServer,
+        locker: Locker,
+        receipts: ReceiptQueue,
+        outbox: EventSink,
+        store: StoreInfo,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.journal = journal
+        self.server = server
+        self.locker = locker
+        self.receipts = receipts
+        self.outbox = outbox
+        self.store = store
+        self.clock = clock
+        self._flags_lock = threading.Lock()
+
+    # ---- the journal record ------------------------------------------------------------------
+    def save(self, txn: Transaction, ctx: TxnContext) -> None:
+        self.journal.put(TXN_TABLE, txn.txn_id, {**to_record(txn), "ctx": ctx.to_record()})
+
+    def load(self, txn_id: str) -> tuple[Transaction, TxnContext] | None:
+        record = self.journal.get(TXN_TABLE, txn_id)
+        if record is None:
+            return None
+        return from_record(record), TxnContext.from_record(txn_id, record.get("ctx"))
+
+    def step(
+        self, txn: Transaction, ctx: TxnContext, state: TxnState, progress: ProgressFn = _ignore,
+        **facts: Any,
+    ) -> Transaction:  # fmt: skip
+        """Advance and journal (durable on return), then tell the UI."""
+        txn = advance(txn, state, at=self.clock(), **facts)
+        self.save(txn, ctx)
+        log.info("txn %s %s -> %s", txn.txn_id, txn.history[-2][0].name, state.name)
+        progress(Progress(txn.txn_id, state, compartment=txn.compartment))
+        return txn
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock(), self.store.tz)
+
+    # ---- compartments flagged "needs check" --------------------------------------------------
+    def flag_needs_check(self, txn: Transaction, reason: str) -> None:
+        """Flag the compartment (durable) and tell staff through the outbox (idempotent)."""
+        number = txn.compartment
+        if number is None:
+            return
+        with self._flags_lock:
+            self.journal.put(
+                FLAG_TABLE,
+                str(number),
+                {"txn_id": txn.txn_id, "reason": reason, "at": self.clock()},
+            )
+        self.outbox.add(
+            "needs_check",
+            {"compartment": number, "txn_id": txn.txn_id, "sku": txn.sku, "reason": reason},
+            event_id=f"{txn.txn_id}:needs_check",
+        )
+        log.warning("txn %s: compartment %d flagged needs-check: %s", txn.txn_id, number, reason)
+
+    def flagged(self) -> dict[int, dict[str, Any]]:
+        return {int(k): v for k, v in self.journal.all(FLAG_TABLE).items()}
+
+    def clear_flag(self, number: int, staff_id: str) -> bool:
+        """Staff checked the compartment; it may be opened again."""
+        with self._flags_lock:
+            cleared = self.journal.delete(FLAG_TABLE, str(number))
+        if cleared:
+            log.info("compartment %d needs-check cleared by staff %s", number, staff_id)
+        return cleared
+
+    # ---- void ---------------------------------------------------------------------------------
+    def void(
+        self, txn: Transaction, ctx: TxnContext, reason: str, why: Bilingual, *,
+        present: bool, progress: ProgressFn = _ignore,
+    ) -> TxnResult:  # fmt: skip
+        """VOIDING (journalled) -> release the hold on the server -> VOIDED -> voucher."""
+        if txn.state is not S.VOIDING:
+            txn = self.step(txn, ctx, S.VOIDING, progress, void_reason=reason)
+        if txn.offline:
+            ctx = replace(ctx, points_returned=0)  # nothing was charged: the server never saw it
+            self.journal.delete(SPEND_TABLE, txn.txn_id)
+        else:
+            try:
+                r = self.server.void(txn.txn_id, reason)
+            except Unreachable as exc:
+                log.warning("txn %s: void not confirmed, retried later: %s", txn.txn_id, exc)
+                return TxnResult(txn, ctx, Outcome.VOID_PENDING, _VOID_PENDING)
+            except Rejected as exc:
+                if exc.status != 404:
+                    raise
+                log.info("txn %s: the server never held it; nothing to release", txn.txn_id)
+                ctx = replace(ctx, points_returned=0)
+            else:
+                refunded = r.payment or {}
+                ctx = replace(
+                    ctx,
+                    points_returned=r.points,
+                    balance_held=(r.balance - r.points) if r.balance is not None else None,
+                    cash_refunded_cents=(
+                        refunded.get("amount_cents", 0)
+                        if refunded.get("status") == "refunded"
+                        else 0
+                    ),
+                )
+        txn = self.step(txn, ctx, S.VOIDED, progress)
+        outcome = Outcome.NEEDS_CHECK if txn.needs_check else Outcome.VOIDED
+        if not (txn.needs_check or ctx.points_returned or ctx.cash_refunded_cents):
+            return TxnResult(txn, ctx, outcome, why)  # nothing was taken: no voucher
+        slip = voucher(txn, ctx, self.store, self.now(), why)
+        printed, queued = self._hand_out([("voucher", slip)], txn, present)
+        return TxnResult(txn, ctx, outcome, why, printed, queued)
+
+    # ---- capture and receipts ---------------------------------------------------------------
+    def capture(
+        self, txn: Transaction, ctx: TxnContext, progress: ProgressFn = _ignore
+    ) -> tuple[Transaction, TxnContext, str | None]:
+        """-> CAPTURED. The third value is None once captured, else "unreachable" (ask again
+        later) or "refused" (the server will not charge it: see ``capture_refused``)."""
+        if txn.offline:
+            payload = {
+                "txn_id": txn.txn_id,
+                "member_id": txn.member_id,
+                "sku": txn.sku,
+                "points": txn.points,
+                "compartment": txn.compartment,
+            }
+            self.outbox.add("offline_redemption", payload, event_id=txn.txn_id)
+            return self.step(txn, ctx, S.CAPTURED, progress), ctx, None
+        try:
+            r = self.server.capture(txn.txn_id)
+        except Unreachable as exc:
+            log.warning("txn %s: capture not confirmed, retried later: %s", txn.txn_id, exc)
+            return txn, ctx, "unreachable"
+        except Rejected as exc:
+            ctx = replace(ctx, capture_refused=f"{exc.code}: {exc}")
+            self.save(txn, ctx)
+            if txn.state is S.DISPENSED:
+                # The gift is out and the server will not charge it (e.g. the hold expired
+                # while the door was open): never retry blindly; staff settle it.
+                self.outbox.add(
+                    "fault",
+                    {"txn_id": txn.txn_id, "what": "capture_refused", "code": exc.code,
+                     "detail": str(exc)},
+                    event_id=f"{txn.txn_id}:capture_refused",
+                )  # fmt: skip
+            log.error("txn %s: capture refused in %s: %s", txn.txn_id, txn.state.name, exc)
+            return txn, ctx, "refused"
+        ctx = replace(
+            ctx,
+            balance_final=r.balance,
+            coupon_code=r.coupon_code,
+            coupon_valid_until=r.raw.get("coupon_valid_until") if r.coupon_code else None,
+        )
+        return self.step(txn, ctx, S.CAPTURED, progress), ctx, None
+
+    def finish(
+        self, txn: Transaction, ctx: TxnContext, outcome: Outcome, message: Bilingual, *,
+        present: bool, progress: ProgressFn = _ignore,
+    ) -> TxnResult:  # fmt: skip
+        """CAPTURED -> receipts (printed, or queued) -> PRINTED -> DONE."""
+        slips = success_receipts(txn, ctx, self.store, self.now())
+        printed, queued = self._hand_out(slips, txn, present)
+        txn = self.step(txn, ctx, S.PRINTED, progress, receipt_queued=queued)
+        txn = self.step(txn, ctx, S.DONE, progress)
+        return TxnResult(txn, ctx, outcome, message, printed, queued)
+
+    def _hand_out(self, slips: list, txn: Transaction, present: bool) -> tuple[bool, bool]:
+        """Print while the member stands there; queue when nobody is (recovery)."""
+        queued = False
+        for suffix, slip in slips:
+            key = f"{txn.txn_id}:{suffix}"
+            if present:
+                queued |= not self.receipts.print_or_queue(key, slip)
+            elif not self.receipts.has(key):
+                self.receipts.queue(key, slip, "printed after a restart: nobody was at the kiosk")
+                queued = True
+            else:
+                queued = True
+        return not queued, queued
+
+
+MSG_NETWORK = Bilingual(
+    "网络异常，未扣除积分，请稍后再试。", "Network problem: nothing was charged. Please try again."
+)
+_VOID_PENDING = Bilingual(
+    "网络异常，积分将在恢复联网后自动退回。",
+    "Network problem: your points are returned automatically once the kiosk is back online.",
+)
+
+
+class TransactionRefused(KioskError):
+    """A transaction that may not start; ``message`` is what the member sees."""
+
+    def __init__(self, message: Bilingual, code: str) -> None:
+        super().__init__(f"{message.zh} / {message.en}")
+        self.message = message
+        self.code = code

@@ -1,0 +1,218 @@
+"""A kiosk on a bench: the real store server on loopback, the real client, journal, simulated
+locker (gpiozero MockFactory) and virtual printer (pty), wired into the transaction engine.
+
+Used by the engine's integration tests and the crash harness (``bench/txn_crash.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from drivers.locker import make_locker
+from drivers.printer import make_printer
+from drivers.printer.sim_printer import VirtualPrinter
+from kiosk.config import parse_config
+from kiosk.domain.offline import OfflineLimits
+from kiosk.domain.receipts import Bilingual
+from kiosk.domain.txn_receipts import StoreInfo
+from kiosk.services.receipt_queue import ReceiptQueue
+from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
+from kiosk.storage.journal import Journal
+from kiosk.storage.outbox import Outbox
+from kiosk.sync.client import RetryPolicy, StoreServerClient
+from storeserver import demo, kiosks
+from storeserver.clock import ManualClock
+from storeserver.runner import ServerThread
+from storeserver.store import Store
+
+KIOSK = "kiosk-01"
+TZ = ZoneInfo("Asia/Shanghai")
+MUG = ItemChoice("GIFT-MUG", Bilingual("保温杯", "Thermal mug"), 800, compartment=1)
+TOTE = ItemChoice("GIFT-TOTE", Bilingual("帆布袋", "Canvas tote bag"), 300, compartment=2)
+EARBUDS = ItemChoice(
+    "GIFT-EARBUDS", Bilingual("蓝牙耳机", "Bluetooth earbuds"), 2000, cash_cents=4900, compartment=4
+)
+COUPON = ItemChoice(
+    "CPN-10", Bilingual("10元代金券", "¥10 off coupon"), 500, coupon_value_cents=1000
+)
+LIST = {"M0001": 750, "M0002": 2700, "M0003": 6500, "M0004": 23000, "M0005": 80}
+
+
+def member(member_id: str, balance: int | None = None) -> Member:
+    return Member(member_id, member_id[:2] + "**" + member_id[-1], balance or LIST[member_id])
+
+
+def kiosk_config(door_open_timeout_s: float = 0.5):
+    compartments = [{"number": n, "relay_pin": 4 + n, "sensor_pin": 16 + n} for n in range(1, 7)]
+    cfg = parse_config(
+        {
+            "kiosk": {"id": KIOSK},
+            "server": {"url": "http://127.0.0.1:1"},
+            "printer": {"kind": "sim"},
+            "locker": {
+                "kind": "sim",
+                "compartments": compartments,
+            },
+        },
+        "rig",
+    )
+    # below the config's floor of 1 s so a jam costs tests half a second, not one
+    locker = dataclasses.replace(cfg.locker, door_open_timeout_s=door_open_timeout_s)
+    return dataclasses.replace(cfg, locker=locker)
+
+
+@dataclass
+class Link:
+    """Connectivity the tests flip by hand (the sync worker provides it in the app)."""
+
+    up: bool = True
+    since: dt.datetime | None = None
+
+    def online(self) -> bool:
+        return self.up
+
+    def offline_since(self) -> dt.datetime | None:
+        return self.since
+
+    def cut(self) -> None:
+        self.up, self.since = False, dt.datetime.now(dt.UTC)
+
+
+class ServerSide:
+    """The store with demo data on a manual clock, served on 127.0.0.1:0."""
+
+    def __init__(self, folder: Path) -> None:
+        self.clock = ManualClock()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.store = Store(folder / "store.db", clock=self.clock)
+        demo.seed(self.store, [KIOSK])
+        self.thread = ServerThread(self.store, "127.0.0.1", 0)
+        self.thread.start()
+        self.url = self.thread.url
+
+    def enrollment_code(self) -> str:
+        with self.store.db.transaction() as conn:
+            return kiosks.new_enrollment_code(conn, self.store.clock)
+
+    def balance(self, member_id: str) -> int:
+        with self.store.db.transaction() as conn:
+            return self.store.ledger.balance(conn, member_id, self.store.ledger.today())
+
+    def stock(self, number: int) -> int:
+        row = (
+            self.store.db.connection()
+            .execute(
+                "SELECT stock FROM compartments WHERE kiosk_id = ? AND number = ?", (KIOSK, number)
+            )
+            .fetchone()
+        )
+        return row["stock"]
+
+    def redemptions(self) -> dict[str, str]:
+        rows = self.store.db.connection().execute("SELECT txn_id, state FROM redemptions")
+        return {r["txn_id"]: r["state"] for r in rows}
+
+    def payment_of(self, txn_id: str) -> dict | None:
+        row = (
+            self.store.db.connection()
+            .execute("SELECT * FROM payments WHERE txn_id = ?", (txn_id,))
+            .fetchone()
+        )
+        return dict(row) if row else None
+
+    def simulate_paid(self, payment_id: str) -> None:
+        with self.store.db.transaction() as conn:
+            self.store.payments.mark_paid(conn, payment_id)
+
+    def stop(self) -> None:
+        self.thread.stop()
+        self.store.close()
+
+
+@dataclass
+class KioskSide:
+    """The kiosk process's objects; ``reopen()`` is a restart after a crash."""
+
+    folder: Path
+    server_url: str
+    enrollment: str | None = None
+    door_open_timeout_s: float = 0.5
+    printer: VirtualPrinter | None = None
+    link: Link = field(default_factory=Link)
+    payment_timeout_s: float = 30.0
+    ids: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cfg = kiosk_config(self.door_open_timeout_s)
+        if self.printer is None:
+            self.printer = VirtualPrinter(self.folder / "paper")
+        self.client = StoreServerClient(
+            self.server_url,
+            token_file=self.folder / "state" / "token",
+            public_key_file=self.folder / "state" / "server_key.pub",
+            retry=RetryPolicy(attempts=3, base_delay_s=0.05, max_delay_s=0.2),
+            rng=random.Random(3),
+            connect_timeout_s=2.0,
+            read_timeout_s=5.0,
+        )
+        if self.enrollment:
+            self.client.enroll(self.enrollment, KIOSK)
+        self.locker = make_locker(self.cfg.locker)
+        self.printer_port = make_printer(self.cfg.printer, sim=self.printer)
+        self._open_engine()
+
+    def _open_engine(self) -> None:
+        self.journal = Journal.open(self.folder / "state")
+        self.outbox = Outbox(self.journal)
+        self.receipts = ReceiptQueue(self.journal, self.printer_port)
+        self.engine = TransactionEngine(
+            journal=self.journal,
+            server=self.client,
+            locker=self.locker,
+            receipts=self.receipts,
+            outbox=self.outbox,
+            store=StoreInfo(KIOSK, "测试门店", "Test store", TZ),
+            connectivity=self.link,
+            offline_limits=OfflineLimits(500, 1000, 8),
+            payment_timeout_s=self.payment_timeout_s,
+            poll_interval_s=0.05,
+        )
+
+    def reopen(self) -> None:
+        """Drop the engine and journal as a crash would, and start again on the same files."""
+        self.journal.close()
+        self._open_engine()
+
+    @property
+    def sim(self):
+        return self.locker.sim
+
+    def pulses(self, number: int) -> int:
+        """How many times compartment ``number``'s solenoid was energised."""
+        return self.sim.door(number).pulses
+
+    def close(self) -> None:
+        self.journal.close()
+        self.locker.close()
+        self.printer_port.close()
+        self.client.close()
+        self.printer.stop()
+
+
+def pay_when_shown(server: ServerSide, kiosk: KioskSide) -> threading.Event:
+    """Pay the cash part from 'the member's phone' once the kiosk shows the QR."""
+    done = threading.Event()
+
+    def progress(p) -> None:
+        if p.pay_url and not done.is_set():
+            done.set()
+            server.simulate_paid(p.pay_url.rsplit("/", 1)[-1])
+
+    done.progress = progress  # type: ignore[attr-defined]
+    return done

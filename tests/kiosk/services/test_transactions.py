@@ -1,0 +1,256 @@
+"""The transaction engine against the real store server on loopback, the locker simulator and
+the virtual printer: every flow, its failures, and what the member, the ledger and the locker
+end up with."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from kiosk.domain.transaction import TxnState
+from kiosk.errors import Unreachable
+from kiosk.ports import PaperState
+from kiosk.services.txn_steps import Outcome, TransactionRefused
+
+from .rig import COUPON, EARBUDS, MUG, TOTE, KioskSide, ServerSide, member, pay_when_shown
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = ServerSide(tmp_path / "server")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def kiosk(tmp_path, server):
+    k = KioskSide(tmp_path / "kiosk", server.url, server.enrollment_code())
+    yield k
+    k.close()
+
+
+def flat(text: str) -> str:
+    """Receipt text without line wraps and spaces (ids and amounts wrap at 32 columns)."""
+    return "".join(text.split())
+
+
+def states(kiosk, txn_id):
+    return [s for s, _ in kiosk.engine.load(txn_id)[0].history]
+
+
+def test_redeem_dispenses_once_charges_once_and_prints_the_receipt(server, kiosk):
+    seen = []
+    result = kiosk.engine.redeem(member("M0002"), MUG, seen.append)
+    assert result.outcome is Outcome.DISPENSED and result.printed
+    txn_id = result.txn.txn_id
+    assert server.balance("M0002") == 2700 - 800
+    assert server.redemptions()[txn_id] == "captured"
+    assert kiosk.pulses(1) == 1 and server.stock(1) == 2
+    S = TxnState
+    expected = [S.NEW, S.HELD, S.DOOR_OPENING, S.DISPENSED, S.CAPTURED, S.PRINTED, S.DONE]
+    assert states(kiosk, txn_id) == expected
+    assert [p.state for p in seen] == expected[1:]
+    (paper,) = kiosk.printer.wait_for_receipts(1)
+    assert (
+        txn_id in flat(paper.text) and "保温杯" in flat(paper.text) and "1,900" in flat(paper.text)
+    )
+
+
+def test_a_coupon_prints_its_code_and_last_valid_day(server, kiosk):
+    result = kiosk.engine.redeem(member("M0002"), COUPON)
+    assert result.outcome is Outcome.ISSUED
+    assert result.ctx.coupon_code.startswith("CPN-") and result.ctx.coupon_valid_until
+    (paper,) = kiosk.printer.wait_for_receipts(1)
+    assert result.ctx.coupon_code in flat(paper.text) and result.ctx.coupon_valid_until in flat(
+        paper.text
+    )
+    assert sum(kiosk.pulses(n) for n in range(1, 7)) == 0
+    assert server.balance("M0002") == 2200
+
+
+def test_a_refused_hold_opens_nothing_and_takes_nothing(server, kiosk):
+    result = kiosk.engine.redeem(member("M0005"), MUG)  # 80 points
+    assert result.outcome is Outcome.REFUSED and "points" in result.message.en
+    assert result.txn.state is TxnState.VOIDED
+    assert kiosk.pulses(1) == 0 and server.balance("M0005") == 80 and server.stock(1) == 3
+    assert kiosk.printer.receipts == []
+
+
+def test_a_jammed_door_returns_the_points_flags_the_compartment_and_prints_a_claim(server, kiosk):
+    kiosk.sim.jam(1)
+    result = kiosk.engine.redeem(member("M0002"), MUG)
+    assert result.outcome is Outcome.NEEDS_CHECK
+    assert server.balance("M0002") == 2700 and server.stock(1) == 3
+    assert server.redemptions()[result.txn.txn_id] == "voided"
+    assert kiosk.pulses(1) == 1
+    assert 1 in kiosk.engine.flagged()
+    (voucher,) = kiosk.printer.wait_for_receipts(1)
+    assert "staff" in flat(voucher.text) and result.txn.txn_id in flat(voucher.text)
+    assert [e.kind for e in kiosk.outbox.pending(10)] == ["needs_check"]
+    with pytest.raises(TransactionRefused) as refused:
+        kiosk.engine.redeem(member("M0002"), MUG)
+    assert refused.value.code == "compartment_needs_check" and kiosk.pulses(1) == 1
+    assert kiosk.engine.clear_flag(1, "S0001")
+    kiosk.sim.jam(1, False)
+    assert kiosk.engine.redeem(member("M0002"), MUG).outcome is Outcome.DISPENSED
+
+
+def test_points_and_cash_paid_on_the_phone(server, kiosk):
+    paid = pay_when_shown(server, kiosk)
+    result = kiosk.engine.redeem(member("M0003"), EARBUDS, paid.progress)
+    assert paid.is_set() and result.outcome is Outcome.DISPENSED
+    assert states(kiosk, result.txn.txn_id)[:4] == [
+        TxnState.NEW, TxnState.HELD, TxnState.PAID, TxnState.DOOR_OPENING
+    ]  # fmt: skip
+    assert server.payment_of(result.txn.txn_id)["status"] == "paid"
+    assert server.balance("M0003") == 6500 - 2000 and kiosk.pulses(4) == 1
+    (paper,) = kiosk.printer.wait_for_receipts(1)
+    assert "49.00" in flat(paper.text)
+
+
+def test_points_and_cash_cancelled_by_the_member(server, kiosk):
+    def progress(p):
+        if p.pay_url:
+            kiosk.engine.cancel_payment()
+
+    result = kiosk.engine.redeem(member("M0003"), EARBUDS, progress)
+    assert result.outcome is Outcome.VOIDED and result.txn.void_reason == "payment_cancelled"
+    assert server.payment_of(result.txn.txn_id)["status"] == "cancelled"
+    assert server.balance("M0003") == 6500 and kiosk.pulses(4) == 0
+    (voucher,) = kiosk.printer.wait_for_receipts(1)
+    assert "2,000" in flat(voucher.text)
+
+
+def test_points_and_cash_expired_at_the_server(server, kiosk):
+    def progress(p):
+        if p.pay_url:
+            server.clock.advance(minutes=6)
+
+    result = kiosk.engine.redeem(member("M0003"), EARBUDS, progress)
+    assert result.outcome is Outcome.VOIDED and result.txn.void_reason == "payment_expired"
+    assert server.payment_of(result.txn.txn_id)["status"] == "expired"
+    assert server.balance("M0003") == 6500 and kiosk.pulses(4) == 0
+
+
+def test_points_and_cash_timing_out_on_the_kiosk_cancels_with_a_countdown(server, kiosk):
+    kiosk.engine.payment_timeout_s = 0.3
+    seen = []
+    result = kiosk.engine.redeem(member("M0003"), EARBUDS, seen.append)
+    assert result.outcome is Outcome.VOIDED and result.txn.void_reason == "payment_timeout"
+    countdown = [p.seconds_left for p in seen if p.pay_url]
+    assert len(countdown) >= 2 and countdown == sorted(countdown, reverse=True)
+    assert all(0 < left <= 0.3 for left in countdown)
+    assert server.payment_of(result.txn.txn_id)["status"] == "cancelled"
+
+
+def test_wheel_spins_match_the_server_and_print_the_fairness_proof(server, kiosk):
+    results = []
+    for _ in range(3):  # LUCKY: 100 points a spin, 3 a day
+        result = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+        results.append(result)
+        for n in range(1, 7):
+            if kiosk.sim.is_open(n):
+                kiosk.sim.close_door(n)
+    kinds = [r.ctx.prize.kind.value for r in results]
+    for r in results:
+        assert r.outcome in (Outcome.ISSUED, Outcome.DISPENSED), r
+        assert server.redemptions()[r.txn.txn_id] == "captured"
+        assert (r.txn.compartment is not None) == (r.ctx.prize.kind.value == "gift")
+    won = sum(r.ctx.prize.points for r in results if r.ctx.prize.kind.value == "points")
+    assert server.balance("M0004") == 23000 - 300 + won
+    papers = kiosk.printer.wait_for_receipts(3 + kinds.count("coupon"))
+    assert all(any(r.ctx.prize.commitment in flat(p.text) for p in papers) for r in results)
+    refused = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+    assert refused.outcome is Outcome.REFUSED and server.balance("M0004") == 23000 - 300 + won
+
+
+def test_a_price_change_voids_the_spin_instead_of_charging_another_price(server, kiosk):
+    result = kiosk.engine.spin(member("M0004"), "LUCKY", 90)
+    assert result.outcome is Outcome.VOIDED and result.txn.void_reason == "price_changed"
+    assert server.balance("M0004") == 23000
+
+
+def test_offline_redemption_within_limits_then_uploaded(server, kiosk):
+    kiosk.link.cut()
+    result = kiosk.engine.redeem(member("M0001"), TOTE)
+    assert result.outcome is Outcome.DISPENSED_UNCONFIRMED and result.printed
+    assert kiosk.pulses(2) == 1 and server.balance("M0001") == 750
+    (event,) = kiosk.outbox.pending(10)
+    assert event.kind == "offline_redemption" and event.payload["txn_id"] == result.txn.txn_id
+    (answer,) = kiosk.client.send_events([event])
+    assert answer.status == "applied" and server.balance("M0001") == 450
+
+
+def test_offline_limits_refuse_beyond_the_floor(server, kiosk):
+    kiosk.link.cut()
+    kiosk.engine.redeem(member("M0003"), TOTE)  # 300 of the member's 500 a day
+    kiosk.sim.close_door(2)
+    with pytest.raises(TransactionRefused) as refused:
+        kiosk.engine.redeem(member("M0003"), TOTE)
+    assert refused.value.code == "member_limit" and "200" in refused.value.message.en
+    with pytest.raises(TransactionRefused) as no_spin:
+        kiosk.engine.spin(member("M0003"), "LUCKY", 100)
+    assert no_spin.value.code == "offline"
+    with pytest.raises(TransactionRefused) as no_cash:
+        kiosk.engine.redeem(member("M0003"), EARBUDS)
+    assert no_cash.value.code == "kind_not_offline"
+    assert kiosk.pulses(2) == 1 and kiosk.pulses(4) == 0
+
+
+def test_an_offline_spend_the_server_cannot_charge_is_a_conflict_for_staff(server, kiosk):
+    kiosk.link.cut()
+    kiosk.engine.redeem(member("M0001", balance=750), TOTE)
+    with server.store.db.transaction() as conn:  # spent elsewhere meanwhile
+        server.store.ledger.allocate(conn, "M0001", 700, "till-elsewhere", "redeem")
+    (event,) = kiosk.outbox.pending(10)
+    (answer,) = kiosk.client.send_events([event])
+    assert answer.status == "conflict"
+    alerts = server.store.db.connection().execute("SELECT kind FROM alerts").fetchall()
+    assert "offline_conflict" in [a["kind"] for a in alerts]
+
+
+def test_a_second_tap_while_one_runs_is_refused_not_doubled(server, kiosk):
+    kiosk.sim.set_open_delay(1, 0.3)
+    first: list = []
+    t = threading.Thread(target=lambda: first.append(kiosk.engine.redeem(member("M0002"), MUG)))
+    t.start()
+    while not kiosk.journal.all("txn"):
+        pass
+    with pytest.raises(TransactionRefused) as busy:
+        kiosk.engine.redeem(member("M0002"), MUG)
+    t.join()
+    assert busy.value.code == "busy" and first[0].outcome is Outcome.DISPENSED
+    assert kiosk.pulses(1) == 1 and server.balance("M0002") == 1900
+
+
+def test_paper_out_queues_the_receipt_and_reprints_after_loading(server, kiosk):
+    kiosk.printer.set_paper(PaperState.OUT)
+    result = kiosk.engine.redeem(member("M0002"), MUG)
+    assert result.outcome is Outcome.DISPENSED and result.queued and not result.printed
+    assert result.txn.state is TxnState.DONE and result.txn.receipt_queued
+    assert len(kiosk.receipts) == 1 and kiosk.printer.receipts == []
+    assert kiosk.receipts.reprint_all().error is not None
+    kiosk.printer.set_paper(PaperState.OK)
+    again = kiosk.receipts.reprint_all()
+    assert (again.printed, again.left) == (1, 0)
+    (paper,) = kiosk.printer.wait_for_receipts(1)
+    assert result.txn.txn_id in flat(paper.text)
+
+
+def test_server_unreachable_at_capture_keeps_the_gift_charged_later(server, kiosk):
+    real_capture = kiosk.client.capture
+
+    def unplugged(txn_id):
+        raise Unreachable("store server at 127.0.0.1: connection refused (cable pulled)")
+
+    kiosk.client.capture = unplugged
+    result = kiosk.engine.redeem(member("M0002"), MUG)
+    assert result.outcome is Outcome.DISPENSED_UNCONFIRMED
+    assert result.txn.state is TxnState.DISPENSED and kiosk.pulses(1) == 1
+    kiosk.client.capture = real_capture
+    kiosk.sim.close_door(1)
+    (settled,) = kiosk.engine.settle()
+    assert settled.after is TxnState.DONE and kiosk.pulses(1) == 1
+    assert server.redemptions()[result.txn.txn_id] == "captured"
+    assert server.balance("M0002") == 1900 and len(kiosk.receipts) == 1
