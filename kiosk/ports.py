@@ -242,3 +242,19 @@ class StoreServer(Protocol):
     def send_events(self, events: Iterable[OutboxEvent]) -> list[EventResult]: ...
 
     def heartbeat(self, health: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def verify_staff(self, badge: str, pin: str) -> StaffIdentity:
+        """Check a staff badge and PIN online; a wrong PIN counts towards the server's lockout.
+
+        Refusals are ``Rejected`` with code ``bad_badge`` or ``bad_pin``, or ``staff_locked``
+        carrying ``retry_after_s`` (the HTTP adapter's ``RetryLater``). Never retried.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class StaffIdentity:
+    """A staff member whose badge and PIN the store server accepted."""
+
+    staff_id: str
+    name: str

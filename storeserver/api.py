@@ -1,6 +1,7 @@
 """The HTTP API (FastAPI). Handlers are thin: they authenticate, then call the store's modules.
 
-Every refusal is ``{"error": CODE, "message": ...}`` with a 4xx status and changes nothing.
+Every refusal is ``{"error": CODE, "message": ...}`` with a 4xx status and changes nothing,
+except a wrong staff PIN, which is counted towards a lockout (staff.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import catalog, codes, kiosks, members, spins, wheel
+from . import staff as staff_accounts  # not 'staff': that is the staff-token dependency below
 from .clock import iso
 from .errors import ApiError, BadRequest, NotFound, Unauthorized
 from .models import (
@@ -29,6 +31,8 @@ from .models import (
     RegisterRequest,
     ResolveRequest,
     SpinRequest,
+    StaffVerified,
+    StaffVerifyRequest,
     VoidRequest,
 )
 from .store import Store
@@ -59,6 +63,13 @@ def create_app(store: Store) -> FastAPI:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(staff_accounts.StaffLocked)
+    async def _staff_locked(request: Request, exc: staff_accounts.StaffLocked) -> JSONResponse:
+        # the body stays {error, message} like every refusal; the wait goes in the standard header
+        response = _error(exc.status, exc.code, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -142,7 +153,7 @@ def create_app(store: Store) -> FastAPI:
     def redeem_coupon(code: str, body: CouponRedeemRequest, _: str = Depends(staff)) -> dict:
         """The cashier takes a printed coupon off a purchase, once."""
         with store.db.transaction() as conn:
-            return catalog.redeem_coupon(conn, store.clock, code, body.ref)
+            return catalog.redeem_coupon(conn, store.clock, code, body.ref, store.ledger.tz)
 
     # ---- members -----------------------------------------------------------------------------
     @app.post("/v1/members", tags=["staff"], status_code=201)
@@ -188,6 +199,35 @@ def create_app(store: Store) -> FastAPI:
                 store.ledger, conn, store.signing_key, kiosk_id, body.code
             )
             return members.view(store.ledger, conn, member_id, kiosk_id)
+
+    # ---- staff sign-in at a kiosk --------------------------------------------------------------
+    @app.post(
+        "/v1/staff/verify",
+        tags=["kiosks"],
+        responses={
+            403: {"model": ErrorBody, "description": "bad_badge or bad_pin"},
+            423: {
+                "model": ErrorBody,
+                "description": "staff_locked: too many wrong PINs",
+                "headers": {
+                    "Retry-After": {
+                        "description": "seconds until the lock ends",
+                        "schema": {"type": "integer"},
+                    }
+                },
+            },
+        },
+    )
+    def verify_staff(body: StaffVerifyRequest, kiosk_id: str = Depends(kiosk)) -> StaffVerified:
+        """Check a staff badge and PIN (restocking sign-in).
+
+        Badge problems are 403 `bad_badge`; a wrong PIN is 403 `bad_pin` and counts: the fifth
+        in a row locks the staff member for 5 minutes (423 `staff_locked`, `Retry-After`).
+        """
+        found = staff_accounts.verify(
+            store.db, store.clock, store.signing_key, kiosk_id, body.badge, body.pin
+        )
+        return StaffVerified(**found)
 
     # ---- redemptions -------------------------------------------------------------------------
     @app.post("/v1/redemptions", tags=["redemptions"])

@@ -1,13 +1,16 @@
-"""``storeserver`` command line: serve, seed-demo, enroll-code, member-code, staff-token."""
+"""``storeserver`` command line: serve, seed-demo, enroll-code, member-code, staff-token,
+add-staff, staff-badge, disable-staff."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
 
-from . import demo, kiosks, members, wheel
+from . import demo, kiosks, members, staff, wheel
+from .errors import ApiError
 from .notify import LogNotifier, Notifier, WebhookNotifier
 from .store import DEFAULT_TIMEZONE, Store, StoreSettings
 
@@ -46,6 +49,10 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     store = _store(args)
     for m in demo.seed(store, args.kiosk):
         print(f"{m['id']}\t{m['tier']}\t{m['balance']} points\t{m['name']}")
+    # stdout stays the members table (scripts read it); the staff sign-in goes to stderr
+    print("demo staff (scan the badge at a kiosk, then type the PIN):", file=sys.stderr)
+    for b in demo.staff_badges(store):
+        print(f"{b['staff_id']}\tPIN {b['pin']}\t{b['name']}\t{b['code']}", file=sys.stderr)
     return 0
 
 
@@ -71,6 +78,44 @@ def cmd_member_code(args: argparse.Namespace) -> int:
     except Exception as exc:
         sys.exit(f"storeserver: {getattr(exc, 'message', exc)}")
     print(json.dumps(out) if args.json else out["code"])
+    return 0
+
+
+def cmd_add_staff(args: argparse.Namespace) -> int:
+    pin = args.pin
+    if pin is None:
+        pin = getpass.getpass(f"PIN for {args.id} (4-12 digits): ")
+        if getpass.getpass("again: ") != pin:
+            sys.exit("storeserver: the PINs differ; nothing was changed")
+    store = _store(args)
+    try:
+        with store.db.transaction() as conn:
+            staff.add_staff(conn, store.clock, args.id, args.name, pin, replace=args.replace)
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    print(f"staff {args.id} ({args.name}) {'updated' if args.replace else 'added'}")
+    return 0
+
+
+def cmd_staff_badge(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        with store.db.transaction() as conn:
+            out = staff.issue_badge(conn, store.clock, store.signing_key, args.staff_id, args.days)
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    print(json.dumps(out) if args.json else out["code"])
+    return 0
+
+
+def cmd_disable_staff(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        with store.db.transaction() as conn:
+            staff.set_active(conn, args.staff_id, False)
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    print(f"staff {args.staff_id} disabled: their badges and PIN no longer work online")
     return 0
 
 
@@ -113,6 +158,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("member_id")
     p.add_argument("--json", action="store_true", help="print the code and its expiry as JSON")
+    p = command("add-staff", cmd_add_staff, "add a staff member who restocks kiosks")
+    p.add_argument("--id", required=True, help="staff id, e.g. S0001 (the badge's subject)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--pin", help="4-12 digits (default: ask, without echo)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="change an existing staff member's name and PIN (also unlocks and re-enables)",
+    )
+    p = command(
+        "staff-badge",
+        cmd_staff_badge,
+        "print a signed staff badge code to print on a card",
+    )
+    p.add_argument("staff_id")
+    p.add_argument(
+        "--days",
+        type=int,
+        default=staff.BADGE_DEFAULT_DAYS,
+        help=f"validity in days (default {staff.BADGE_DEFAULT_DAYS}, at most {staff.BADGE_MAX_DAYS})",
+    )
+    p.add_argument("--json", action="store_true", help="print the code and its expiry as JSON")
+    p = command(
+        "disable-staff",
+        cmd_disable_staff,
+        "stop a staff member's badges and PIN (kiosks drop their cached PIN when online)",
+    )
+    p.add_argument("staff_id")
     return parser
 
 

@@ -1,11 +1,16 @@
 """Demo store data: tiers, members in every tier with lots expiring soon and later, a catalog
-mapped to locker compartments, a points+cash item, a coupon item and one lucky wheel."""
+mapped to locker compartments, a points+cash item, a coupon item, one lucky wheel and two staff
+members who restock the lockers."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import sqlite3
 
+from . import staff
 from .clock import iso
+from .errors import NotFound
 from .store import Store
 
 TIERS = [
@@ -44,6 +49,12 @@ MEMBERS = [
     ("M0005", "刘洋", "13645678901", "basic", [(80, 3)]),
 ]
 
+# staff id, name, PIN: sign in at a kiosk with a badge ('storeserver staff-badge S0001') + PIN
+STAFF = [
+    ("S0001", "王店长 / Manager Wang", "2468"),
+    ("S0002", "陈店员 / Clerk Chen", "1357"),
+]
+
 WHEEL = ("LUCKY", "幸运大转盘", "Lucky wheel", 100, 3)
 # label_zh, label_en, prize_kind, prize_points, prize_sku, weight, stock
 SEGMENTS = [
@@ -60,6 +71,7 @@ def seed(store: Store, kiosk_ids: list[str]) -> list[dict]:
     """Write the demo store (idempotent: an already seeded database is left as it is)."""
     today = store.today()
     with store.db.transaction() as conn:
+        _seed_staff(store, conn)  # also into a store seeded before staff existed
         if conn.execute("SELECT COUNT(*) FROM tiers").fetchone()[0]:
             return _members(store)
         conn.executemany("INSERT INTO tiers VALUES (?,?,?,?)", TIERS)
@@ -101,6 +113,36 @@ def seed(store: Store, kiosk_ids: list[str]) -> list[dict]:
             if reached != tier:  # the tier rules changed: the demo table must follow them
                 raise RuntimeError(f"demo member {member_id} reached tier {reached}, not {tier}")
     return _members(store)
+
+
+def _seed_staff(store: Store, conn: sqlite3.Connection) -> None:
+    for staff_id, name, pin in STAFF:
+        if conn.execute("SELECT 1 FROM staff WHERE id = ?", (staff_id,)).fetchone() is None:
+            staff.add_staff(conn, store.clock, staff_id, name, pin, pin_hash=_demo_pin_hash(pin))
+
+
+@functools.cache
+def _demo_pin_hash(pin: str) -> str:
+    # Hashing is slow on purpose, and tests seed a store per test: one hash per demo PIN and
+    # process. Demo stores of one process share a salt; their PINs are published anyway.
+    return staff.hash_pin(pin)
+
+
+def staff_badges(store: Store, days: int = staff.BADGE_DEFAULT_DAYS) -> list[dict]:
+    """A fresh badge for each active demo staff member: staff_id, name, code, expires_at and
+    the demo PIN (as seeded; ``add-staff --replace`` may have changed it since)."""
+    out = []
+    with store.db.transaction() as conn:
+        for staff_id, _, pin in STAFF:
+            try:
+                member = staff.get(conn, staff_id)
+            except NotFound:
+                continue
+            if not member.active:
+                continue
+            badge = staff.issue_badge(conn, store.clock, store.signing_key, staff_id, days)
+            out.append({**badge, "name": member.name, "pin": pin})
+    return out
 
 
 def _members(store: Store) -> list[dict]:

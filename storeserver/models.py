@@ -106,3 +106,19 @@ class HeartbeatRequest(Strict):
     health: JsonObject = Field(
         description="printer paper, doors, camera, outbox length, versions: whatever the kiosk reports"
     )
+
+
+class StaffVerifyRequest(Strict):
+    badge: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
+        description="the staff badge code as scanned (LK1.S....)"
+    )
+    pin: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,12}$")] = Field(
+        description="the PIN the staff member typed, 4 to 12 digits"
+    )
+
+
+class StaffVerified(BaseModel):
+    """A right badge and PIN (response body)."""
+
+    staff_id: str
+    name: str

@@ -196,3 +196,15 @@ CREATE TABLE IF NOT EXISTS alerts (
     at TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+
+-- Staff who sign in at a kiosk (restocking) with a badge (signed code, kind S) and a PIN.
+CREATE TABLE IF NOT EXISTS staff (
+    id TEXT PRIMARY KEY,                  -- the badge's subject, e.g. S0001
+    name TEXT NOT NULL,
+    pin_hash TEXT NOT NULL,               -- scrypt$n$r$p$salt$hash (base64 parts); never the PIN
+    failed_count INTEGER NOT NULL DEFAULT 0 CHECK (failed_count >= 0),  -- wrong PINs in a row
+    last_failed_at TEXT,
+    locked_until TEXT,                    -- NULL or a past time: not locked
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);

@@ -11,6 +11,7 @@ import binascii
 import http.client
 import os
 import random
+import re
 import ssl
 import time
 import urllib.parse
@@ -25,7 +26,7 @@ from requests.adapters import HTTPAdapter
 
 from kiosk.config import ServerSection
 from kiosk.errors import JournalError, Rejected, StoreServerError, Unreachable
-from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption
+from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption, StaffIdentity
 from kiosk.storage.atomic import write_file_atomic
 
 __all__ = [
@@ -34,7 +35,9 @@ __all__ = [
     "EventResult",
     "OutboxEvent",
     "Redemption",
+    "RetryLater",
     "RetryPolicy",
+    "StaffIdentity",
     "StoreServerClient",
 ]
 
@@ -50,6 +53,15 @@ class BadResponse(Unreachable):
 
     An ``Unreachable``: the kiosk cannot know what the server decided, so it acts as if offline.
     """
+
+
+class RetryLater(Rejected):
+    """A refusal that says when to ask again (a ``Retry-After`` header in seconds), e.g. 423
+    ``staff_locked``; ``retry_after_s`` is that wait."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after_s: int) -> None:
+        super().__init__(status, code, message)
+        self.retry_after_s = retry_after_s
 
 
 # ---- values -------------------------------------------------------------------------------------
@@ -161,6 +173,18 @@ def _event_results(data: object) -> list[EventResult]:
             )
         )
     return out
+
+
+_STAFF_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def _staff(data: object) -> StaffIdentity:
+    d = _keys(staff_id=str, name=str)(data)
+    if not _STAFF_ID.fullmatch(d["staff_id"]):
+        raise _Shape(f"staff_id {d['staff_id'][:40]!r} is not a staff id")
+    if not d["name"].strip() or len(d["name"]) > 64:
+        raise _Shape("name is empty or longer than 64 characters")
+    return StaffIdentity(d["staff_id"], d["name"])
 
 
 # ---- transport ----------------------------------------------------------------------------------
@@ -407,6 +431,23 @@ class StoreServerClient(requests.Session):
             parse=_keys(server_time=str),
         )
 
+    def verify_staff(self, badge: str, pin: str) -> StaffIdentity:
+        """``POST /v1/staff/verify``: the staff member of a badge, if the PIN is right.
+
+        Refusals: ``Rejected`` 403 ``bad_badge`` / ``bad_pin``, and ``RetryLater`` 423
+        ``staff_locked`` with the seconds left.
+        """
+        # Never retried: every attempt that reaches the server counts as a typed PIN, so a
+        # retry after a read timeout could count one wrong PIN twice and lock the staff member
+        # out early. The caller answers Unreachable with its offline check instead.
+        return self._call(
+            "POST",
+            "/v1/staff/verify",
+            json={"badge": badge, "pin": pin},
+            retry=False,
+            parse=_staff,
+        )
+
     # ---- the one request loop ---------------------------------------------------------------
     def _txn(self, method: str, path: str, txn_id: str, json: Any = None) -> Redemption:
         r = self._call(method, path, json=json, retry=True, parse=_redemption)
@@ -508,11 +549,11 @@ class StoreServerClient(requests.Session):
                 "store server's error body: check server.url (another web server or a proxy "
                 "may be answering)"
             )
-        return Rejected(
-            resp.status_code,
-            code,
-            f"store server refused {what}: {message} ({code}, HTTP {resp.status_code})",
-        )
+        text = f"store server refused {what}: {message} ({code}, HTTP {resp.status_code})"
+        retry_after = _retry_after_s(resp)
+        if retry_after is not None:
+            return RetryLater(resp.status_code, code, text, retry_after)
+        return Rejected(resp.status_code, code, text)
 
     def _transport_error(
         self, exc: requests.RequestException, what: str, idempotent: bool
@@ -596,6 +637,14 @@ def _short(exc: BaseException, limit: int = 200) -> str:
     else:
         text = str(inner) or type(inner).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _retry_after_s(resp: requests.Response) -> int | None:
+    """A ``Retry-After`` of whole seconds (capped at a day); the HTTP-date form is ignored."""
+    value = resp.headers.get("Retry-After", "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        return None
+    return min(int(value), 86_400)
 
 
 def _server_says(resp: requests.Response) -> str:

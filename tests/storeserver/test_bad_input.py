@@ -60,6 +60,11 @@ KIOSK_CALLS = [
     ("POST", f"/v1/redemptions/{TXN}/void", {"reason": "door jammed"}),
     ("POST", "/v1/wheel/spins", spin()),
     ("GET", "/v1/wheels/LUCKY", None),
+    (
+        "POST",
+        "/v1/staff/verify",
+        {"badge": "LK1.S.S0001.1.61.0123456789abcdef.AAAA", "pin": "2468"},
+    ),
 ]
 STAFF_CALLS = [
     ("GET", "/v1/kiosks", None),

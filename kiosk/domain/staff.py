@@ -1,0 +1,365 @@
+"""Staff sign-in rules on the kiosk: the badge check, the PIN lockout and the offline PIN cache.
+
+A staff member restocking the lockers scans their badge (a signed code of kind ``S``, printed
+on a card and valid for months) and types a PIN. The store server checks the PIN; when it
+cannot be reached, the kiosk checks a salted hash it made itself from the last PIN the server
+accepted. Either way 5 wrong PINs in a row, each within 15 minutes of the one before, lock the
+staff member for 5 minutes (the server's rule too: storeserver/staff.py).
+
+Pure: no I/O. Times are Unix seconds passed in by the caller; the salt is random unless given.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kiosk.domain.member_codes import CLOCK_SKEW_S, CodeKind, CodeRejected, VerifiedCode
+from kiosk.domain.member_codes import _parse as parse_code
+from kiosk.errors import KioskError
+
+__all__ = [
+    "BADGE_MAX_WINDOW_S",
+    "CachedPin",
+    "FailureRecord",
+    "LockoutPolicy",
+    "PinHash",
+    "ScryptParams",
+    "StaffAuthError",
+    "StaffAuthUnavailable",
+    "StaffLocked",
+    "StaffRejected",
+    "attempts_left",
+    "check_pin_format",
+    "hash_pin",
+    "mirror_server_lock",
+    "pin_matches",
+    "register_failure",
+    "seconds_locked",
+    "verify_badge",
+]
+
+BADGE_MAX_WINDOW_S = 1098 * 86400  # as the server's BADGE_MAX_DAYS: three years
+_PIN = re.compile(r"[0-9]{4,12}")
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+class StaffAuthError(KioskError):
+    """A refused staff sign-in. ``message_zh`` and ``message_en`` are for the screen; ``str()``
+    is both plus, for the log, what a technician should know (``detail``)."""
+
+    def __init__(self, message_zh: str, message_en: str, detail: str = "") -> None:
+        self.message_zh = message_zh
+        self.message_en = message_en
+        self.detail = detail
+        super().__init__(f"{message_zh} / {message_en}" + (f" ({detail})" if detail else ""))
+
+    @property
+    def bilingual(self) -> str:
+        """Chinese first, English second, as the screens show text."""
+        return f"{self.message_zh} / {self.message_en}"
+
+
+class StaffRejected(StaffAuthError):
+    """Badge or PIN not accepted. ``reason`` is ``bad_badge`` or ``bad_pin``; ``attempts_left``
+    is set for a wrong PIN that was counted."""
+
+    def __init__(
+        self,
+        reason: str,
+        message_zh: str,
+        message_en: str,
+        detail: str = "",
+        attempts_left: int | None = None,
+    ) -> None:
+        super().__init__(message_zh, message_en, detail)
+        self.reason = reason
+        self.attempts_left = attempts_left
+
+
+class StaffLocked(StaffAuthError):
+    """Too many wrong PINs: no sign-in for ``seconds_left`` more seconds."""
+
+    def __init__(self, seconds_left: int, detail: str = "") -> None:
+        zh, en = _wait_text(seconds_left)
+        super().__init__(
+            f"密码错误次数过多，请{zh}后再试", f"Too many wrong PINs: try again in {en}", detail
+        )
+        self.seconds_left = seconds_left
+
+
+class StaffAuthUnavailable(StaffAuthError):
+    """The PIN cannot be checked at all. ``reason``: ``offline_no_cache``,
+    ``offline_cache_stale`` or ``journal_safe_mode``."""
+
+    def __init__(self, reason: str, message_zh: str, message_en: str, detail: str = "") -> None:
+        super().__init__(message_zh, message_en, detail)
+        self.reason = reason
+
+
+def _wait_text(seconds: int) -> tuple[str, str]:
+    if seconds < 60:
+        return f" {seconds} 秒", f"{seconds} s"
+    minutes = math.ceil(seconds / 60)
+    return f" {minutes} 分钟", f"{minutes} min"
+
+
+# ---- the badge ----------------------------------------------------------------------------------
+
+_BADGE_REFUSALS = {
+    "malformed": ("无法识别，请出示员工工牌", "Not recognised: show your staff badge"),
+    "forged": ("工牌不是本店签发的，请联系店长", "Badge not issued by this store: ask the manager"),
+    "expired": ("工牌已过期，请找店长补办", "Badge expired: ask the manager for a new one"),
+    "not_yet_valid": ("工牌尚未生效，请联系技术人员", "Badge not valid yet: call a technician"),
+    "wrong_kind": ("这不是员工工牌", "This is not a staff badge"),
+}
+
+
+def verify_badge(
+    text: str, public_key: Ed25519PublicKey, now_s: int, *, clock_skew_s: int = CLOCK_SKEW_S
+) -> VerifiedCode:
+    """Check a scanned staff badge offline: format, signature, kind ``S``, window, expiry.
+
+    No replay check: a badge is a card scanned every day. Not ``member_codes.verify_code``:
+    that caps a code's life at an hour, and badges live for months; it shares the parser.
+    """
+    try:
+        code, signed, signature = parse_code(text)
+        try:
+            public_key.verify(signature, signed)
+        except InvalidSignature:
+            raise CodeRejected(
+                "forged",
+                "badge signature does not verify: not issued by this store (if every badge "
+                "and member code fails, re-enroll the kiosk to refresh the store key)",
+            ) from None
+        if code.kind is not CodeKind.STAFF:
+            raise CodeRejected("wrong_kind", f"a {code.kind.name.lower()} code, not a badge")
+        if not 0 < code.expires - code.issued <= BADGE_MAX_WINDOW_S:
+            raise CodeRejected("malformed", "badge validity window is not plausible")
+        if now_s >= code.expires:
+            raise CodeRejected(
+                "expired", f"badge of {code.subject} expired: print a new one (staff-badge)"
+            )
+        if code.issued > now_s + clock_skew_s:
+            raise CodeRejected(
+                "not_yet_valid", "badge issued in the future: check the kiosk clock (NTP)"
+            )
+    except CodeRejected as exc:
+        zh, en = _BADGE_REFUSALS[exc.reason]
+        raise StaffRejected("bad_badge", zh, en, detail=str(exc)) from None
+    return code
+
+
+def check_pin_format(pin: object) -> None:
+    """A PIN is 4 to 12 ASCII digits; anything else is refused before it is counted."""
+    if not isinstance(pin, str) or not _PIN.fullmatch(pin):
+        raise StaffRejected("bad_pin", "密码应为 4 至 12 位数字", "The PIN is 4 to 12 digits")
+
+
+# ---- lockout ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """``max_failures`` wrong PINs, each within ``window_s`` of the previous, lock for
+    ``lockout_s``."""
+
+    max_failures: int = 5
+    lockout_s: float = 300.0
+    window_s: float = 900.0
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """Wrong PINs of one staff member on this kiosk (journalled, so a restart keeps them)."""
+
+    count: int = 0
+    last_failed_at: float | None = None
+    locked_until: float | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "last_failed_at": self.last_failed_at,
+            "locked_until": self.locked_until,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> FailureRecord:
+        """Raises ValueError for a record this module did not write."""
+        count, last, until = (
+            record.get("count"),
+            record.get("last_failed_at"),
+            record.get("locked_until"),
+        )
+        if type(count) is not int or count < 0 or not _opt_time(last) or not _opt_time(until):
+            raise ValueError(f"not a staff failure record: {record!r}"[:200])
+        return cls(count, last, until)
+
+
+def _opt_time(value: object) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def seconds_locked(record: FailureRecord, now: float) -> int:
+    """Whole seconds (rounded up) until the lock ends; 0 when not locked."""
+    if record.locked_until is None or record.locked_until <= now:
+        return 0
+    return math.ceil(record.locked_until - now)
+
+
+def _recent_count(record: FailureRecord, now: float, policy: LockoutPolicy) -> int:
+    if seconds_locked(record, now) or record.last_failed_at is None:
+        return 0
+    return record.count if now - record.last_failed_at <= policy.window_s else 0
+
+
+def attempts_left(record: FailureRecord, now: float, policy: LockoutPolicy) -> int:
+    """Wrong PINs still allowed before a lock (0 while locked)."""
+    if seconds_locked(record, now):
+        return 0
+    return max(0, policy.max_failures - _recent_count(record, now, policy))
+
+
+def register_failure(record: FailureRecord, now: float, policy: LockoutPolicy) -> FailureRecord:
+    """The record after one more wrong PIN; the last allowed one starts the lock."""
+    count = _recent_count(record, now, policy) + 1
+    if count >= policy.max_failures:
+        return FailureRecord(0, None, now + policy.lockout_s)
+    return FailureRecord(count, now, None)
+
+
+def mirror_server_lock(record: FailureRecord, now: float, retry_after_s: float) -> FailureRecord:
+    """The record after the server said the staff member is locked for ``retry_after_s``."""
+    until = now + retry_after_s
+    if record.locked_until is not None and record.locked_until > until:
+        return record  # never shorten a lock this kiosk already holds
+    return replace(record, count=0, last_failed_at=None, locked_until=until)
+
+
+# ---- PIN hashes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScryptParams:
+    """scrypt cost: 16 MiB and a fraction of a second on a Raspberry Pi 4 with the defaults."""
+
+    n: int = 2**14
+    r: int = 8
+    p: int = 1
+
+    def check(self) -> None:
+        # bounds also keep a damaged record from asking for gigabytes
+        if not (2**10 <= self.n <= 2**20 and self.n & (self.n - 1) == 0):
+            raise ValueError(f"scrypt n={self.n} is not a power of two from 2**10 to 2**20")
+        if not (1 <= self.r <= 32 and 1 <= self.p <= 16):
+            raise ValueError(f"scrypt r={self.r}, p={self.p} out of range")
+
+
+_DKLEN = 32
+_MAXMEM = 2**30
+
+
+@dataclass(frozen=True)
+class PinHash:
+    """A salted scrypt hash of a PIN, with everything needed to check it again."""
+
+    params: ScryptParams
+    salt: bytes
+    digest: bytes
+    alg: str = "scrypt"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "alg": self.alg,
+            "n": self.params.n,
+            "r": self.params.r,
+            "p": self.params.p,
+            "salt": base64.b64encode(self.salt).decode("ascii"),
+            "hash": base64.b64encode(self.digest).decode("ascii"),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> PinHash:
+        """Raises ValueError for anything but a hash this module wrote."""
+        if record.get("alg") != "scrypt":
+            raise ValueError(f"unknown PIN hash algorithm {record.get('alg')!r}")
+        n, r, p = record.get("n"), record.get("r"), record.get("p")
+        if not all(type(v) is int for v in (n, r, p)):
+            raise ValueError("scrypt parameters are not integers")
+        params = ScryptParams(n, r, p)  # type: ignore[arg-type]
+        params.check()
+        try:
+            salt = base64.b64decode(str(record.get("salt")), validate=True)
+            digest = base64.b64decode(str(record.get("hash")), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("PIN hash salt or digest is not base64") from None
+        if not 16 <= len(salt) <= 64 or len(digest) != _DKLEN:
+            raise ValueError("PIN hash salt or digest has the wrong length")
+        return cls(params, salt, digest)
+
+
+def hash_pin(pin: str, params: ScryptParams = ScryptParams(), salt: bytes | None = None) -> PinHash:
+    """Hash ``pin`` with a fresh 16-byte salt (or ``salt``); the PIN itself is never kept."""
+    check_pin_format(pin)
+    params.check()
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    return PinHash(params, salt, _scrypt(pin, params, salt))
+
+
+def pin_matches(pin_hash: PinHash, pin: str) -> bool:
+    """Whether ``pin`` is the hashed PIN; the digests are compared in constant time."""
+    if not isinstance(pin, str) or not _PIN.fullmatch(pin):
+        return False
+    return hmac.compare_digest(_scrypt(pin, pin_hash.params, pin_hash.salt), pin_hash.digest)
+
+
+def _scrypt(pin: str, params: ScryptParams, salt: bytes) -> bytes:
+    return hashlib.scrypt(
+        pin.encode("ascii"),
+        salt=salt,
+        n=params.n,
+        r=params.r,
+        p=params.p,
+        dklen=_DKLEN,
+        maxmem=_MAXMEM,
+    )
+
+
+@dataclass(frozen=True)
+class CachedPin:
+    """The kiosk's own hash of the last PIN the server accepted for a staff member."""
+
+    staff_id: str
+    name: str
+    pin_hash: PinHash
+    cached_at: float  # Unix seconds of that online sign-in
+
+    def is_fresh(self, now: float, max_age_s: float) -> bool:
+        """Younger than ``max_age_s``; a cache "from the future" (clock set back) is not."""
+        age = now - self.cached_at
+        return -CLOCK_SKEW_S <= age <= max_age_s
+
+    def to_record(self) -> dict[str, Any]:
+        return {"name": self.name, "cached_at": self.cached_at, **self.pin_hash.to_record()}
+
+    @classmethod
+    def from_record(cls, staff_id: str, record: dict[str, Any]) -> CachedPin:
+        """Raises ValueError for a record this module did not write."""
+        name, cached_at = record.get("name"), record.get("cached_at")
+        if not isinstance(name, str) or not _opt_time(cached_at) or cached_at is None:
+            raise ValueError(f"not a cached staff PIN record for {staff_id}")
+        return cls(staff_id, name, PinHash.from_record(record), float(cached_at))

@@ -1,0 +1,232 @@
+"""Staff sign-in for restocking: badge + PIN, online first, offline against the kiosk's cache.
+
+Online, the store server checks the PIN and keeps the authoritative lockout; the kiosk mirrors
+its answers. On success the kiosk stores its own salted hash of the PIN (journal table
+``staff_pins``), so the same staff member can sign in while the server is unreachable, for
+``cache_days``. Wrong PINs are counted per staff id in the journal (``staff_failures``), so a
+restart does not lift a lockout, and the same 5-wrong / 5-minute rule applies offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kiosk.domain.member_codes import load_public_key
+from kiosk.domain.staff import (
+    CachedPin,
+    FailureRecord,
+    LockoutPolicy,
+    ScryptParams,
+    StaffAuthUnavailable,
+    StaffLocked,
+    StaffRejected,
+    attempts_left,
+    check_pin_format,
+    hash_pin,
+    mirror_server_lock,
+    pin_matches,
+    register_failure,
+    seconds_locked,
+    verify_badge,
+)
+from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
+from kiosk.ports import StoreServer
+from kiosk.storage.journal import Journal
+
+log = logging.getLogger(__name__)
+
+PIN_TABLE = "staff_pins"
+FAILURE_TABLE = "staff_failures"
+DEFAULT_CACHE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class StaffSession:
+    """A signed-in staff member; ``online`` False when only the kiosk's cache vouched."""
+
+    staff_id: str
+    name: str
+    online: bool
+
+
+class StaffAuthenticator:
+    """Signs staff in with a badge and a PIN (see the module docstring). Thread-safe."""
+
+    def __init__(
+        self,
+        server: StoreServer,
+        journal: Journal,
+        verifier_public_key: Ed25519PublicKey | bytes | str,
+        now: Callable[[], float] = time.time,
+        *,
+        cache_days: float = DEFAULT_CACHE_DAYS,
+        policy: LockoutPolicy | None = None,
+        hash_params: ScryptParams | None = None,
+    ) -> None:
+        if isinstance(verifier_public_key, Ed25519PublicKey):
+            self._key = verifier_public_key
+        else:
+            self._key = load_public_key(verifier_public_key)
+        self._server = server
+        self._journal = journal
+        self._now = now
+        self._cache_max_age_s = cache_days * 86400
+        self._policy = policy or LockoutPolicy()
+        self._hash_params = hash_params or ScryptParams()
+        # one sign-in at a time: each reads, then rewrites, the staff member's failure record
+        self._lock = threading.Lock()
+
+    def authenticate(self, badge_text: str, pin: str) -> StaffSession:
+        """Sign in, or raise StaffRejected / StaffLocked / StaffAuthUnavailable (all with
+        ``message_zh`` and ``message_en``); a server refusal other than those stays Rejected."""
+        with self._lock:
+            now = self._now()
+            if self._journal.safe_mode:
+                raise StaffAuthUnavailable(
+                    "journal_safe_mode",
+                    "员工登录暂不可用，请联系技术人员",
+                    "Staff sign-in is unavailable: call a technician",
+                    detail=self._journal.safe_mode_reason or "journal in safe mode",
+                )
+            staff_id = verify_badge(badge_text, self._key, int(now)).subject
+            check_pin_format(pin)
+            failures = self._failures(staff_id)
+            locked = seconds_locked(failures, now)
+            if locked:
+                raise StaffLocked(locked, detail=f"staff {staff_id} locked on this kiosk")
+            try:
+                identity = self._server.verify_staff(badge_text, pin)
+            except Unreachable as exc:
+                log.info("staff %s: store server unreachable, checking offline (%s)", staff_id, exc)
+                return self._offline(staff_id, pin, failures, now)
+            except Rejected as exc:
+                raise self._refused_online(staff_id, pin, failures, exc, now) from None
+            if identity.staff_id != staff_id:
+                raise StoreServerError(
+                    f"store server accepted staff {identity.staff_id} for a badge of {staff_id}: "
+                    "check the store server version"
+                )
+            entry = CachedPin(staff_id, identity.name, hash_pin(pin, self._hash_params), now)
+            self._journal.put(PIN_TABLE, staff_id, entry.to_record())
+            self._clear_failures(staff_id)
+            log.info("staff %s signed in online", staff_id)
+            return StaffSession(staff_id, identity.name, online=True)
+
+    # ---- online refusals ------------------------------------------------------------------------
+
+    def _refused_online(
+        self, staff_id: str, pin: str, failures: FailureRecord, exc: Rejected, now: float
+    ) -> KioskError:
+        if exc.code == "staff_locked":
+            # the HTTP adapter's RetryLater carries the server's Retry-After
+            wait = getattr(exc, "retry_after_s", None) or self._policy.lockout_s
+            self._save_failures(staff_id, mirror_server_lock(failures, now, wait))
+            log.warning("staff %s is locked by the store server for %s s", staff_id, wait)
+            return StaffLocked(int(wait), detail=str(exc))
+        if exc.code == "bad_pin":
+            cached = self._cached(staff_id)
+            if cached is not None and pin_matches(cached.pin_hash, pin):
+                # the cached PIN is no longer the PIN: it was changed (or reset) on the server
+                self._journal.delete(PIN_TABLE, staff_id)
+                log.info("staff %s: PIN changed on the server, cached PIN dropped", staff_id)
+            return self._count_failure(staff_id, failures, now, detail=str(exc))
+        if exc.code == "bad_badge":
+            # unknown or disabled on the server: the cache must not keep them signing in offline
+            self._journal.delete(PIN_TABLE, staff_id)
+            log.warning("staff %s refused by the store server: %s", staff_id, exc)
+            return StaffRejected(
+                "bad_badge",
+                "此工牌已停用，请联系店长",
+                "This badge is no longer accepted: ask the manager",
+                detail=str(exc),
+            )
+        return exc  # not about the staff member (e.g. the kiosk token): for a technician
+
+    # ---- offline ----------------------------------------------------------------------------------
+
+    def _offline(
+        self, staff_id: str, pin: str, failures: FailureRecord, now: float
+    ) -> StaffSession:
+        cached = self._cached(staff_id)
+        if cached is None:
+            raise StaffAuthUnavailable(
+                "offline_no_cache",
+                "无法连接服务器：请先在联网时登录一次",
+                "Store server unreachable: sign in once while the kiosk is online",
+                detail=f"no cached PIN for staff {staff_id} on this kiosk",
+            )
+        if not cached.is_fresh(now, self._cache_max_age_s):
+            self._journal.delete(PIN_TABLE, staff_id)  # of no use any more: do not keep it
+            raise StaffAuthUnavailable(
+                "offline_cache_stale",
+                "离线登录已过期：请在联网时重新登录",
+                "Offline sign-in expired: sign in once while the kiosk is online",
+                detail=f"cached PIN of staff {staff_id} is older than "
+                f"{self._cache_max_age_s / 86400:g} days (or the kiosk clock went back)",
+            )
+        # Count the attempt before checking it: cutting the power during the check must not
+        # give a free try. A right PIN clears the count again.
+        counted = register_failure(failures, now, self._policy)
+        self._save_failures(staff_id, counted)
+        if pin_matches(cached.pin_hash, pin):
+            self._clear_failures(staff_id)
+            log.info("staff %s signed in offline (cached PIN)", staff_id)
+            return StaffSession(staff_id, cached.name, online=False)
+        raise self._refusal(staff_id, counted, now, detail="offline check against cached PIN")
+
+    # ---- failure records ----------------------------------------------------------------------
+
+    def _count_failure(
+        self, staff_id: str, failures: FailureRecord, now: float, detail: str
+    ) -> KioskError:
+        counted = register_failure(failures, now, self._policy)
+        self._save_failures(staff_id, counted)
+        return self._refusal(staff_id, counted, now, detail)
+
+    def _refusal(
+        self, staff_id: str, counted: FailureRecord, now: float, detail: str
+    ) -> KioskError:
+        locked = seconds_locked(counted, now)
+        if locked:
+            log.warning("staff %s locked on this kiosk for %d s", staff_id, locked)
+            return StaffLocked(locked, detail=detail)
+        left = attempts_left(counted, now, self._policy)
+        return StaffRejected(
+            "bad_pin",
+            f"密码错误，还可尝试 {left} 次",
+            f"Wrong PIN: {left} attempt{'s' if left != 1 else ''} left",
+            detail=detail,
+            attempts_left=left,
+        )
+
+    def _failures(self, staff_id: str) -> FailureRecord:
+        record = self._journal.get(FAILURE_TABLE, staff_id)
+        if record is None:
+            return FailureRecord()
+        try:
+            return FailureRecord.from_record(record)
+        except ValueError as exc:
+            log.error("staff %s: unreadable failure record ignored: %s", staff_id, exc)
+            return FailureRecord()
+
+    def _save_failures(self, staff_id: str, record: FailureRecord) -> None:
+        self._journal.put(FAILURE_TABLE, staff_id, record.to_record())
+
+    def _clear_failures(self, staff_id: str) -> None:
+        self._journal.delete(FAILURE_TABLE, staff_id)  # writes nothing when there is none
+
+    def _cached(self, staff_id: str) -> CachedPin | None:
+        record = self._journal.get(PIN_TABLE, staff_id)
+        if record is None:
+            return None
+        try:
+            return CachedPin.from_record(staff_id, record)
+        except ValueError as exc:
+            log.error("staff %s: unreadable cached PIN ignored: %s", staff_id, exc)
+            return None
