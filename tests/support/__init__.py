@@ -1,0 +1,1 @@
+"""Helpers shared by tests and bench campaigns (``PYTHONPATH=. python bench/...`` imports them)."""
