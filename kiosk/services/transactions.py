@@ -91,6 +91,7 @@ MSG_JAMMED = _b(
 MSG_PAY_CANCELLED = _b("支付已取消，积分已退回。", "Payment cancelled; your points are back.")
 MSG_PAY_EXPIRED = _b("支付超时，积分已退回。", "Payment timed out; your points are back.")
 MSG_BUSY = _b("正在处理上一笔交易，请稍候。", "Still finishing the last transaction, please wait.")
+MSG_RESTOCKING = _b("店员正在补货，请稍候。", "Staff are restocking: please wait a moment.")
 MSG_CHECK = _b("该柜格待店员检查，暂不可用。", "This compartment is waiting for a staff check.")
 MSG_OFFLINE = _b("离线模式：暂不支持此项。", "Offline: this is not available right now.")
 MSG_PRICE = _b(
@@ -121,6 +122,7 @@ class TransactionEngine(TxnSteps):
         self.new_id = new_id
         self._busy = threading.Lock()
         self._cancel = threading.Event()
+        self._reserved_for: str | None = None
 
     # ---- public flows -------------------------------------------------------------------------
     def redeem(self, member: Member, item: ItemChoice, progress: ProgressFn = _ignore) -> TxnResult:
@@ -207,9 +209,23 @@ class TransactionEngine(TxnSteps):
         self._cancel.set()
 
     # ---- steps --------------------------------------------------------------------------------
+    def try_reserve(self, job: str) -> bool:
+        """Hold the kiosk for a staff job (``job`` = "restock"): no member transaction starts,
+        and recovery waits, until ``release_reservation()``. False if something else runs."""
+        if not self._busy.acquire(blocking=False):
+            return False
+        self._reserved_for = job
+        return True
+
+    def release_reservation(self) -> None:
+        self._reserved_for = None
+        self._busy.release()
+
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
         if not self._busy.acquire(blocking=False):
+            if self._reserved_for == "restock":
+                raise TransactionRefused(MSG_RESTOCKING, "restocking")
             raise TransactionRefused(MSG_BUSY, "busy")
         self._cancel.clear()
         try:

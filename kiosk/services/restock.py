@@ -1,0 +1,511 @@
+"""Restock: staff open compartments one at a time, count each once its door is shut, and leave
+with a printed slip. docs/restock.md has the rules and their reasons; in short:
+
+- A session holds the transaction engine's busy lock from ``start()`` to its end: no member can
+  redeem from a compartment staff have open, and no restock starts mid-transaction.
+- One door at a time; the open intent is journalled (table ``restock``) before the pulse, so a
+  crash leaves a record ``RestockService.report_unfinished()`` reports at start-up.
+- A count is accepted only while the door reads closed: journal, outbox ("inventory", event id
+  ``<session>:<compartment>:<n>``), local stock view, then the needs-check flag is cleared.
+- An idle session ends (``tick()``) only once its door is shut. No store server calls here:
+  offline, the outbox holds the events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from kiosk.domain.catalog import Catalog, CatalogItem, ItemKind
+from kiosk.domain.receipts import Bilingual, RestockLine, RestockSlip
+from kiosk.errors import KioskError, LockerError
+from kiosk.ports import AlreadyOpen, DoorJammed, DoorState
+from kiosk.services.receipt_queue import ReprintResult
+from kiosk.services.staff_auth import StaffSession
+from kiosk.services.transactions import TransactionEngine
+
+log = logging.getLogger(__name__)
+
+SESSION_TABLE = "restock"
+COUNT_TABLE = "restock_counts"
+MAX_COUNT = 10_000  # the store server refuses an inventory count above this
+
+
+class RestockError(KioskError):
+    """A refused restock step: a stable ``code``; ``message_zh``/``message_en`` for staff."""
+
+    def __init__(self, code: str, zh: str, en: str, detail: str = "") -> None:
+        self.code, self.message_zh, self.message_en, self.detail = code, zh, en, detail
+        super().__init__(f"{zh} / {en}" + (f" ({detail})" if detail else ""))
+
+
+_REFUSALS = {  # key: (code, Chinese, English); staff read both
+    "session_open": ("session_open", "员工 {staff} 的补货尚未结束", "Staff {staff} has a restock "
+                     "open: finish it first (it ends {idle:.0f} s after its last step, door shut)"),
+    "busy": ("busy", "会员交易进行中，请稍候再开始补货",
+             "A member transaction is running: wait for it to finish, then start again"),
+    "open_one": ("door_open", "请先关好柜格 {n} 的门",
+                 "Close compartment {n} first: one compartment is open at a time"),
+    "count_open": ("door_open", "请先关好柜格 {n} 的门，再录入数量",
+                   "Close compartment {n} first: a count is accepted once the door is shut"),
+    "finish_open": ("door_open", "请先关好柜格 {n} 的门", "Close compartment {n} before finishing"),
+    "unknown": ("unknown_compartment", "没有柜格 {n}", "There is no compartment {n}"),
+    "locker": ("locker", "柜格 {n} 无法打开，请联系技术人员",
+               "Compartment {n} could not be opened: call a technician"),
+    "jammed": ("jammed", "柜格 {n} 的门没有打开：请检查门锁，可继续补其他柜格", "Compartment {n} did "
+               "not open: check its lock and solenoid; you can go on with other compartments"),
+    "not_opened": ("not_opened", "请先打开柜格 {n}", "Open compartment {n} first, then count it"),
+    "bad_count": ("bad_count", "数量无效：请输入 0 到 {max} 的整数",
+                  "A count is a whole number from 0 to {max} (0 and no item when emptied)"),
+    "unknown_sku": ("unknown_sku", "{sku} 不是可放入柜格的礼品",
+                    "{sku} is not a gift in the catalog: check the label, or refresh the catalog"),
+    "expired": ("expired", "补货因长时间无操作已结束，请重新登录",
+                "The restock ended after {idle:.0f} s without a step: sign in again"),
+    "ended": ("ended", "补货已结束，请重新登录", "This restock has ended: sign in again"),
+}  # fmt: skip
+
+
+def _refused(key: str, detail: str = "", **values: Any) -> RestockError:
+    code, zh, en = _REFUSALS[key]
+    return RestockError(code, zh.format(**values), en.format(**values), detail)
+
+
+@dataclass(frozen=True)
+class CompartmentStock:
+    """What the kiosk believes a compartment holds: the catalog, then this kiosk's counts."""
+
+    sku: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class OpenedCompartment:
+    number: int
+    stock: CompartmentStock
+    needs_check: bool
+    was_open: bool  # the door read open before the pulse: nothing was pulsed
+
+
+@dataclass(frozen=True)
+class CountAccepted:
+    number: int
+    sku: str | None
+    before: int  # before this session touched the compartment
+    after: int
+    event_id: str
+    flag_cleared: bool
+
+
+@dataclass(frozen=True)
+class RestockSummary:
+    session_id: str
+    staff_id: str
+    ended: str  # "finished" or "timeout"
+    lines: tuple[RestockLine, ...]
+    slip_printed: bool
+    slip_queued: bool
+    reprinted: int
+    left: int  # receipts still waiting for the printer
+    alerts: tuple[Bilingual, ...]  # for staff to read before walking away
+
+
+@dataclass(frozen=True)
+class UnfinishedRestock:
+    """A session a crash interrupted, as the journal holds it."""
+
+    session_id: str
+    staff_id: str
+    staff_name: str
+    state: str  # "active", or "finishing" (its slip may be printed or queued)
+    compartment: int | None  # the last compartment opened
+    door: str | None  # "opening" (journalled, maybe pulsed), "opened", "jammed", "counted"
+    counts: tuple[tuple[int, str | None, int], ...]  # (compartment, sku, count), in order
+
+
+class RestockService:
+    """Starts restock sessions and reports interrupted ones; one per kiosk, thread-safe.
+
+    Works through the transaction engine: its journal, locker, outbox, receipt queue, store
+    info, wall clock and needs-check flags, and its busy lock, held for a whole session.
+    ``clock`` (monotonic) times the idle timeout.
+    """
+
+    def __init__(
+        self,
+        engine: TransactionEngine,
+        *,
+        catalog: Catalog | None = None,
+        idle_timeout_s: float = 120.0,
+        poll_s: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.engine, self.journal = engine, engine.journal
+        self.idle_timeout_s, self.poll_s = idle_timeout_s, poll_s
+        self.clock, self.sleep, self.new_id = clock, sleep, new_id
+        self._guard = threading.Lock()
+        self.items: dict[str, CatalogItem] | None = None  # None: no catalog seen yet
+        self._view: dict[int, CompartmentStock] = {}
+        self._active: RestockSession | None = None
+        if catalog is not None:
+            self.update_catalog(catalog)
+
+    def update_catalog(self, catalog: Catalog) -> None:
+        """A fresh catalog (the sync worker's ``on_catalog``): sku and stock per compartment."""
+        gifts = [i for i in catalog.items if i.kind is ItemKind.GIFT]
+        view = {n: CompartmentStock(i.sku, stock) for i in gifts for n, stock in i.compartments}
+        with self._guard:
+            self.items, self._view = {i.sku: i for i in catalog.items}, view
+
+    def stock(self) -> dict[int, CompartmentStock]:
+        """The kiosk's view of every compartment, by number."""
+        with self._guard:
+            return dict(self._view)
+
+    def stock_of(self, number: int) -> CompartmentStock:
+        with self._guard:
+            return self._view.get(number, CompartmentStock(None, 0))
+
+    def start(self, staff: StaffSession) -> RestockSession:
+        """Begin a restock for a signed-in staff member (RestockError ``session_open``/``busy``)."""
+        active = self._active
+        if active is not None:
+            active.tick()  # an idle session with its door shut ends here
+        with self._guard:
+            if self._active is not None:
+                staff_id = self._active.staff.staff_id
+                raise _refused("session_open", staff=staff_id, idle=self.idle_timeout_s)
+            if not self.engine.try_reserve("restock"):
+                raise _refused("busy")
+            try:
+                self._active = RestockSession(self, staff, self.new_id())
+            except BaseException:
+                self.engine.release_reservation()
+                raise
+            return self._active
+
+    def unfinished(self) -> list[UnfinishedRestock]:
+        """Sessions in the journal other than the running one: crash leftovers."""
+        running = self._active.session_id if self._active else None
+        out = []
+        for sid, r in sorted(self.journal.all(SESSION_TABLE).items()):
+            if sid != running:
+                fields = {k: r.get(k) for k in ("staff_id", "staff_name", "state", "compartment")}
+                counts = sorted(self.counts_of(sid).values(), key=lambda c: c.get("at", 0))
+                counted = tuple((c["compartment"], c["sku"], c["count"]) for c in counts)
+                out.append(UnfinishedRestock(sid, door=r.get("door"), counts=counted, **fields))
+        return out
+
+    def report_unfinished(self) -> list[UnfinishedRestock]:
+        """Start-up: log and alert (a "fault" event) each interrupted session, and finish what
+        its accepted counts still owed (event queued, flag cleared). Idempotent; the records
+        stay until ``acknowledge``."""
+        out = self.unfinished()
+        flagged = self.engine.flagged()
+        for u in out:
+            log.warning(
+                "restock interrupted, check compartment %s and count it again: %s", u.compartment, u
+            )
+            for key, c in self.counts_of(u.session_id).items():
+                if c.get("requeued"):  # once: the server may forget event ids in time
+                    continue
+                payload = {k: c[k] for k in ("compartment", "sku", "count")}
+                self.engine.outbox.add("inventory", payload, event_id=key)
+                self.journal.put(COUNT_TABLE, key, {**c, "requeued": True})
+                flag = flagged.get(c["compartment"])
+                if c.get("flag_txn") and flag and flag.get("txn_id") == c["flag_txn"]:
+                    self.engine.clear_flag(c["compartment"], u.staff_id)
+            what = {"what": "restock_interrupted", "session": u.session_id}
+            what |= {"staff_id": u.staff_id, "compartment": u.compartment, "door": u.door}
+            self.engine.outbox.add("fault", what, event_id=f"{u.session_id}:interrupted")
+        return out
+
+    def acknowledge(self, session_id: str) -> bool:
+        """Staff checked an interrupted session's compartment: forget its records."""
+        for key in self.counts_of(session_id):
+            self.journal.delete(COUNT_TABLE, key)
+        return self.journal.delete(SESSION_TABLE, session_id)
+
+    def counts_of(self, session_id: str) -> dict[str, dict[str, Any]]:
+        """The journalled counts of a session, by event id."""
+        return self.journal.find(COUNT_TABLE, lambda r: r.get("session") == session_id)
+
+    def _counted(self, number: int, stock: CompartmentStock) -> None:
+        with self._guard:
+            self._view[number] = stock
+
+    def _ended(self, session: RestockSession) -> None:
+        with self._guard:
+            if self._active is session:
+                self._active = None
+                self.engine.release_reservation()
+
+
+class RestockSession:
+    """One staff member's restock (from ``RestockService.start``). Blocking calls (open, wait)
+    belong on a worker thread; ``tick()`` may run from the UI timer meanwhile."""
+
+    def __init__(self, service: RestockService, staff: StaffSession, session_id: str) -> None:
+        self._svc, self.staff, self.session_id = service, staff, session_id
+        self._lock = threading.RLock()
+        self.summary: RestockSummary | None = None  # set once the session ended
+        self._state, self._current, self._door = "active", None, None
+        self._opened: set[int] = set()
+        self._jams: list[int] = []
+        self._lines: dict[int, tuple[int, str | None, int]] = {}  # number -> before, sku, after
+        self._n: dict[int, int] = {}
+        self._started_at, self._last = service.engine.clock(), service.clock()
+        self._save()
+        how = "online" if staff.online else "offline"
+        log.info(
+            "restock %s started by staff %s (%s, %s)", session_id, staff.staff_id, staff.name, how
+        )
+
+    def open_compartment(self, number: int) -> OpenedCompartment:
+        """Journal the intent, pulse, wait for the sensor. RestockError ``door_open``,
+        ``unknown_compartment``, ``locker`` or ``jammed`` (the session goes on)."""
+        with self._lock:
+            self._alive()
+            if self._current is not None and self._reads_open(self._current):
+                raise _refused("open_one", n=self._current)
+            svc, who = self._svc, self.staff.staff_id
+            try:
+                svc.engine.locker.door_state(number)
+            except LockerError as exc:
+                raise _refused("unknown", str(exc), n=number) from None
+            self._current, self._door = number, "opening"
+            self._save()  # durable before the pulse
+            try:
+                result = svc.engine.locker.open(number)
+            except LockerError as exc:
+                self._door = "failed"
+                self._save()
+                raise _refused("locker", str(exc), n=number) from exc
+            finally:
+                self._touch()
+            if isinstance(result, DoorJammed):
+                self._jammed(number, result.waited_s)
+            self._door = "opened"
+            self._save()
+            self._opened.add(number)
+            log.info("restock %s: staff %s opened compartment %d", self.session_id, who, number)
+            flagged = number in svc.engine.flagged()
+            return OpenedCompartment(
+                number, svc.stock_of(number), flagged, isinstance(result, AlreadyOpen)
+            )
+
+    def wait_closed(self, timeout_s: float | None = None) -> bool:
+        """Poll the open compartment's door until it reads closed; False after ``timeout_s``.
+        A door held open keeps the session alive."""
+        svc, number = self._svc, self._current
+        polls = None if timeout_s is None else max(1, round(timeout_s / svc.poll_s))
+        while number is not None and self._reads_open(number):
+            self._touch()
+            if polls is not None:
+                if polls == 0:
+                    return False
+                polls -= 1
+            svc.sleep(svc.poll_s)
+        self._touch()
+        return True
+
+    def enter_count(self, number: int, sku: str | None, count: int) -> CountAccepted:
+        """What compartment ``number`` holds now (``sku`` None: emptied, count 0); accepted only
+        for a compartment opened in this session whose door reads closed."""
+        with self._lock:
+            self._alive()
+            self._check(number, sku, count)
+            if self._reads_open(number):
+                raise _refused("count_open", n=number)
+            svc, who = self._svc, self.staff.staff_id
+            before = self._lines.get(number, (svc.stock_of(number).count,))[0]
+            n = self._n.get(number, 0) + 1
+            event_id = f"{self.session_id}:{number}:{n}"
+            flag = svc.engine.flagged().get(number)
+            record = {"session": self.session_id, "compartment": number, "sku": sku}
+            record |= {"count": count, "before": before, "at": svc.engine.clock()}
+            record["flag_txn"] = flag.get("txn_id") if flag else None
+            svc.journal.put(COUNT_TABLE, event_id, record)
+            self._n[number], self._lines[number] = n, (before, sku, count)
+            payload = {"compartment": number, "sku": sku, "count": count}
+            svc.engine.outbox.add("inventory", payload, event_id=event_id)
+            svc._counted(number, CompartmentStock(sku, count))
+            cleared = flag is not None and svc.engine.clear_flag(number, who)
+            if number == self._current:
+                self._door = "counted"
+                self._save()
+            self._touch()
+            log.info(
+                "restock %s: staff %s counted compartment %d: %s %d -> %d%s",
+                *(self.session_id, who, number, sku, before, count),
+                " (needs-check cleared)" if cleared else "",
+            )
+            return CountAccepted(number, sku, before, count, event_id, cleared)
+
+    def reprint_receipts(self) -> ReprintResult:
+        """Staff loaded paper: print every queued receipt now."""
+        with self._lock:
+            self._alive()
+            self._touch()
+            return self._svc.engine.receipts.reprint_all()
+
+    def tick(self) -> RestockSummary | None:
+        """Call now and then (the UI timer): ends an idle session whose door is shut. Never
+        blocks: while another step runs (a pulse), the session is not idle anyway."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self.summary is None and self._idle():
+                return self._end("timeout")
+            return self.summary
+        finally:
+            self._lock.release()
+
+    def finish(self) -> RestockSummary:
+        """Print the slip (queued if it cannot print), reprint queued receipts, end."""
+        with self._lock:
+            if self.summary is not None:
+                return self.summary
+            if self._current is not None and self._reads_open(self._current):
+                raise _refused("finish_open", n=self._current)
+            return self._end("finished")
+
+    # ---- internals -------------------------------------------------------------------------------
+    def _alive(self) -> None:
+        if self.summary is None and self._idle():
+            self._end("timeout")
+            raise _refused("expired", idle=self._svc.idle_timeout_s)
+        if self.summary is not None:
+            raise _refused("ended")
+
+    def _idle(self) -> bool:
+        if self._svc.clock() - self._last < self._svc.idle_timeout_s:
+            return False
+        if self._current is not None and self._reads_open(self._current):
+            self._touch()  # staff are filling it: never time out with a door open
+            return False
+        return True
+
+    def _touch(self) -> None:
+        self._last = self._svc.clock()
+
+    def _reads_open(self, number: int) -> bool:
+        try:
+            return self._svc.engine.locker.door_state(number) is DoorState.OPEN
+        except LockerError as exc:  # unreadable: assume the worst
+            log.error("restock %s: door %d taken as open: %s", self.session_id, number, exc)
+            return True
+
+    def _check(self, number: int, sku: str | None, count: int) -> None:
+        if number not in self._opened:
+            raise _refused("not_opened", n=number)
+        if type(count) is not int or not 0 <= count <= MAX_COUNT or (sku is None and count):
+            raise _refused("bad_count", f"count {count!r} for {sku!r}", max=MAX_COUNT)
+        items = self._svc.items
+        item = None if items is None or sku is None else items.get(sku)
+        if sku is not None and items is not None and (item is None or item.kind != ItemKind.GIFT):
+            raise _refused("unknown_sku", sku=sku)
+
+    def _jammed(self, number: int, waited_s: float) -> NoReturn:
+        self._door = "jammed"
+        self._save()
+        self._jams.append(number)
+        fault = {"what": "restock_door_jammed", "compartment": number, "session": self.session_id}
+        event_id = f"{self.session_id}:{number}:jam{len(self._jams)}"
+        self._svc.engine.outbox.add(
+            "fault", fault | {"staff_id": self.staff.staff_id}, event_id=event_id
+        )
+        log.warning(
+            "restock %s: staff %s: compartment %d did not open within %.1f s",
+            *(self.session_id, self.staff.staff_id, number, waited_s),
+        )
+        raise _refused("jammed", f"no door-open signal {waited_s:.1f} s after the pulse", n=number)
+
+    def _save(self) -> None:
+        record = {"staff_id": self.staff.staff_id, "staff_name": self.staff.name}
+        record |= {"state": self._state, "started_at": self._started_at}
+        record |= {"compartment": self._current, "door": self._door}
+        self._svc.journal.put(SESSION_TABLE, self.session_id, record)
+
+    def _end(self, how: str) -> RestockSummary:
+        svc, st = self._svc, self._svc.engine.store
+        try:
+            self._state = "finishing"
+            self._save()
+            lines = tuple(
+                RestockLine(n, self._name(sku), before, after)
+                for n, (before, sku, after) in sorted(self._lines.items())
+            )
+            printed = False
+            if lines:
+                slip = RestockSlip(
+                    store_name_zh=st.name_zh,
+                    store_name_en=st.name_en,
+                    kiosk_id=st.kiosk_id,
+                    printed_at=dt.datetime.fromtimestamp(svc.engine.clock(), st.tz),
+                    staff_id=self.staff.staff_id,
+                    lines=lines,
+                )
+                printed = svc.engine.receipts.print_or_queue(f"restock:{self.session_id}", slip)
+            if printed or not lines:
+                rep = svc.engine.receipts.reprint_all()
+            else:  # the printer just failed: the queue would fail the same way now
+                rep = ReprintResult(0, len(svc.engine.receipts), "the restock slip did not print")
+            alerts = self._alerts(rep)
+            for key in svc.counts_of(self.session_id):
+                svc.journal.delete(COUNT_TABLE, key)
+            svc.journal.delete(SESSION_TABLE, self.session_id)
+        except BaseException:  # the journal failed: its record stays for start-up to report
+            sid, who = self.session_id, self.staff.staff_id
+            self.summary = RestockSummary(sid, who, how, (), False, False, 0, 0, ())
+            raise
+        finally:
+            svc._ended(self)
+        queued = bool(lines) and not printed
+        self.summary = RestockSummary(
+            *(self.session_id, self.staff.staff_id, how, lines, printed, queued),
+            *(rep.printed, rep.left, alerts),
+        )
+        log.info(
+            "restock %s by staff %s (%s) %s: %d compartment(s), slip %s, %d reprinted, %d left",
+            *(self.session_id, self.staff.staff_id, self.staff.name, how, len(lines)),
+            "printed" if printed else "queued" if queued else "none",
+            *(rep.printed, rep.left),
+        )
+        return self.summary
+
+    def _name(self, sku: str | None) -> Bilingual | None:
+        item = None if self._svc.items is None or sku is None else self._svc.items.get(sku)
+        if item is not None:
+            return Bilingual(item.name_zh, item.name_en)
+        return None if sku is None else Bilingual(sku, sku)
+
+    def _alerts(self, rep: ReprintResult) -> tuple[Bilingual, ...]:
+        numbers = (
+            set(self._jams) - self._opened,
+            self._opened - set(self._lines),
+            set(self._svc.engine.flagged()),
+        )
+        out = [
+            Bilingual(zh.format(n), en.format(n))
+            for group, (zh, en) in zip(numbers, _ALERTS, strict=True)
+            for n in sorted(group)
+        ]
+        if rep.left:
+            en = f"{rep.left} receipt(s) wait for the printer: load paper ({rep.error})"
+            out.append(Bilingual(f"还有 {rep.left} 张凭条待打印：请装纸", en))
+        return tuple(out)
+
+
+_ALERTS = (  # jammed, opened but not counted, still flagged "needs check"
+    ("柜格 {} 没有打开：请检查门锁", "Compartment {} did not open: check its lock and solenoid"),
+    ("柜格 {} 已打开但未录入数量", "Compartment {} was opened but not counted: stock unchanged"),
+    ("柜格 {} 仍待检查：请开门检查并录入数量", "Compartment {} needs a check: open it, count it"),
+)
