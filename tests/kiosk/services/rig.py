@@ -146,6 +146,7 @@ class KioskSide:
     printer: VirtualPrinter | None = None
     link: Link = field(default_factory=Link)
     payment_timeout_s: float = 30.0
+    read_timeout_s: float = 5.0
     ids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -159,7 +160,7 @@ class KioskSide:
             retry=RetryPolicy(attempts=3, base_delay_s=0.05, max_delay_s=0.2),
             rng=random.Random(3),
             connect_timeout_s=2.0,
-            read_timeout_s=5.0,
+            read_timeout_s=self.read_timeout_s,
         )
         if self.enrollment:
             self.client.enroll(self.enrollment, KIOSK)

@@ -292,10 +292,7 @@ def test_sigkill_campaign_fast(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_campaign_full(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    # No conftest deselects `slow` by default, so the test itself stays out of plain runs.
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("the full SIGKILL campaign (about a minute) runs with -m slow")
+def test_sigkill_campaign_full(tmp_path: Path) -> None:
     result = run_campaign(tmp_path, kills=200, rng=random.Random(), max_run_s=0.5)
     assert result.violations == []
     assert result.kills == 200
