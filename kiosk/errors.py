@@ -48,3 +48,12 @@ class Rejected(StoreServerError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class RetryLater(Rejected):
+    """A refusal that says when to ask again (a ``Retry-After`` header in seconds), e.g. 423
+    ``staff_locked``; ``retry_after_s`` is that wait."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after_s: int) -> None:
+        super().__init__(status, code, message)
+        self.retry_after_s = retry_after_s

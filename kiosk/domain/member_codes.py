@@ -60,12 +60,15 @@ class CodeRejected(KioskError):
     """A scanned code cannot be accepted; ``reason`` is stable, the message says what to do.
 
     Reasons: ``malformed``, ``forged``, ``expired``, ``not_yet_valid`` (as the store server's
-    own verifier), plus ``wrong_kind`` and ``replayed``.
+    own verifier), plus ``wrong_kind`` and ``replayed``. ``code`` is the code as read when its
+    signature verified but a later check refused it (so the caller can tell whose and what
+    kind it is); None when it is malformed or forged.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, code: VerifiedCode | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,11 @@ def load_public_key(key: bytes | str) -> Ed25519PublicKey:
         ) from None
 
 
-def _malformed(detail: str) -> CodeRejected:
+def _malformed(detail: str, code: VerifiedCode | None = None) -> CodeRejected:
     return CodeRejected(
-        "malformed", f"not a valid loyalty code ({detail}): show the code from the member app"
+        "malformed",
+        f"not a valid loyalty code ({detail}): show the code from the member app",
+        code,
     )
 
 
@@ -135,10 +140,14 @@ def verify_code(
     *,
     kinds: frozenset[CodeKind] | None = None,
     clock_skew_s: int = CLOCK_SKEW_S,
+    max_window_s: int = MAX_WINDOW_S,
 ) -> VerifiedCode:
-    """Check format, signature, window, expiry and issue time, in that order (as the server).
+    """Check format, signature, window, expiry and issue time, in that order (as the server),
+    then the kind.
 
-    Replay is not checked here: it needs state (see :class:`ReplayGuard`).
+    ``max_window_s`` is the longest plausible life of a code (issue to expiry): an hour, as
+    the server's; a staff badge passes its own (kiosk.domain.staff). Replay is not checked
+    here: it needs state (see :class:`ReplayGuard`).
     """
     code, signed, signature = _parse(text)
     try:
@@ -149,19 +158,20 @@ def verify_code(
             "code signature does not verify: it was not issued by this store "
             "(if every code fails, re-enroll the kiosk to refresh the store key)",
         ) from None
-    if code.expires <= code.issued or code.expires - code.issued > MAX_WINDOW_S:
-        raise _malformed("validity window is not plausible")
+    if code.expires <= code.issued or code.expires - code.issued > max_window_s:
+        raise _malformed("validity window is not plausible", code)
     if now_s >= code.expires:
-        raise CodeRejected("expired", "code has expired: refresh it in the app")
+        raise CodeRejected("expired", "code has expired: refresh it in the app", code)
     if code.issued > now_s + clock_skew_s:
         raise CodeRejected(
             "not_yet_valid",
             "code is issued in the future: check the kiosk clock (and the phone's)",
+            code,
         )
     if kinds is not None and code.kind not in kinds:
         wanted = " or ".join(sorted(k.name.lower() for k in kinds))
         raise CodeRejected(
-            "wrong_kind", f"this is a {code.kind.name.lower()} code; show a {wanted} code"
+            "wrong_kind", f"this is a {code.kind.name.lower()} code; show a {wanted} code", code
         )
     return code
 

@@ -21,11 +21,15 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kiosk.domain.member_codes import CLOCK_SKEW_S, CodeKind, CodeRejected, VerifiedCode
-from kiosk.domain.member_codes import _parse as parse_code
+from kiosk.domain.member_codes import (
+    CLOCK_SKEW_S,
+    CodeKind,
+    CodeRejected,
+    VerifiedCode,
+    verify_code,
+)
 from kiosk.errors import KioskError
 
 __all__ = [
@@ -50,6 +54,7 @@ __all__ = [
 ]
 
 BADGE_MAX_WINDOW_S = 1098 * 86400  # as the server's BADGE_MAX_DAYS: three years
+_STAFF_ONLY = frozenset({CodeKind.STAFF})
 _PIN = re.compile(r"[0-9]{4,12}")
 
 
@@ -132,35 +137,42 @@ def verify_badge(
 ) -> VerifiedCode:
     """Check a scanned staff badge offline: format, signature, kind ``S``, window, expiry.
 
-    No replay check: a badge is a card scanned every day. Not ``member_codes.verify_code``:
-    that caps a code's life at an hour, and badges live for months; it shares the parser.
+    ``verify_code`` with a badge's window (up to three years; members' codes get an hour). No
+    replay check: a badge is a card scanned every day.
     """
     try:
-        code, signed, signature = parse_code(text)
-        try:
-            public_key.verify(signature, signed)
-        except InvalidSignature:
-            raise CodeRejected(
-                "forged",
-                "badge signature does not verify: not issued by this store (if every badge "
-                "and member code fails, re-enroll the kiosk to refresh the store key)",
-            ) from None
-        if code.kind is not CodeKind.STAFF:
-            raise CodeRejected("wrong_kind", f"a {code.kind.name.lower()} code, not a badge")
-        if not 0 < code.expires - code.issued <= BADGE_MAX_WINDOW_S:
-            raise CodeRejected("malformed", "badge validity window is not plausible")
-        if now_s >= code.expires:
-            raise CodeRejected(
-                "expired", f"badge of {code.subject} expired: print a new one (staff-badge)"
-            )
-        if code.issued > now_s + clock_skew_s:
-            raise CodeRejected(
-                "not_yet_valid", "badge issued in the future: check the kiosk clock (NTP)"
-            )
+        return verify_code(
+            text,
+            public_key,
+            now_s,
+            kinds=_STAFF_ONLY,
+            clock_skew_s=clock_skew_s,
+            max_window_s=BADGE_MAX_WINDOW_S,
+        )
     except CodeRejected as exc:
-        zh, en = _BADGE_REFUSALS[exc.reason]
-        raise StaffRejected("bad_badge", zh, en, detail=str(exc)) from None
-    return code
+        reason, detail = _badge_refusal(exc)
+        zh, en = _BADGE_REFUSALS[reason]
+        raise StaffRejected("bad_badge", zh, en, detail=detail) from None
+
+
+def _badge_refusal(exc: CodeRejected) -> tuple[str, str]:
+    """The reason and detail of a refused badge in a badge's words; a code of another kind is
+    "wrong_kind" whatever else is wrong with it (as the store server's badge check)."""
+    code = exc.code
+    if exc.reason == "forged":
+        return "forged", (
+            "badge signature does not verify: not issued by this store (if every badge "
+            "and member code fails, re-enroll the kiosk to refresh the store key)"
+        )
+    if code is None:  # malformed: nothing in it can be trusted
+        return exc.reason, str(exc)
+    if code.kind is not CodeKind.STAFF:
+        return "wrong_kind", f"a {code.kind.name.lower()} code, not a badge"
+    if exc.reason == "expired":
+        return "expired", f"badge of {code.subject} expired: print a new one (staff-badge)"
+    if exc.reason == "not_yet_valid":
+        return "not_yet_valid", "badge issued in the future: check the kiosk clock (NTP)"
+    return "malformed", "badge validity window is not plausible"
 
 
 def check_pin_format(pin: object) -> None:

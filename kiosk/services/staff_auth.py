@@ -124,7 +124,8 @@ class StaffAuthenticator:
         self, staff_id: str, pin: str, failures: FailureRecord, exc: Rejected, now: float
     ) -> KioskError:
         if exc.code == "staff_locked":
-            # the HTTP adapter's RetryLater carries the server's Retry-After
+            # a kiosk.errors.RetryLater carries the server's Retry-After (read by name: the
+            # StoreServer port promises the attribute, not the class)
             wait = getattr(exc, "retry_after_s", None) or self._policy.lockout_s
             self._save_failures(staff_id, mirror_server_lock(failures, now, wait))
             log.warning("staff %s is locked by the store server for %s s", staff_id, wait)

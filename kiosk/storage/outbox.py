@@ -7,7 +7,8 @@ An event the server refuses (`rejected`, or `conflict` for an offline redemption
 outbox for the "sync_alerts" table, where the staff and technician screens show it until
 someone `acknowledge()`s it. Nothing is ever dropped without an answer or an alert.
 `deliver()` sends a batch and isolates a poison event that makes the server refuse or fail on
-a whole batch, so one bad event cannot hold up the rest (docs/kiosk-sync.md).
+a whole batch, so one bad event cannot hold up the rest (kiosk/storage/outbox_delivery.py,
+docs/kiosk-sync.md).
 
 Journal tables: "outbox" (key event_id) and "sync_alerts" (key = the event_id, so parking the
 same event twice, e.g. after a crash between the two steps, stays one alert).
@@ -21,12 +22,13 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from kiosk.errors import KioskError, Rejected, Unreachable
+from kiosk.errors import KioskError
 from kiosk.ports import EventResult, OutboxEvent
 from kiosk.storage.journal import Journal
+from kiosk.storage.outbox_delivery import BatchDelivery, Probe, Send, SettleReport
 
 __all__ = [
     "ALERT_STATUSES",
@@ -54,9 +56,6 @@ MAX_PAYLOAD_BYTES = 2048
 MAX_REASON_BYTES = 128
 MAX_MESSAGE_BYTES = 1024
 MAX_AT_CHARS = 40  # the server's KioskEvent.at limit
-# A refusal of a whole batch for what is in it: isolate the event at fault. Other refusals
-# (401 bad token, 404 old server, 429) are about the kiosk, not an event: back off instead.
-CONTENT_REFUSALS = frozenset({400, 413, 422})
 
 
 class OutboxError(KioskError):
@@ -73,28 +72,6 @@ class SyncAlert:
     reason: str | None  # the server's stable code, e.g. "price_changed"
     message: str | None  # the server's words, for staff
     at: str  # ISO 8601, when the kiosk parked it
-
-
-@dataclass(frozen=True)
-class SettleReport:
-    """What `settle()` did with a batch of results."""
-
-    applied: int = 0
-    alerted: int = 0
-    ignored: int = 0  # results for events not in the outbox (already settled, or foreign)
-    unknown_status: int = 0  # statuses this kiosk does not know: the event stays pending
-
-    @property
-    def progress(self) -> bool:
-        """True if at least one event left the outbox."""
-        return self.applied + self.alerted > 0
-
-    def __add__(self, other: SettleReport) -> SettleReport:
-        return SettleReport(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
-
-
-Send = Callable[[list[OutboxEvent]], list[EventResult]]
-Probe = Callable[[], bool]
 
 
 def _utc_now() -> dt.datetime:
@@ -143,7 +120,7 @@ class Outbox:
         self._lock = threading.Lock()
         # event_id -> seq of the pending events; the journal holds the records themselves.
         self._seqs: dict[str, int] = {}
-        self._strikes: dict[str, int] = {}  # event_id -> lone failures (memory only)
+        self._delivery = BatchDelivery(self.settle, self.park)
         for event_id, record in journal.all(OUTBOX_TABLE).items():
             self._seqs[event_id] = _seq_of(record)
         highest = max(self._seqs.values(), default=0)
@@ -277,62 +254,11 @@ class Outbox:
         probe: Probe,
         poison_strikes: int = 3,
     ) -> SettleReport:
-        """Send `batch` with `send` and settle the answers, isolating a poison event.
-
-        One bad event must not hold the outbox up forever. When the server refuses the whole
-        batch for what is in it (HTTP 400/413/422), or fails on it (`Unreachable`: a 5xx,
-        garbage) while `probe()` says it is up, the batch is split in halves until the event
-        at fault is alone. Refused alone, it is parked at once as "rejected" with the server's
-        message; failing alone, it is tried again next cycle (later events wait, keeping their
-        order) and parked as "failed" after `poison_strikes` lone failures. Other errors, and
-        `Unreachable` while `probe()` is False, propagate: the caller backs off.
-        """
-        return self._deliver(list(batch), send, probe, max(1, poison_strikes), probed=False)
-
-    def _deliver(
-        self, batch: list[OutboxEvent], send: Send, probe: Probe, strikes: int, *, probed: bool
-    ) -> SettleReport:
-        try:
-            results = send(batch)
-        except Rejected as exc:
-            if exc.status not in CONTENT_REFUSALS:
-                raise
-            return self._isolate(batch, send, probe, strikes, exc)
-        except Unreachable as exc:
-            if not probed and not probe():  # down, not choking on this batch
-                raise
-            return self._isolate(batch, send, probe, strikes, exc)
-        for event in batch:
-            self._strikes.pop(event.event_id, None)
-        return self.settle(results)
-
-    def _isolate(
-        self, batch: list[OutboxEvent], send: Send, probe: Probe, strikes: int, exc: Exception
-    ) -> SettleReport:
-        if len(batch) > 1:
-            mid = len(batch) // 2
-            first = self._deliver(batch[:mid], send, probe, strikes, probed=True)
-            second = self._deliver(batch[mid:], send, probe, strikes, probed=True)
-            return first + second
-        event = batch[0]
-        if isinstance(exc, Rejected):
-            status, reason = "rejected", exc.code
-        else:
-            tries = self._strikes.get(event.event_id, 0) + 1
-            self._strikes[event.event_id] = tries
-            if tries < strikes:
-                log.warning(
-                    "outbox: %s event %s failed on its own (%d of %d tries): %s",
-                    event.kind,
-                    event.event_id,
-                    tries,
-                    strikes,
-                    exc,
-                )
-                raise exc
-            status, reason = "failed", "server_error"
-        self._strikes.pop(event.event_id, None)
-        return SettleReport(alerted=int(self.park(event.event_id, status, reason, str(exc))))
+        """Send `batch` with `send` and settle the answers, isolating a poison event that makes
+        the server refuse or fail on a whole batch (how: kiosk/storage/outbox_delivery.py).
+        Other errors, and `Unreachable` while `probe()` is False, propagate: the caller backs
+        off."""
+        return self._delivery.deliver(batch, send, probe=probe, poison_strikes=poison_strikes)
 
     def park(self, event_id: str, status: str, reason: object, message: object) -> bool:
         """Move a pending event to the alerts with the server's verdict; False if not pending."""

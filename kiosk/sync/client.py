@@ -2,6 +2,8 @@
 
 Every failure leaves as a :class:`~kiosk.errors.StoreServerError` whose message a technician
 can act on; no requests, urllib3 or JSON exception escapes. Only idempotent calls are retried.
+What the answers mean (shapes, error bodies, transport failures) is kiosk/sync/parse.py.
+``BadResponse`` and ``RetryLater`` are importable from here as before.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import binascii
 import http.client
 import os
 import random
-import re
-import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -25,9 +25,11 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from kiosk.config import ServerSection
-from kiosk.errors import JournalError, Rejected, StoreServerError, Unreachable
+from kiosk.errors import JournalError, Rejected, RetryLater, Unreachable
 from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption, StaffIdentity
 from kiosk.storage.atomic import write_file_atomic
+from kiosk.sync import parse
+from kiosk.sync.parse import BadResponse
 
 __all__ = [
     "BadResponse",
@@ -45,25 +47,6 @@ MAX_EVENTS_PER_CALL = 200  # the server's EventsRequest.maxItems
 T = TypeVar("T")
 
 
-# ---- errors -------------------------------------------------------------------------------------
-
-
-class BadResponse(Unreachable):
-    """The server (or something posing as it) answered garbage: not JSON, or the wrong shape.
-
-    An ``Unreachable``: the kiosk cannot know what the server decided, so it acts as if offline.
-    """
-
-
-class RetryLater(Rejected):
-    """A refusal that says when to ask again (a ``Retry-After`` header in seconds), e.g. 423
-    ``staff_locked``; ``retry_after_s`` is that wait."""
-
-    def __init__(self, status: int, code: str, message: str, retry_after_s: int) -> None:
-        super().__init__(status, code, message)
-        self.retry_after_s = retry_after_s
-
-
 # ---- values -------------------------------------------------------------------------------------
 
 
@@ -79,112 +62,6 @@ class RetryPolicy:
         """Delay before retry number ``retry`` (1-based): half fixed, half random ("equal jitter")."""
         cap = min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1))
         return cap / 2 + rng.uniform(0, cap / 2)
-
-
-# ---- response shapes ----------------------------------------------------------------------------
-
-
-class _Shape(Exception):
-    """Internal: the body does not have the expected shape (becomes BadResponse)."""
-
-
-def _obj(data: object) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise _Shape(f"expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], optional: bool = False):
-    if key not in data or data[key] is None:
-        if optional:
-            return None
-        raise _Shape(f"missing {key!r}")
-    value = data[key]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds:  # JSON true is not a number of points
-        raise _Shape(f"{key!r} is not a {kinds[0].__name__}")
-    if not isinstance(value, kinds):
-        raise _Shape(f"{key!r} is not a {kinds[0].__name__}")
-    return value
-
-
-def _redemption(data: object) -> Redemption:
-    d = _obj(data)
-    return Redemption(
-        txn_id=_get(d, "txn_id", str),
-        kind=_get(d, "kind", str),
-        state=_get(d, "state", str),
-        member_id=_get(d, "member_id", str),
-        sku=_get(d, "sku", str, optional=True),
-        compartment=_get(d, "compartment", int, optional=True),
-        points=_get(d, "points", int),
-        cash_cents=_get(d, "cash_cents", int),
-        hold_expires_at=_get(d, "hold_expires_at", str, optional=True),
-        void_reason=_get(d, "void_reason", str, optional=True),
-        coupon_code=_get(d, "coupon_code", str, optional=True),
-        payment=_get(d, "payment", dict, optional=True),
-        prize=_get(d, "prize", dict, optional=True),
-        balance=_get(d, "balance", int, optional=True),
-        raw=d,
-    )
-
-
-def _keys(**kinds: type) -> Callable[[object], dict[str, Any]]:
-    """A parser that checks an object has these keys with these types, and returns it."""
-
-    def parse(data: object) -> dict[str, Any]:
-        d = _obj(data)
-        for key, kind in kinds.items():
-            _get(d, key, kind)
-        return d
-
-    return parse
-
-
-def _catalog(data: object) -> dict[str, Any]:
-    d = _keys(version=str, items=list)(data)
-    for item in d["items"]:
-        _keys(sku=str, kind=str, points=int, cash_cents=int, compartments=list)(item)
-    return d
-
-
-def _wheel(data: object) -> dict[str, Any]:
-    d = _keys(id=str, cost_points=int, segments=list)(data)
-    for seg in d["segments"]:
-        _keys(idx=int, prize_kind=str)(seg)
-    return d
-
-
-def _member(data: object) -> dict[str, Any]:
-    return _keys(member_id=str, tier=str, balance=int)(data)
-
-
-def _event_results(data: object) -> list[EventResult]:
-    d = _keys(results=list)(data)
-    out = []
-    for r in d["results"]:
-        r = _keys(event_id=str, status=str)(r)
-        out.append(
-            EventResult(
-                r["event_id"],
-                r["status"],
-                _get(r, "reason", str, optional=True),
-                _get(r, "message", str, optional=True),
-            )
-        )
-    return out
-
-
-_STAFF_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
-
-
-def _staff(data: object) -> StaffIdentity:
-    d = _keys(staff_id=str, name=str)(data)
-    if not _STAFF_ID.fullmatch(d["staff_id"]):
-        raise _Shape(f"staff_id {d['staff_id'][:40]!r} is not a staff id")
-    if not d["name"].strip() or len(d["name"]) > 64:
-        raise _Shape("name is empty or longer than 64 characters")
-    return StaffIdentity(d["staff_id"], d["name"])
 
 
 # ---- transport ----------------------------------------------------------------------------------
@@ -297,7 +174,11 @@ class StoreServerClient(requests.Session):
     def health(self) -> dict[str, Any]:
         """``GET /v1/health``: liveness and the server's clock (no token needed)."""
         return self._call(
-            "GET", "/v1/health", retry=True, auth=False, parse=_keys(status=str, server_time=str)
+            "GET",
+            "/v1/health",
+            retry=True,
+            auth=False,
+            parser=parse.keys(status=str, server_time=str),
         )
 
     def enroll(self, enrollment_code: str, kiosk_id: str) -> Enrollment:
@@ -311,7 +192,7 @@ class StoreServerClient(requests.Session):
             json={"enrollment_code": enrollment_code, "kiosk_id": kiosk_id},
             retry=False,
             auth=False,
-            parse=_keys(kiosk_id=str, token=str, public_key=str, server_time=str),
+            parser=parse.keys(kiosk_id=str, token=str, public_key=str, server_time=str),
         )
         try:
             key = base64.b64decode(data["public_key"], validate=True)
@@ -344,12 +225,12 @@ class StoreServerClient(requests.Session):
         Retried: the server lets the same kiosk resolve the same code again.
         """
         return self._call(
-            "POST", "/v1/members/resolve", json={"code": code}, retry=True, parse=_member
+            "POST", "/v1/members/resolve", json={"code": code}, retry=True, parser=parse.member
         )
 
     def catalog(self) -> dict[str, Any]:
         """``GET /v1/catalog``: items with this kiosk's compartments and stock, and a version."""
-        return self._call("GET", "/v1/catalog", retry=True, parse=_catalog)
+        return self._call("GET", "/v1/catalog", retry=True, parser=parse.catalog)
 
     def create_redemption(
         self,
@@ -394,7 +275,7 @@ class StoreServerClient(requests.Session):
         """Segments, odds at this kiosk, rules, commitments (and ``spins_left`` for a member)."""
         params = {"member_id": member_id} if member_id is not None else None
         return self._call(
-            "GET", f"/v1/wheels/{_seg(wheel_id)}", params=params, retry=True, parse=_wheel
+            "GET", f"/v1/wheels/{_seg(wheel_id)}", params=params, retry=True, parser=parse.wheel
         )
 
     def send_events(self, events: Iterable[OutboxEvent]) -> list[EventResult]:
@@ -411,7 +292,7 @@ class StoreServerClient(requests.Session):
                 "/v1/kiosks/events",
                 json={"events": batch},
                 retry=True,
-                parse=_event_results,
+                parser=parse.event_results,
             )
             if sorted(r.event_id for r in got) != sorted(e["event_id"] for e in batch):
                 raise BadResponse(
@@ -428,7 +309,7 @@ class StoreServerClient(requests.Session):
             "/v1/kiosks/heartbeat",
             json={"health": dict(health)},
             retry=True,
-            parse=_keys(server_time=str),
+            parser=parse.keys(server_time=str),
         )
 
     def verify_staff(self, badge: str, pin: str) -> StaffIdentity:
@@ -445,12 +326,12 @@ class StoreServerClient(requests.Session):
             "/v1/staff/verify",
             json={"badge": badge, "pin": pin},
             retry=False,
-            parse=_staff,
+            parser=parse.staff,
         )
 
     # ---- the one request loop ---------------------------------------------------------------
     def _txn(self, method: str, path: str, txn_id: str, json: Any = None) -> Redemption:
-        r = self._call(method, path, json=json, retry=True, parse=_redemption)
+        r = self._call(method, path, json=json, retry=True, parser=parse.redemption)
         if r.txn_id != txn_id:
             raise BadResponse(
                 f"store server at {self.base_url} answered {method} {path} about another "
@@ -463,7 +344,7 @@ class StoreServerClient(requests.Session):
         method: str,
         path: str,
         *,
-        parse: Callable[[object], T],
+        parser: Callable[[object], T],
         json: Any = None,
         params: Mapping[str, str] | None = None,
         retry: bool,
@@ -492,7 +373,14 @@ class StoreServerClient(requests.Session):
                     allow_redirects=False,
                 )
             except requests.RequestException as exc:
-                error, transient = self._transport_error(exc, what, retry)
+                error, transient = parse.transport_error(
+                    exc,
+                    what,
+                    retry,
+                    base_url=self.base_url,
+                    pin_sha256=self.pin_sha256,
+                    timeout=self.timeout,
+                )
                 if transient and not last:
                     self._backoff(attempt)
                     continue
@@ -505,7 +393,8 @@ class StoreServerClient(requests.Session):
             ) as exc:
                 # Not wrapped by requests (e.g. a malformed URL or header): same treatment.
                 raise Unreachable(
-                    f"request {what} to {self.base_url} failed ({_short(exc)}): check server.url"
+                    f"request {what} to {self.base_url} failed ({parse.short(exc)}): "
+                    "check server.url"
                 ) from None
             if resp.status_code >= 500:
                 if not last:
@@ -514,10 +403,11 @@ class StoreServerClient(requests.Session):
                 tried = f" (after {attempts} attempts)" if attempts > 1 else ""
                 raise Unreachable(
                     f"store server at {self.base_url} failed on {what} with HTTP "
-                    f"{resp.status_code}{tried}{_server_says(resp)}: check the store server's log"
+                    f"{resp.status_code}{tried}{parse.server_says(resp)}: "
+                    "check the store server's log"
                 )
             if 400 <= resp.status_code < 500:
-                raise self._rejection(resp, what)
+                raise parse.rejection(resp, what, self.base_url)
             if not 200 <= resp.status_code < 300:
                 where = resp.headers.get("Location", "")
                 raise BadResponse(
@@ -526,132 +416,18 @@ class StoreServerClient(requests.Session):
                     "(scheme, host and port of the store server itself)"
                 )
             try:
-                return parse(resp.json())
-            except (ValueError, _Shape, RecursionError) as exc:
+                return parser(resp.json())
+            except (ValueError, parse.ShapeError, RecursionError) as exc:
                 raise BadResponse(
                     f"store server at {self.base_url} answered garbage to {what} "
-                    f"({_short(exc)}): check that server.url points at the store server"
+                    f"({parse.short(exc)}): check that server.url points at the store server"
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns/raises
 
     def _backoff(self, attempt: int) -> None:
         self._sleep(self.retry.delay(attempt, self._rng))
 
-    def _rejection(self, resp: requests.Response, what: str) -> StoreServerError:
-        try:
-            body = resp.json()
-            code, message = body["error"], body["message"]
-            if not isinstance(code, str) or not isinstance(message, str):
-                raise TypeError
-        except (ValueError, KeyError, TypeError, RecursionError):
-            return BadResponse(
-                f"{self.base_url} answered {what} with HTTP {resp.status_code} but not with the "
-                "store server's error body: check server.url (another web server or a proxy "
-                "may be answering)"
-            )
-        text = f"store server refused {what}: {message} ({code}, HTTP {resp.status_code})"
-        retry_after = _retry_after_s(resp)
-        if retry_after is not None:
-            return RetryLater(resp.status_code, code, text, retry_after)
-        return Rejected(resp.status_code, code, text)
-
-    def _transport_error(
-        self, exc: requests.RequestException, what: str, idempotent: bool
-    ) -> tuple[StoreServerError, bool]:
-        """Map a requests exception to our error, and whether a retry may help."""
-        host = urllib.parse.urlsplit(self.base_url).netloc
-        text = str(exc)
-        if isinstance(exc, requests.exceptions.SSLError):
-            if "Fingerprints did not match" in text:
-                return Unreachable(
-                    f"the certificate of {host} does not match the pinned fingerprint "
-                    f"(server.pin_sha256 = {self.pin_sha256}): if the store renewed its "
-                    "certificate, update pin_sha256; otherwise something is intercepting the "
-                    "connection"
-                ), False
-            return Unreachable(
-                f"TLS verification of {host} failed ({_short(exc)}): set server.ca_bundle to the "
-                "store's CA certificate, and check the kiosk clock"
-            ), False
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return Unreachable(
-                f"store server {host} did not accept a connection within {self.timeout[0]} s "
-                f"({what}): check the network and that the server is running"
-            ), True
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            extra = "" if idempotent else " (it may have acted on it)"
-            return Unreachable(
-                f"store server {host} did not answer {what} within {self.timeout[1]} s{extra}: "
-                "check the server's load and the network"
-            ), True
-        if isinstance(
-            exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
-        ):
-            return BadResponse(
-                f"store server {host} sent a broken answer to {what} ({_short(exc)}): "
-                "check the network and any proxy in between"
-            ), True
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            if (
-                "NameResolutionError" in text
-                or "Name or service not known" in text
-                or "getaddrinfo" in text
-            ):
-                return Unreachable(
-                    f"cannot resolve the store server's name {host}: check DNS and server.url"
-                ), True
-            if "Connection refused" in text or "Errno 111" in text:
-                return Unreachable(
-                    f"store server {host} refused the connection: check that it is running "
-                    "and that server.url has the right port"
-                ), True
-            return Unreachable(
-                f"cannot reach the store server {host} ({_short(exc)}): check the network"
-            ), True
-        return Unreachable(
-            f"request {what} to {host} failed ({_short(exc)}): check server.url"
-        ), False
-
 
 def _seg(value: str) -> str:
     """One URL path segment, escaped (an id must never add a path or a query)."""
     return urllib.parse.quote(value, safe="")
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    """The innermost reason of a requests error, without urllib3's pool and retry wrapping."""
-    inner: BaseException = exc
-    for _ in range(6):
-        nxt = getattr(inner, "reason", None)  # urllib3's MaxRetryError
-        if (
-            not isinstance(nxt, BaseException)
-            and inner.args
-            and isinstance(inner.args[0], BaseException)
-        ):
-            nxt = inner.args[0]
-        if not isinstance(nxt, BaseException):
-            break
-        inner = nxt
-    if isinstance(inner, ssl.SSLCertVerificationError):
-        text = f"certificate verify failed: {inner.verify_message}"
-    else:
-        text = str(inner) or type(inner).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _retry_after_s(resp: requests.Response) -> int | None:
-    """A ``Retry-After`` of whole seconds (capped at a day); the HTTP-date form is ignored."""
-    value = resp.headers.get("Retry-After", "").strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
-        return None
-    return min(int(value), 86_400)
-
-
-def _server_says(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            return f" ({body['message'][:200]})"
-    except (ValueError, RecursionError):
-        pass
-    return ""

@@ -12,7 +12,6 @@ Callbacks run on the worker thread. A Kivy UI must marshal them to its own threa
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import random
@@ -25,7 +24,8 @@ from typing import Any, TypeVar
 from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
 from kiosk.ports import EventResult, OutboxEvent, StoreServer
 from kiosk.storage.outbox import Outbox
-from kiosk.sync.client import BadResponse
+from kiosk.sync.heartbeat import Heartbeat, no_health
+from kiosk.sync.parse import BadResponse
 
 __all__ = ["SyncError", "SyncSettings", "SyncStatus", "SyncWorker"]
 
@@ -69,10 +69,6 @@ class SyncStatus:
     running: bool = False
 
 
-def _no_health() -> dict[str, Any]:
-    return {}
-
-
 class SyncWorker:
     """Heartbeats, outbox upload and catalog/wheel refresh on a daemon thread.
 
@@ -87,7 +83,7 @@ class SyncWorker:
         outbox: Outbox,
         *,
         settings: SyncSettings | None = None,
-        health_provider: Callable[[], Mapping[str, Any]] = _no_health,
+        health_provider: Callable[[], Mapping[str, Any]] = no_health,
         on_catalog: Callable[[dict[str, Any]], None] | None = None,
         on_wheel: Callable[[str, dict[str, Any]], None] | None = None,
         on_online_change: Callable[[bool], None] | None = None,
@@ -100,7 +96,7 @@ class SyncWorker:
         self.settings = settings or SyncSettings()
         self._server = server
         self._outbox = outbox
-        self._health_provider = health_provider
+        self._beat = Heartbeat(health_provider, outbox, on_provider_error=self._count_unexpected)
         self._on_catalog = on_catalog
         self._on_wheel = on_wheel
         self._on_online_change = on_online_change
@@ -116,8 +112,6 @@ class SyncWorker:
         self._online: bool | None = None
         self._last_ok_at: float | None = None
         self._last_error: str | None = None
-        self._skew: float | None = None
-        self._skew_warned = False
         self._catalog_version: str | None = None
         self._wheels: dict[str, dict[str, Any]] = {}
         self._wheel_problems: dict[str, str] = {}
@@ -177,7 +171,7 @@ class SyncWorker:
                 last_ok_at=self._last_ok_at,
                 last_error=self._last_error,
                 outbox_length=len(self._outbox),
-                clock_skew_s=self._skew,
+                clock_skew_s=self._beat.skew,
                 catalog_version=self._catalog_version,
                 consecutive_failures=self._failures,
                 next_attempt_in_s=next_in,
@@ -322,54 +316,14 @@ class SyncWorker:
             self._count_unexpected()
             raise SyncError(f"the kiosk's {what} callback failed ({exc!r}): see the log") from exc
 
-    # --- heartbeat and clock skew ---------------------------------------------------------------
+    # --- heartbeat (kiosk/sync/heartbeat.py) --------------------------------------------------
 
     def _heartbeat(self) -> None:
-        health = self._health()
+        health = self._beat.report(failures=self._failures)
         sent = self._clock()
         answer = self._call("heartbeat", self._server.heartbeat, health)
-        received = self._clock()
-        server_time = answer.get("server_time") if isinstance(answer, dict) else None
-        try:
-            parsed = dt.datetime.fromisoformat(server_time)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise BadResponse(
-                f"store server answered the heartbeat without a usable server_time "
-                f"({server_time!r:.60}): check the store server version"
-            ) from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        # The server read its clock somewhere in the round trip: the midpoint is the best guess
-        # (error at most half the round trip, plus the server's one-second resolution).
-        self._set_skew(parsed.timestamp() - (sent + received) / 2)
+        self._beat.read_skew(answer, sent, self._clock(), self.settings.skew_warn_s)
         self._next_heartbeat = self._monotonic() + self.settings.heartbeat_s
-
-    def _health(self) -> dict[str, Any]:
-        try:
-            health = _jsonable(dict(self._health_provider()))
-        except Exception as exc:  # a broken probe must not stop syncing: report it instead
-            log.exception("sync health provider failed")
-            self._count_unexpected()
-            health = {"health_error": f"{type(exc).__name__}: {exc}"[:200]}
-        sync = {"outbox": len(self._outbox), "alerts": len(self._outbox.alerts())}
-        health.setdefault("sync", {**sync, "clock_skew_s": self._skew, "failures": self._failures})
-        return health
-
-    def _set_skew(self, skew: float) -> None:
-        with self._lock:
-            self._skew = skew
-        limit = self.settings.skew_warn_s
-        if abs(skew) > limit and not self._skew_warned:
-            log.warning(
-                "kiosk clock is %.1f s %s the store server's (over %.0f s): member codes are "
-                "checked against the kiosk clock and may be refused; check NTP (timedatectl)",
-                abs(skew),
-                "behind" if skew > 0 else "ahead of",
-                limit,
-            )
-        elif abs(skew) <= limit and self._skew_warned:
-            log.info("kiosk clock is within %.1f s of the store server's again", abs(skew))
-        self._skew_warned = abs(skew) > limit
 
     # --- outbox -------------------------------------------------------------------------------
 
@@ -446,19 +400,3 @@ class SyncWorker:
             self._callback("on_wheel", self._on_wheel, wheel_id, info)
             log.info("wheel %s changed", wheel_id)
             self._wheels[wheel_id] = info
-
-
-def _jsonable(value: Any, depth: int = 0) -> Any:
-    """The health report as plain finite JSON: the server refuses NaN, and odd objects become
-    text, so a sloppy probe cannot get every heartbeat refused."""
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, str):  # a lone surrogate cannot be sent as UTF-8
-        return value.encode("utf-8", "replace").decode()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if depth < 8 and isinstance(value, Mapping):
-        return {_jsonable(str(k)): _jsonable(v, depth + 1) for k, v in value.items()}
-    if depth < 8 and isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v, depth + 1) for v in value]
-    return repr(value)[:200]

@@ -105,6 +105,35 @@ def test_an_implausible_validity_window_is_malformed_even_when_signed(issued, ex
     assert reason(code(issued=issued, expires=expires)) == "malformed"
 
 
+def test_max_window_s_widens_or_narrows_the_plausible_window():
+    two_hours = code(expires=NOW + 7200)
+    assert reason(two_hours) == "malformed"  # the default: an hour
+    assert verify_code(two_hours, PUB, NOW, max_window_s=7200).expires == NOW + 7200
+    assert reason(two_hours, max_window_s=7199) == "malformed"
+    assert reason(code(), max_window_s=59) == "malformed"
+    badge = code(kind="S", subject="S0001", expires=NOW + 1098 * 86400)  # a three-year badge
+    got = verify_code(
+        badge, PUB, NOW + 1000 * 86400, kinds=frozenset({CodeKind.STAFF}), max_window_s=1098 * 86400
+    )
+    assert got.subject == "S0001"
+    assert reason(badge, now=NOW + 1098 * 86400, max_window_s=1098 * 86400) == "expired"
+
+
+def test_a_refusal_after_the_signature_verified_carries_the_code():
+    with pytest.raises(CodeRejected) as expired:
+        verify_code(code(kind="T", subject="T0001"), PUB, NOW + 60)
+    assert expired.value.code is not None
+    assert (expired.value.code.kind, expired.value.code.subject) == (CodeKind.TECHNICIAN, "T0001")
+    with pytest.raises(CodeRejected) as wrong:
+        verify_code(code(), PUB, NOW, kinds=frozenset({CodeKind.STAFF}))
+    assert wrong.value.reason == "wrong_kind" and wrong.value.code == verify_code(code(), PUB, NOW)
+    forged = mint("LK1.M.M0002.1795430568.1795430628.3cb926fd282aeadb", OTHER_KEY)
+    for text in (forged, "hello"):  # nothing of a forged or malformed code can be trusted
+        with pytest.raises(CodeRejected) as info:
+            verify_code(text, PUB, NOW)
+        assert info.value.code is None
+
+
 # ---- forged, malformed, wrong kind ---------------------------------------------------------------
 
 

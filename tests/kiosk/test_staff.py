@@ -83,6 +83,21 @@ def test_a_bad_badge_is_rejected_in_both_languages(badge, now, english, detail):
     assert isinstance(err, KioskError) and str(err).startswith(err.bilingual)
 
 
+@pytest.mark.parametrize(
+    ("kind", "issued", "validity", "now"),
+    [
+        (codes.CodeKind.MEMBER, NOW, 60, NOW + 3600),  # expired too
+        (codes.CodeKind.TECHNICIAN, NOW + 600, 60, NOW),  # from the future too
+        (codes.CodeKind.MEMBER, NOW, BADGE_MAX_WINDOW_S + 1, NOW),  # implausible window too
+    ],
+)
+def test_a_code_of_another_kind_is_not_a_badge_whatever_else_is_wrong(kind, issued, validity, now):
+    with pytest.raises(StaffRejected) as info:  # the kind first, as the store server's check
+        verify_badge(make_badge(kind=kind, issued=issued, validity=validity), KEY.public_key(), now)
+    assert "not a staff badge" in info.value.message_en
+    assert f"a {kind.name.lower()} code, not a badge" == info.value.detail
+
+
 def test_the_pin_format_is_4_to_12_ascii_digits():
     for good in ("1234", "000000000000"):
         check_pin_format(good)

@@ -242,7 +242,7 @@ def test_heartbeat_estimates_clock_skew_against_the_servers_clock(
     assert '"paper": null' in healths[0] and '"outbox": 0' in healths[0]  # NaN sent as null
     clock.advance(seconds=120)  # the server's clock moves ahead; the kiosk's does not
     fake.now += 31
-    with caplog.at_level(logging.WARNING, logger="kiosk.sync.worker"):
+    with caplog.at_level(logging.WARNING, logger="kiosk.sync.heartbeat"):
         worker.run_once()
     assert worker.status().clock_skew_s == 120.0
     assert "120.0 s behind" in caplog.text and "NTP" in caplog.text

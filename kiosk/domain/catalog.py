@@ -1,0 +1,172 @@
+"""The gift catalog, parsed strictly from the store server's answer, and what a member can take.
+
+Pure: no I/O. ``/v1/catalog`` becomes a frozen :class:`Catalog`, or :class:`UnusableAnswer`
+(the kiosk then acts as if offline); :func:`affordable` sorts its items for one member.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# The strict field readers are the member view's: one set of rules for the server's answers.
+from kiosk.domain.member_view import (
+    MemberView,
+    UnusableAnswer,
+    _Bad,
+    _int,
+    _list,
+    _obj,
+    _opt_int,
+    _str,
+)
+
+__all__ = [
+    "Affordability",
+    "Catalog",
+    "CatalogItem",
+    "ItemKind",
+    "Unaffordable",
+    "affordable",
+    "parse_catalog",
+]
+
+
+class ItemKind(enum.Enum):
+    GIFT = "gift"  # from a locker compartment of this kiosk
+    COUPON = "coupon"  # printed; stock is store-wide (None: unlimited)
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """A catalog entry; ``stock`` is this kiosk's compartments for gifts, None = unlimited."""
+
+    sku: str
+    name_zh: str
+    name_en: str
+    kind: ItemKind
+    points: int
+    cash_cents: int
+    stock: int | None
+    compartments: tuple[tuple[int, int], ...] = ()  # (number, stock)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The catalog's version and items; ``skipped`` are SKUs of kinds this kiosk does not know."""
+
+    version: str
+    items: tuple[CatalogItem, ...]
+    skipped: tuple[str, ...] = ()
+
+
+class Unaffordable(enum.Enum):
+    """Why an item cannot be taken now; when several apply, the first listed here is given."""
+
+    OUT_OF_STOCK = "out_of_stock"
+    NOT_ENOUGH_POINTS = "not_enough_points"
+    CASH_NEEDS_ONLINE = "cash_needs_online"
+
+
+@dataclass(frozen=True)
+class Affordability:
+    """An item and whether the member can take it now; ``points_short`` > 0 only for points."""
+
+    item: CatalogItem
+    reason: Unaffordable | None
+    points_short: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @property
+    def text_zh(self) -> str:
+        return _TEXTS[self.reason][0].format(n=self.points_short)
+
+    @property
+    def text_en(self) -> str:
+        return _TEXTS[self.reason][1].format(n=self.points_short)
+
+
+_TEXTS: dict[Unaffordable | None, tuple[str, str]] = {
+    None: ("可兑换", "Available"),
+    Unaffordable.OUT_OF_STOCK: ("已兑完", "Out of stock"),
+    Unaffordable.NOT_ENOUGH_POINTS: ("还差 {n} 积分", "{n} more points needed"),
+    Unaffordable.CASH_NEEDS_ONLINE: (
+        "离线时不支持积分加现金",
+        "Points + cash is not available offline",
+    ),
+}
+
+
+# ---- parsing --------------------------------------------------------------------------------------
+
+
+def _item(data: object) -> CatalogItem | str:
+    d = _obj(data, "a catalog item")
+    sku = _str(d, "sku", 64)
+    try:
+        kind = ItemKind(d.get("kind"))
+    except ValueError:
+        return sku  # a kind from a newer server: skipped, not fatal for the whole catalog
+    compartments = tuple(
+        (_int(c, "number"), _int(c, "stock"))
+        for c in (_obj(c, "a compartment") for c in _list(d, "compartments"))
+    )
+    stock = _opt_int(d, "stock")
+    if stock is None and kind is ItemKind.GIFT:
+        stock = sum(n for _, n in compartments)
+    return CatalogItem(
+        sku=sku,
+        name_zh=_str(d, "name_zh", 128),
+        name_en=_str(d, "name_en", 128),
+        kind=kind,
+        points=_int(d, "points"),
+        cash_cents=_int(d, "cash_cents"),
+        stock=stock,
+        compartments=compartments,
+    )
+
+
+def parse_catalog(data: object) -> Catalog:
+    """``/v1/catalog`` as a :class:`Catalog`; anything unusable is UnusableAnswer."""
+    try:
+        d = _obj(data, "the catalog")
+        parsed = [_item(i) for i in _list(d, "items")]
+        return Catalog(
+            version=_str(d, "version", 64),
+            items=tuple(i for i in parsed if isinstance(i, CatalogItem)),
+            skipped=tuple(i for i in parsed if isinstance(i, str)),
+        )
+    except (_Bad, RecursionError) as exc:
+        raise UnusableAnswer(
+            f"store server sent a catalog the kiosk cannot use ({exc}): check that the store "
+            "server and the kiosk software are compatible versions"
+        ) from None
+
+
+# ---- affordability --------------------------------------------------------------------------------
+
+
+def affordable(
+    view: MemberView, items: Iterable[CatalogItem], *, online: bool
+) -> list[Affordability]:
+    """Each item with why it cannot be taken now (None if it can); affordable ones first.
+
+    Within each group the catalog order is kept. Offline, a cash part cannot be paid. The
+    offline floor limits (kiosk.domain.offline) are the redemption's check, not this one.
+    """
+    out = []
+    for item in items:
+        short = max(0, item.points - view.balance)
+        if item.stock is not None and item.stock <= 0:
+            out.append(Affordability(item, Unaffordable.OUT_OF_STOCK))
+        elif short:
+            out.append(Affordability(item, Unaffordable.NOT_ENOUGH_POINTS, short))
+        elif item.cash_cents and not online:
+            out.append(Affordability(item, Unaffordable.CASH_NEEDS_ONLINE))
+        else:
+            out.append(Affordability(item, None))
+    return sorted(out, key=lambda a: not a.ok)

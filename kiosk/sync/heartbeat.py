@@ -1,0 +1,110 @@
+"""The sync worker's heartbeat: the health report it sends, and the clock skew it reads back.
+
+The report is the health provider's dict as plain finite JSON plus the worker's own state under
+"sync"; a provider that raises is reported, not fatal. The skew is the server's clock minus the
+kiosk's. Member codes are checked against the kiosk clock, so a skew over the limit is logged
+once, and once more when it is back within it. docs/kiosk-sync.md has the long form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kiosk.storage.outbox import Outbox
+from kiosk.sync.parse import BadResponse
+
+__all__ = ["Heartbeat", "clean_health", "no_health"]
+
+log = logging.getLogger(__name__)
+
+
+def no_health() -> dict[str, Any]:
+    """A health provider with nothing to report."""
+    return {}
+
+
+class Heartbeat:
+    """Builds each heartbeat's health report and reads the clock skew from the server's answer.
+
+    ``skew`` is the last reading (None before the first); it may be read from any thread, the
+    rest is for the worker thread. ``on_provider_error`` is called when the provider raised.
+    """
+
+    def __init__(
+        self,
+        provider: Callable[[], Mapping[str, Any]],
+        outbox: Outbox,
+        *,
+        on_provider_error: Callable[[], None],
+    ) -> None:
+        self._provider = provider
+        self._outbox = outbox
+        self._on_provider_error = on_provider_error
+        self.skew: float | None = None  # server minus kiosk; positive: the kiosk clock is behind
+        self._skew_warned = False
+
+    def report(self, *, failures: int) -> dict[str, Any]:
+        """The provider's health, plus "sync" (outbox, alerts, skew, failures) unless it has one."""
+        try:
+            health = clean_health(dict(self._provider()))
+        except Exception as exc:  # a broken probe must not stop syncing: report it instead
+            log.exception("sync health provider failed")
+            self._on_provider_error()
+            health = {"health_error": f"{type(exc).__name__}: {exc}"[:200]}
+        sync = {"outbox": len(self._outbox), "alerts": len(self._outbox.alerts())}
+        health.setdefault("sync", {**sync, "clock_skew_s": self.skew, "failures": failures})
+        return health
+
+    def read_skew(self, answer: object, sent: float, received: float, warn_s: float) -> float:
+        """Set ``skew`` from the heartbeat's ``answer`` to a request sent at ``sent`` and
+        answered at ``received`` (kiosk clock), and return it; BadResponse without a usable
+        ``server_time``. Logs when the skew crosses ``warn_s``, either way."""
+        server_time = answer.get("server_time") if isinstance(answer, dict) else None
+        try:
+            parsed = dt.datetime.fromisoformat(server_time)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise BadResponse(
+                f"store server answered the heartbeat without a usable server_time "
+                f"({server_time!r:.60}): check the store server version"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        # The server read its clock somewhere in the round trip: the midpoint is the best guess
+        # (error at most half the round trip, plus the server's one-second resolution).
+        skew = parsed.timestamp() - (sent + received) / 2
+        self.skew = skew
+        self._watch(skew, warn_s)
+        return skew
+
+    def _watch(self, skew: float, limit: float) -> None:
+        if abs(skew) > limit and not self._skew_warned:
+            log.warning(
+                "kiosk clock is %.1f s %s the store server's (over %.0f s): member codes are "
+                "checked against the kiosk clock and may be refused; check NTP (timedatectl)",
+                abs(skew),
+                "behind" if skew > 0 else "ahead of",
+                limit,
+            )
+        elif abs(skew) <= limit and self._skew_warned:
+            log.info("kiosk clock is within %.1f s of the store server's again", abs(skew))
+        self._skew_warned = abs(skew) > limit
+
+
+def clean_health(value: Any, depth: int = 0) -> Any:
+    """The health report as plain finite JSON: the server refuses NaN, and odd objects become
+    text, so a sloppy probe cannot get every heartbeat refused."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):  # a lone surrogate cannot be sent as UTF-8
+        return value.encode("utf-8", "replace").decode()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth < 8 and isinstance(value, Mapping):
+        return {clean_health(str(k)): clean_health(v, depth + 1) for k, v in value.items()}
+    if depth < 8 and isinstance(value, list | tuple | set | frozenset):
+        return [clean_health(v, depth + 1) for v in value]
+    return repr(value)[:200]
