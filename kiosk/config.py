@@ -19,6 +19,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kiosk.errors import ConfigError
 
@@ -91,6 +92,17 @@ def _string(max_len: int = 80, pattern: str = r".+", allowed: str = "") -> _Rule
     )
 
 
+def _zone(value: Any) -> bool:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise _Invalid(
+            "must be an IANA time zone such as Asia/Shanghai (install the tzdata package "
+            "if a valid zone is not found)"
+        ) from None
+    return True
+
+
 def _path(relative: str = "") -> _Rule:
     """An absolute path (or one relative to the folder in key `relative`); existence unchecked."""
     return _Rule(
@@ -158,6 +170,10 @@ class KioskSection:
     language: str = _key(_choice("zh", "en"), "zh")
     state_dir: Path = _key(_path(), Path("/var/lib/kiosk"))
     safe_mode_on_corrupt_journal: bool = _key(_boolean(), True)
+    # the store's day (offline limits, coupon dates) and the time printed on receipts
+    timezone: str = _key(
+        _Rule("must be an IANA time zone such as Asia/Shanghai", _zone), "Asia/Shanghai"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

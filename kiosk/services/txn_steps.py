@@ -196,8 +196,10 @@ class TxnSteps:
         outcome = Outcome.NEEDS_CHECK if txn.needs_check else Outcome.VOIDED
         if not (txn.needs_check or ctx.points_returned or ctx.cash_refunded_cents):
             return TxnResult(txn, ctx, outcome, why)  # nothing was taken: no voucher
-        slip = voucher(txn, ctx, self.store, self.now(), why)
-        printed, queued = self._hand_out([("voucher", slip)], txn, present)
+        slips = self._build(
+            txn, lambda: [("voucher", voucher(txn, ctx, self.store, self.now(), why))]
+        )
+        printed, queued = self._hand_out(slips, txn, present)
         return TxnResult(txn, ctx, outcome, why, printed, queued)
 
     # ---- capture and receipts ---------------------------------------------------------------
@@ -248,11 +250,27 @@ class TxnSteps:
         present: bool, progress: ProgressFn = _ignore,
     ) -> TxnResult:  # fmt: skip
         """CAPTURED -> receipts (printed, or queued) -> PRINTED -> DONE."""
-        slips = success_receipts(txn, ctx, self.store, self.now())
+        slips = self._build(txn, lambda: success_receipts(txn, ctx, self.store, self.now()))
         printed, queued = self._hand_out(slips, txn, present)
         txn = self.step(txn, ctx, S.PRINTED, progress, receipt_queued=queued)
         txn = self.step(txn, ctx, S.DONE, progress)
         return TxnResult(txn, ctx, outcome, message, printed, queued)
+
+    def _build(self, txn: Transaction, make: Callable[[], list]) -> list:
+        """The receipts, or none when the server's figures cannot make one (a negative
+        balance, a date that is not a date): the transaction still finishes, staff are told."""
+        try:
+            return make()
+        except (ValueError, KioskError) as exc:
+            log.error(
+                "txn %s: no receipt can be made from the server's answer: %s", txn.txn_id, exc
+            )
+            self.outbox.add(
+                "fault",
+                {"txn_id": txn.txn_id, "what": "receipt_unbuildable", "detail": str(exc)[:300]},
+                event_id=f"{txn.txn_id}:receipt_unbuildable",
+            )
+            return []
 
     def _hand_out(self, slips: list, txn: Transaction, present: bool) -> tuple[bool, bool]:
         """Print while the member stands there; queue when nobody is (recovery)."""
@@ -266,7 +284,7 @@ class TxnSteps:
                 queued = True
             else:
                 queued = True
-        return not queued, queued
+        return bool(slips) and not queued, queued
 
 
 MSG_NETWORK = Bilingual(

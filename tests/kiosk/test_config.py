@@ -160,6 +160,8 @@ BAD_VALUES = [
     ),
     ("kiosk", "id", "-k1", "must be 2-32 characters of a-z, 0-9 and '-', not starting with '-'"),
     ("kiosk", "language", "de", 'must be one of "zh", "en"'),
+    ("kiosk", "timezone", "Mars/Olympus", "must be an IANA time zone such as Asia/Shanghai"),
+    ("kiosk", "timezone", "../etc/passwd", "must be an IANA time zone such as Asia/Shanghai"),
     ("kiosk", "state_dir", "var/lib/kiosk", "must be an absolute path"),
     ("kiosk", "store_name_en", "", "must be a non-empty string of at most 40 characters"),
     ("kiosk", "safe_mode_on_corrupt_journal", "yes", "must be true or false"),

@@ -88,7 +88,8 @@ class ServerSide:
     """The store with demo data on a manual clock, served on 127.0.0.1:0."""
 
     def __init__(self, folder: Path) -> None:
-        self.clock = ManualClock()
+        # starts at the real time: the kiosk checks member codes against its own clock
+        self.clock = ManualClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
         folder.mkdir(parents=True, exist_ok=True)
         self.store = Store(folder / "store.db", clock=self.clock)
         demo.seed(self.store, [KIOSK])

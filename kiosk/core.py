@@ -1,0 +1,201 @@
+"""The kiosk core, wired: config -> adapters -> services (everything but the touch UI).
+
+``build_core(config)`` is what ``kiosk/__main__.py`` (and the app) call; the devices are
+built from the config (real or simulated by ``kind``) unless given, so tests and the demo
+can pass simulators they keep a handle on. ``KioskCore.start()`` runs start-up recovery
+before anything else and then the sync worker; ``stop()`` undoes it all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kiosk.config import KioskConfig
+from kiosk.domain.catalog import Catalog, parse_catalog
+from kiosk.domain.offline import OfflineLimits
+from kiosk.domain.txn_receipts import StoreInfo
+from kiosk.errors import KioskError
+from kiosk.ports import Locker, QrScanner, ReceiptPrinter
+from kiosk.services.identify import MemberIdentifier
+from kiosk.services.receipt_queue import ReceiptQueue
+from kiosk.services.recovery import forget_finished
+from kiosk.services.restock import RestockService
+from kiosk.services.staff_auth import StaffAuthenticator
+from kiosk.services.transactions import TransactionEngine
+from kiosk.storage.journal import Journal
+from kiosk.storage.outbox import Outbox
+from kiosk.sync.client import StoreServerClient
+from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
+
+log = logging.getLogger(__name__)
+
+KEEP_FINISHED_S = 7 * 24 * 3600  # finished transactions stay for `kiosk logs` this long
+
+
+class SyncConnectivity:
+    """Online/offline as the sync worker last saw it, and since when it is offline."""
+
+    def __init__(self, clock=time.time) -> None:
+        self._online = True  # optimistic until the first cycle: the first call tells
+        self._since: dt.datetime | None = None
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def changed(self, online: bool) -> None:
+        with self._lock:
+            self._online = online
+            self._since = None if online else dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+
+    def online(self) -> bool:
+        with self._lock:
+            return self._online
+
+    def offline_since(self) -> dt.datetime | None:
+        with self._lock:
+            return self._since
+
+
+@dataclass
+class KioskCore:
+    config: KioskConfig
+    journal: Journal
+    client: StoreServerClient
+    outbox: Outbox
+    receipts: ReceiptQueue
+    engine: TransactionEngine
+    staff: StaffAuthenticator | None
+    identifier: MemberIdentifier | None
+    restock: RestockService
+    sync: SyncWorker
+    connectivity: SyncConnectivity
+    printer: ReceiptPrinter
+    locker: Locker
+    scanner: QrScanner | None = None
+    catalog: Catalog | None = None
+    wheels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    listeners: list = field(default_factory=list)  # called (from the sync thread) on changes
+
+    def start(self) -> None:
+        """Recover unfinished work first (never serve a member before), then sync."""
+        for settled in self.engine.settle():
+            log.info("start-up recovery: %s %s -> %s", settled.txn_id, settled.before.name,
+                     settled.after.name)  # fmt: skip
+        self.restock.report_unfinished()
+        self.sync.start()
+
+    def housekeeping(self, status: SyncStatus) -> None:
+        """After each sync cycle (sync thread): retry voids/captures, drop finished records."""
+        if not status.online:
+            return
+        try:
+            self.engine.settle()
+            forget_finished(self.engine, older_than_s=KEEP_FINISHED_S, now=time.time())
+            if self.identifier is not None:
+                self.identifier.purge_expired()
+        except KioskError as exc:
+            log.warning("housekeeping deferred: %s", exc)
+
+    def on_catalog(self, data: dict[str, Any]) -> None:
+        try:
+            catalog = parse_catalog(data)
+        except KioskError as exc:
+            log.error("catalog from the server unusable, keeping the last one: %s", exc)
+            return
+        self.catalog = catalog
+        self.restock.update_catalog(catalog)
+        self._tell("catalog")
+
+    def on_wheel(self, wheel_id: str, info: dict[str, Any]) -> None:
+        self.wheels[wheel_id] = info
+        self._tell("wheel")
+
+    def _tell(self, what: str) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(what)
+            except Exception:  # a UI listener must never kill the sync thread
+                log.exception("listener failed on %s", what)
+
+    def stop(self) -> None:
+        self.sync.stop()
+        if self.scanner is not None:
+            self.scanner.stop()
+        self.locker.close()
+        self.printer.close()
+        self.client.close()
+        self.journal.close()
+
+
+def build_core(
+    config: KioskConfig,
+    *,
+    printer: ReceiptPrinter | None = None,
+    locker: Locker | None = None,
+    scanner: QrScanner | None = None,
+    client: StoreServerClient | None = None,
+    payment_timeout_s: float = 240.0,
+    wheel_ids: tuple[str, ...] = ("LUCKY",),
+    sync_settings: SyncSettings | None = None,
+) -> KioskCore:
+    """Everything but the UI, from the config; devices given are used as they are."""
+    from drivers.locker import make_locker  # the composition root may import drivers
+    from drivers.printer import make_printer
+
+    journal = Journal.open(
+        config.kiosk.state_dir,
+        safe_mode_on_corrupt=config.kiosk.safe_mode_on_corrupt_journal,
+    )
+    client = client or StoreServerClient.from_config(config.server)
+    printer = printer or make_printer(config.printer)
+    locker = locker or make_locker(config.locker)
+    outbox = Outbox(journal)
+    receipts = ReceiptQueue(journal, printer)
+    connectivity = SyncConnectivity()
+    store = StoreInfo(
+        config.kiosk.id, config.kiosk.store_name_zh, config.kiosk.store_name_en,
+        ZoneInfo(config.kiosk.timezone),
+    )  # fmt: skip
+    engine = TransactionEngine(
+        journal=journal, server=client, locker=locker, receipts=receipts, outbox=outbox,
+        store=store, connectivity=connectivity,
+        offline_limits=OfflineLimits.from_config(config.offline),
+        payment_timeout_s=payment_timeout_s,
+    )  # fmt: skip
+    key = _public_key(config)
+    identifier = staff = None
+    if key is not None:
+        identifier = MemberIdentifier(
+            client, journal, key, now=time.time, cache_hours=config.offline.member_cache_hours
+        )
+        staff = StaffAuthenticator(client, journal, key)
+    else:
+        log.warning("no store public key at %s: enroll the kiosk (kiosk-provision)",
+                    config.server.public_key_file)  # fmt: skip
+    restock = RestockService(engine)
+    core: KioskCore
+    sync = SyncWorker(
+        client, outbox,
+        settings=sync_settings or SyncSettings(wheel_ids=wheel_ids),
+        on_catalog=lambda data: core.on_catalog(data),
+        on_wheel=lambda wid, info: core.on_wheel(wid, info),
+        on_online_change=connectivity.changed,
+        on_cycle=lambda status: core.housekeeping(status),
+    )  # fmt: skip
+    core = KioskCore(
+        config, journal, client, outbox, receipts, engine, staff, identifier, restock, sync,
+        connectivity, printer, locker, scanner,
+    )  # fmt: skip
+    return core
+
+
+def _public_key(config: KioskConfig) -> str | None:
+    try:
+        return config.server.public_key_file.read_text().strip() or None
+    except FileNotFoundError:
+        return None
