@@ -50,6 +50,8 @@ class CatalogItem:
     cash_cents: int
     stock: int | None
     compartments: tuple[tuple[int, int], ...] = ()  # (number, stock)
+    coupon_value_cents: int = 0  # what a coupon item is worth at the till
+    picture: str | None = None  # a file name under the kiosk's picture folder, or None
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ def _item(data: object) -> CatalogItem | str:
         cash_cents=_int(d, "cash_cents"),
         stock=stock,
         compartments=compartments,
+        coupon_value_cents=_opt_int(d, "coupon_value_cents") or 0,
+        picture=d.get("picture") if isinstance(d.get("picture"), str) else None,
     )
 
 

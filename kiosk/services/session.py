@@ -1,0 +1,319 @@
+"""What the touch screen shows and what a tap does, without Kivy: the member session.
+
+The app renders ``UiState`` snapshots and forwards taps here. Blocking work (identifying a
+code, a transaction with its door wait or payment) runs through ``run`` (a worker thread in
+the app) and every state change reaches the UI through ``post`` (``Clock.schedule_once`` in
+the app), so camera, sync and transaction threads never touch a widget. Tests pass
+synchronous ``run``/``post`` and drive the same object.
+
+A tap that arrives while a transaction runs is ignored (``busy``): a touchscreen that
+reports one touch twice can never start two transactions.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from kiosk.domain.catalog import Affordability, Catalog, ItemKind, affordable
+from kiosk.domain.payloads import PayloadKind, classify_payload
+from kiosk.domain.receipts import Bilingual
+from kiosk.errors import KioskError
+from kiosk.services.identify import Identified, IdentifyError, MemberIdentifier, NotAMemberCode
+from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
+from kiosk.services.txn_steps import Progress, TransactionRefused, TxnResult
+
+log = logging.getLogger(__name__)
+
+
+class Screen(enum.Enum):
+    ATTRACT = "attract"
+    MEMBER = "member"
+    CATALOG = "catalog"
+    CONFIRM = "confirm"
+    PAYMENT = "payment"
+    WHEEL = "wheel"
+    RESULT = "result"
+    STAFF = "staff"
+    DIAGNOSTICS = "diagnostics"
+    MAINTENANCE = "maintenance"
+
+
+@dataclass(frozen=True)
+class UiState:
+    """One snapshot of everything a screen may show."""
+
+    screen: Screen = Screen.ATTRACT
+    online: bool = True
+    member: Identified | None = None
+    offer: tuple[Affordability, ...] = ()
+    selected: Affordability | None = None
+    compartment: int | None = None  # where the selected gift comes from
+    busy: bool = False  # a transaction or lookup is running: taps are ignored
+    progress: Progress | None = None
+    result: TxnResult | None = None
+    error: Bilingual | None = None  # shown on the current screen until the next action
+    idle_left_s: float | None = None  # the on-screen logout countdown
+    routed_code: tuple[PayloadKind, str] | None = None  # a staff/technician code to hand on
+    wheel: dict | None = None
+    maintenance: Bilingual | None = None
+    seq: int = field(default=0, compare=False)  # increases with every change
+
+
+Post = Callable[[Callable[[], None]], None]
+Run = Callable[[Callable[[], None]], None]
+
+
+def _thread(fn: Callable[[], None]) -> None:
+    threading.Thread(target=fn, name="kiosk-session-work", daemon=True).start()
+
+
+class MemberSession:
+    """The member-facing flow: scan -> member -> catalog -> confirm -> (payment) -> result."""
+
+    def __init__(
+        self,
+        *,
+        identifier: MemberIdentifier | None,
+        engine: TransactionEngine,
+        catalog: Callable[[], Catalog | None],
+        online: Callable[[], bool],
+        post: Post,
+        run: Run = _thread,
+        idle_logout_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        wheel_id: str = "LUCKY",
+        wheel_info: Callable[[], dict | None] = lambda: None,
+    ) -> None:
+        self.identifier = identifier
+        self.engine = engine
+        self.catalog = catalog
+        self.online = online
+        self.post = post
+        self.run = run
+        self.idle_logout_s = idle_logout_s
+        self.clock = clock
+        self.wheel_id = wheel_id
+        self.wheel_info = wheel_info
+        self.state = UiState()
+        self._listeners: list[Callable[[UiState], None]] = []
+        self._last_touch = clock()
+        self._lock = threading.Lock()
+
+    # ---- plumbing ------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[UiState], None]) -> None:
+        """``listener`` gets every new state, on the thread ``post`` delivers to."""
+        self._listeners.append(listener)
+
+    def _set(self, **changes) -> None:
+        with self._lock:
+            self.state = replace(self.state, seq=self.state.seq + 1, **changes)
+            snapshot = self.state
+        self.post(lambda: self._tell(snapshot))
+
+    def _tell(self, snapshot: UiState) -> None:
+        for listener in list(self._listeners):
+            listener(snapshot)
+
+    def touch(self) -> None:
+        """Any tap: the idle countdown starts again."""
+        self._last_touch = self.clock()
+
+    # ---- scanning --------------------------------------------------------------------------
+    def on_scan(self, payload: str) -> None:
+        """A decoded QR code (from the camera thread)."""
+        if self.state.busy or self.state.screen not in (Screen.ATTRACT, Screen.MEMBER):
+            return
+        kind = classify_payload(payload)
+        if kind in (PayloadKind.STAFF, PayloadKind.TECHNICIAN):
+            screen = Screen.STAFF if kind is PayloadKind.STAFF else Screen.DIAGNOSTICS
+            self._set(screen=screen, routed_code=(kind, payload), error=None)
+            return
+        if self.identifier is None:
+            self._set(error=_NOT_ENROLLED)
+            return
+        self.touch()
+        self._set(busy=True, error=None)
+        self.run(lambda: self._identify(payload))
+
+    def _identify(self, payload: str) -> None:
+        try:
+            who = self.identifier.identify(payload)  # type: ignore[union-attr]
+        except NotAMemberCode as exc:
+            screen = Screen.STAFF if exc.kind is PayloadKind.STAFF else Screen.DIAGNOSTICS
+            self._set(busy=False, screen=screen, routed_code=(exc.kind, payload))
+            return
+        except IdentifyError as exc:
+            self._set(busy=False, error=exc.message)
+            return
+        except KioskError as exc:
+            log.error("identify failed: %s", exc)
+            self._set(busy=False, error=_error(exc))
+            return
+        self.touch()
+        self._set(
+            busy=False, member=who, screen=Screen.MEMBER, offer=self._offer(who),
+            online=self.online(), wheel=self.wheel_info(),
+        )  # fmt: skip
+
+    def _offer(self, who: Identified) -> tuple[Affordability, ...]:
+        catalog = self.catalog()
+        if catalog is None:
+            return ()
+        online = self.online()
+        return tuple(affordable(who.view, catalog.items, online=online))
+
+    # ---- navigation ------------------------------------------------------------------------
+    def show_catalog(self) -> None:
+        if self._ready(Screen.MEMBER, Screen.CONFIRM, Screen.RESULT):
+            self.touch()
+            offer = self._offer(self.state.member) if self.state.member else ()
+            self._set(screen=Screen.CATALOG, offer=offer, selected=None, error=None)
+
+    def choose(self, sku: str) -> None:
+        if not self._ready(Screen.CATALOG):
+            return
+        self.touch()
+        pick = next((a for a in self.state.offer if a.item.sku == sku), None)
+        if pick is None or not pick.ok:
+            return  # disabled items show their reason; a tap does nothing
+        compartment = self._compartment(pick)
+        if pick.item.kind is ItemKind.GIFT and compartment is None:
+            self._set(error=_NO_COMPARTMENT)
+            return
+        self._set(screen=Screen.CONFIRM, selected=pick, compartment=compartment, error=None)
+
+    def _compartment(self, pick: Affordability) -> int | None:
+        if pick.item.kind is not ItemKind.GIFT:
+            return None
+        flagged = self.engine.flagged()
+        return next(
+            (n for n, stock in pick.item.compartments if stock > 0 and n not in flagged), None
+        )
+
+    def back(self) -> None:
+        if self.state.busy:
+            return
+        self.touch()
+        previous = {
+            Screen.CATALOG: Screen.MEMBER,
+            Screen.CONFIRM: Screen.CATALOG,
+            Screen.WHEEL: Screen.MEMBER,
+            Screen.RESULT: Screen.MEMBER,
+        }.get(self.state.screen, Screen.ATTRACT)
+        if previous is Screen.ATTRACT:
+            self.logout()
+        else:
+            self._set(screen=previous, error=None, result=None, progress=None)
+
+    def show_wheel(self) -> None:
+        if self._ready(Screen.MEMBER, Screen.RESULT):
+            self.touch()
+            self._set(screen=Screen.WHEEL, wheel=self.wheel_info(), error=None, result=None)
+
+    def logout(self) -> None:
+        if self.state.busy:
+            return
+        self._set(
+            screen=Screen.ATTRACT, member=None, offer=(), selected=None, compartment=None,
+            progress=None, result=None, error=None, idle_left_s=None, routed_code=None,
+        )  # fmt: skip
+
+    def _ready(self, *screens: Screen) -> bool:
+        return not self.state.busy and self.state.screen in screens
+
+    # ---- transactions ----------------------------------------------------------------------
+    def confirm(self) -> None:
+        """The member confirmed: redeem (or buy) the selected item. A second tap is ignored."""
+        if not self._ready(Screen.CONFIRM) or self.state.selected is None:
+            return
+        pick, who = self.state.selected, self.state.member
+        item = pick.item
+        choice = ItemChoice(
+            item.sku, Bilingual(item.name_zh, item.name_en), item.points,
+            cash_cents=item.cash_cents, compartment=self.state.compartment,
+            coupon_value_cents=item.coupon_value_cents,
+        )  # fmt: skip
+        screen = Screen.PAYMENT if item.cash_cents else Screen.RESULT
+        self._set(busy=True, screen=screen, progress=None, result=None, error=None)
+        self.run(
+            lambda: self._transact(lambda: self.engine.redeem(_member(who), choice, self._progress))
+        )
+
+    def spin(self) -> None:
+        if not self._ready(Screen.WHEEL) or self.state.member is None:
+            return
+        info = self.wheel_info() or {}
+        cost = info.get("cost_points")
+        if not isinstance(cost, int):
+            self._set(error=_NO_WHEEL)
+            return
+        who = self.state.member
+        self._set(busy=True, progress=None, result=None, error=None)
+        self.run(
+            lambda: self._transact(
+                lambda: self.engine.spin(_member(who), self.wheel_id, cost, self._progress)
+            )
+        )
+
+    def cancel_payment(self) -> None:
+        if self.state.screen is Screen.PAYMENT:
+            self.engine.cancel_payment()
+
+    def _progress(self, progress: Progress) -> None:
+        self._set(progress=progress)
+
+    def _transact(self, call: Callable[[], TxnResult]) -> None:
+        try:
+            result = call()
+        except TransactionRefused as exc:
+            self._set(busy=False, error=exc.message, screen=self._back_from_refusal())
+            return
+        except KioskError as exc:
+            log.error("transaction failed: %s", exc)
+            self._set(busy=False, error=_error(exc), screen=Screen.RESULT)
+            return
+        self.touch()
+        screen = Screen.WHEEL if self.state.screen is Screen.WHEEL else Screen.RESULT
+        self._set(busy=False, result=result, screen=screen, progress=None)
+
+    def _back_from_refusal(self) -> Screen:
+        return Screen.WHEEL if self.state.screen is Screen.WHEEL else Screen.CONFIRM
+
+    # ---- time ------------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Once a second from the UI: the idle countdown, and logout when it runs out."""
+        if self.state.screen in (Screen.ATTRACT, Screen.STAFF, Screen.DIAGNOSTICS,
+                                 Screen.MAINTENANCE) or self.state.busy:  # fmt: skip
+            if self.state.idle_left_s is not None:
+                self._set(idle_left_s=None)
+            return
+        left = self.idle_logout_s - (self.clock() - self._last_touch)
+        if left <= 0:
+            self.logout()
+        else:
+            self._set(idle_left_s=left, online=self.online())
+
+
+def _member(who: Identified | None) -> Member:
+    assert who is not None
+    view = who.view
+    return Member(view.member_id, view.name_masked, view.balance)
+
+
+def _error(exc: KioskError) -> Bilingual:
+    return Bilingual(f"出现问题：{exc}", f"Something went wrong: {exc}")
+
+
+_NOT_ENROLLED = Bilingual(
+    "本机尚未登记，请联系技术人员。", "This kiosk is not enrolled yet: please call a technician."
+)
+_NO_COMPARTMENT = Bilingual(
+    "该礼品暂时无法取出，请选择其他礼品。",
+    "This gift cannot be dispensed now: please choose another.",
+)
+_NO_WHEEL = Bilingual("转盘暂不可用。", "The wheel is not available right now.")

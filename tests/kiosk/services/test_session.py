@@ -1,0 +1,118 @@
+"""The member session without Kivy: the real core pieces, synchronous run/post, taps as calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from kiosk.domain.catalog import parse_catalog
+from kiosk.services.identify import MemberIdentifier
+from kiosk.services.session import MemberSession, Screen
+from kiosk.services.txn_steps import Outcome
+from storeserver import members
+
+from .rig import KioskSide, ServerSide
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = ServerSide(tmp_path / "server")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def kiosk(tmp_path, server):
+    k = KioskSide(tmp_path / "kiosk", server.url, server.enrollment_code())
+    yield k
+    k.close()
+
+
+@pytest.fixture
+def session(kiosk, server):
+    key = (kiosk.folder / "state" / "server_key.pub").read_text().strip()
+    identifier = MemberIdentifier(kiosk.client, kiosk.journal, key, now=__import__("time").time,
+                                  cache_hours=24)  # fmt: skip
+    catalog = parse_catalog(kiosk.client.catalog())
+    clock = Clock()
+    s = MemberSession(
+        identifier=identifier, engine=kiosk.engine, catalog=lambda: catalog,
+        online=kiosk.link.online, post=lambda fn: fn(), run=lambda fn: fn(),
+        clock=clock, wheel_info=lambda: kiosk.client.wheel_info("LUCKY"),
+    )  # fmt: skip
+    s.test_clock = clock
+    seen = []
+    s.subscribe(seen.append)
+    s.seen = seen
+    return s
+
+
+def code_for(server, member_id):
+    with server.store.db.transaction() as conn:
+        return members.issue_code(server.store.ledger, conn, server.store.signing_key, member_id)[
+            "code"
+        ]
+
+
+def test_scan_choose_confirm_redeems_and_shows_the_result(session, server, kiosk):
+    session.on_scan(code_for(server, "M0002"))
+    assert session.state.screen is Screen.MEMBER and session.state.member.view.balance == 2700
+    oks = [a.ok for a in session.state.offer]
+    assert len(oks) == 6 and oks == sorted(oks, reverse=True)  # affordable first
+    session.show_catalog()
+    session.choose("GIFT-MUG")
+    assert session.state.screen is Screen.CONFIRM and session.state.compartment == 1
+    session.confirm()
+    assert session.state.screen is Screen.RESULT and not session.state.busy
+    assert session.state.result.outcome is Outcome.DISPENSED
+    assert server.balance("M0002") == 1900 and kiosk.pulses(1) == 1
+    session.confirm()  # a second tap on a button no longer shown does nothing
+    assert kiosk.pulses(1) == 1 and server.balance("M0002") == 1900
+
+
+def test_disabled_items_cannot_be_chosen(session, server):
+    session.on_scan(code_for(server, "M0005"))  # 80 points
+    session.show_catalog()
+    assert [a.ok for a in session.state.offer] == [False] * 6
+    session.choose("GIFT-MUG")
+    assert session.state.screen is Screen.CATALOG and session.state.selected is None
+
+
+def test_idle_countdown_logs_out(session, server):
+    session.on_scan(code_for(server, "M0002"))
+    session.test_clock.now += 10
+    session.tick()
+    assert session.state.idle_left_s == pytest.approx(20)
+    session.test_clock.now += 21
+    session.tick()
+    assert session.state.screen is Screen.ATTRACT and session.state.member is None
+
+
+def test_a_staff_badge_is_routed_to_the_staff_screen(session):
+    badge = "LK1.S.S0001.1.99999999999.0123456789abcdef.AAAA"
+    session.on_scan(badge)
+    assert session.state.screen is Screen.STAFF and session.state.routed_code[1] == badge
+
+
+def test_a_replayed_code_shows_an_error_and_stays(session, server):
+    code = code_for(server, "M0002")
+    session.on_scan(code)
+    session.logout()
+    session.on_scan(code)
+    assert session.state.screen is Screen.ATTRACT and session.state.error is not None
+
+
+def test_wheel_spin_from_the_member_screen(session, server):
+    session.on_scan(code_for(server, "M0004"))
+    session.show_wheel()
+    assert session.state.screen is Screen.WHEEL and session.state.wheel["cost_points"] == 100
+    session.spin()
+    assert session.state.result.outcome in (Outcome.ISSUED, Outcome.DISPENSED)
+    assert session.state.screen is Screen.WHEEL
