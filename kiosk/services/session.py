@@ -286,7 +286,10 @@ class MemberSession:
 
     # ---- time ------------------------------------------------------------------------------
     def tick(self) -> None:
-        """Once a second from the UI: the idle countdown, and logout when it runs out."""
+        """Once a second from the UI: connectivity, the idle countdown, logout at zero."""
+        online = self.online()
+        if online != self.state.online:
+            self._set(online=online)
         if self.state.screen in (Screen.ATTRACT, Screen.STAFF, Screen.DIAGNOSTICS,
                                  Screen.MAINTENANCE) or self.state.busy:  # fmt: skip
             if self.state.idle_left_s is not None:
@@ -296,7 +299,7 @@ class MemberSession:
         if left <= 0:
             self.logout()
         else:
-            self._set(idle_left_s=left, online=self.online())
+            self._set(idle_left_s=left)
 
 
 def _member(who: Identified | None) -> Member:

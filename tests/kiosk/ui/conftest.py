@@ -1,0 +1,39 @@
+"""A wired core for UI tests: the real store server on loopback, simulated devices."""
+
+from __future__ import annotations
+
+import pytest
+
+from drivers.printer import make_printer
+from drivers.printer.sim_printer import VirtualPrinter
+from kiosk.core import build_core
+from kiosk.sync.client import StoreServerClient
+from kiosk.sync.worker import SyncSettings
+from tests.kiosk.services.rig import KIOSK, ServerSide
+from tests.kiosk.test_core import config
+
+
+@pytest.fixture
+def ui_server(tmp_path):
+    server = ServerSide(tmp_path / "server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ui_core(tmp_path, ui_server):
+    cfg = config(tmp_path, ui_server.url)
+    enroller = StoreServerClient.from_config(cfg.server)
+    enroller.enroll(ui_server.enrollment_code(), KIOSK)
+    enroller.close()
+    paper = VirtualPrinter(tmp_path / "paper")
+    core = build_core(
+        cfg,
+        printer=make_printer(cfg.printer, sim=paper),
+        sync_settings=SyncSettings(heartbeat_s=0.5, refresh_s=0.5, wheel_ids=("LUCKY",)),
+    )
+    core.paper = paper
+    core.start()
+    yield core
+    core.stop()
+    paper.stop()

@@ -1,0 +1,36 @@
+"""Attract screen in the real app, offscreen: language toggle, offline banner, scan errors."""
+
+from __future__ import annotations
+
+from kiosk.services.session import Screen
+
+from .harness import UiDriver
+
+ONLY_ATTRACT = {Screen.ATTRACT: "attract:AttractScreen"}
+
+
+def test_language_toggle_switches_every_text(ui_core, tmp_path):
+    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+        assert ui.current == "attract"
+        assert ui.text("hint") == "请出示会员码"
+        ui.tap("language")
+        assert ui.text("hint") == "Show your member code"
+        assert ui.text("language") == "中文"
+        shot = ui.screenshot(tmp_path / "attract.png")
+        assert shot.stat().st_size > 1000
+
+
+def test_offline_banner_follows_connectivity(ui_core):
+    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+        assert ui.widget("offline").opacity == 0
+        ui_core.connectivity.changed(False)
+        ui.app.session.tick()  # the session re-reads connectivity every second
+        ui.pump(0.1)
+        assert ui.widget("offline").opacity == 1
+
+
+def test_a_garbage_code_shows_an_error_and_stays(ui_core):
+    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+        ui.scan("LK1.M.garbage")
+        ui.wait(lambda: ui.text("error") != "", what="an error")
+        assert ui.current == "attract"
