@@ -37,6 +37,7 @@ class TapButton(Button):
     """A button of at least 48 px that ignores a second release within ``DEBOUNCE_S``."""
 
     min_touch = NumericProperty(dp(MIN_TOUCH_DP))
+    debounce_s = NumericProperty(DEBOUNCE_S)  # keypads use less: 1-1-1-1 is four taps
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -46,7 +47,7 @@ class TapButton(Button):
     def on_touch_up(self, touch):
         if self.collide_point(*touch.pos) and touch.grab_current is self:
             now = time.monotonic()
-            if now - self._last_release < DEBOUNCE_S:
+            if now - self._last_release < self.debounce_s:
                 touch.ungrab(self)
                 self.state = "normal"
                 return True

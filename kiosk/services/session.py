@@ -126,9 +126,12 @@ class MemberSession:
     # ---- scanning --------------------------------------------------------------------------
     def on_scan(self, payload: str) -> None:
         """A decoded QR code (from the camera thread)."""
-        if self.state.busy or self.state.screen not in (Screen.ATTRACT, Screen.MEMBER):
+        screen = self.state.screen
+        if self.state.busy or screen not in (Screen.ATTRACT, Screen.MEMBER, Screen.MAINTENANCE):
             return
         kind = classify_payload(payload)
+        if screen is Screen.MAINTENANCE and kind is PayloadKind.MEMBER:
+            return  # out of service: only staff and technicians get through
         if kind in (PayloadKind.STAFF, PayloadKind.TECHNICIAN):
             screen = Screen.STAFF if kind is PayloadKind.STAFF else Screen.DIAGNOSTICS
             self._set(screen=screen, routed_code=(kind, payload), error=None)
@@ -219,9 +222,22 @@ class MemberSession:
         if self.state.busy:
             return
         self._set(
-            screen=Screen.ATTRACT, member=None, offer=(), selected=None, compartment=None,
+            screen=Screen.MAINTENANCE if self.state.maintenance else Screen.ATTRACT, member=None, offer=(), selected=None, compartment=None,
             progress=None, result=None, error=None, idle_left_s=None, routed_code=None,
         )  # fmt: skip
+
+    def set_maintenance(self, reason: Bilingual | None) -> None:
+        """A device the kiosk needs is down (``reason``) or back (None)."""
+        if reason == self.state.maintenance:
+            return
+        if reason is not None and not self.state.busy and self.state.screen in (
+            Screen.ATTRACT, Screen.MAINTENANCE,
+        ):  # fmt: skip
+            self._set(maintenance=reason, screen=Screen.MAINTENANCE)
+        elif reason is None and self.state.screen is Screen.MAINTENANCE:
+            self._set(maintenance=None, screen=Screen.ATTRACT)
+        else:  # a member is being served: the screen changes once they are done
+            self._set(maintenance=reason)
 
     def _ready(self, *screens: Screen) -> bool:
         return not self.state.busy and self.state.screen in screens

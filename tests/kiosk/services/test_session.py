@@ -116,3 +116,21 @@ def test_wheel_spin_from_the_member_screen(session, server):
     session.spin()
     assert session.state.result.outcome in (Outcome.ISSUED, Outcome.DISPENSED)
     assert session.state.screen is Screen.WHEEL
+
+
+def test_maintenance_takes_over_when_idle_and_lets_only_staff_through(session, server):
+    from kiosk.domain.receipts import Bilingual
+
+    down = Bilingual("打印机故障", "Printer down")
+    session.on_scan(code_for(server, "M0002"))
+    session.set_maintenance(down)  # a member is being served: not yet
+    assert session.state.screen is Screen.MEMBER
+    session.logout()
+    assert session.state.screen is Screen.MAINTENANCE
+    session.on_scan(code_for(server, "M0003"))
+    assert session.state.screen is Screen.MAINTENANCE and session.state.member is None
+    session.on_scan("LK1.T.tech-1.1.99999999999.0123456789abcdef.AAAA")
+    assert session.state.screen is Screen.DIAGNOSTICS
+    session.logout()
+    session.set_maintenance(None)
+    assert session.state.screen is Screen.ATTRACT
