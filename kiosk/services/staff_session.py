@@ -1,0 +1,447 @@
+"""What the staff screen shows and what a tap does, without Kivy: badge -> PIN -> restock -> exit.
+
+Built like ``MemberSession``: the screen renders ``StaffState`` snapshots and forwards taps.
+Blocking work (the PIN check against the store server, a door pulse, waiting for a door to
+shut, printing the slip) runs through ``run`` (a worker thread); every change reaches the UI
+through ``post``. Messages are ``Bilingual`` built from ``kiosk/locale/staff.toml`` (or taken
+from the service's refusal), so a snapshot is language-free. The PIN never enters a snapshot,
+only its length. A tap that arrives while work runs (``busy``) is ignored.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kiosk.domain.receipts import Bilingual
+from kiosk.domain.staff import StaffAuthError, StaffLocked, StaffRejected
+from kiosk.errors import KioskError
+from kiosk.i18n import Translator
+from kiosk.services.receipt_queue import ReceiptQueue
+from kiosk.services.restock import (
+    CompartmentStock,
+    RestockError,
+    RestockService,
+    RestockSession,
+    RestockSummary,
+)
+from kiosk.services.staff_auth import StaffSession
+
+log = logging.getLogger(__name__)
+
+MIN_PIN, MAX_PIN = 4, 12
+_SESSION_GONE = ("expired", "ended")  # RestockError codes after which the session is over
+
+
+class StaffStep(enum.Enum):
+    IDLE = "idle"  # no badge routed here
+    PIN = "pin"  # typing the PIN (and the lockout countdown)
+    RESTOCK = "restock"  # signed in: the compartment grid
+    DONE = "done"  # the restock ended: its summary is shown
+
+
+class DoorPhase(enum.Enum):
+    OPEN = "open"  # staff fill it; a count waits for the door to shut
+    CLOSED = "closed"  # shut: enter the count
+
+
+@dataclass(frozen=True)
+class CompartmentView:
+    """One tile of the grid: what the kiosk believes the compartment holds."""
+
+    number: int
+    sku: str | None
+    name: Bilingual | None
+    count: int
+    needs_check: bool
+    counted: bool  # counted in this session
+
+
+@dataclass(frozen=True)
+class StaffState:
+    """One snapshot of the staff screen."""
+
+    step: StaffStep = StaffStep.IDLE
+    busy: bool = False
+    pin_length: int = 0
+    attempts_left: int | None = None
+    locked_s: int | None = None  # the lockout countdown, whole seconds
+    staff_name: str | None = None
+    online: bool = True  # signed in against the store server (False: the kiosk's cache)
+    message: Bilingual | None = None
+    error: bool = False  # the message is a refusal
+    compartments: tuple[CompartmentView, ...] = ()
+    selected: int | None = None
+    opened: int | None = None  # the compartment whose door was opened last
+    door: DoorPhase | None = None  # ... and where that door stands
+    queued: int = 0  # receipts waiting for the printer
+    summary: RestockSummary | None = None
+    idle_left_s: float | None = None
+    seq: int = field(default=0, compare=False)
+
+
+def _thread(fn: Callable[[], None]) -> None:
+    threading.Thread(target=fn, name="kiosk-staff-work", daemon=True).start()
+
+
+class StaffFlow:
+    """The staff flow for one kiosk; ``begin(badge)`` when a staff badge is routed here."""
+
+    def __init__(
+        self, *, authenticate: Callable[[str, str], StaffSession] | None,
+        restock: RestockService, receipts: ReceiptQueue, flagged: Callable[[], Mapping[int, Any]],
+        compartments: Sequence[int], texts: Translator, post: Callable[[Callable[[], None]], None],
+        run: Callable[[Callable[[], None]], None] = _thread,
+        on_exit: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.monotonic,
+        idle_s: float = 60.0, door_poll_s: float = 0.25,
+    ) -> None:  # fmt: skip
+        self.authenticate, self.restock, self.receipts = authenticate, restock, receipts
+        self.flagged, self.numbers, self.texts = flagged, tuple(compartments), texts
+        self.post, self.run, self.on_exit, self.clock = post, run, on_exit, clock
+        self.idle_s, self.door_poll_s = idle_s, door_poll_s
+        self.state = StaffState()
+        self._listeners: list[Callable[[StaffState], None]] = []
+        self._lock = threading.Lock()
+        self._gen = 0  # bumped on begin/leave: a late worker result of an old flow is dropped
+        self._badge: str | None = None
+        self._pin = ""
+        self._session: RestockSession | None = None
+        self._counted: set[int] = set()
+        self._locked_until: float | None = None
+        self._last_touch = clock()
+
+    @classmethod
+    def from_core(cls, core, texts: Translator, **kwargs) -> StaffFlow:
+        """Wired to a ``KioskCore`` (``authenticate`` is None on a kiosk not enrolled)."""
+        return cls(
+            authenticate=core.staff.authenticate if core.staff is not None else None,
+            restock=core.restock, receipts=core.receipts, flagged=core.engine.flagged,
+            compartments=[c.number for c in core.config.locker.compartments], texts=texts,
+            **kwargs,
+        )  # fmt: skip
+
+    # ---- plumbing ----------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[StaffState], None]) -> None:
+        self._listeners.append(listener)
+
+    def _set(self, gen: int | None = None, /, fresh: bool = False, **changes: Any) -> None:
+        """Apply ``changes`` (to a blank state if ``fresh``) unless they come from a worker of an
+        older flow (``gen``)."""
+        with self._lock:
+            if gen is not None and gen != self._gen:
+                return
+            base = StaffState(seq=self.state.seq) if fresh else self.state
+            self.state = snapshot = replace(base, seq=base.seq + 1, **changes)
+        self.post(lambda: [listener(snapshot) for listener in list(self._listeners)])
+
+    def say(self, key: str, **fields: object) -> Bilingual:
+        """A text of the catalog in both languages."""
+        return Bilingual(self.texts.text(key, "zh", **fields), self.texts.text(key, "en", **fields))
+
+    def _touch(self) -> None:
+        self._last_touch = self.clock()
+
+    def _ready(self, step: StaffStep) -> bool:
+        return self.state.step is step and not self.state.busy
+
+    # ---- the PIN -------------------------------------------------------------------------------
+    def begin(self, badge: str) -> None:
+        """A staff badge was scanned: ask for the PIN (again for the same badge: nothing)."""
+        if badge == self._badge and self.state.step is not StaffStep.IDLE:
+            return
+        with self._lock:
+            self._gen += 1
+        self._badge, self._pin, self._session, self._locked_until = badge, "", None, None
+        self._counted = set()
+        self._touch()
+        key = "staff.enter_pin" if self.authenticate is not None else "staff.unavailable"
+        self._set(fresh=True, step=StaffStep.PIN, queued=len(self.receipts), message=self.say(key),
+                    error=self.authenticate is None)  # fmt: skip
+
+    def key(self, digit: str) -> None:
+        if not self._ready(StaffStep.PIN) or self.state.locked_s or len(self._pin) >= MAX_PIN:
+            return
+        if digit.isdigit() and len(digit) == 1:
+            self._touch()
+            self._pin += digit
+            self._set(pin_length=len(self._pin))
+
+    def clear(self) -> None:
+        if self._ready(StaffStep.PIN):
+            self._touch()
+            self._pin = ""
+            self._set(pin_length=0)
+
+    def submit_pin(self) -> None:
+        if not self._ready(StaffStep.PIN) or self.state.locked_s or self._badge is None:
+            return
+        self._touch()
+        if self.authenticate is None:
+            self._set(message=self.say("staff.unavailable"), error=True)
+            return
+        if len(self._pin) < MIN_PIN:
+            self._set(message=self.say("staff.pin_short", min=MIN_PIN, max=MAX_PIN), error=True)
+            return
+        badge, pin, self._pin, gen = self._badge, self._pin, "", self._gen
+        self._set(busy=True, pin_length=0, message=self.say("staff.checking"), error=False)
+        self.run(lambda: self._sign_in(gen, badge, pin))
+
+    def _sign_in(self, gen: int, badge: str, pin: str) -> None:
+        try:
+            who = self.authenticate(badge, pin)  # type: ignore[misc]
+        except StaffLocked as exc:
+            self._locked_until = self.clock() + exc.seconds_left
+            self._set(gen, busy=False, locked_s=exc.seconds_left, error=True,
+                      message=self._locked_text(exc.seconds_left))  # fmt: skip
+            return
+        except StaffRejected as exc:
+            left = exc.attempts_left
+            text = self.say("staff.wrong_pin", left=left) if left is not None else _both(exc)
+            self._set(gen, busy=False, attempts_left=left, message=text, error=True)
+            return
+        except StaffAuthError as exc:
+            self._set(gen, busy=False, message=_both(exc), error=True)
+            return
+        except KioskError as exc:
+            log.error("staff sign-in failed: %s", exc)
+            self._set(gen, busy=False, message=self.say("staff.error", detail=exc), error=True)
+            return
+        try:
+            session = self.restock.start(who)
+        except RestockError as exc:
+            self._set(gen, busy=False, message=_both(exc), error=True)
+            return
+        if gen != self._gen:  # staff left while the PIN was checked: release the kiosk again
+            session.finish()
+            return
+        self._session = session
+        self._touch()
+        self._set(gen, step=StaffStep.RESTOCK, busy=False, staff_name=who.name, online=who.online,
+                  attempts_left=None, compartments=self._grid(), error=False, idle_left_s=None,
+                  message=self.say("staff.welcome" if who.online else "staff.welcome_offline",
+                                   name=who.name))  # fmt: skip
+
+    def _locked_text(self, seconds: float) -> Bilingual:
+        return self.say("staff.locked", countdown=self.texts.countdown(seconds))
+
+    # ---- restock -------------------------------------------------------------------------------
+    def select(self, number: int) -> None:
+        if self._ready(StaffStep.RESTOCK) and number in self.numbers:
+            self._touch()
+            self._set(selected=number, message=self.say("staff.selected", n=number), error=False)
+
+    def open_selected(self) -> None:
+        n, rs = self.state.selected, self._session
+        if not self._ready(StaffStep.RESTOCK) or n is None or rs is None:
+            return
+        self._touch()
+        self._set(busy=True, message=self.say("staff.opening", n=n), error=False)
+        gen = self._gen
+        self.run(lambda: self._open(gen, rs, n))
+
+    def _open(self, gen: int, rs: RestockSession, n: int) -> None:
+        try:
+            rs.open_compartment(n)
+        except KioskError as exc:
+            self._refused(gen, exc)
+            return
+        self._set(gen, busy=False, opened=n, door=DoorPhase.OPEN, compartments=self._grid(),
+                  message=self.say("staff.door_open", n=n), error=False)  # fmt: skip
+        # stay on this worker until the door is shut (or this flow moved on)
+        while gen == self._gen and self._session is rs:
+            if rs.wait_closed(timeout_s=self.door_poll_s):
+                if self.state.opened == n and self.state.door is DoorPhase.OPEN:
+                    self._touch()
+                    self._set(gen, door=DoorPhase.CLOSED, error=False,
+                              message=self.say("staff.door_closed", n=n))  # fmt: skip
+                return
+
+    def enter_count(self, text: str) -> None:
+        """The count typed for the selected compartment (accepted once its door is shut)."""
+        n, rs = self.state.selected, self._session
+        if not self._ready(StaffStep.RESTOCK) or rs is None:
+            return
+        self._touch()
+        if n is None:
+            self._set(message=self.say("staff.pick_first"), error=True)
+            return
+        try:
+            count = int(text.strip())
+        except ValueError:
+            self._set(message=self.say("staff.bad_count"), error=True)
+            return
+        sku = next((c.sku for c in self.state.compartments if c.number == n), None)
+        if sku is None and count:
+            self._set(message=self.say("staff.no_item", n=n), error=True)
+            return
+        gen = self._gen
+        self._set(busy=True, error=False, message=self.say("common.please_wait"))
+        self.run(lambda: self._count(gen, rs, n, sku, count))
+
+    def _count(self, gen: int, rs: RestockSession, n: int, sku: str | None, count: int) -> None:
+        try:
+            accepted = rs.enter_count(n, sku, count)
+        except KioskError as exc:
+            self._refused(gen, exc)
+            return
+        self._counted.add(n)
+        key = "staff.counted_cleared" if accepted.flag_cleared else "staff.counted"
+        self._set(gen, busy=False, compartments=self._grid(), error=False,
+                  message=self.say(key, n=n, before=accepted.before, after=accepted.after))  # fmt: skip
+
+    def finish(self) -> None:
+        """End the restock: the slip prints (or waits for paper); the summary is shown."""
+        self._finish(leave=False)
+
+    def exit(self) -> None:
+        """Leave: a running restock is finished first (refused while a door is open)."""
+        if self.state.busy:
+            return
+        if self.state.step is StaffStep.RESTOCK and self._session is not None:
+            self._finish(leave=True)
+        else:
+            self._leave()
+
+    def _finish(self, *, leave: bool) -> None:
+        rs = self._session
+        if not self._ready(StaffStep.RESTOCK) or rs is None:
+            return
+        gen = self._gen
+        self._set(busy=True, message=self.say("staff.finishing"), error=False)
+        self.run(lambda: self._finished(gen, rs, leave))
+
+    def _finished(self, gen: int, rs: RestockSession, leave: bool) -> None:
+        try:
+            summary = rs.finish()
+        except KioskError as exc:
+            self._refused(gen, exc)
+            return
+        self._done(gen, summary)
+        if leave:
+            self.post(lambda: self._leave(gen))
+
+    def _done(self, gen: int, summary: RestockSummary) -> None:
+        self._session = None
+        self._touch()
+        parts = [self.say("staff.timed_out")] if summary.ended == "timeout" else []
+        if summary.slip_printed:
+            parts.append(self.say("staff.slip_printed"))
+        elif summary.slip_queued:
+            parts.append(self.say("staff.slip_queued"))
+        if summary.reprinted:
+            parts.append(self.say("staff.reprinted", printed=summary.reprinted))
+        parts += summary.alerts
+        self._set(gen, step=StaffStep.DONE, busy=False, summary=summary, door=None, opened=None,
+                  idle_left_s=None,
+                  compartments=self._grid(), queued=len(self.receipts),
+                  error=bool(summary.alerts or summary.slip_queued),
+                  message=_join(parts or [self.say("staff.finished")]))  # fmt: skip
+
+    def reprint(self) -> None:
+        """Staff loaded paper: print every queued receipt."""
+        if self.state.busy or self.state.step not in (StaffStep.RESTOCK, StaffStep.DONE):
+            return
+        self._touch()
+        gen, rs = self._gen, self._session
+        self._set(busy=True, message=self.say("staff.reprinting"), error=False)
+        self.run(lambda: self._reprint(gen, rs))
+
+    def _reprint(self, gen: int, rs: RestockSession | None) -> None:
+        try:
+            result = rs.reprint_receipts() if rs is not None else self.receipts.reprint_all()
+        except KioskError as exc:
+            self._refused(gen, exc)
+            return
+        if result.left:
+            text = self.say("staff.reprint_stopped", printed=result.printed, left=result.left,
+                            detail=result.error or "")  # fmt: skip
+        else:
+            text = self.say("staff.reprint_done", printed=result.printed)
+        self._set(gen, busy=False, queued=result.left, message=text, error=bool(result.left))
+
+    def _refused(self, gen: int, exc: KioskError) -> None:
+        if isinstance(exc, RestockError):
+            text = _both(exc)
+            if exc.code in _SESSION_GONE and self._session is not None:
+                summary = self._session.summary
+                if summary is not None:
+                    self._done(gen, summary)
+                    self._set(gen, message=text, error=True)
+                    return
+        else:
+            log.error("staff step failed: %s", exc)
+            text = self.say("staff.error", detail=exc)
+        self._set(gen, busy=False, message=text, error=True, compartments=self._grid())
+
+    def _grid(self) -> tuple[CompartmentView, ...]:
+        stock, flagged, items = self.restock.stock(), self.flagged(), self.restock.items or {}
+        out = []
+        for n in self.numbers:
+            s = stock.get(n, CompartmentStock(None, 0))
+            item = items.get(s.sku) if s.sku else None
+            name = Bilingual(item.name_zh, item.name_en) if item else None
+            if name is None and s.sku:
+                name = Bilingual(s.sku, s.sku)
+            out.append(CompartmentView(n, s.sku, name, s.count, n in flagged, n in self._counted))
+        return tuple(out)
+
+    # ---- leaving and time ------------------------------------------------------------------------
+    def _leave(self, gen: int | None = None) -> None:
+        with self._lock:
+            if gen is not None and gen != self._gen:
+                return
+            self._gen += 1
+        self._badge, self._pin, self._session, self._locked_until = None, "", None, None
+        self._set(fresh=True)
+        self.on_exit()
+
+    def tick(self) -> None:
+        """Once a second from the UI: the lockout countdown, idle timeouts."""
+        step, now = self.state.step, self.clock()
+        if step is StaffStep.IDLE:
+            return
+        if self._locked_until is not None:
+            left = math.ceil(self._locked_until - now)
+            if left <= 0:
+                self._locked_until = None
+                self._set(locked_s=None, message=self.say("staff.enter_pin"), error=False)
+            elif left != self.state.locked_s:
+                self._set(locked_s=left, message=self._locked_text(left))
+        if self.state.busy:
+            return
+        rs = self._session
+        if step is StaffStep.RESTOCK and rs is not None:
+            summary = rs.tick()  # never blocks; ends an idle restock whose door is shut
+            if summary is not None:
+                self._done(self._gen, summary)
+            elif self.state.door is DoorPhase.OPEN:
+                self._show_idle(None)  # a restock never times out with a door open
+            else:  # the restock's own timer, as near as the flow sees it
+                self._show_idle(self.restock.idle_timeout_s - (now - self._last_touch))
+        elif step in (StaffStep.PIN, StaffStep.DONE):
+            left = self.idle_s - (now - self._last_touch)
+            if left <= 0:
+                self._leave()
+            else:
+                self._show_idle(left)
+
+    def _show_idle(self, left: float | None) -> None:
+        shown = self.state.idle_left_s
+        if (left is None) != (shown is None) or (
+            left is not None and math.ceil(left) != math.ceil(shown or 0)
+        ):
+            self._set(idle_left_s=left)
+
+
+def _both(exc: Any) -> Bilingual:
+    return Bilingual(exc.message_zh, exc.message_en)
+
+
+def _join(parts: Sequence[Bilingual]) -> Bilingual:
+    return Bilingual("\n".join(p.zh for p in parts), "\n".join(p.en for p in parts))
