@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager  # noqa: E402
 
 from kiosk.core import KioskCore  # noqa: E402
 from kiosk.i18n import Translator  # noqa: E402
+from kiosk.services.diagnostics import maintenance_reason  # noqa: E402
 from kiosk.services.session import MemberSession, Screen, UiState  # noqa: E402
 
 # Screen -> "module:Class" under kiosk.screens; each module has its .kv beside it.
@@ -84,6 +86,7 @@ class KioskApp(App):
         translator: Translator | None = None,
         on_frame: Callable[[], None] | None = None,
         screens: dict[Screen, str] | None = None,
+        check_maintenance_s: float = 30.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -102,6 +105,8 @@ class KioskApp(App):
         )
         self.screen_specs = screens or SCREENS  # tests may build a subset
         self.screens: dict[Screen, object] = {}
+        self.check_maintenance_s = check_maintenance_s  # 0: never (tests of single screens)
+        self._checking = threading.Event()
         self.last_state = UiState()
 
     # ---- threads -> main thread -----------------------------------------------------------
@@ -128,8 +133,30 @@ class KioskApp(App):
             Clock.schedule_interval(lambda _dt: self.on_frame(), 1.0)
         if self.core.scanner is not None:
             self.core.scanner.start(lambda code: self.session.on_scan(code.payload))
+        if self.check_maintenance_s:
+            self.check_maintenance()
+            Clock.schedule_interval(lambda _dt: self.check_maintenance(), self.check_maintenance_s)
         self.render(self.session.state)
         return manager
+
+    def check_maintenance(self) -> None:
+        """Ask (on a worker: the printer query blocks) whether a device the kiosk needs is
+        down; the session switches to the maintenance screen once no member is served."""
+        if self._checking.is_set():
+            return
+        self._checking.set()
+
+        def work() -> None:
+            try:
+                reason = maintenance_reason(self.core, self.tr)
+            except Exception:  # a check must never take the kiosk down
+                log.exception("maintenance check failed")
+                reason = None
+            finally:
+                self._checking.clear()
+            self.post(lambda: self.session.set_maintenance(reason))
+
+        threading.Thread(target=work, name="kiosk-maintenance-check", daemon=True).start()
 
     def render(self, state: UiState) -> None:
         """Show ``state`` (main thread only)."""

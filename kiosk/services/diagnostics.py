@@ -29,7 +29,7 @@ from kiosk.domain.member_codes import verify_code as _verify_code
 from kiosk.domain.receipts import Bilingual, DeviceCheck, NamedValue, SelfTestPage
 from kiosk.errors import ConfigError, KioskError
 from kiosk.i18n import Translator
-from kiosk.ports import DoorState
+from kiosk.ports import DoorState, PaperState
 from kiosk.storage.journal import JournalStats
 from kiosk.sync.worker import SyncStatus
 
@@ -265,7 +265,9 @@ def maintenance_reason(core, texts: Translator | None = None) -> Bilingual | Non
         found.append(("maintenance.not_enrolled", {}))
     try:
         status = core.printer.status()
-        if not status.online or status.cover_open:
+        # ESC/POS printers report "offline" while out of paper: that alone is no reason
+        paper_out_only = status.paper is PaperState.OUT and not status.cover_open
+        if (not status.online or status.cover_open) and not paper_out_only:
             found.append(("maintenance.printer", {"detail": status.detail}))
     except KioskError as exc:
         found.append(("maintenance.printer", {"detail": exc}))

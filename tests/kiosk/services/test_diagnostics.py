@@ -185,6 +185,9 @@ def test_a_healthy_kiosk_needs_no_maintenance_and_paper_out_is_not_a_reason(fake
     assert maintenance_reason(fake) is None
     fake.printer = Printer(PrinterStatus(True, PaperState.OUT, detail="paper out"))
     assert maintenance_reason(fake) is None
+    # what the serial driver really reports: ESC/POS sets "offline" while the paper is out
+    fake.printer = Printer(PrinterStatus(False, PaperState.OUT, detail="paper out"))
+    assert maintenance_reason(fake) is None
 
 
 @pytest.mark.parametrize(
