@@ -23,6 +23,7 @@ from kiosk.domain.transaction import (
 )
 from kiosk.domain.txn_receipts import TxnContext
 from kiosk.errors import JournalError, KioskError, Rejected
+from kiosk.logctx import txn_context
 from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE, Outcome, TxnSteps
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ def settle_unfinished(steps: TxnSteps, *, skip: frozenset[str] = frozenset()) ->
         txn, ctx = loaded
         before = txn.state
         try:
-            after, note = _settle_one(steps, txn, ctx)
+            with txn_context(txn_id):
+                after, note = _settle_one(steps, txn, ctx)
         except KioskError as exc:
             after, note = before, f"left for a later try: {exc}"
             log.warning("txn %s: recovery from %s deferred: %s", txn_id, before.name, exc)

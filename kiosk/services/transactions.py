@@ -27,6 +27,7 @@ from kiosk.domain.receipts import Bilingual, PrizeKind
 from kiosk.domain.transaction import Transaction, TxnKind, new_transaction
 from kiosk.domain.txn_receipts import Prize, TxnContext
 from kiosk.errors import LockerError, Rejected, Unreachable
+from kiosk.logctx import txn_scope
 from kiosk.ports import AlreadyOpen, DoorJammed, Opened, Redemption
 from kiosk.services.recovery import Settled, settle_unfinished
 from kiosk.services.txn_steps import (
@@ -229,7 +230,8 @@ class TransactionEngine(TxnSteps):
             raise TransactionRefused(MSG_BUSY, "busy")
         self._cancel.clear()
         try:
-            yield
+            with txn_scope():  # every log line of the flow carries TXN=<id> once it has one
+                yield
         finally:
             self._busy.release()
 

@@ -20,6 +20,7 @@ from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import Transaction, TxnState, advance, from_record, to_record
 from kiosk.domain.txn_receipts import StoreInfo, TxnContext, success_receipts, voucher
 from kiosk.errors import KioskError, Rejected, Unreachable
+from kiosk.logctx import bind_txn
 from kiosk.ports import Locker, OutboxEvent, StoreServer
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.storage.journal import Journal
@@ -106,6 +107,7 @@ class TxnSteps:
 
     # ---- the journal record ------------------------------------------------------------------
     def save(self, txn: Transaction, ctx: TxnContext) -> None:
+        bind_txn(txn.txn_id)  # names the flow's log lines from its first record on
         self.journal.put(TXN_TABLE, txn.txn_id, {**to_record(txn), "ctx": ctx.to_record()})
 
     def load(self, txn_id: str) -> tuple[Transaction, TxnContext] | None:

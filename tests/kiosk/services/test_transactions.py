@@ -4,12 +4,14 @@ end up with."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
 
 from kiosk.domain.transaction import TxnState
 from kiosk.errors import Unreachable
+from kiosk.logctx import TxnFilter
 from kiosk.ports import PaperState
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 
@@ -254,3 +256,13 @@ def test_server_unreachable_at_capture_keeps_the_gift_charged_later(server, kios
     assert settled.after is TxnState.DONE and kiosk.pulses(1) == 1
     assert server.redemptions()[result.txn.txn_id] == "captured"
     assert server.balance("M0002") == 1900 and len(kiosk.receipts) == 1
+
+
+def test_every_log_line_of_a_transaction_carries_its_id(server, kiosk, caplog):
+    caplog.handler.addFilter(TxnFilter())
+    with caplog.at_level(logging.INFO, logger="kiosk"):
+        kiosk.sim.jam(1)  # a flow with warnings, a flag, a void and a voucher
+        result = kiosk.engine.redeem(member("M0002"), MUG)
+    lines = [r for r in caplog.records if r.name.startswith("kiosk.services")]
+    assert len(lines) >= 5
+    assert {getattr(r, "txn_id", None) for r in lines} == {result.txn.txn_id}
