@@ -1,0 +1,111 @@
+"""``kiosk run`` end to end, as systemd starts it: a subprocess with the real app offscreen,
+simulated devices, the reference store server on loopback and a fake NOTIFY_SOCKET."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import load_config
+from kiosk.demo import RigTiming, kiosk_toml
+from kiosk.run_app import EX_CONFIG
+from kiosk.sync.client import StoreServerClient
+
+from .services.rig import KIOSK, ServerSide
+from .test_sdnotify import FakeSystemd
+
+
+@pytest.fixture
+def systemd() -> Iterator[tuple[FakeSystemd, str]]:
+    folder = tempfile.mkdtemp(prefix="sdn-", dir="/tmp")  # AF_UNIX paths are short
+    path = os.path.join(folder, "notify")
+    fake = FakeSystemd(path)
+    try:
+        yield fake, path
+    finally:
+        fake.close()
+        shutil.rmtree(folder)
+
+
+def kiosk_env(tmp_path: Path, notify_socket: str, watchdog_usec: int | None = None) -> dict:
+    env = dict(os.environ)
+    env.update(
+        NOTIFY_SOCKET=notify_socket,
+        SDL_VIDEODRIVER="offscreen",
+        KIVY_HOME=str(tmp_path / "kivy"),
+        KIVY_NO_ARGS="1",
+    )
+    env.pop("WATCHDOG_PID", None)
+    if watchdog_usec:
+        env["WATCHDOG_USEC"] = str(watchdog_usec)
+    return env
+
+
+def receive_until(fake: FakeSystemd, wanted: str, timeout_s: float) -> list[str]:
+    got: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got += fake.receive(0.5)
+        if any(wanted in m for m in got):
+            return got
+    raise AssertionError(f"no {wanted!r} within {timeout_s} s; got {got}")
+
+
+def test_a_bad_config_exits_78_and_tells_systemd_why(tmp_path, systemd):
+    fake, socket_path = systemd
+    bad = tmp_path / "kiosk.toml"
+    bad.write_text('[kiosk]\nid = "k"\ncolour = "red"\n')
+    run = subprocess.run(
+        [sys.executable, "-m", "kiosk", "--config", str(bad), "run"],
+        env=kiosk_env(tmp_path, socket_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == EX_CONFIG, run.stderr
+    assert "colour" in run.stderr  # the journal line names the bad key
+    status = fake.receive(1.0)
+    assert any(m.startswith("STATUS=configuration error") and "colour" in m for m in status)
+    assert not any("READY=1" in m for m in status)
+
+
+def test_the_kiosk_is_ready_pings_the_watchdog_and_stops_cleanly_on_sigterm(tmp_path, systemd):
+    fake, socket_path = systemd
+    server = ServerSide(tmp_path / "store")
+    try:
+        config = tmp_path / "kiosk.toml"
+        config.write_text(kiosk_toml(tmp_path / "state", server.url, RigTiming()))
+        cfg = load_config(config)
+        assert cfg.kiosk.id == KIOSK
+        client = StoreServerClient.from_config(cfg.server)
+        client.enroll(server.enrollment_code(), KIOSK)
+        client.close()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kiosk", "--config", str(config), "run"],
+            env=kiosk_env(tmp_path, socket_path, watchdog_usec=1_000_000),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            got = receive_until(fake, "READY=1", 90)
+            assert any(m.startswith("STATUS=starting") for m in got)
+            # WatchdogSec=1 s: a ping every half second from the UI loop
+            got = receive_until(fake, "WATCHDOG=1", 5)
+            got += fake.receive(1.5)
+            assert sum(m == "WATCHDOG=1\n" for m in got) >= 2, got
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, out
+        assert any("STOPPING=1" in m for m in fake.receive(0.5) + got), got
+        assert "signal SIGTERM: stopping" in out and "locker closed: all relays off" in out
+    finally:
+        server.stop()
