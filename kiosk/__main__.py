@@ -9,6 +9,8 @@ from pathlib import Path
 
 from .config import DEFAULT_CONFIG_PATH, load_config
 from .errors import KioskError
+from .maintenance_cmds import add_subcommands
+from .run_app import add_run
 
 EXAMPLE_CONFIG = Path(__file__).with_name("kiosk.example.toml")
 
@@ -51,7 +53,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise KioskError(
             f"kiosk demo needs the store server ({exc.name} missing): pip install -e '.[server]'"
         ) from None
-    return run_demo(args.state_dir, args.port, args.once)
+    return run_demo(args.state_dir, args.port, args.tour)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,17 +72,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--doors", action="store_true", help="also pulse each compartment (asks first)")
     p.add_argument("--yes", action="store_true", help="do not ask before pulsing the doors")
     p.set_defaults(func=cmd_selftest)
-    p = sub.add_parser("demo", help="run the store server with demo data and a scripted redemption")
-    p.add_argument(
-        "--port", type=int, default=8080, help="store server port on 127.0.0.1 (0: any free port)"
+    p = sub.add_parser(
+        "demo",
+        help="the kiosk on simulators against a demo store server: a window with simulator "
+        "keys, or (--tour, or no display) a screenshot tour of every screen",
     )
     p.add_argument(
-        "--state-dir", type=Path, help="where the demo database goes (default: a new temp folder)"
+        "--port",
+        type=int,
+        help="store server port on 127.0.0.1 (default 8080; with --tour any free port; 0: any)",
     )
     p.add_argument(
-        "--once", action="store_true", help="exit after the walk-through instead of serving"
+        "--state-dir",
+        type=Path,
+        help="where the store database, kiosk config, journal and receipts go "
+        "(default: a new temp folder)",
+    )
+    p.add_argument(
+        "--tour",
+        type=Path,
+        metavar="DIR",
+        help="run offscreen through every screen and flow, write NN-step.png and receipts/ "
+        "to DIR, exit 0 only if every step reached its screen",
     )
     p.set_defaults(func=cmd_demo)
+    add_run(sub)
+    add_subcommands(sub)
     return parser
 
 

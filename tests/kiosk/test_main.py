@@ -1,10 +1,17 @@
-"""The ``kiosk`` command: config check and the interim demo."""
+"""The ``kiosk`` command: config check and the demo's arguments (the tour itself runs in
+tests/kiosk/test_demo_tour.py)."""
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import types
 from pathlib import Path
 
-from kiosk.__main__ import main
+import pytest
+
+from kiosk.__main__ import build_parser, main
 
 EXAMPLE = Path(__file__).parents[2] / "kiosk" / "kiosk.example.toml"
 
@@ -22,8 +29,58 @@ def test_check_config_names_the_bad_key(tmp_path, capsys):
     assert "printer.baudrate" in err and "1234" in err
 
 
-def test_demo_walks_through_a_redemption(tmp_path, capsys):
-    assert main(["demo", "--port", "0", "--once", "--state-dir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "M0004" in out and "capture: captured" in out and "balance now 1900" in out
-    assert (tmp_path / "store.db").exists()
+def test_demo_takes_port_state_dir_and_tour_and_no_longer_once(tmp_path, capsys):
+    args = build_parser().parse_args(["demo", "--port", "0", "--tour", str(tmp_path)])
+    assert (args.port, args.tour, args.state_dir) == (0, tmp_path, None)
+    assert build_parser().parse_args(["demo"]).port is None  # 8080, or any port for the tour
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--once"])
+    capsys.readouterr()
+
+
+@pytest.fixture
+def fake_rig(monkeypatch):
+    """``kiosk demo`` with the rig and the tour replaced: which one runs, and where."""
+    import kiosk.demo
+
+    calls: dict = {}
+
+    class Rig:
+        def __init__(self, folder, port, timing=None) -> None:
+            calls["rig"] = (folder, port)
+
+        def banner(self) -> str:
+            return "demo members..."
+
+        def stop(self) -> None:
+            calls["stopped"] = True
+
+    def run_tour(rig, out) -> int:
+        calls["tour"] = out
+        return 0
+
+    tour = types.ModuleType("kiosk.tour")
+    tour.run_tour = run_tour
+    monkeypatch.setattr(kiosk.demo, "DemoRig", Rig)
+    monkeypatch.setattr(kiosk.demo, "run_window", lambda rig: calls.setdefault("window", True))
+    monkeypatch.setitem(sys.modules, "kiosk.tour", tour)
+    # run_demo prepares the environment for Kivy and escpos: undo it after the test
+    for name in ("SDL_VIDEODRIVER", "KIVY_LOG_MODE", "ESCPOS_CAPABILITIES_PICKLE_DIR"):
+        monkeypatch.setenv(name, "restored-after-the-test")
+    kivy_log = logging.getLogger("kivy")
+    monkeypatch.setattr(kivy_log, "filters", list(kivy_log.filters))
+    return calls
+
+
+def test_demo_without_a_display_runs_the_tour_into_the_state_dir(fake_rig, tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert main(["demo", "--state-dir", str(tmp_path)]) == 0
+    assert fake_rig == {"rig": (tmp_path, 0), "tour": tmp_path / "tour", "stopped": True}
+    assert os.environ["SDL_VIDEODRIVER"] == "offscreen"
+
+
+def test_demo_with_a_display_opens_the_window_on_port_8080(fake_rig, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert main(["demo", "--state-dir", str(tmp_path)]) == 0
+    assert fake_rig == {"rig": (tmp_path, 8080), "window": True, "stopped": True}
+    assert os.environ["SDL_VIDEODRIVER"] != "offscreen"

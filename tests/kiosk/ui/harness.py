@@ -5,89 +5,22 @@ with UiDriver(core) as ui:
     ui.wait_screen("member")
     ui.tap("catalog_button")      # a widget id on the current screen
     ui.screenshot(folder / "x.png")
+
+The driver itself is product code (``kiosk.tour.UiDriver``: the demo's screenshot tour uses
+it too); this module makes sure Kivy renders offscreen before anything imports it.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import os
 
-from kiosk.app import KioskApp, prepare_kivy_env
+# before kiosk.app imports Kivy's window: offscreen even on a desktop with a DISPLAY
+os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+
+from kiosk.app import prepare_kivy_env
 
 prepare_kivy_env(headless=True)
 
-from kivy.base import EventLoop  # noqa: E402
-from kivy.core.window import Window  # noqa: E402
-from kivy.tests import UnitTestTouch  # noqa: E402
+from kiosk.tour import UiDriver  # noqa: E402
 
-
-class UiDriver:
-    def __init__(self, core, **app_kwargs) -> None:
-        self.app = KioskApp(core, **app_kwargs)
-
-    def __enter__(self) -> UiDriver:
-        self.app._run_prepare()  # builds the root and opens the (offscreen) window
-        self.pump(0.1)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.app.stop()
-        self.pump(0.05)
-
-    # ---- time ----------------------------------------------------------------------------
-    def pump(self, seconds: float = 0.05) -> None:
-        """Run the event loop for ``seconds`` (frames, scheduled callbacks, posted updates)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            EventLoop.idle()
-            if time.monotonic() >= deadline:
-                return
-            time.sleep(0.005)
-
-    def wait(self, predicate, timeout_s: float = 10.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; on {self.current}")
-            self.pump(0.02)
-
-    def wait_screen(self, name: str, timeout_s: float = 10.0) -> None:
-        self.wait(lambda: self.current == name, timeout_s, f"screen {name}")
-
-    # ---- looking ---------------------------------------------------------------------------
-    @property
-    def current(self) -> str:
-        return self.app.manager.current
-
-    @property
-    def screen(self):
-        return self.app.manager.current_screen
-
-    def widget(self, widget_id: str):
-        return self.screen.ids[widget_id]
-
-    def text(self, widget_id: str) -> str:
-        return self.widget(widget_id).text
-
-    def screenshot(self, path: Path) -> Path:
-        """Write the window to ``path`` (Kivy appends a counter; the file is renamed)."""
-        self.pump(0.05)
-        written = Window.screenshot(name=str(path.with_suffix("")) + ".png")
-        Path(written).replace(path)
-        return path
-
-    # ---- acting ----------------------------------------------------------------------------
-    def tap(self, widget_or_id, *, twice: bool = False) -> None:
-        """A real touch down/up at the widget's centre (``twice``: the Pi's double report)."""
-        widget = self.widget(widget_or_id) if isinstance(widget_or_id, str) else widget_or_id
-        x, y = widget.to_window(*widget.center)
-        for _ in range(2 if twice else 1):
-            touch = UnitTestTouch(x, y)
-            touch.touch_down()
-            touch.touch_up()
-        self.pump(0.05)
-
-    def scan(self, payload: str) -> None:
-        """A decoded code, delivered as the camera thread delivers it."""
-        self.app.session.on_scan(payload)
-        self.pump(0.05)
+__all__ = ["UiDriver"]

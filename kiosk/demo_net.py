@@ -1,0 +1,209 @@
+"""The far side of the demo's network: the reference store server with demo data on loopback
+(``DemoServer``: it also mints what phones and badges show, and pays as a phone would), and the
+TCP relay (``TcpRelay``) the demo puts between it and the kiosk to cut the network for real.
+
+The kiosk's ``server.url`` points at the relay; the relay forwards each connection to the
+store server. ``cut()`` closes the listening socket and every forwarded connection, so the
+kiosk's next call gets "connection refused" and a pooled keep-alive connection breaks, as when
+the shop's uplink drops; ``restore()`` listens on the same port again. The store server keeps
+running meanwhile (the demo still pays payments and mints codes on it, as the member's phone
+and the store's back office would).
+
+Chosen over stopping and restarting the server thread: uvicorn's graceful shutdown takes up to
+seconds, a restart rebinds a port another process may have taken, and the demo's own access
+to the store (codes, payments) would go down with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 65536
+
+
+class TcpRelay:
+    """Forward ``127.0.0.1:port`` to ``upstream`` until ``cut()``; ``restore()`` reopens it."""
+
+    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1", port: int = 0) -> None:
+        self.upstream = upstream
+        self.host = host
+        self.port = port
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._pairs: set[socket.socket] = set()
+        self._up = False
+        self.connections = 0  # forwarded so far (tests and the demo's status line)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    # ---- life ------------------------------------------------------------------------------
+    def start(self) -> TcpRelay:
+        """Listen (port 0 picks a free port, kept across cut/restore)."""
+        with self._lock:
+            if self._up:
+                return self
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(64)
+            self.port = sock.getsockname()[1]
+            self._listener, self._up = sock, True
+        threading.Thread(
+            target=self._accept, args=(sock,), name="demo-relay-accept", daemon=True
+        ).start()
+        log.info("relay %s -> %s:%d", self.url, *self.upstream)
+        return self
+
+    def cut(self) -> None:
+        """The network goes down: refuse new connections and break the open ones."""
+        self.stop()
+        log.warning("relay %s: network cut", self.url)
+
+    def stop(self) -> None:
+        """Close everything (as ``cut``, without the warning); ``start()`` listens again."""
+        with self._lock:
+            listener, self._listener, self._up = self._listener, None, False
+            pairs, self._pairs = self._pairs, set()
+        for sock in ([listener] if listener else []) + list(pairs):
+            _close(sock)
+
+    def restore(self) -> None:
+        """The network is back, on the same port."""
+        self.start()
+        log.warning("relay %s: network restored", self.url)
+
+    def toggle(self) -> bool:
+        """Cut if up, restore if down; returns whether it is up now."""
+        if self._up:
+            self.cut()
+        else:
+            self.restore()
+        return self._up
+
+    # ---- forwarding ------------------------------------------------------------------------
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # cut() closed the listener
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError as exc:
+                log.warning("relay: upstream %s:%d unreachable: %s", *self.upstream, exc)
+                _close(client)
+                continue
+            server.settimeout(None)
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                if listener is not self._listener:  # cut while connecting
+                    _close(client)
+                    _close(server)
+                    return
+                self._pairs.update((client, server))
+                self.connections += 1
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(
+                    target=self._pump, args=(src, dst), name="demo-relay-pump", daemon=True
+                ).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(_CHUNK):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            # one side ended: end both, so the other pump returns too
+            with self._lock:
+                self._pairs.discard(src)
+                self._pairs.discard(dst)
+            _close(src)
+            _close(dst)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already disconnected
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+class DemoServer:
+    """The store server with demo data (``storeserver.demo``) on ``127.0.0.1:port``, and the
+    relay the kiosk reaches it through (``relay.url``)."""
+
+    def __init__(self, folder: Path, kiosk_id: str, port: int = 0) -> None:
+        from storeserver import demo
+        from storeserver.runner import ServerThread
+        from storeserver.store import Store
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.store = Store(folder / "store.db")
+        self.members = demo.seed(self.store, [kiosk_id])
+        try:
+            self.thread = ServerThread(self.store, "127.0.0.1", port).start()
+        except BaseException:
+            self.store.close()
+            raise
+        self.url = self.thread.url
+        self.relay = TcpRelay(("127.0.0.1", self.thread.port)).start()
+
+    def enrollment_code(self) -> str:
+        from storeserver import kiosks
+
+        with self.store.db.transaction() as conn:
+            return kiosks.new_enrollment_code(conn, self.store.clock)
+
+    def staff_token(self) -> str:
+        from storeserver import kiosks
+
+        with self.store.db.transaction() as conn:
+            return kiosks.new_staff_token(conn, self.store.clock, "demo-staff")
+
+    def member_code(self, member_id: str) -> str:
+        """A fresh code as the member's app shows it (valid about a minute)."""
+        from storeserver import members
+
+        with self.store.db.transaction() as conn:
+            issued = members.issue_code(self.store.ledger, conn, self.store.signing_key, member_id)
+        return issued["code"]
+
+    def staff_badge(self) -> tuple[str, str]:
+        """The first demo staff member's badge code and PIN."""
+        from storeserver import demo
+
+        badge = demo.staff_badges(self.store, days=1)[0]
+        return badge["code"], badge["pin"]
+
+    def technician_code(self) -> str:
+        from storeserver import codes
+
+        now = int(time.time())
+        return codes.issue(self.store.signing_key, codes.CodeKind.TECHNICIAN, "T0001", now)
+
+    def pay(self, pay_url: str | None) -> bool:
+        """The member's phone pays the payment behind ``pay_url`` (False: none given)."""
+        if not pay_url:
+            return False
+        with self.store.db.transaction() as conn:
+            self.store.payments.mark_paid(conn, pay_url.rsplit("/", 1)[-1])
+        return True
+
+    def stop(self) -> None:
+        self.relay.stop()
+        self.thread.stop()
+        self.store.close()
