@@ -154,6 +154,8 @@ class KioskApp(App):
                 reason = None
             finally:
                 self._checking.clear()
+            if reason is not None and reason != self.session.state.maintenance:
+                log.warning("out of service: %s", reason.en.replace("\n", "; "))
             self.post(lambda: self.session.set_maintenance(reason))
 
         threading.Thread(target=work, name="kiosk-maintenance-check", daemon=True).start()

@@ -251,6 +251,27 @@ def run_live_selftest(core, now: Callable[[], dt.datetime] = lambda: dt.datetime
 _texts: Translator | None = None
 
 
+def printer_down(core, tries: int = 2, pause_s: float = 0.5) -> str | None:
+    """Why the printer cannot print (None: it can, or it is only out of paper). One silent
+    or offline answer is asked again: a status query can miss its deadline on a busy kiosk,
+    and one missed answer must not take the kiosk out of service."""
+    detail: str | None = None
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(pause_s)
+        try:
+            status = core.printer.status()
+        except KioskError as exc:
+            detail = str(exc)
+            continue
+        # ESC/POS printers report "offline" while out of paper: that alone is no reason
+        paper_out_only = status.paper is PaperState.OUT and not status.cover_open
+        if (status.online and not status.cover_open) or paper_out_only:
+            return None
+        detail = status.detail
+    return detail
+
+
 def maintenance_reason(core, texts: Translator | None = None) -> Bilingual | None:
     """What staff must fix before members can be served (None: nothing). Blocks briefly on the
     printer's status query: call it from a worker. Paper out is not a reason (receipts wait in
@@ -263,14 +284,9 @@ def maintenance_reason(core, texts: Translator | None = None) -> Bilingual | Non
         found.append(("maintenance.journal", {"detail": core.journal.safe_mode_reason}))
     if core.identifier is None:
         found.append(("maintenance.not_enrolled", {}))
-    try:
-        status = core.printer.status()
-        # ESC/POS printers report "offline" while out of paper: that alone is no reason
-        paper_out_only = status.paper is PaperState.OUT and not status.cover_open
-        if (not status.online or status.cover_open) and not paper_out_only:
-            found.append(("maintenance.printer", {"detail": status.detail}))
-    except KioskError as exc:
-        found.append(("maintenance.printer", {"detail": exc}))
+    printer_fault = printer_down(core)
+    if printer_fault is not None:
+        found.append(("maintenance.printer", {"detail": printer_fault}))
     doors = read_doors(core)
     if doors and all(d.state is None for d in doors):
         found.append(("maintenance.locker", {"detail": doors[0].detail}))

@@ -27,6 +27,7 @@ from kiosk.services.diagnostics import (
     gather,
     install_error_buffer,
     maintenance_reason,
+    printer_down,
     run_live_selftest,
     verify_technician,
 )
@@ -213,6 +214,28 @@ def test_a_device_the_kiosk_needs_puts_it_in_maintenance(fake, breakage, zh, en)
         fake.identifier = None
     reason = maintenance_reason(fake, Translator("en"))
     assert reason is not None and zh in reason.zh and en in reason.en
+
+
+class FlakyPrinter(Printer):
+    """Silent once (a status answer that missed its deadline), then fine."""
+
+    def __init__(self) -> None:
+        super().__init__(READY)
+        self.asked = 0
+
+    def status(self) -> PrinterStatus:
+        self.asked += 1
+        if self.asked == 1:
+            raise PrinterError("printer on /dev/ttyUSB0 does not answer")
+        return READY
+
+
+def test_one_missed_printer_answer_is_asked_again_not_maintenance(fake):
+    fake.printer = FlakyPrinter()
+    assert printer_down(fake, pause_s=0) is None
+    assert fake.printer.asked == 2
+    fake.printer = Printer(PrinterError("printer on /dev/ttyUSB0 does not answer"))
+    assert "does not answer" in printer_down(fake, pause_s=0)
 
 
 def test_one_unreadable_door_is_not_maintenance_a_journal_in_safe_mode_is(fake, tmp_path):
