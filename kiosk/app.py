@@ -43,6 +43,8 @@ from kiosk.i18n import Translator  # noqa: E402
 from kiosk.services.diagnostics import maintenance_reason  # noqa: E402
 from kiosk.services.session import MemberSession, Screen, UiState  # noqa: E402
 
+_IDLE_SCREENS = (Screen.ATTRACT, Screen.MAINTENANCE)
+
 # Screen -> "module:Class" under kiosk.screens; each module has its .kv beside it.
 SCREENS: dict[Screen, str] = {
     Screen.ATTRACT: "attract:AttractScreen",
@@ -162,7 +164,10 @@ class KioskApp(App):
 
     def render(self, state: UiState) -> None:
         """Show ``state`` (main thread only)."""
-        self.last_state = state
+        previous, self.last_state = self.last_state, state
+        if state.screen is Screen.ATTRACT and previous.screen not in _IDLE_SCREENS:
+            # a member or staff session ended: the next one starts in the store's language
+            self.tr.set_language(self.core.config.kiosk.language)
         screen = self.screens.get(state.screen)
         if screen is None:
             return

@@ -45,6 +45,7 @@ FIX_DISK = "free space: `sudo journalctl --vacuum-size=50M`, `sudo apt-get clean
 FIX_SD = "the card is failing or its power was cut: back up /var/lib/kiosk, replace the SD card (an endurance card), and check the power supply"
 FIX_POWER = "use the official 5.1 V supply (3 A for a Pi 4, 5 A for a Pi 5) with its own cable: under-voltage corrupts SD cards"
 FIX_SAFE_MODE = "check each transaction in the quarantined journal against the store server (`kiosk logs <txn>`), then delete {marker} and `systemctl restart kiosk`"
+FIX_NEEDS_CHECK = "check the latch and the reed switch; then staff sign in (badge + PIN), open each compartment, count what is inside and close it: the count clears the flag"
 FIX_QUARANTINE = "read REASON.txt in each, make sure their transactions were settled with the store server, then copy the folders off the kiosk and remove them"
 
 
@@ -146,6 +147,8 @@ def run_doctor(config_path: str | os.PathLike[str], probes: Probes | None = None
     checks.append(_restarts(p))
     checks += _kernel(p)
     checks.append(_journal(state_dir))
+    if checks[-1].ok:
+        checks.append(_needs_check(state_dir))
     return checks
 
 
@@ -417,3 +420,21 @@ def format_report(checks: Sequence[Check]) -> str:
     for n, c in enumerate(bad, 1):
         lines += [f"  {n}. {c.name}: {c.detail}", f"     fix: {c.fix or 'see docs/operations.md'}"]
     return "\n".join(lines)
+
+
+def _needs_check(state_dir: Path) -> Check:
+    """Compartments the kiosk will not open for members until staff count them."""
+    from kiosk.services.txn_steps import FLAG_TABLE
+    from kiosk.txn_logs import read_journal
+
+    try:
+        flags = read_journal(state_dir).tables.get(FLAG_TABLE, {})
+    except KioskError as exc:
+        return info("compartments", str(exc), "`sudo kiosk doctor`")
+    if not flags:
+        return ok("compartments", "none waits for a staff check")
+    listed = ", ".join(
+        f"{n} (txn {r.get('txn_id', '?')})"
+        for n, r in sorted(flags.items(), key=lambda kv: int(kv[0]))
+    )
+    return warn("compartments", f"waiting for a staff check: {listed}", FIX_NEEDS_CHECK)

@@ -14,6 +14,8 @@ import pytest
 from kiosk.config import load_config
 from kiosk.doctor import CommandResult, Level, Probes, format_report, problems, run_doctor
 from kiosk.maintenance_cmds import add_subcommands
+from kiosk.services.txn_steps import FLAG_TABLE
+from kiosk.storage.journal import Journal
 from kiosk.sync.client import StoreServerClient
 
 from .services.rig import KIOSK, ServerSide
@@ -105,7 +107,7 @@ def test_a_healthy_kiosk_has_no_problems(site, capsys):
     assert set(found) == {
         "config", "enrollment", "server", "clock", "server token", "camera", "printer",
         "locker", "disk space", "service", "crashes and restarts", "SD card", "power supply",
-        "journal",
+        "journal", "compartments",
     }  # fmt: skip
     assert found["server token"].level is Level.OK and "ms" in found["server"].detail
     assert "0 s" in found["clock"].detail or "1 s" in found["clock"].detail
@@ -197,6 +199,17 @@ def test_corrupt_journal_folder_and_safe_mode(site):
     check = doctor(site)["journal"]
     assert check.level is Level.FAIL
     assert_problem(check, "safe mode", "checksum mismatch", "journal.safe-mode", "restart")
+
+
+def test_a_compartment_waiting_for_a_staff_check_is_named_until_staff_count_it(site):
+    with Journal.open(site.state) as journal:  # what a jammed door leaves (txn_steps)
+        journal.put(FLAG_TABLE, "3", {"txn_id": "t-3f9a", "reason": "door never opened"})
+    check = doctor(site)["compartments"]
+    assert check.level is Level.WARN
+    assert_problem(check, "3 (txn t-3f9a)", "staff", "count")
+    with Journal.open(site.state) as journal:  # a restock count clears it
+        assert journal.delete(FLAG_TABLE, "3")
+    assert doctor(site)["compartments"].ok
 
 
 @pytest.mark.parametrize(("free_mb", "level"), [(120, Level.WARN), (20, Level.FAIL)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from kiosk.services.session import Screen
 
 from .harness import UiDriver
@@ -18,6 +20,18 @@ def test_language_toggle_switches_every_text(ui_core, tmp_path):
         assert ui.text("language") == "中文"
         shot = ui.screenshot(tmp_path / "attract.png")
         assert shot.stat().st_size > 1000
+
+
+def test_the_next_member_starts_in_the_store_language_after_a_session_in_english(ui_core):
+    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+        ui.tap("language")
+        assert ui.app.tr.language == "en"
+        state = ui.app.session.state
+        ui.app.render(dataclasses.replace(state, screen=Screen.MEMBER))  # a member signs in
+        assert ui.app.tr.language == "en"  # ... and keeps the language they chose
+        ui.app.render(dataclasses.replace(state, screen=Screen.ATTRACT))  # ... and leaves
+        assert ui.app.tr.language == "zh"
+        assert ui.text("hint") == "请出示会员码"
 
 
 def test_offline_banner_follows_connectivity(ui_core):
