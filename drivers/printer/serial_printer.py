@@ -76,6 +76,7 @@ class SerialReceiptPrinter:
         self.status_timeout_s = status_timeout_s
         self._on_close = on_close
         self._serial: serial.Serial | None = None
+        self._closed = False  # by close(): a late call from a worker must not open it again
         self._lock = threading.Lock()
         self._last: PrinterStatus | None = None
 
@@ -152,6 +153,7 @@ class SerialReceiptPrinter:
     def close(self) -> None:
         """Close the port (bytes already written still go out) and run ``on_close`` once."""
         with self._lock:
+            self._closed = True
             if self._serial is not None:
                 try:
                     self._serial.close()
@@ -164,6 +166,8 @@ class SerialReceiptPrinter:
 
     # ---- port -------------------------------------------------------------------------------
     def _open(self) -> serial.Serial:
+        if self._closed:
+            raise PrinterError(f"printer on {self.port} is closed: the kiosk is stopping")
         if self._serial is not None and self._serial.is_open:
             return self._serial
         try:

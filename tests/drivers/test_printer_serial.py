@@ -258,6 +258,10 @@ def test_make_printer_uses_the_given_sim_and_leaves_it_running(sim):
     printer.print_receipt(SAMPLES["coupon"])
     printer.close()
     assert sim.running and len(sim.wait_for_receipts(1)) == 1
+    # a late status query (a maintenance check still running) must not open the port again
+    with pytest.raises(PrinterError, match="closed"):
+        printer.status()
+    assert printer._serial is None
 
 
 def test_make_printer_for_serial_uses_the_configured_port_without_opening_it(sim):
