@@ -16,6 +16,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ def prepare_kivy_env(*, headless: bool | None = None) -> None:
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
     os.environ.setdefault("KIVY_HOME", str(Path(tempfile.gettempdir()) / "kiosk-kivy-home"))
+    # Kivy's own log mode sets the root logger to NOTSET (every library's DEBUG line in the
+    # journal); in PYTHON mode its lines go through our handlers like any other logger's
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
     if headless if headless is not None else not os.environ.get("DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")  # Mesa EGL, no display needed
 
@@ -38,10 +42,16 @@ from kivy.core.text import DEFAULT_FONT, LabelBase  # noqa: E402
 from kivy.core.window import Window  # noqa: E402
 from kivy.uix.screenmanager import NoTransition, ScreenManager  # noqa: E402
 
-from kiosk.core import KioskCore  # noqa: E402
+from kiosk.errors import KioskError  # noqa: E402
 from kiosk.i18n import Translator  # noqa: E402
-from kiosk.services.diagnostics import maintenance_reason  # noqa: E402
-from kiosk.services.session import MemberSession, Screen, UiState  # noqa: E402
+from kiosk.services.ui_state import Screen, UiState  # noqa: E402
+
+if TYPE_CHECKING:
+    from kiosk.config import KioskConfig
+    from kiosk.core import KioskCore
+
+# a start that failed is shown this long, then the app exits and systemd starts it again
+START_FAILED_EXIT_S = 15
 
 _IDLE_SCREENS = (Screen.ATTRACT, Screen.MAINTENANCE)
 
@@ -70,6 +80,19 @@ def register_font(path: Path) -> bool:
     return True
 
 
+def _load_clipboard_quietly() -> None:
+    """Kivy looks for xclip or xsel for the X11 cut buffer when a text input is first
+    imported and logs a CRITICAL traceback per missing tool; a kiosk has no X and needs no
+    cut buffer, so the search runs once here with Kivy's log muted."""
+    kivy_log = logging.getLogger("kivy")
+    level = kivy_log.level
+    kivy_log.setLevel(logging.CRITICAL + 1)
+    try:
+        import kivy.core.clipboard  # noqa: F401
+    finally:
+        kivy_log.setLevel(level)
+
+
 def load_screen_class(spec: str):
     module_name, _, cls_name = spec.partition(":")
     module = importlib.import_module(f"kiosk.screens.{module_name}")
@@ -77,14 +100,23 @@ def load_screen_class(spec: str):
 
 
 class KioskApp(App):
-    """The kiosk's window. ``core`` is the wired core (``kiosk.core.build_core``)."""
+    """The kiosk's window.
+
+    ``KioskApp(core)``: a wired, started core (``kiosk.core.build_core``); the screens are
+    built at once (tests, the demo). ``KioskApp.booting(config, start_core)``: what
+    ``kiosk run`` does: the first frame is a "starting" screen, ``start_core`` (build the
+    core, run crash recovery) runs on a worker, and the screens, scanner, watchdog pings and
+    maintenance checks begin once it returns.
+    """
 
     title = "Loyalty kiosk"
 
     def __init__(
         self,
-        core: KioskCore,
+        core: KioskCore | None = None,
         *,
+        config: KioskConfig | None = None,
+        start_core: Callable[[], KioskCore] | None = None,
         translator: Translator | None = None,
         on_frame: Callable[[], None] | None = None,
         screens: dict[Screen, str] | None = None,
@@ -92,24 +124,25 @@ class KioskApp(App):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if core is None and (config is None or start_core is None):
+            raise ValueError("KioskApp needs a core, or a config and start_core")
         self.core = core
-        cfg = core.config
-        self.tr = translator or Translator(cfg.kiosk.language)
+        self.kiosk_config = core.config if core is not None else config
+        self._start_core = start_core
+        self.start_error: BaseException | None = None
+        self.tr = translator or Translator(self.kiosk_config.kiosk.language)
         self.on_frame = on_frame  # the systemd watchdog ping rides on the UI loop
-        self.session = MemberSession(
-            identifier=core.identifier,
-            engine=core.engine,
-            catalog=lambda: core.catalog,
-            online=core.connectivity.online,
-            post=self.post,
-            idle_logout_s=cfg.ui.idle_logout_s,
-            wheel_info=lambda: core.wheels.get("LUCKY"),
-        )
+        self.session = None  # a MemberSession once the core is there
         self.screen_specs = screens or SCREENS  # tests may build a subset
         self.screens: dict[Screen, object] = {}
         self.check_maintenance_s = check_maintenance_s  # 0: never (tests of single screens)
         self._checking = threading.Event()
+        self._ticks: list = []  # Clock intervals, cancelled on stop (the Clock outlives an app)
         self.last_state = UiState()
+
+    @classmethod
+    def booting(cls, config: KioskConfig, start_core: Callable[[], KioskCore], **kwargs):
+        return cls(None, config=config, start_core=start_core, **kwargs)
 
     # ---- threads -> main thread -----------------------------------------------------------
     def post(self, fn: Callable[[], None]) -> None:
@@ -118,28 +151,82 @@ class KioskApp(App):
 
     # ---- Kivy ----------------------------------------------------------------------------
     def build(self):
-        register_font(self.core.config.ui.font_path)
+        register_font(self.kiosk_config.ui.font_path)
         Window.size = (800, 480)
-        manager = ScreenManager(transition=NoTransition())
+        self.manager = ScreenManager(transition=NoTransition())
+        if self.core is not None:
+            self._attach(self.core)
+        else:
+            from kiosk.screens.starting import StartingScreen
+
+            kiosk = self.kiosk_config.kiosk
+            self.starting = StartingScreen(
+                name="starting", tr=self.tr, store_zh=kiosk.store_name_zh,
+                store_en=kiosk.store_name_en,
+            )  # fmt: skip
+            self.manager.add_widget(self.starting)
+            threading.Thread(target=self._boot, name="kiosk-start", daemon=True).start()
+        return self.manager
+
+    def _boot(self) -> None:
+        """The worker behind the starting screen."""
+        try:
+            core = self._start_core()  # type: ignore[misc]
+        except Exception as exc:  # shown here, logged, re-raised by kiosk run after the window
+            if isinstance(exc, KioskError):
+                log.critical("the kiosk could not start: %s", exc)
+            else:
+                log.critical("the kiosk could not start", exc_info=exc)
+            self.start_error = failure = exc
+            self.post(lambda: self._start_failed(failure))
+            return
+        self.post(lambda: self._attach(core))
+
+    def _start_failed(self, exc: BaseException) -> None:
+        self.starting.failed(str(exc), START_FAILED_EXIT_S)
+        self._ticks.append(Clock.schedule_once(lambda _dt: self.stop(), START_FAILED_EXIT_S))
+
+    def _attach(self, core: KioskCore) -> None:
+        """The core is started: build the screens and begin serving (main thread)."""
+        from kiosk.services.session import MemberSession
+
+        _load_clipboard_quietly()
+        self.core = core
+        self.session = MemberSession(
+            identifier=core.identifier,
+            engine=core.engine,
+            catalog=lambda: core.catalog,
+            online=core.connectivity.online,
+            post=self.post,
+            idle_logout_s=self.kiosk_config.ui.idle_logout_s,
+            wheel_info=lambda: core.wheels.get("LUCKY"),
+            member_wheel_info=lambda member_id: core.client.wheel_info("LUCKY", member_id),
+        )
         for screen, spec in self.screen_specs.items():
             widget = load_screen_class(spec)(
-                name=screen.value, session=self.session, tr=self.tr, core=self.core
+                name=screen.value, session=self.session, tr=self.tr, core=core
             )
             self.screens[screen] = widget
-            manager.add_widget(widget)
-        self.manager = manager
+            self.manager.add_widget(widget)
         self.session.subscribe(self.render)
         self.tr.on_change(lambda _lang: self.render(self.last_state))
-        Clock.schedule_interval(lambda _dt: self.session.tick(), 1.0)
-        if self.on_frame is not None:
-            Clock.schedule_interval(lambda _dt: self.on_frame(), 1.0)
-        if self.core.scanner is not None:
-            self.core.scanner.start(lambda code: self.session.on_scan(code.payload))
+        every = self._ticks.append
+        every(Clock.schedule_interval(lambda _dt: self.session.tick(), 1.0))
+        if self.on_frame is not None:  # READY=1 only now: recovery is done, members served
+            self.on_frame()
+            every(Clock.schedule_interval(lambda _dt: self.on_frame(), 1.0))
+        if core.scanner is not None:
+            core.scanner.start(lambda code: self.session.on_scan(code.payload))
         if self.check_maintenance_s:
             self.check_maintenance()
-            Clock.schedule_interval(lambda _dt: self.check_maintenance(), self.check_maintenance_s)
+            every(
+                Clock.schedule_interval(
+                    lambda _dt: self.check_maintenance(), self.check_maintenance_s
+                )
+            )
         self.render(self.session.state)
-        return manager
+        if self.manager.has_screen("starting"):
+            self.manager.remove_widget(self.manager.get_screen("starting"))
 
     def check_maintenance(self) -> None:
         """Ask (on a worker: the printer query blocks) whether a device the kiosk needs is
@@ -149,6 +236,8 @@ class KioskApp(App):
         self._checking.set()
 
         def work() -> None:
+            from kiosk.services.diagnostics import maintenance_reason
+
             try:
                 reason = maintenance_reason(self.core, self.tr)
             except Exception:  # a check must never take the kiosk down
@@ -167,7 +256,7 @@ class KioskApp(App):
         previous, self.last_state = self.last_state, state
         if state.screen is Screen.ATTRACT and previous.screen not in _IDLE_SCREENS:
             # a member or staff session ended: the next one starts in the store's language
-            self.tr.set_language(self.core.config.kiosk.language)
+            self.tr.set_language(self.kiosk_config.kiosk.language)
         screen = self.screens.get(state.screen)
         if screen is None:
             return
@@ -176,5 +265,8 @@ class KioskApp(App):
         screen.show(state)
 
     def on_stop(self) -> None:
-        if self.core.scanner is not None:
+        for tick in self._ticks:
+            tick.cancel()
+        self._ticks.clear()
+        if self.core is not None and self.core.scanner is not None:
             self.core.scanner.stop()

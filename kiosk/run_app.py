@@ -1,19 +1,22 @@
 """``kiosk run``: the kiosk itself, as systemd starts it (systemd/kiosk.service).
 
 Order matters: logging first (journald, transaction ids), then the config (a bad one exits
-78, EX_CONFIG, which the unit does not restart: restarting cannot fix it), the core with
-crash recovery before any member is served, and last the UI, whose main loop sends
-READY=1 on its first frames and WATCHDOG=1 after (a frozen UI is restarted by systemd).
+78, EX_CONFIG, which the unit does not restart: restarting cannot fix it), then the window
+with a "starting" screen while the core (devices, journal, crash recovery, first sync)
+starts on a worker; no member is served before recovery is done. Then the UI's main loop
+sends READY=1 and WATCHDOG=1 every half WatchdogSec (a frozen UI is restarted by systemd).
+A start that fails is shown for a while, then the process exits 2 and systemd retries.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 from pathlib import Path
 
-from .config import load_config
+from .config import KioskConfig, load_config
 from .errors import ConfigError, KioskError
 from .logctx import configure_logging
 from .sdnotify import WatchdogPinger
@@ -35,30 +38,56 @@ def run_kiosk(
         pinger.status(f"configuration error: {exc}")
         return EX_CONFIG
     pinger.status("starting: crash recovery and first sync")
+    use_escpos_cache(cfg)
+    from .app import KioskApp  # imports Kivy: only now, after the config is known good
 
-    from drivers.camera import make_scanner  # the composition root may import drivers
-
-    from .core import build_core
-    from .services.diagnostics import install_error_buffer
-
-    install_error_buffer()  # the technician screen's "recent errors"
-    scanner = make_scanner(cfg.scanner)
-    core = build_core(cfg, scanner=scanner)
+    starter = CoreStarter(cfg, pinger)
+    app = KioskApp.booting(cfg, starter, on_frame=pinger.ping)
+    stop_on_sigterm(app)
     try:
-        core.start()
-        if core.journal.safe_mode:
-            pinger.status(f"SAFE MODE: {core.journal.safe_mode_reason}")
-        from .app import KioskApp  # imports Kivy: only now, after the config is known good
-
-        log.info("kiosk %s starting its UI", cfg.kiosk.id)
-        app = KioskApp(core, on_frame=pinger.ping)
-        stop_on_sigterm(app)
         app.run()
-        log.info("kiosk %s stopped", cfg.kiosk.id)
-        return 0
     finally:
         pinger.stopping()
-        core.stop()
+        starter.stop()
+    if app.start_error is not None:
+        raise app.start_error  # logged already; exit status 2 and systemd starts it again
+    log.info("kiosk %s stopped", cfg.kiosk.id)
+    return 0
+
+
+def use_escpos_cache(cfg: KioskConfig) -> None:
+    """python-escpos parses its printer database at import (about 0.2 s) into a new temp
+    folder each time, unless told where to keep the parsed copy: the state folder."""
+    cache = cfg.kiosk.state_dir / "cache"
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(cache))
+
+
+class CoreStarter:
+    """``start_core`` for ``KioskApp.booting``: runs behind the starting screen (a worker):
+    devices, journal, crash recovery, first sync. ``stop()`` stops what it built."""
+
+    def __init__(self, cfg: KioskConfig, pinger: WatchdogPinger | None = None) -> None:
+        self.cfg, self.pinger = cfg, pinger
+        self.core = None
+
+    def __call__(self):
+        from drivers.camera import make_scanner  # the composition root may import drivers
+
+        from .core import build_core
+        from .services.diagnostics import install_error_buffer
+
+        install_error_buffer()  # the technician screen's "recent errors"
+        self.core = core = build_core(self.cfg, scanner=make_scanner(self.cfg.scanner))
+        core.start()
+        if core.journal.safe_mode and self.pinger is not None:
+            self.pinger.status(f"SAFE MODE: {core.journal.safe_mode_reason}")
+        log.info("kiosk %s serving", self.cfg.kiosk.id)
+        return core
+
+    def stop(self) -> None:
+        if self.core is not None:
+            self.core.stop()
 
 
 def stop_on_sigterm(app) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from kivy.animation import Animation
 
 from kiosk.screens.base import KioskScreen, load_kv
-from kiosk.services.session import UiState
+from kiosk.services.ui_state import UiState
 
 load_kv(__file__)
 

@@ -16,7 +16,7 @@ from kivy.properties import NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.button import Button
 from kivy.uix.screenmanager import Screen
 
-from kiosk.services.session import UiState
+from kiosk.services.ui_state import UiState
 
 MIN_TOUCH_DP = 48  # touch targets at least 48 px on the 800x480 panel
 DEBOUNCE_S = 0.6  # a Pi touchscreen may report one touch twice (kivy/kivy#3801)

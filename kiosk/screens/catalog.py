@@ -19,7 +19,7 @@ from kivy.uix.widget import Widget
 
 from kiosk.domain.catalog import Affordability, ItemKind, Unaffordable
 from kiosk.screens.base import KioskScreen, TapButton, load_kv
-from kiosk.services.session import UiState
+from kiosk.services.ui_state import UiState
 
 log = logging.getLogger(__name__)
 

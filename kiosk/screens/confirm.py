@@ -16,7 +16,7 @@ from kivy.uix.widget import Widget
 
 from kiosk.domain.catalog import ItemKind
 from kiosk.screens.base import KioskScreen, load_kv
-from kiosk.services.session import UiState
+from kiosk.services.ui_state import UiState
 
 log = logging.getLogger(__name__)
 

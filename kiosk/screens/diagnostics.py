@@ -20,7 +20,7 @@ from kiosk.services.diagnostics import (
     TechStep,
     install_error_buffer,
 )
-from kiosk.services.session import Screen, UiState
+from kiosk.services.ui_state import Screen, UiState
 
 load_kv(__file__)
 

@@ -13,7 +13,7 @@ from kivy.clock import Clock
 from kiosk.domain.receipts import Bilingual
 from kiosk.screens.base import KioskScreen, load_kv
 from kiosk.services.diagnostics import maintenance_reason
-from kiosk.services.session import UiState
+from kiosk.services.ui_state import UiState
 
 log = logging.getLogger(__name__)
 

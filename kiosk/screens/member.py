@@ -9,7 +9,7 @@ import logging
 
 from kiosk.domain.member_view import MemberView, PointsChange
 from kiosk.screens.base import KioskScreen, load_kv
-from kiosk.services.session import UiState
+from kiosk.services.ui_state import UiState
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from kivy.graphics.texture import Texture
 from kiosk.domain.transaction import TxnState
 from kiosk.screens.base import KioskScreen, load_kv
 from kiosk.screens.result import progress_text
-from kiosk.services.session import UiState
+from kiosk.services.ui_state import UiState
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from kiosk.errors import KioskError
 from kiosk.i18n import Translator
 from kiosk.ports import DoorState
 from kiosk.screens.base import KioskScreen, load_kv
-from kiosk.services.session import UiState
 from kiosk.services.txn_steps import Outcome, Progress, TxnResult
+from kiosk.services.ui_state import UiState
 
 log = logging.getLogger(__name__)
 

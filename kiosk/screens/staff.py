@@ -14,8 +14,8 @@ from kivy.uix.button import Button
 
 from kiosk.domain.payloads import PayloadKind
 from kiosk.screens.base import KioskScreen, TapButton, load_kv
-from kiosk.services.session import Screen, UiState
 from kiosk.services.staff_session import DoorPhase, StaffFlow, StaffState, StaffStep
+from kiosk.services.ui_state import Screen, UiState
 
 log = logging.getLogger(__name__)
 

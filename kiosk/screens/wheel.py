@@ -32,8 +32,8 @@ from kivy.uix.widget import Widget
 from kiosk.domain.receipts import PrizeKind
 from kiosk.screens.base import KioskScreen, load_kv
 from kiosk.screens.result import consequences, in_language
-from kiosk.services.session import UiState
 from kiosk.services.txn_steps import Outcome, TxnResult
+from kiosk.services.ui_state import UiState
 
 log = logging.getLogger(__name__)
 

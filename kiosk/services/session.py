@@ -12,12 +12,11 @@ reports one touch twice can never start two transactions.
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from kiosk.domain.catalog import Affordability, Catalog, ItemKind, affordable
 from kiosk.domain.payloads import PayloadKind, classify_payload
@@ -26,42 +25,9 @@ from kiosk.errors import KioskError
 from kiosk.services.identify import Identified, IdentifyError, MemberIdentifier, NotAMemberCode
 from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
 from kiosk.services.txn_steps import Progress, TransactionRefused, TxnResult
+from kiosk.services.ui_state import Screen, UiState
 
 log = logging.getLogger(__name__)
-
-
-class Screen(enum.Enum):
-    ATTRACT = "attract"
-    MEMBER = "member"
-    CATALOG = "catalog"
-    CONFIRM = "confirm"
-    PAYMENT = "payment"
-    WHEEL = "wheel"
-    RESULT = "result"
-    STAFF = "staff"
-    DIAGNOSTICS = "diagnostics"
-    MAINTENANCE = "maintenance"
-
-
-@dataclass(frozen=True)
-class UiState:
-    """One snapshot of everything a screen may show."""
-
-    screen: Screen = Screen.ATTRACT
-    online: bool = True
-    member: Identified | None = None
-    offer: tuple[Affordability, ...] = ()
-    selected: Affordability | None = None
-    compartment: int | None = None  # where the selected gift comes from
-    busy: bool = False  # a transaction or lookup is running: taps are ignored
-    progress: Progress | None = None
-    result: TxnResult | None = None
-    error: Bilingual | None = None  # shown on the current screen until the next action
-    idle_left_s: float | None = None  # the on-screen logout countdown
-    routed_code: tuple[PayloadKind, str] | None = None  # a staff/technician code to hand on
-    wheel: dict | None = None
-    maintenance: Bilingual | None = None
-    seq: int = field(default=0, compare=False)  # increases with every change
 
 
 Post = Callable[[Callable[[], None]], None]
@@ -88,6 +54,7 @@ class MemberSession:
         clock: Callable[[], float] = time.monotonic,
         wheel_id: str = "LUCKY",
         wheel_info: Callable[[], dict | None] = lambda: None,
+        member_wheel_info: Callable[[str], dict | None] | None = None,
     ) -> None:
         self.identifier = identifier
         self.engine = engine
@@ -98,7 +65,8 @@ class MemberSession:
         self.idle_logout_s = idle_logout_s
         self.clock = clock
         self.wheel_id = wheel_id
-        self.wheel_info = wheel_info
+        self.wheel_info = wheel_info  # the synced wheel (segments, odds, rules, cost)
+        self.member_wheel_info = member_wheel_info  # the same asked for one member: spins left
         self.state = UiState()
         self._listeners: list[Callable[[UiState], None]] = []
         self._last_touch = clock()
@@ -216,7 +184,27 @@ class MemberSession:
     def show_wheel(self) -> None:
         if self._ready(Screen.MEMBER, Screen.RESULT):
             self.touch()
-            self._set(screen=Screen.WHEEL, wheel=self.wheel_info(), error=None, result=None)
+            synced = self.wheel_info()
+            self._set(screen=Screen.WHEEL, wheel=synced, error=None, result=None)
+            who = self.state.member
+            if self.member_wheel_info and who is not None and who.online and synced is not None:
+                self.run(lambda: self._spins_left(who, synced))
+
+    def _spins_left(self, who: Identified, synced: dict) -> None:
+        """Ask the server how many spins this member has left today (a worker). The answer
+        is shown only if nothing moved on meanwhile; without one the screen keeps the synced
+        wheel (it says "spins left" only when it knows)."""
+        try:
+            info = self.member_wheel_info(who.view.member_id)  # type: ignore[misc]
+        except KioskError as exc:
+            log.warning("spins left for the member unknown: %s", exc)
+            return
+        state = self.state
+        if (
+            isinstance(info, dict) and state.screen is Screen.WHEEL and not state.busy
+            and state.member is who and state.wheel is synced and state.result is None
+        ):  # fmt: skip
+            self._set(wheel=info)
 
     def logout(self) -> None:
         if self.state.busy:

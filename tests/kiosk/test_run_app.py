@@ -88,7 +88,8 @@ def test_the_kiosk_is_ready_pings_the_watchdog_and_stops_cleanly_on_sigterm(tmp_
         client.close()
         proc = subprocess.Popen(
             [sys.executable, "-m", "kiosk", "--config", str(config), "run"],
-            env=kiosk_env(tmp_path, socket_path, watchdog_usec=1_000_000),
+            env={k: v for k, v in kiosk_env(tmp_path, socket_path, 1_000_000).items()
+             if k != "ESCPOS_CAPABILITIES_PICKLE_DIR"},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         try:
@@ -107,5 +108,7 @@ def test_the_kiosk_is_ready_pings_the_watchdog_and_stops_cleanly_on_sigterm(tmp_
         assert proc.returncode == 0, out
         assert any("STOPPING=1" in m for m in fake.receive(0.5) + got), got
         assert "signal SIGTERM: stopping" in out and "locker closed: all relays off" in out
+        # python-escpos keeps its parsed printer database in the state folder, not in /tmp
+        assert list((tmp_path / "state" / "cache").glob("*.capabilities.pickle"))
     finally:
         server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kiosk.domain.catalog import parse_catalog
+from kiosk.errors import Unreachable
 from kiosk.services.identify import MemberIdentifier
 from kiosk.services.session import MemberSession, Screen
 from kiosk.services.txn_steps import Outcome
@@ -46,6 +47,7 @@ def session(kiosk, server):
         identifier=identifier, engine=kiosk.engine, catalog=lambda: catalog,
         online=kiosk.link.online, post=lambda fn: fn(), run=lambda fn: fn(),
         clock=clock, wheel_info=lambda: kiosk.client.wheel_info("LUCKY"),
+        member_wheel_info=lambda member_id: kiosk.client.wheel_info("LUCKY", member_id),
     )  # fmt: skip
     s.test_clock = clock
     seen = []
@@ -134,3 +136,26 @@ def test_maintenance_takes_over_when_idle_and_lets_only_staff_through(session, s
     session.logout()
     session.set_maintenance(None)
     assert session.state.screen is Screen.ATTRACT
+
+
+def test_the_wheel_shows_the_members_spins_left_today_and_counts_a_spin(session, server, kiosk):
+    session.on_scan(code_for(server, "M0004"))
+    session.show_wheel()
+    limit = session.state.wheel["daily_limit"]
+    assert session.state.screen is Screen.WHEEL and session.state.wheel["spins_left"] == limit
+    session.spin()
+    assert session.state.result is not None and not session.state.busy
+    session.back()  # to the member screen, and to the wheel again: asked afresh
+    session.show_wheel()
+    assert session.state.wheel["spins_left"] == limit - 1
+
+
+def test_without_an_answer_the_wheel_keeps_the_synced_info(session, server, kiosk):
+    def down(_member_id):
+        raise Unreachable("store server at http://127.0.0.1:1 unreachable: connection refused")
+
+    session.member_wheel_info = down
+    session.on_scan(code_for(server, "M0004"))
+    session.show_wheel()
+    assert session.state.screen is Screen.WHEEL
+    assert "spins_left" not in session.state.wheel and "segments" in session.state.wheel

@@ -164,10 +164,11 @@ def test_wheel_spins_once_on_a_double_tap_and_lands_on_the_servers_segment(
         sign_in(ui, ui_core, ui_server, "M0004")
         ui.app.session.show_wheel()
         wait_shown(ui, "wheel")
+        # the synced wheel first (cost and limit), then the member's own spins left today
+        ui.wait(lambda: ui.text("spins_left") == tr("wheel.spins_left", n=3), what="spins left")
         info = ui.app.session.state.wheel
         wheel = ui.widget("wheel")
         assert wheel.labels == [s["label_zh"] for s in info["segments"]]
-        assert ui.text("spins_left") == tr("wheel.cost_limit", points="100", limit=3)
 
         ui.tap("odds_button")
         panel = ui.screen.odds_panel
@@ -202,6 +203,7 @@ def test_wheel_spins_once_on_a_double_tap_and_lands_on_the_servers_segment(
         assert ui_server.balance("M0004") == before - 100 + gained  # one spin, not two
         assert len(ui_server.redemptions()) == 1
         assert not ui.widget("spin_button").disabled
+        assert ui.text("spins_left") == tr("wheel.spins_left", n=2)
         ui.screenshot(tmp_path / "wheel-landed.png")
 
 
