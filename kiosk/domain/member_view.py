@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kiosk.errors import JournalError, Unreachable
@@ -106,6 +106,23 @@ class MemberView:
     stored_value_cents: int
     recent_changes: tuple[PointsChange, ...]  # newest first, as the server sends them
     fetched_at: float
+
+
+def with_balance(view: MemberView, balance: int) -> MemberView:
+    """``view`` after a transaction left the member with ``balance`` (the server's figure, or
+    the offline spend). Points spent come out of the soonest-expiring lots first, as the
+    store server spends them, so "expiring soon" does not list points already spent. Points
+    won (a balance above the view's) are added; their expiry is known at the next scan."""
+    spent = view.balance - balance
+    expiring = list(view.expiring)
+    while spent > 0 and expiring:
+        lot = expiring[0]
+        if lot.points > spent:
+            expiring[0] = ExpiringPoints(lot.points - spent, lot.expires_on)
+            break
+        spent -= lot.points
+        expiring.pop(0)
+    return replace(view, balance=balance, expiring=tuple(expiring))
 
 
 # ---- for the screen -------------------------------------------------------------------------------

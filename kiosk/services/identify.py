@@ -247,6 +247,13 @@ class MemberIdentifier:
         log.info("member %s identified online", view.member_id)
         return Identified(view, online=True, age_s=0.0, code=code, cached=self._store(view))
 
+    def remember(self, view: MemberView) -> None:
+        """After a transaction: keep a cached view in step with the balance shown, so an
+        offline scan later does not offer points already spent (only a view already cached)."""
+        journal = self._journal
+        if self._cache_s and not journal.safe_mode and journal.get(CACHE_TABLE, view.member_id):
+            self._store(view)
+
     def purge_expired(self) -> int:
         """Delete cached views older than ``cache_hours`` (or unreadable); returns how many."""
         if self._journal.safe_mode:

@@ -19,15 +19,19 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from kiosk.domain.catalog import Affordability, Catalog, ItemKind, affordable
+from kiosk.domain.member_view import with_balance
 from kiosk.domain.payloads import PayloadKind, classify_payload
 from kiosk.domain.receipts import Bilingual
 from kiosk.errors import KioskError
 from kiosk.services.identify import Identified, IdentifyError, MemberIdentifier, NotAMemberCode
 from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
-from kiosk.services.txn_steps import Progress, TransactionRefused, TxnResult
+from kiosk.services.txn_steps import Outcome, Progress, TransactionRefused, TxnResult
 from kiosk.services.ui_state import Screen, UiState
 
 log = logging.getLogger(__name__)
+
+# outcomes after which the member's points are spent (or the spend is on its way to the server)
+_CHARGED = (Outcome.DISPENSED, Outcome.ISSUED, Outcome.DISPENSED_UNCONFIRMED)
 
 
 Post = Callable[[Callable[[], None]], None]
@@ -283,7 +287,23 @@ class MemberSession:
             return
         self.touch()
         screen = Screen.WHEEL if self.state.screen is Screen.WHEEL else Screen.RESULT
-        self._set(busy=False, result=result, screen=screen, progress=None)
+        who = self._after(self.state.member, result)
+        offer = self._offer(who) if who is not None else self.state.offer
+        self._set(busy=False, result=result, screen=screen, progress=None, member=who, offer=offer)
+
+    def _after(self, who: Identified | None, result: TxnResult) -> Identified | None:
+        """The member as the transaction left them: the balance the server captured at (or
+        the offline spend), so the member screen and the catalog offer what is left."""
+        if who is None or result.outcome not in _CHARGED:
+            return who
+        ctx = result.ctx
+        balance = ctx.balance_final if ctx.balance_final is not None else ctx.balance_held
+        if balance is None or balance == who.view.balance:
+            return who
+        view = with_balance(who.view, balance)
+        if self.identifier is not None:
+            self.identifier.remember(view)
+        return replace(who, view=view)
 
     def _back_from_refusal(self) -> Screen:
         return Screen.WHEEL if self.state.screen is Screen.WHEEL else Screen.CONFIRM

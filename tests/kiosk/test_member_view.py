@@ -22,6 +22,7 @@ from kiosk.domain.member_view import (
     parse_member_view,
     view_from_record,
     view_to_record,
+    with_balance,
 )
 from kiosk.errors import JournalError, KioskError, Unreachable
 from kiosk.storage import Journal
@@ -325,3 +326,15 @@ def test_an_unreadable_record_is_a_journal_error(record):
 )
 def test_the_age_of_a_cached_view_reads_naturally(age, zh, en):
     assert describe_age(age) == (zh, en)
+
+
+def test_points_spent_leave_the_soonest_expiring_lots_first_as_the_server_spends_them():
+    v = parse()  # 600 expire 11-28, 900 expire 12-18, balance 2700
+    after = with_balance(v, 1900)  # 800 spent: the 600 lot, then 200 of the 900 lot
+    assert after.balance == 1900
+    assert after.expiring == (ExpiringPoints(700, dt.date(2026, 12, 18)),)
+    assert with_balance(v, 2100).expiring == (ExpiringPoints(900, dt.date(2026, 12, 18)),)
+    assert with_balance(v, 0).expiring == ()
+    won = with_balance(v, 2750)  # a points prize: added, expiry known at the next scan
+    assert won.balance == 2750 and won.expiring == v.expiring
+    assert (after.member_id, after.tier, after.fetched_at) == (v.member_id, v.tier, v.fetched_at)

@@ -77,6 +77,37 @@ def test_scan_choose_confirm_redeems_and_shows_the_result(session, server, kiosk
     assert server.balance("M0002") == 1900 and kiosk.pulses(1) == 1
     session.confirm()  # a second tap on a button no longer shown does nothing
     assert kiosk.pulses(1) == 1 and server.balance("M0002") == 1900
+    # back on the member screen: the balance left, and the offer follows it
+    assert session.state.member.view.balance == 1900
+    offer = {a.item.sku: a for a in session.state.offer}
+    assert offer["GIFT-MUG"].ok
+    assert [a.item.points <= 1900 for a in session.state.offer if a.ok] == [
+        True for a in session.state.offer if a.ok
+    ]
+
+
+def test_after_an_offline_redemption_the_next_offline_scan_shows_what_is_left(
+    session, server, kiosk, monkeypatch
+):
+    session.on_scan(code_for(server, "M0002"))  # online: the view is cached on this kiosk
+    session.logout()
+
+    def down(_code):
+        raise Unreachable("store server at http://127.0.0.1:1 unreachable: connection refused")
+
+    monkeypatch.setattr(kiosk.client, "resolve_member", down)
+    kiosk.link.cut()
+    session.on_scan(code_for(server, "M0002"))
+    assert session.state.member.online is False and session.state.member.view.balance == 2700
+    session.show_catalog()
+    session.choose("GIFT-TOTE")
+    session.confirm()
+    assert session.state.result is not None, session.state.error
+    assert session.state.result.outcome is Outcome.DISPENSED_UNCONFIRMED
+    assert session.state.member.view.balance == 2400
+    session.logout()
+    session.on_scan(code_for(server, "M0002"))  # still offline: the cached view was kept in step
+    assert session.state.member.online is False and session.state.member.view.balance == 2400
 
 
 def test_disabled_items_cannot_be_chosen(session, server):
