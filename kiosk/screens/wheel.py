@@ -196,13 +196,14 @@ class WheelScreen(KioskScreen):
     _spinning_for: int | None = None  # seq of the state that started the free spin
     _landing: str | None = None  # txn_id the wheel is landing on
     _landed: str | None = None  # txn_id whose result is shown
+    _drawn: str | None = None  # txn_id landed on from the progress, before the result came
     _wheel_info: dict | None = None
     _spent = 0  # spins done since ``state.wheel`` was read: spins_left counts down locally
     odds_panel: OddsPanel | None = None
 
     def on_leave(self, *args) -> None:
         self.ids.wheel.halt()
-        self._landing = self._spinning_for = None
+        self._landing = self._spinning_for = self._drawn = None
         if self.odds_panel is not None:
             self.odds_panel.dismiss()
 
@@ -239,10 +240,23 @@ class WheelScreen(KioskScreen):
     def _animate(self, state: UiState) -> None:
         wheel, result = self.ids.wheel, state.result
         if state.busy:
-            if self._spinning_for is None:
+            if self._spinning_for is None and self._drawn is None:
                 self._spinning_for = state.seq
                 self._landed = None
                 wheel.spin()
+            drawn = state.progress.prize if state.progress is not None else None
+            if drawn is not None and self._spinning_for is not None and wheel.labels:
+                # the server has drawn: land now, while a gift's door opens, so the member
+                # sees the prize and which compartment to open before the transaction ends
+                txn_id = state.progress.txn_id
+                self._spinning_for, self._drawn, self._landing = None, txn_id, txn_id
+                log.info("wheel lands on segment %d (txn %s)", drawn.segment_idx, txn_id)
+                wheel.land(drawn.segment_idx, lambda: self._done_landing(txn_id), self.rng)
+            return
+        if self._drawn is not None:  # landed (or landing) on the draw already
+            if result is not None and result.txn.txn_id == self._drawn and result.outcome in _WON:
+                self._spent += 1
+            self._drawn = None
             return
         if self._spinning_for is None:
             return  # nothing was spinning: nothing to land
@@ -285,6 +299,15 @@ class WheelScreen(KioskScreen):
 
     def _show_result(self, state: UiState) -> None:
         label, result = self.ids.result, state.result
+        drawn = state.progress.prize if state.busy and state.progress is not None else None
+        if drawn is not None and self._landed == state.progress.txn_id:
+            name = drawn.label_zh if self.lang == "zh" else drawn.label_en
+            key = "wheel.won_none" if drawn.kind is PrizeKind.NONE else "wheel.won"
+            lines = [self.tr(key, label=name)]
+            if drawn.kind is PrizeKind.GIFT and state.progress.compartment:
+                lines.append(self.tr("wheel.door_open", n=state.progress.compartment))
+            label.text = "\n".join(lines)
+            return
         if state.busy or self._landing is not None or self.ids.wheel.turning:
             label.text = self.tr("wheel.spinning") if state.busy or self._landing else ""
             return

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import Transaction, TxnState, advance, from_record, to_record
-from kiosk.domain.txn_receipts import StoreInfo, TxnContext, success_receipts, voucher
+from kiosk.domain.txn_receipts import Prize, StoreInfo, TxnContext, success_receipts, voucher
 from kiosk.errors import KioskError, Rejected, Unreachable
 from kiosk.logctx import bind_txn
 from kiosk.ports import Locker, OutboxEvent, StoreServer
@@ -73,6 +73,7 @@ class Progress:
     amount_cents: int = 0
     seconds_left: float | None = None
     compartment: int | None = None
+    prize: Prize | None = None  # a spin's draw, known before its door opens
 
 
 ProgressFn = Callable[[Progress], None]
@@ -124,7 +125,7 @@ class TxnSteps:
         txn = advance(txn, state, at=self.clock(), **facts)
         self.save(txn, ctx)
         log.info("txn %s %s -> %s", txn.txn_id, txn.history[-2][0].name, state.name)
-        progress(Progress(txn.txn_id, state, compartment=txn.compartment))
+        progress(Progress(txn.txn_id, state, compartment=txn.compartment, prize=ctx.prize))
         return txn
 
     def now(self) -> dt.datetime:

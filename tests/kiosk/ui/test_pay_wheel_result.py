@@ -233,6 +233,38 @@ def test_wheel_lands_on_each_segment_it_is_told(ui_core, tmp_path):
                 idx, under_pointer, expected)  # fmt: skip
 
 
+def test_a_gift_prize_lands_and_says_which_compartment_before_the_door_is_opened(ui_core):
+    """The draw comes in the progress (the transaction is still running: its door waits for
+    the member), so the wheel lands and names the compartment then, not after the door."""
+    from kiosk.domain.transaction import TxnState
+    from kiosk.domain.txn_receipts import Prize
+    from kiosk.screens.wheel import segment_at
+    from kiosk.services.txn_steps import Progress
+
+    with UiDriver(ui_core, screens=SCREENS) as ui:
+        tr = ui.app.tr
+        ui.wait(lambda: "LUCKY" in ui_core.wheels, what="wheel info")
+        idle = dataclasses.replace(ui.app.session.state, screen=Screen.WHEEL,
+                                   wheel=ui_core.wheels["LUCKY"])  # fmt: skip
+        ui.app.render(idle)
+        wheel = ui.widget("wheel")
+        wheel.speed = 7200.0  # the same path, faster
+        busy = dataclasses.replace(idle, busy=True)
+        ui.app.render(busy)  # tapped: spinning, nothing drawn yet
+        ui.pump(0.1)
+        assert wheel.turning and ui.text("result") == tr("wheel.spinning")
+        mug = Prize("LUCKY", 5, PrizeKind.GIFT, "保温杯", "Thermal mug", 0, "2026-11-28", "c")
+        door = Progress("t-1", TxnState.DOOR_OPENING, compartment=1, prize=mug)
+        ui.app.render(dataclasses.replace(busy, progress=door))
+        ui.wait(lambda: not wheel.turning, 5.0, "the landing")
+        ui.pump(0.1)
+        assert segment_at(wheel.angle, 6) == 5
+        assert ui.text("result") == tr("wheel.won", label="保温杯") + "\n" + tr(
+            "wheel.door_open", n=1
+        )
+        assert ui.widget("spin_button").disabled  # still busy: no second spin
+
+
 # ---- failures --------------------------------------------------------------------------------------
 
 
