@@ -20,16 +20,26 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_file_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_file_atomic(
+    path: Path,
+    data: bytes,
+    mode: int = 0o600,
+    *,
+    owner: tuple[int, int] | None = None,
+    tmp_name: str | None = None,
+) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole.
 
-    The temp file is ``<name>.tmp`` beside it (one writer per file); it is removed on failure.
+    The temp file is ``<name>.tmp`` beside it, or ``tmp_name`` (one writer per file); it is
+    removed on failure. Mode and ``owner`` (uid, gid) are set before the file appears.
     Raises OSError; callers turn it into an error that says what to do.
     """
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(tmp_name or path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         try:
+            if owner is not None:
+                os.fchown(fd, *owner)
             os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask
             view = memoryview(data)
             while view:

@@ -37,23 +37,9 @@ from kiosk.services.txn_steps import Outcome
 from kiosk.storage.journal import Journal
 from kiosk.txn_logs import format_story, read_journal, transaction_story, zone
 
-from .services.rig import MUG, KioskSide, ServerSide, member
+from .services.rig import MUG, KioskSide, member
 
 TZ = zone("Asia/Shanghai")
-
-
-@pytest.fixture
-def server(tmp_path):
-    s = ServerSide(tmp_path / "server")
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def kiosk(tmp_path, server):
-    k = KioskSide(tmp_path / "kiosk", server.url, server.enrollment_code())
-    yield k
-    k.close()
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from kiosk.services.session import MemberSession, Screen
 from kiosk.services.txn_steps import Outcome
 from storeserver import members
 
-from .rig import KioskSide, ServerSide
-
 
 class Clock:
     def __init__(self) -> None:
@@ -20,20 +18,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def server(tmp_path):
-    s = ServerSide(tmp_path / "server")
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def kiosk(tmp_path, server):
-    k = KioskSide(tmp_path / "kiosk", server.url, server.enrollment_code())
-    yield k
-    k.close()
 
 
 @pytest.fixture

@@ -15,21 +15,7 @@ from kiosk.logctx import TxnFilter
 from kiosk.ports import PaperState
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 
-from .rig import COUPON, EARBUDS, MUG, TOTE, KioskSide, ServerSide, member, pay_when_shown
-
-
-@pytest.fixture
-def server(tmp_path):
-    s = ServerSide(tmp_path / "server")
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def kiosk(tmp_path, server):
-    k = KioskSide(tmp_path / "kiosk", server.url, server.enrollment_code())
-    yield k
-    k.close()
+from .rig import COUPON, EARBUDS, MUG, TOTE, member, pay_when_shown
 
 
 def flat(text: str) -> str:
