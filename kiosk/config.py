@@ -256,6 +256,7 @@ class UiSection:
     idle_logout_s: int = _key(_int_range(10, 300), 30)
     font_path: Path = _key(_path(), Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"))
     fullscreen: bool = _key(_boolean(), True)
+    camera_preview: bool = _key(_boolean(), True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -50,6 +50,11 @@ class QrScanner(Protocol):
 
     def health(self) -> ScannerHealth: ...
 
+    def latest_frame(self) -> Any | None:
+        """The last frame read (an HxW grey or HxWx3 BGR uint8 array), for an on-screen
+        preview; None before the first frame or while stopped. Never modified after."""
+        ...
+
 
 # ---- receipt printer ------------------------------------------------------------------------------
 

@@ -242,6 +242,7 @@ class CameraScanner:
         self._frames = 0
         self._last_decode_ms: float | None = None
         self._last_frame_at: float | None = None
+        self._latest: np.ndarray | None = None  # for the on-screen preview
         self._problem = ""  # the last problem logged, so a lasting one is logged once
 
     # --- QrScanner ---------------------------------------------------------------------------
@@ -265,6 +266,11 @@ class CameraScanner:
         if thread.is_alive():  # stuck in a driver call; it releases the source when it returns
             log.error("%s: scanner thread did not stop within %.0f s", self.source.name, timeout_s)
         self._set_health(False, "scanner stopped")
+        self._latest = None
+
+    def latest_frame(self) -> np.ndarray | None:
+        """The last frame read (the camera's own array, never written to), for a preview."""
+        return self._latest
 
     def health(self) -> ScannerHealth:
         with self._lock:
@@ -299,6 +305,7 @@ class CameraScanner:
 
     def _back_off(self, detail: str) -> None:
         self.source.close()
+        self._latest = None  # a preview goes blank rather than show a stale picture
         delay = self.retry.next_delay()
         self._set_health(False, f"{detail}; retrying in {delay:.3g} s")
         # A camera missing for hours would log every few seconds: warn once per problem.
@@ -339,6 +346,7 @@ class CameraScanner:
                             )
                         continue
                     failed_reads = 0
+                    self._latest = frame
                     result = self.pipeline.process(frame)
                     with self._lock:
                         self._frames += 1

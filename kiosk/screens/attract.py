@@ -6,6 +6,7 @@ from __future__ import annotations
 from kivy.animation import Animation
 
 from kiosk.screens.base import KioskScreen, load_kv
+from kiosk.screens.preview import CameraPreview  # noqa: F401 - used in attract.kv
 from kiosk.services.ui_state import UiState
 
 load_kv(__file__)
@@ -15,6 +16,7 @@ class AttractScreen(KioskScreen):
     _hint: Animation | None = None
 
     def on_enter(self, *args) -> None:
+        self.ids.preview.active = True  # the camera's picture only while it is seen
         hint = self.ids.get("hint")
         if hint is not None and self._hint is None:
             self._hint = Animation(opacity=0.35, duration=0.9) + Animation(opacity=1, duration=0.9)
@@ -22,6 +24,7 @@ class AttractScreen(KioskScreen):
             self._hint.start(hint)
 
     def on_leave(self, *args) -> None:
+        self.ids.preview.active = False
         if self._hint is not None:
             self._hint.cancel_all(self.ids.hint)
             self._hint = None

@@ -13,6 +13,7 @@ from kivy.utils import escape_markup
 from kiosk.domain.payloads import PayloadKind
 from kiosk.domain.receipts import DeviceCheck
 from kiosk.screens.base import KioskScreen, load_kv
+from kiosk.screens.preview import CameraPreview  # noqa: F401 - used in diagnostics.kv
 from kiosk.services.diagnostics import (
     Diagnostics,
     DiagnosticsFlow,
@@ -42,10 +43,12 @@ class DiagnosticsScreen(KioskScreen):
         Clock.schedule_once(lambda _dt: fn(), 0)
 
     def on_enter(self, *args) -> None:
+        self.ids.preview.active = True  # the camera's picture: is it aimed, in focus?
         if self._ticker is None:
             self._ticker = Clock.schedule_interval(lambda _dt: self.flow.tick(), 1.0)
 
     def on_leave(self, *args) -> None:
+        self.ids.preview.active = False
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None

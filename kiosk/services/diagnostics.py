@@ -167,11 +167,16 @@ def check_printer(core) -> DeviceCheck:
     return DeviceCheck("printer", status.ready, detail)
 
 
-def check_camera(core) -> DeviceCheck | None:
+def check_camera(core, clock: Callable[[], float] = time.monotonic) -> DeviceCheck | None:
     if core.scanner is None:
         return None
     health = core.scanner.health()
-    return DeviceCheck("camera", health.ok, f"{health.detail}, {health.frames} frames")
+    detail = f"{health.detail}, {health.frames} frames"
+    if health.last_decode_ms is not None:
+        detail += f", last decode {health.last_decode_ms:.1f} ms"
+    if health.last_frame_at is not None:
+        detail += f", last frame {max(0.0, clock() - health.last_frame_at):.1f} s ago"
+    return DeviceCheck("camera", health.ok, detail)
 
 
 def read_doors(core) -> tuple[DoorReading, ...]:
@@ -204,7 +209,7 @@ def gather(core, errors: ErrorBuffer | None = None, clock=time.monotonic) -> Dia
                     ServerCheck(core.config.server.url, False, None, "unreadable")),
         sync=read("sync", core.sync.status, None),
         printer=read("printer", lambda: check_printer(core), unread),
-        camera=read("camera", lambda: check_camera(core), DeviceCheck("camera", False, "?")),
+        camera=read("camera", lambda: check_camera(core, clock), DeviceCheck("camera", False, "?")),
         doors=read("doors", lambda: read_doors(core), ()),
         flagged=read("flags", lambda: tuple(sorted(core.engine.flagged())), ()),
         queued_receipts=read("receipts", lambda: len(core.receipts), 0),

@@ -48,3 +48,33 @@ def test_a_garbage_code_shows_an_error_and_stays(ui_core):
         ui.scan("LK1.M.garbage")
         ui.wait(lambda: ui.text("error") != "", what="an error")
         assert ui.current == "attract"
+
+
+def test_the_camera_preview_shows_the_scanners_frames_and_blanks_when_it_is_unplugged(ui_core):
+    from drivers.camera import make_scanner
+    from kiosk.config import ScannerSection
+
+    scanner = make_scanner(ScannerSection(kind="sim", fps=10, decoder="pyzbar"))
+    ui_core.scanner = scanner  # the app starts and stops it
+    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+        preview = ui.widget("preview")
+        assert preview.width > 0  # [ui] camera_preview is on by default
+        ui.wait(lambda: preview.frames_shown >= 1, what="the first frame")
+        assert preview.opacity == 1 and preview.texture.size == (640, 480)
+        scanner.camera.unplug()
+        ui.wait(lambda: preview.opacity == 0, what="the preview going blank")
+        scanner.camera.replug()
+        ui.wait(lambda: preview.opacity == 1, what="frames again")
+
+
+def test_the_preview_can_be_turned_off_in_the_config(ui_core):
+    from drivers.camera import make_scanner
+    from kiosk.config import ScannerSection
+
+    cfg = ui_core.config
+    ui_core.config = dataclasses.replace(cfg, ui=dataclasses.replace(cfg.ui, camera_preview=False))
+    ui_core.scanner = make_scanner(ScannerSection(kind="sim", fps=10, decoder="pyzbar"))
+    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+        ui.pump(0.5)
+        preview = ui.widget("preview")
+        assert preview.width == 0 and preview.frames_shown == 0

@@ -48,8 +48,7 @@ def ui(ui_core):
 def on_screen(ui, name: str, timeout_s: float = 10.0) -> None:
     """``wait_screen`` plus the end of the screen change: a ScreenManager drops touches while
     its transition (even NoTransition) is still active, for a frame or two."""
-    ui.wait_screen(name, timeout_s)
-    ui.wait(lambda: not ui.app.manager.transition.is_active, what="the screen change")
+    ui.wait_shown(name, timeout_s)
 
 
 def sign_in(ui, server, member_id: str) -> None:

@@ -45,10 +45,9 @@ def sign_in(ui: UiDriver, core, server, member_id: str) -> None:
 
 
 def wait_shown(ui: UiDriver, name: str) -> None:
-    """The screen is current and laid out: a switch lays its widgets out on the next frame,
-    and a tap before that lands where the button is not yet."""
-    ui.wait_screen(name)
-    ui.pump(0.1)
+    """The screen is current, its switch over and laid out (a tap before that is dropped or
+    lands where the button is not yet)."""
+    ui.wait_shown(name)
 
 
 def redeem(ui: UiDriver, sku: str) -> None:
