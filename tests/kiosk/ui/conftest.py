@@ -9,15 +9,14 @@ from drivers.printer.sim_printer import VirtualPrinter
 from kiosk.core import build_core
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
-from tests.kiosk.services.rig import KIOSK, ServerSide
+from tests.kiosk.services.rig import KIOSK
 from tests.kiosk.test_core import config
 
 
 @pytest.fixture
-def ui_server(tmp_path):
-    server = ServerSide(tmp_path / "server")
-    yield server
-    server.stop()
+def ui_server(server):
+    """The store server of tests/kiosk/conftest.py, under the name the UI tests use."""
+    return server
 
 
 @pytest.fixture
