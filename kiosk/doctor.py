@@ -15,18 +15,27 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import enum
 import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from kiosk.config import KioskConfig, KioskSection, ServerSection, load_config
+from kiosk.doctor_base import (  # noqa: F401 - re-exported: kiosk.doctor is the API
+    Check,
+    CommandResult,
+    Level,
+    Runner,
+    fail,
+    info,
+    last_line,
+    ok,
+    run_command,
+    warn,
+)
 from kiosk.errors import KioskError, Rejected
 from kiosk.storage.journal import SAFE_MODE_NAME
 from kiosk.sync.client import RetryPolicy, StoreServerClient
@@ -47,64 +56,6 @@ FIX_POWER = "use the official 5.1 V supply (3 A for a Pi 4, 5 A for a Pi 5) with
 FIX_SAFE_MODE = "check each transaction in the quarantined journal against the store server (`kiosk logs <txn>`), then delete {marker} and `systemctl restart kiosk`"
 FIX_NEEDS_CHECK = "check the latch and the reed switch; then staff sign in (badge + PIN), open each compartment, count what is inside and close it: the count clears the flag"
 FIX_QUARANTINE = "read REASON.txt in each, make sure their transactions were settled with the store server, then copy the folders off the kiosk and remove them"
-
-
-class CommandResult(NamedTuple):
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-Runner = Callable[[Sequence[str]], CommandResult]
-
-
-def run_command(argv: Sequence[str], timeout_s: float = 20.0) -> CommandResult:
-    """Run ``argv``; a missing program is 127 and a hang is 124, never an exception."""
-    env = {**os.environ, "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
-    try:
-        done = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout_s, env=env, check=False
-        )
-    except FileNotFoundError:
-        return CommandResult(127, "", f"{argv[0]}: command not found")
-    except subprocess.TimeoutExpired:
-        return CommandResult(124, "", f"{argv[0]} did not answer within {timeout_s:.0f} s")
-    except OSError as exc:
-        return CommandResult(126, "", f"{argv[0]}: {exc.strerror}")
-    return CommandResult(done.returncode, done.stdout, done.stderr)
-
-
-def last_line(r: CommandResult) -> str:
-    """The last thing a command said (its error, usually), for a detail."""
-    return ((r.stderr or r.stdout).strip().splitlines() or [f"exit status {r.returncode}"])[-1]
-
-
-class Level(enum.Enum):
-    OK = "ok"
-    INFO = "info"  # not checked here, or nothing to judge: not a problem
-    WARN = "WARN"  # works now, will not for long
-    FAIL = "FAIL"
-
-    def __call__(self, name: str, detail: str, fix: str = "") -> Check:
-        """``Level.WARN("disk space", detail, fix)``: a Check at this level."""
-        return Check(name, self, detail, fix)
-
-
-@dataclass(frozen=True)
-class Check:
-    """One finding; ``fix`` says what to do when it is a problem (``not ok``)."""
-
-    name: str
-    level: Level
-    detail: str
-    fix: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.level in (Level.OK, Level.INFO)
-
-
-ok, info, warn, fail = Level.OK, Level.INFO, Level.WARN, Level.FAIL
 
 
 def _doctor_client(server: ServerSection) -> StoreServerClient:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kiosk.doctor import Runner, last_line, run_command
+from kiosk.doctor_base import Runner, last_line, run_command
 from kiosk.errors import JournalError, KioskError
 from kiosk.services.receipt_queue import TABLE as RECEIPT_TABLE
 from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE
