@@ -27,9 +27,9 @@ EX_CONFIG = 78  # sysexits.h: the unit's RestartPreventExitStatus
 
 
 def run_kiosk(
-    config_path: Path, *, level: str = "INFO", pinger: WatchdogPinger | None = None
+    config_path: Path, *, level: str | None = None, pinger: WatchdogPinger | None = None
 ) -> int:
-    configure_logging(level)
+    configure_logging(level or "INFO")
     pinger = pinger or WatchdogPinger()
     try:
         cfg = load_config(config_path)
@@ -37,6 +37,7 @@ def run_kiosk(
         log.critical("cannot start: %s", exc)
         pinger.status(f"configuration error: {exc}")
         return EX_CONFIG
+    logging.getLogger().setLevel(level or cfg.log.level)  # [log] level unless --log-level
     pinger.status("starting: crash recovery and first sync")
     use_escpos_cache(cfg)
     from .app import KioskApp  # imports Kivy: only now, after the config is known good
@@ -117,5 +118,9 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         help="run the kiosk (touch UI, transactions, sync) as systemd does; "
         "exit 78 on a bad config",
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO (default), WARNING")
+    p.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="overrides [log] level of the config for this run",
+    )
     p.set_defaults(func=cmd_run)
