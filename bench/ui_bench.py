@@ -159,7 +159,7 @@ def sessions(config: Path, server: dict, count: int) -> dict[str, float]:
 
     from kiosk.config import load_config
     from kiosk.core import build_core
-    from kiosk.tour import UiDriver
+    from kiosk.screens.driver import UiDriver
 
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {server['staff']}"

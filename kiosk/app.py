@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import tempfile
 import threading
 from collections.abc import Callable
@@ -143,6 +144,18 @@ class KioskApp(App):
     @classmethod
     def booting(cls, config: KioskConfig, start_core: Callable[[], KioskCore], **kwargs):
         return cls(None, config=config, start_core=start_core, **kwargs)
+
+    def stop_on_signals(self) -> None:
+        """``systemctl stop`` (SIGTERM) or Ctrl-C: leave the main loop at the next frame, so
+        the caller stops the core cleanly (sync worker, relays off, printer closed) instead
+        of the process dying mid-frame."""
+
+        def handler(signum: int, _frame) -> None:
+            log.info("signal %s: stopping", signal.Signals(signum).name)
+            Clock.schedule_once(lambda _dt: self.stop(), 0)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
 
     # ---- threads -> main thread -----------------------------------------------------------
     def post(self, fn: Callable[[], None]) -> None:

@@ -210,7 +210,7 @@ def key_help(pin: str) -> str:
     return "  ".join(f"{k} {v.format(pin=pin)}" for k, v in KEYS.items())
 
 
-# ---- the window and its simulator keys (Kivy: imported only once the rig is up) -----------------
+# ---- the window and its simulator keys (the strip: kiosk/screens/sim_strip.py) -----------------
 
 PANEL_PX = 64  # the key help strip above the kiosk's 800x480
 
@@ -223,27 +223,12 @@ class KeyPanel:
         self.pin = rig.server.staff_badge()[1]
         self.help = key_help(self.pin)
         self.last = "ready"
-        self.label = None
+        self.set_text: Callable[[str], None] | None = None  # the strip, once installed
 
     def install(self) -> None:
-        from kivy.clock import Clock
-        from kivy.core.window import Window
-        from kivy.graphics import Color, Rectangle
-        from kivy.uix.label import Label
+        from .screens.sim_strip import install_strip
 
-        # the kiosk keeps its 800x480 at the origin (screens draw their backgrounds there)
-        root = self.app.root
-        root.size_hint, root.size, root.pos = (None, None), (800, 480), (0, 0)
-        Window.size = (800, 480 + PANEL_PX)
-        label = Label(font_size=13, size_hint=(None, None), size=(800, PANEL_PX), pos=(0, 480),
-                      halign="left", valign="middle", text_size=(790, PANEL_PX))  # fmt: skip
-        with label.canvas.before:
-            Color(0.12, 0.12, 0.12, 1)
-            Rectangle(pos=label.pos, size=label.size)
-        Window.add_widget(label)
-        self.label = label
-        Window.bind(on_key_down=self.on_key)
-        Clock.schedule_interval(lambda _dt: self.tick(), 0.5)
+        self.set_text = install_strip(self.app, PANEL_PX, self.on_char, self.tick, 0.5)
         print(f"Simulator keys: {self.help}", flush=True)
         self.tick()
 
@@ -253,12 +238,12 @@ class KeyPanel:
         status = (f"network {'up' if rig.server.relay.up else 'CUT'} | paper "
                   f"{'in' if rig.paper_loaded else 'OUT'} | cover "
                   f"{'OPEN' if rig.cover_open else 'shut'} | last: {self.last}")  # fmt: skip
-        if self.label is not None:
-            self.label.text = f"{self.help}\n{status}"
+        if self.set_text is not None:
+            self.set_text(f"{self.help}\n{status}")
 
-    def on_key(self, _window, _key, _scancode, codepoint, _modifiers) -> bool:
-        ch = (codepoint or "").upper()
-        action = self.action(ch) if ch else None
+    def on_char(self, ch: str) -> bool:
+        """A typed character (upper case): True if it is a simulator key."""
+        action = self.action(ch)
         if action is None:
             return False
         try:

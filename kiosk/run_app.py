@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 from pathlib import Path
 
 from .config import KioskConfig, load_config
@@ -44,7 +43,7 @@ def run_kiosk(
 
     starter = CoreStarter(cfg, pinger)
     app = KioskApp.booting(cfg, starter, on_frame=pinger.ping)
-    stop_on_sigterm(app)
+    app.stop_on_signals()
     try:
         app.run()
     finally:
@@ -89,19 +88,6 @@ class CoreStarter:
     def stop(self) -> None:
         if self.core is not None:
             self.core.stop()
-
-
-def stop_on_sigterm(app) -> None:
-    """``systemctl stop``: leave the main loop at the next frame, so the core stops cleanly
-    (sync worker, relays off, printer closed) instead of dying mid-frame."""
-    from kivy.clock import Clock
-
-    def handler(signum: int, _frame) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        Clock.schedule_once(lambda _dt: app.stop(), 0)
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
-"""Driving the real touch app by script: ``UiDriver`` (real taps on the real app, offscreen;
-the UI tests use it through tests/kiosk/ui/harness.py) and the demo's screenshot tour
-(``run_tour``). Kivy is imported here: set the video driver first (``kiosk.demo`` does)."""
+"""The demo's screenshot tour (``run_tour``): every screen and flow, driven through the real
+app by ``kiosk.screens.driver.UiDriver`` (which imports Kivy: set the video driver first,
+as ``kiosk.demo`` does). No Kivy here."""
 
 from __future__ import annotations
 
@@ -12,14 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiosk.app import KioskApp  # first: it prepares Kivy's environment
-
-# isort: split
-from kivy.base import EventLoop
-from kivy.core.window import Window
-from kivy.tests import UnitTestTouch
-
 from kiosk.demo import JAM_DOOR
+from kiosk.screens.driver import UiDriver
 from kiosk.services.diagnostics import maintenance_reason
 from kiosk.services.staff_session import DoorPhase, StaffStep
 from kiosk.services.txn_steps import Outcome
@@ -28,97 +22,6 @@ if TYPE_CHECKING:
     from kiosk.demo import DemoRig
 
 log = logging.getLogger(__name__)
-
-
-class UiDriver:
-    """The real ``KioskApp`` without ``run()``: the caller pumps the event loop."""
-
-    def __init__(self, core, **app_kwargs) -> None:
-        self.app = KioskApp(core, **app_kwargs)
-
-    def __enter__(self) -> UiDriver:
-        self.app._run_prepare()  # builds the root and opens the (offscreen) window
-        self.pump(0.1)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.app.stop()
-        self.pump(0.05)
-
-    # ---- time ----------------------------------------------------------------------------
-    def pump(self, seconds: float = 0.05) -> None:
-        """Run the event loop for ``seconds`` (frames, scheduled callbacks, posted updates)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            EventLoop.idle()
-            if time.monotonic() >= deadline:
-                return
-            time.sleep(0.005)
-
-    def wait(self, predicate, timeout_s: float = 10.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            if time.monotonic() > deadline:
-                state = self.app.session.state
-                raise AssertionError(
-                    f"timed out waiting for {what}; on {self.current} (session: "
-                    f"{state.screen.value}, busy {state.busy}, error {state.error}, "
-                    f"maintenance {state.maintenance})"
-                )
-            self.pump(0.02)
-
-    def wait_screen(self, name: str, timeout_s: float = 10.0) -> None:
-        self.wait(lambda: self.current == name, timeout_s, f"screen {name}")
-
-    def wait_shown(self, name: str, timeout_s: float = 10.0) -> None:
-        """``wait_screen``, the end of the switch (touches are dropped while a transition,
-        even NoTransition, runs) and a layout (widgets get their places a frame later)."""
-        self.wait_screen(name, timeout_s)
-        self.wait(lambda: not self.app.manager.transition.is_active, what="the screen change")
-        self.pump(0.1)
-
-    def settled(self) -> bool:
-        """No work runs and the widgets show the session's latest state."""
-        shown = self.app.last_state
-        return not shown.busy and shown is self.app.session.state
-
-    # ---- looking ---------------------------------------------------------------------------
-    @property
-    def current(self) -> str:
-        return self.app.manager.current
-
-    @property
-    def screen(self):
-        return self.app.manager.current_screen
-
-    def widget(self, widget_id: str):
-        return self.screen.ids[widget_id]
-
-    def text(self, widget_id: str) -> str:
-        return self.widget(widget_id).text
-
-    def screenshot(self, path: Path) -> Path:
-        """Write the window to ``path`` (Kivy appends a counter; the file is renamed)."""
-        self.pump(0.05)
-        written = Window.screenshot(name=str(path.with_suffix("")) + ".png")
-        Path(written).replace(path)
-        return path
-
-    # ---- acting ----------------------------------------------------------------------------
-    def tap(self, widget_or_id, *, twice: bool = False) -> None:
-        """A real touch down/up at the widget's centre (``twice``: the Pi's double report)."""
-        widget = self.widget(widget_or_id) if isinstance(widget_or_id, str) else widget_or_id
-        x, y = widget.to_window(*widget.center)
-        for _ in range(2 if twice else 1):
-            touch = UnitTestTouch(x, y)
-            touch.touch_down()
-            touch.touch_up()
-        self.pump(0.05)
-
-    def scan(self, payload: str) -> None:
-        """A decoded code, delivered as the camera thread delivers it."""
-        self.app.session.on_scan(payload)
-        self.pump(0.05)
 
 
 def run_tour(rig: DemoRig, out: Path) -> int:

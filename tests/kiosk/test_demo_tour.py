@@ -10,7 +10,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -30,13 +29,11 @@ def test_the_tour_reaches_every_screen_and_keeps_screenshots_and_receipts(tmp_pa
     out = tmp_path / "tour"
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     env["KIVY_HOME"] = str(tmp_path / "kivy-home")
-    started = time.monotonic()
     run = subprocess.run(
         [sys.executable, "-m", "kiosk", "demo", "--tour", str(out), "--state-dir",
          str(tmp_path / "state")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TOUR_TIMEOUT_S,
     )  # fmt: skip
-    took = time.monotonic() - started
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     assert f"{STEPS} steps, {STEPS} ok" in run.stdout
     rows = [line for line in run.stdout.splitlines() if re.match(r"\d\d-", line)]
@@ -57,7 +54,6 @@ def test_the_tour_reaches_every_screen_and_keeps_screenshots_and_receipts(tmp_pa
     for kind in ("REDEMPTION RECEIPT", "POINTS + CASH RECEIPT", "REFUND VOUCHER",
                  "CLAIM VOUCHER", "RESTOCK SLIP"):  # fmt: skip
         assert kind in printed, kind
-    assert took < TOUR_TIMEOUT_S
 
 
 # ---- the relay ---------------------------------------------------------------------------------

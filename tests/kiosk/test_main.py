@@ -84,3 +84,29 @@ def test_demo_with_a_display_opens_the_window_on_port_8080(fake_rig, tmp_path, m
     assert main(["demo", "--state-dir", str(tmp_path)]) == 0
     assert fake_rig == {"rig": (tmp_path, 8080), "window": True, "stopped": True}
     assert os.environ["SDL_VIDEODRIVER"] != "offscreen"
+
+
+def test_the_demo_keys_act_on_the_rig_and_a_failing_key_keeps_the_demo_running():
+    from types import SimpleNamespace
+
+    from kiosk.demo import KeyPanel
+
+    toggles = []
+    relay = SimpleNamespace(up=True)
+    relay.toggle = lambda: toggles.append(1) or setattr(relay, "up", not relay.up) or relay.up
+
+    def broken_code():
+        raise RuntimeError("the server is gone")
+
+    server = SimpleNamespace(staff_badge=lambda: ("badge", "2468"), relay=relay,
+                             technician_code=broken_code)  # fmt: skip
+    rig = SimpleNamespace(server=server, check_jam=lambda: None, paper_loaded=True,
+                          cover_open=False, present=lambda code: None)  # fmt: skip
+    panel = KeyPanel(rig, app=None)
+    shown: list[str] = []
+    panel.set_text = shown.append  # what the strip would show
+    assert panel.on_char("N") and panel.last == "N: network cut" and not relay.up
+    assert "network CUT" in shown[-1] and "PIN 2468" in shown[-1]
+    assert not panel.on_char("Q")  # not a simulator key: the app may use it
+    assert panel.on_char("T") and panel.last == "T failed: the server is gone"
+    assert toggles == [1]

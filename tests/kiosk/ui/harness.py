@@ -6,7 +6,7 @@ with UiDriver(core) as ui:
     ui.tap("catalog_button")      # a widget id on the current screen
     ui.screenshot(folder / "x.png")
 
-The driver itself is product code (``kiosk.tour.UiDriver``: the demo's screenshot tour uses
+The driver itself is product code (``kiosk.screens.driver.UiDriver``: the demo's screenshot tour uses
 it too); this module makes sure Kivy renders offscreen before anything imports it.
 """
 
@@ -21,6 +21,6 @@ from kiosk.app import prepare_kivy_env
 
 prepare_kivy_env(headless=True)
 
-from kiosk.tour import UiDriver  # noqa: E402
+from kiosk.screens.driver import UiDriver  # noqa: E402
 
 __all__ = ["UiDriver"]
