@@ -275,8 +275,8 @@ class Tour:
         ui, rig = self.ui, self.rig
         code, pin = self.server.staff_badge()
         self.step("staff-pin", "staff", lambda: rig.present(code))
-        flow = ui.screen.flow
-        state = lambda: flow.state  # noqa: E731
+        screen = ui.screen
+        state = lambda: screen.shown  # noqa: E731  (what staff see: the flow moves a frame ahead)
 
         def sign_in() -> None:
             for n, digit in enumerate(pin):
@@ -285,6 +285,7 @@ class Tour:
                 ui.tap(f"key_{digit}")
             ui.tap("key_ok")
             ui.wait(lambda: state().step is StaffStep.RESTOCK, 15, "the compartment grid")
+            ui.pump(0.1)  # the new tiles get their places in the next layout
 
         def restock() -> None:  # the jammed compartment: staff check it, refill, count 5
             ui.tap(ui.screen.compartment_button(JAM_DOOR))

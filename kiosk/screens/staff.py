@@ -55,6 +55,7 @@ class StaffScreen(KioskScreen):
             self.core, self.tr, post=self._post, on_exit=self.session.logout
         )
         self.flow.subscribe(lambda _state: self.render())
+        self.shown: StaffState = self.flow.state  # what the widgets show (a frame behind flow)
         self._tiles: dict[int, TapButton] = {}
         self._ticker = None
 
@@ -116,6 +117,7 @@ class StaffScreen(KioskScreen):
         keypad_on = (s.step is StaffStep.PIN and not s.locked_s) or on_grid
         ids.keypad.disabled = s.busy or not keypad_on
         ids.exit_button.disabled = s.busy
+        self.shown = s
 
     def _panel_text(self, s: StaffState) -> str:
         """The PIN (masked), or after a restock what each compartment went from and to."""

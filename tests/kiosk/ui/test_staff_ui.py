@@ -48,10 +48,22 @@ def flow(ui):
     return ui.app.screens[Screen.STAFF].flow
 
 
+def wait_shown_state(ui, predicate, what: str) -> None:
+    """Wait until the staff screen has rendered a state for which ``predicate`` holds (the flow
+    changes on a worker thread; the widgets follow on the next frame), then let it lay out."""
+    screen = ui.app.screens[Screen.STAFF]
+    ui.wait(lambda: predicate(screen.shown), what=f"{what}: {flow(ui).state}")
+    ui.pump(0.1)
+
+
 def wait_message(ui, part: str) -> None:
     ui.wait(
         lambda: part in ui.text("message"), what=f"message with {part!r}: {ui.text('message')!r}"
     )
+
+
+def wait_text(ui, widget_id: str, expected: str) -> None:
+    ui.wait(lambda: ui.text(widget_id) == expected, what=f"{widget_id} = {expected!r}")
 
 
 def queued_slip() -> RestockSlip:
@@ -71,12 +83,12 @@ def test_staff_signs_in_restocks_a_compartment_reprints_and_leaves(ui_core, ui_s
         wait_message(ui, "还可尝试 4 次")
         ui.screenshot(tmp_path / "staff-wrong-pin.png")
         ui.tap("key_2")
-        assert ui.text("pin_display") == "●"
+        wait_text(ui, "pin_display", "●")
         ui.tap("key_clear")
-        assert ui.text("pin_display") == "员工密码"
+        wait_text(ui, "pin_display", "员工密码")
         ui.pump(0.1)  # key_2 again after the keypad's debounce
         type_pin(ui, "2468")
-        ui.wait(lambda: flow(ui).state.step is StaffStep.RESTOCK, what=f"the grid {flow(ui).state}")
+        wait_shown_state(ui, lambda s: s.step is StaffStep.RESTOCK, "the grid")
         screen = ui.screen
         tile = screen.compartment_button(1)
         assert "保温杯" in tile.text and "3" in tile.text
@@ -84,7 +96,7 @@ def test_staff_signs_in_restocks_a_compartment_reprints_and_leaves(ui_core, ui_s
 
         ui.tap(tile)
         ui.tap("open_button")
-        ui.wait(lambda: flow(ui).state.door is DoorPhase.OPEN, what="door 1 open")
+        wait_shown_state(ui, lambda s: s.door is DoorPhase.OPEN, "door 1 open")
         assert ui_core.locker.sim.is_open(1)
         ui.tap("key_1")
         ui.tap("key_0")
@@ -92,7 +104,7 @@ def test_staff_signs_in_restocks_a_compartment_reprints_and_leaves(ui_core, ui_s
         ui.tap("count_ok")
         wait_message(ui, "请先关好柜格 1 的门")
         ui_core.locker.sim.close_door(1)
-        ui.wait(lambda: flow(ui).state.door is DoorPhase.CLOSED, what="door 1 shut")
+        wait_shown_state(ui, lambda s: s.door is DoorPhase.CLOSED, "door 1 shut")
         ui.pump(0.6)  # past TapButton's debounce of the first tap
         ui.tap("count_ok")
         wait_message(ui, "3 → 10")
@@ -111,7 +123,7 @@ def test_staff_signs_in_restocks_a_compartment_reprints_and_leaves(ui_core, ui_s
         assert "S0002" in ui_core.paper.wait_for_receipts(1)[0].text
 
         ui.tap("finish_button")
-        ui.wait(lambda: flow(ui).state.step is StaffStep.DONE, what="the summary")
+        wait_shown_state(ui, lambda s: s.step is StaffStep.DONE, "the summary")
         wait_message(ui, "补货单已打印")
         slip = ui_core.paper.wait_for_receipts(2)[1]
         assert "S0001" in slip.text
