@@ -42,6 +42,8 @@ COUPON = ItemChoice(
     "CPN-10", Bilingual("10元代金券", "¥10 off coupon"), 500, coupon_value_cents=1000
 )
 LIST = {"M0001": 750, "M0002": 2700, "M0003": 6500, "M0004": 23000, "M0005": 80}
+# segments of the demo wheel LUCKY (storeserver/demo.py SEGMENTS)
+COUPON_PRIZE, TOTE_PRIZE = 3, 4
 
 
 def member(member_id: str, balance: int | None = None) -> Member:
@@ -118,6 +120,29 @@ class ServerSide:
     def redemptions(self) -> dict[str, str]:
         rows = self.store.db.connection().execute("SELECT txn_id, state FROM redemptions")
         return {r["txn_id"]: r["state"] for r in rows}
+
+    def only_prize(self, idx: int, wheel_id: str = "LUCKY") -> None:
+        """Make segment ``idx`` the one prize the wheel can draw: every other segment is out
+        of stock, and an out-of-stock prize leaves the draw (storeserver/wheel.py)."""
+        with self.store.db.transaction() as conn:
+            conn.execute(
+                "UPDATE wheel_segments SET stock = 0 WHERE wheel_id = ? AND idx != ?",
+                (wheel_id, idx),
+            )
+            conn.execute(
+                "UPDATE wheel_segments SET stock = MAX(stock, 1) WHERE wheel_id = ? AND idx = ?",
+                (wheel_id, idx),
+            )
+
+    def prize_stock(self, idx: int, wheel_id: str = "LUCKY") -> int | None:
+        row = (
+            self.store.db.connection()
+            .execute(
+                "SELECT stock FROM wheel_segments WHERE wheel_id = ? AND idx = ?", (wheel_id, idx)
+            )
+            .fetchone()
+        )
+        return row["stock"]
 
     def payment_of(self, txn_id: str) -> dict | None:
         row = (
