@@ -9,13 +9,14 @@ import threading
 
 import pytest
 
+from kiosk.domain.receipts import PrizeKind
 from kiosk.domain.transaction import TxnState
 from kiosk.errors import Unreachable
 from kiosk.logctx import TxnFilter
-from kiosk.ports import PaperState
+from kiosk.ports import DoorState, PaperState
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 
-from .rig import COUPON, EARBUDS, MUG, TOTE, member, pay_when_shown
+from .rig import COUPON, COUPON_PRIZE, EARBUDS, MUG, TOTE, TOTE_PRIZE, member, pay_when_shown
 
 
 def flat(text: str) -> str:
@@ -252,3 +253,85 @@ def test_every_log_line_of_a_transaction_carries_its_id(server, kiosk, caplog):
     lines = [r for r in caplog.records if r.name.startswith("kiosk.services")]
     assert len(lines) >= 5
     assert {getattr(r, "txn_id", None) for r in lines} == {result.txn.txn_id}
+
+
+# ---- the wheel, made deterministic: every segment but one out of stock leaves the draw ----------
+
+
+def test_a_wheel_gift_opens_its_door_once_and_is_charged_only_after_the_sensor(server, kiosk):
+    server.only_prize(TOTE_PRIZE)  # the tote bag, in compartment 2
+    kiosk.sim.set_open_delay(2, 0.2)  # a slow door: DISPENSED must wait for the sensor
+    seen = []
+
+    def watch(p) -> None:  # what the door sensor and the ledger say at each step
+        open_now = kiosk.locker.door_state(2) is DoorState.OPEN
+        seen.append((p.state, open_now, server.redemptions().get(p.txn_id), p.prize))
+
+    result = kiosk.engine.spin(member("M0004"), "LUCKY", 100, watch)
+    txn_id = result.txn.txn_id
+    assert result.outcome is Outcome.DISPENSED and result.printed
+    assert result.ctx.prize.kind is PrizeKind.GIFT and result.ctx.prize.segment_idx == TOTE_PRIZE
+    assert (result.txn.compartment, result.txn.sku) == (2, "GIFT-TOTE")
+    S = TxnState
+    expected = [S.NEW, S.HELD, S.DOOR_OPENING, S.DISPENSED, S.CAPTURED, S.PRINTED, S.DONE]
+    assert states(kiosk, txn_id) == expected
+    steps = {state: (open_now, ledger, prize) for state, open_now, ledger, prize in seen}
+    assert steps[S.HELD] == (False, "held", result.ctx.prize)  # the prize shows before the door
+    assert steps[S.DOOR_OPENING][:2] == (False, "held")  # journalled before the pulse
+    assert steps[S.DISPENSED][:2] == (True, "held")  # the sensor saw it open; not charged yet
+    assert steps[S.CAPTURED][:2] == (True, "captured")
+    assert kiosk.pulses(2) == 1 and sum(kiosk.pulses(n) for n in range(1, 7)) == 1
+    assert server.redemptions()[txn_id] == "captured"
+    assert server.balance("M0004") == 23000 - 100
+    assert server.stock(2) == 5 - 1 and server.prize_stock(TOTE_PRIZE) == 5 - 1
+    (paper,) = kiosk.printer.wait_for_receipts(1)
+    text = flat(paper.text)
+    assert txn_id in text and result.ctx.prize.commitment in text and "帆布袋" in text
+
+
+def test_a_wheel_coupon_prints_the_coupon_and_opens_no_door(server, kiosk):
+    server.only_prize(COUPON_PRIZE)
+    result = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+    txn_id = result.txn.txn_id
+    assert result.outcome is Outcome.ISSUED and result.printed
+    assert result.ctx.prize.kind is PrizeKind.COUPON and result.txn.compartment is None
+    assert TxnState.DOOR_OPENING not in states(kiosk, txn_id)
+    assert sum(kiosk.pulses(n) for n in range(1, 7)) == 0
+    code = result.ctx.coupon_code
+    assert code and code.startswith("CPN-") and result.ctx.coupon_valid_until
+    assert server.redemptions()[txn_id] == "captured"
+    assert server.balance("M0004") == 23000 - 100 and server.prize_stock(COUPON_PRIZE) == 30 - 1
+    row = server.store.db.connection().execute(
+        "SELECT member_id, value_cents FROM coupons WHERE code = ?", (code,)
+    )
+    assert dict(row.fetchone()) == {"member_id": "M0004", "value_cents": 1000}
+    papers = kiosk.printer.wait_for_receipts(2)  # the wheel receipt and the coupon
+    assert any(result.ctx.prize.commitment in flat(p.text) for p in papers)
+    assert any(code in flat(p.text) and result.ctx.coupon_valid_until in flat(p.text)
+               for p in papers)  # fmt: skip
+
+
+def test_a_jammed_door_on_a_wheel_gift_returns_the_cost_and_the_spin_with_a_claim(server, kiosk):
+    server.only_prize(TOTE_PRIZE)
+    kiosk.sim.jam(2)
+    spins_before = kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"]
+    result = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+    txn_id = result.txn.txn_id
+    assert result.outcome is Outcome.NEEDS_CHECK and result.txn.needs_check
+    assert result.txn.void_reason.startswith("door_jammed")
+    assert kiosk.pulses(2) == 1 and 2 in kiosk.engine.flagged()
+    assert server.redemptions()[txn_id] == "voided"
+    # a void returns the cost, the spin and the stock (docs/storeserver.md)
+    assert server.balance("M0004") == 23000 and result.ctx.points_returned == 100
+    assert kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"] == spins_before == 3
+    assert server.stock(2) == 5 and server.prize_stock(TOTE_PRIZE) == 5
+    (voucher,) = kiosk.printer.wait_for_receipts(1)
+    assert txn_id in flat(voucher.text) and "staff" in flat(voucher.text)
+    (event,) = kiosk.outbox.pending(10)
+    assert (event.kind, event.payload["compartment"]) == ("needs_check", 2)
+    # the wheel draws the tote again, but its compartment waits for staff: no second pulse
+    again = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+    assert again.outcome is Outcome.VOIDED and again.txn.void_reason == "compartment_needs_check"
+    assert kiosk.pulses(2) == 1 and server.redemptions()[again.txn.txn_id] == "voided"
+    assert server.balance("M0004") == 23000
+    assert kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"] == 3
