@@ -17,6 +17,7 @@ from kiosk import __version__
 from kiosk.errors import ConfigError
 from provisioning.accounts import AccountsStep
 from provisioning.answers import ConfigPlan, build_config, parse_compartment
+from provisioning.commands import CommandsStep
 from provisioning.enroll import EnrollStep
 from provisioning.files import CONFIG_PATH, ConfigStep, FoldersStep
 from provisioning.packages import PackagesStep
@@ -27,7 +28,7 @@ from provisioning.units import UnitsStep, default_units_dir
 
 log = logging.getLogger(__name__)
 
-STEP_NAMES = ("packages", "accounts", "folders", "config", "enroll", "units", "ssh")
+STEP_NAMES = ("packages", "accounts", "folders", "config", "enroll", "units", "commands", "ssh")
 SELFTEST_TIMEOUT_S = 180
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -98,6 +99,7 @@ def build_steps(target: Target, plan: ConfigPlan, args: argparse.Namespace) -> l
         "config": ConfigStep(target, plan.text, plan.summary()),
         "enroll": EnrollStep(target, plan.config, args.enroll_code, args.re_enroll),
         "units": UnitsStep(target, args.units_dir or default_units_dir(), state_dir),
+        "commands": CommandsStep(target),
         "ssh": SshStep(target, args.harden_ssh),
     }
     return [Skipped(name) if name in args.skip else steps[name] for name in STEP_NAMES]

@@ -103,6 +103,7 @@ def test_twice_into_a_root(tmp_path, provision, as_root):
         "folders",
         "config",
         "units",
+        "commands",
     }, out
     assert steps["enroll"] == steps["ssh"] == steps["packages"] == "skipped"
     assert "self-test passed" in out
@@ -110,7 +111,12 @@ def test_twice_into_a_root(tmp_path, provision, as_root):
     status, out, err = provision("--root", root, *BASE)
     assert status == 0, out + err
     assert set(results(out).values()) <= {"unchanged", "skipped"}, out
-    assert "kiosk-provision: nothing to change (4 unchanged, 3 skipped)" in out
+    assert "kiosk-provision: nothing to change (5 unchanged, 3 skipped)" in out
+    assert re.search(
+        r"^commands +unchanged +kiosk, kiosk-provision in /usr/local/bin ->", out, re.M
+    )
+    for command in ("kiosk", "kiosk-provision"):  # sudo kiosk doctor: on sudo's secure_path
+        assert os.readlink(root / "usr/local/bin" / command) == f"/opt/kiosk/.venv/bin/{command}"
 
     cfg = load_config(root / "etc/kiosk/kiosk.toml")
     assert (cfg.kiosk.id, cfg.server.url, cfg.locker.kind) == (
@@ -166,6 +172,47 @@ def test_drift_is_repaired_then_stable(tmp_path, provision):
     assert "nothing to change" in provision("--root", root, "--skip", "selftest")[1]
 
 
+def test_command_links_are_repaired_and_a_foreign_file_is_left_alone(tmp_path, provision):
+    root = tmp_path / "image"
+    assert provision("--root", root, *BASE, "--skip", "selftest")[0] == 0
+    bin_dir = root / "usr/local/bin"
+    (bin_dir / "kiosk").unlink()
+    (bin_dir / "kiosk").symlink_to("/usr/lib/somewhere-else/kiosk")
+    status, out, _ = provision("--root", root, "--skip", "selftest")
+    assert status == 0 and {s for s, r in results(out).items() if r == "changed"} == {"commands"}
+    assert os.readlink(bin_dir / "kiosk") == "/opt/kiosk/.venv/bin/kiosk"
+    assert os.readlink(bin_dir / "kiosk-provision") == "/opt/kiosk/.venv/bin/kiosk-provision"
+    assert "/opt/kiosk/.venv/bin/kiosk" in out and f"not in {root} yet" in out  # no venv there
+    assert not list(bin_dir.glob(".*"))  # no temporary link left behind
+
+    venv_bin = root / "opt/kiosk/.venv/bin"  # the project installed in the image: no note
+    venv_bin.mkdir(parents=True)
+    for command in ("kiosk", "kiosk-provision"):
+        (venv_bin / command).write_text("#!/bin/sh\n")
+    status, out, _ = provision("--root", root, "--skip", "selftest")
+    assert "nothing to change" in out and "commands" in results(out)
+    assert "kiosk-provision in /usr/local/bin -> /opt/kiosk/.venv/bin (on sudo's PATH)\n" in out
+
+    (bin_dir / "kiosk-provision").unlink()
+    (bin_dir / "kiosk-provision").write_text("#!/bin/sh\necho mine\n")
+    status, out, _ = provision("--root", root, "--skip", "selftest")
+    assert status == 1 and results(out)["commands"] == "FAILED"
+    assert "/usr/local/bin/kiosk-provision is in the way and is not a link" in out
+    assert (bin_dir / "kiosk-provision").read_text() == "#!/bin/sh\necho mine\n"
+
+
+def test_the_links_point_where_the_units_run_the_kiosk_and_sudo_finds_them():
+    from provisioning.commands import LINK_DIR, VENV_BIN
+
+    unit = (REPO / "systemd/kiosk.service").read_text()
+    assert re.search(rf"^ExecStart={re.escape(VENV_BIN)}/kiosk ", unit, re.M)
+    sudoers = Path("/etc/sudoers")
+    if not os.access(sudoers, os.R_OK):
+        pytest.skip("no readable /etc/sudoers here: secure_path not checked")
+    found = re.search(r"^Defaults\s+secure_path\s*=\s*\"?([^\"\n]+)", sudoers.read_text(), re.M)
+    assert found is None or LINK_DIR in found[1].split(":"), found[1]
+
+
 def test_a_changed_flag_changes_only_that_key_and_keeps_the_old_file(tmp_path, provision):
     root = tmp_path / "image"
     assert provision("--root", root, *BASE, "--skip", "selftest")[0] == 0
@@ -190,9 +237,11 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, provision):
         "folders",
         "config",
         "units",
+        "commands",
     }
     assert "create system user kiosk" in out and "enable kiosk-doctor.timer, kiosk.service" in out
-    assert "4 step(s) would change; nothing was changed; then: self-test" in out
+    assert "link /usr/local/bin/kiosk -> /opt/kiosk/.venv/bin/kiosk" in out
+    assert "5 step(s) would change; nothing was changed; then: self-test" in out
 
     root = tmp_path / "image"
     assert provision("--root", root, *BASE, "--skip", "selftest")[0] == 0
@@ -205,7 +254,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, provision):
     assert snapshot(root) == before
     steps = results(out)
     assert steps["config"] == steps["folders"] == "will change"
-    assert steps["accounts"] == steps["units"] == "unchanged"
+    assert steps["accounts"] == steps["units"] == steps["commands"] == "unchanged"
     assert "/var/lib/kiosk has mode 0755, not 0700" in out
 
 
