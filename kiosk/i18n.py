@@ -9,6 +9,11 @@ on side by side; every key has a ``zh`` and an ``en`` and both name the same ``{
     en = "{points} points"
 
 Numbers, money and dates are formatted for the language here too.
+
+Services (Kivy-free) build their member- and staff-facing messages as ``Bilingual`` with
+:func:`bilingual`, so a ``UiState`` stays language-free and the screen picks the language;
+the screens go through a :class:`Translator`. Printed receipts keep their own labels in the
+printer templates (``drivers/printer/templates.py``, pinned by golden files).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+from kiosk.domain.receipts import Bilingual
 from kiosk.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,41 @@ def load_catalog(folder: Path = LOCALE_DIR) -> dict[str, dict[str, str]]:
     return catalog
 
 
+_default: dict[str, dict[str, str]] | None = None
+_default_lock = threading.Lock()
+
+
+def default_catalog() -> dict[str, dict[str, str]]:
+    """The shipped catalog (``kiosk/locale``), read and checked once per process."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = load_catalog()
+        return _default
+
+
+def bilingual(key: str, **fields: object) -> Bilingual:
+    """Both languages of ``key`` from the shipped catalog: a service's message.
+
+    A key missing from the catalog raises ``ConfigError``; services build their fixed
+    messages when imported, so a typo fails at start-up (and in the tests), never on screen.
+    """
+    entry = default_catalog().get(key)
+    if entry is None:
+        raise ConfigError(f"no text for key {key!r}: add it to a file in {LOCALE_DIR}")
+    return Bilingual(*(_format(key, entry, lang, fields) for lang in LANGUAGES))
+
+
+def _format(key: str, entry: dict[str, str], language: str, fields: dict[str, object]) -> str:
+    try:
+        return entry[language].format(**fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        log.error(
+            "text %r in %s needs %s: %s", key, language, sorted(_fields(entry[language])), exc
+        )
+        return entry[language]
+
+
 def _flatten(data: dict, prefix: str = "") -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for key, value in data.items():
@@ -87,17 +128,11 @@ class Translator:
         if entry is None:
             log.error("no text for key %r: add it to kiosk/locale", key)
             return key
-        try:
-            return entry[language].format(**fields)
-        except (KeyError, IndexError, ValueError) as exc:
-            log.error(
-                "text %r in %s needs %s: %s", key, language, sorted(_fields(entry[language])), exc
-            )
-            return entry[language]
+        return _format(key, entry, language, fields)
 
-    def both(self, key: str, **fields: object) -> str:
-        """Chinese first, English second (printed slips, the attract screen)."""
-        return f"{self.text(key, 'zh', **fields)} / {self.text(key, 'en', **fields)}"
+    def both(self, key: str, sep: str = " / ", **fields: object) -> str:
+        """Chinese first, English second (printed slips; the attract screen, one per line)."""
+        return f"{self.text(key, 'zh', **fields)}{sep}{self.text(key, 'en', **fields)}"
 
     def set_language(self, language: str) -> None:
         if language not in LANGUAGES:

@@ -40,6 +40,7 @@ from kiosk.domain.member_view import (
 from kiosk.domain.payloads import PayloadKind, classify_payload
 from kiosk.domain.receipts import Bilingual
 from kiosk.errors import JournalError, KioskError, Rejected, StoreServerError
+from kiosk.i18n import bilingual
 from kiosk.ports import StoreServer
 from kiosk.storage.journal import Journal
 from kiosk.storage.nonces import JournalNonceStore
@@ -61,40 +62,17 @@ CACHE_TABLE = "member_cache"
 _MEMBER_ONLY = frozenset({CodeKind.MEMBER})
 _SCANNER_WHITESPACE = " \t\r\n\x0b\x0c"  # as kiosk.domain.member_codes strips it
 
-_CODE_TEXTS = {
-    "malformed": Bilingual(
-        "无法识别此二维码，请出示会员App中的会员码",
-        "This code is not recognised: please show the member code in the app",
-    ),
-    "forged": Bilingual(
-        "会员码无效，请在App中刷新后重试", "This code is not valid: refresh it in the app"
-    ),
-    "expired": Bilingual(
-        "会员码已过期，请在App中刷新", "This code has expired: refresh it in the app"
-    ),
-    "not_yet_valid": Bilingual(
-        "会员码时间有误，请联系店员", "This code's time does not match the kiosk: please ask staff"
-    ),
-    "replayed": Bilingual(
-        "此会员码已使用，请在App中刷新", "This code was already used: refresh it in the app"
-    ),
-    "wrong_kind": Bilingual("请出示会员码", "Please show your member code"),
-}
-_CODE_OTHER = Bilingual(
-    "会员码无法使用，请在App中刷新", "This code cannot be used: refresh it in the app"
-)
-_UNKNOWN_MEMBER = Bilingual("未找到会员信息，请联系店员", "Membership not found: please ask staff")
-_REFUSED = Bilingual(
-    "暂时无法查询会员信息，请联系店员", "Your membership cannot be looked up now: please ask staff"
-)
-_OFFLINE = Bilingual(
-    "网络暂时中断，无法显示会员信息，请稍后再试",
-    "The kiosk is offline and cannot show your membership now: please try again later",
-)
-_FAULT = Bilingual("系统故障，请联系店员", "The kiosk has a fault: please ask staff")
+# what the member reads (kiosk/locale/identify.toml); str() of an error is for the technician
+_CODE_REASONS = ("malformed", "forged", "expired", "not_yet_valid", "replayed", "wrong_kind")
+_CODE_TEXTS = {reason: bilingual(f"identify.code.{reason}") for reason in _CODE_REASONS}
+_CODE_OTHER = bilingual("identify.code.other")
+_UNKNOWN_MEMBER = bilingual("identify.unknown_member")
+_REFUSED = bilingual("identify.refused")
+_OFFLINE = bilingual("identify.offline")
+_FAULT = bilingual("identify.fault")
 _ROUTED = {
-    PayloadKind.STAFF: Bilingual("这是员工码，请在员工页面使用", "This is a staff badge"),
-    PayloadKind.TECHNICIAN: Bilingual("这是维修码，请在维修页面使用", "This is a technician code"),
+    PayloadKind.STAFF: bilingual("identify.routed.staff"),
+    PayloadKind.TECHNICIAN: bilingual("identify.routed.technician"),
 }
 
 

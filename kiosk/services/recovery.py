@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
-from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import (
     TERMINAL,
     Transaction,
@@ -23,6 +22,7 @@ from kiosk.domain.transaction import (
 )
 from kiosk.domain.txn_receipts import TxnContext
 from kiosk.errors import JournalError, KioskError, Rejected
+from kiosk.i18n import bilingual
 from kiosk.logctx import txn_context
 from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE, Outcome, TxnSteps
 
@@ -30,11 +30,8 @@ log = logging.getLogger(__name__)
 
 S = TxnState
 
-RESTART = Bilingual(
-    "自助机重启，交易已取消，积分已退回。",
-    "The kiosk restarted; the transaction was cancelled and your points returned.",
-)
-RECOVERED = Bilingual("交易已在重启后完成。", "Completed after a restart.")
+RESTART = bilingual("txn.restart")
+RECOVERED = bilingual("txn.recovered")
 
 
 @dataclass(frozen=True)

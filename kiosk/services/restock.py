@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from kiosk.domain.catalog import Catalog, CatalogItem, ItemKind
 from kiosk.domain.receipts import Bilingual, RestockLine, RestockSlip
 from kiosk.errors import KioskError, LockerError
+from kiosk.i18n import bilingual
 from kiosk.ports import AlreadyOpen, DoorJammed, DoorState
 from kiosk.services.receipt_queue import ReprintResult
 from kiosk.services.staff_auth import StaffSession
@@ -494,18 +495,16 @@ class RestockSession:
             set(self._svc.engine.flagged()),
         )
         out = [
-            Bilingual(zh.format(n), en.format(n))
-            for group, (zh, en) in zip(numbers, _ALERTS, strict=True)
+            bilingual(f"restock.alert.{kind}", n=n)
+            for group, kind in zip(numbers, _ALERTS, strict=True)
             for n in sorted(group)
         ]
         if rep.left:
-            en = f"{rep.left} receipt(s) wait for the printer: load paper ({rep.error})"
-            out.append(Bilingual(f"还有 {rep.left} 张凭条待打印：请装纸", en))
+            out.append(
+                bilingual("restock.alert.receipts_waiting", left=rep.left, detail=rep.error or "-")
+            )
         return tuple(out)
 
 
-_ALERTS = (  # jammed, opened but not counted, still flagged "needs check"
-    ("柜格 {} 没有打开：请检查门锁", "Compartment {} did not open: check its lock and solenoid"),
-    ("柜格 {} 已打开但未录入数量", "Compartment {} was opened but not counted: stock unchanged"),
-    ("柜格 {} 仍待检查：请开门检查并录入数量", "Compartment {} needs a check: open it, count it"),
-)
+# kiosk/locale/restock.toml: jammed, opened but not counted, still flagged "needs check"
+_ALERTS = ("jammed", "not_counted", "needs_check")

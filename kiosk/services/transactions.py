@@ -27,6 +27,7 @@ from kiosk.domain.receipts import Bilingual, PrizeKind
 from kiosk.domain.transaction import Transaction, TxnKind, new_transaction
 from kiosk.domain.txn_receipts import Prize, TxnContext
 from kiosk.errors import LockerError, Rejected, Unreachable
+from kiosk.i18n import bilingual
 from kiosk.logctx import txn_scope
 from kiosk.ports import AlreadyOpen, DoorJammed, Opened, Redemption
 from kiosk.services.recovery import Settled, settle_unfinished
@@ -76,30 +77,29 @@ class ItemChoice:
     coupon_value_cents: int = 0
 
 
-def _b(zh: str, en: str) -> Bilingual:
-    return Bilingual(zh, en)
+# what the member reads (kiosk/locale/txn.toml)
+MSG_TAKE_GIFT = bilingual("txn.take_gift")
+MSG_ISSUED = bilingual("txn.issued")
+MSG_UNCONFIRMED = bilingual("txn.unconfirmed")
+MSG_JAMMED = bilingual("txn.jammed")
+MSG_PAY_CANCELLED = bilingual("txn.pay_cancelled")
+MSG_PAY_EXPIRED = bilingual("txn.pay_expired")
+MSG_BUSY = bilingual("txn.busy")
+MSG_RESTOCKING = bilingual("txn.restocking")
+MSG_CHECK = bilingual("txn.needs_check")
+MSG_OFFLINE = bilingual("txn.offline")
+MSG_PRICE = bilingual("txn.price_changed")
+MSG_OFFLINE_BALANCE = bilingual("txn.offline_balance")
+# the store server's refusal codes a member can act on; any other shows its code for staff
+_REFUSALS = {
+    code: bilingual(f"txn.refused.{code}")
+    for code in ("insufficient_points", "out_of_stock", "daily_limit_reached", "price_changed")
+}
 
 
-MSG_TAKE_GIFT = _b("请取走礼品并关好柜门。", "Please take your gift and close the door.")
-MSG_ISSUED = _b("兑换成功，请收好凭条。", "Done: please keep your receipt.")
-MSG_UNCONFIRMED = _b(
-    "礼品已取出，积分将在联网后扣除。", "Gift dispensed; the points are charged once back online."
-)
-MSG_JAMMED = _b(
-    "柜门未能确认打开，积分已退回，请凭凭条联系店员。",
-    "The door could not be confirmed open; points returned. Please show the slip to staff.",
-)
-MSG_PAY_CANCELLED = _b("支付已取消，积分已退回。", "Payment cancelled; your points are back.")
-MSG_PAY_EXPIRED = _b("支付超时，积分已退回。", "Payment timed out; your points are back.")
-MSG_BUSY = _b("正在处理上一笔交易，请稍候。", "Still finishing the last transaction, please wait.")
-MSG_RESTOCKING = _b("店员正在补货，请稍候。", "Staff are restocking: please wait a moment.")
-MSG_CHECK = _b("该柜格待店员检查，暂不可用。", "This compartment is waiting for a staff check.")
-MSG_OFFLINE = _b("离线模式：暂不支持此项。", "Offline: this is not available right now.")
-MSG_PRICE = _b(
-    "价格已变动，积分已退回，请重新选择。",
-    "The price changed; points returned. Please choose again.",
-)
-MSG_OFFLINE_BALANCE = _b("离线模式：积分不足。", "Offline: not enough points.")
+def refusal_message(code: str) -> Bilingual:
+    """What the member reads when the server refused a hold or spin with ``code``."""
+    return _REFUSALS.get(code) or bilingual("txn.refused.other", code=code)
 
 
 class TransactionEngine(TxnSteps):
@@ -247,7 +247,8 @@ class TransactionEngine(TxnSteps):
         # request with this id is sent again, so there is nothing to release.
         txn = self.step(txn, ctx, S.VOIDING, void_reason=f"refused:{exc.code}")
         txn = self.step(txn, ctx, S.VOIDED)
-        return TxnResult(txn, ctx, Outcome.REFUSED, _b(str(exc), str(exc)))
+        log.warning("txn %s refused by the store server: %s", txn.txn_id, exc)
+        return TxnResult(txn, ctx, Outcome.REFUSED, refusal_message(exc.code))
 
     def _dispense(self, txn: Transaction, ctx: TxnContext, progress: ProgressFn) -> TxnResult:
         if txn.compartment is None:
@@ -326,7 +327,7 @@ class TransactionEngine(TxnSteps):
         )  # fmt: skip
         if not decision.allowed:
             zh, _, en = decision.message.partition(" / ")
-            raise TransactionRefused(_b(zh, en or zh), decision.reason.value)
+            raise TransactionRefused(Bilingual(zh, en or zh), decision.reason.value)
         txn = new_transaction(
             self.new_id(), kind, member.member_id, points=item.points, at=self.clock(),
             sku=item.sku, compartment=item.compartment, offline=True,

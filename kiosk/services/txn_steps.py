@@ -20,6 +20,7 @@ from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import Transaction, TxnState, advance, from_record, to_record
 from kiosk.domain.txn_receipts import Prize, StoreInfo, TxnContext, success_receipts, voucher
 from kiosk.errors import KioskError, Rejected, Unreachable
+from kiosk.i18n import bilingual
 from kiosk.logctx import bind_txn
 from kiosk.ports import Locker, OutboxEvent, StoreServer
 from kiosk.services.receipt_queue import ReceiptQueue
@@ -290,13 +291,8 @@ class TxnSteps:
         return bool(slips) and not queued, queued
 
 
-MSG_NETWORK = Bilingual(
-    "网络异常，未扣除积分，请稍后再试。", "Network problem: nothing was charged. Please try again."
-)
-_VOID_PENDING = Bilingual(
-    "网络异常，积分将在恢复联网后自动退回。",
-    "Network problem: your points are returned automatically once the kiosk is back online.",
-)
+MSG_NETWORK = bilingual("txn.network")
+_VOID_PENDING = bilingual("txn.void_pending")
 
 
 class TransactionRefused(KioskError):
