@@ -114,6 +114,14 @@ class StaffScreen(KioskScreen):
         ids.reprint_button.opacity = 1 if restock else 0
         ids.reprint_button.disabled = not restock or s.busy
         ids.reprint_button.text = self.t("staff.reprint", queued=s.queued)
+        alerts_on = restock and bool(s.alerts)
+        ids.alerts_button.opacity = 1 if alerts_on else 0
+        ids.alerts_button.disabled = not alerts_on or s.busy
+        ids.alerts_button.text = (
+            self.t("staff.alert_handled_button")
+            if s.alert_shown
+            else self.t("staff.alerts_button", count=len(s.alerts))
+        )
         keypad_on = (s.step is StaffStep.PIN and not s.locked_s) or on_grid
         ids.keypad.disabled = s.busy or not keypad_on
         ids.exit_button.disabled = s.busy

@@ -10,13 +10,12 @@ only its length. A tap that arrives while work runs (``busy``) is ignored.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from kiosk.domain.receipts import Bilingual
@@ -32,58 +31,15 @@ from kiosk.services.restock import (
     RestockSummary,
 )
 from kiosk.services.staff_auth import StaffSession
+from kiosk.services.staff_state import CompartmentView, DoorPhase, StaffState, StaffStep
+from kiosk.services.sync_alerts import SyncAlertDesk
+
+__all__ = ["CompartmentView", "DoorPhase", "StaffFlow", "StaffState", "StaffStep"]
 
 log = logging.getLogger(__name__)
 
 MIN_PIN, MAX_PIN = 4, 12
 _SESSION_GONE = ("expired", "ended")  # RestockError codes after which the session is over
-
-
-class StaffStep(enum.Enum):
-    IDLE = "idle"  # no badge routed here
-    PIN = "pin"  # typing the PIN (and the lockout countdown)
-    RESTOCK = "restock"  # signed in: the compartment grid
-    DONE = "done"  # the restock ended: its summary is shown
-
-
-class DoorPhase(enum.Enum):
-    OPEN = "open"  # staff fill it; a count waits for the door to shut
-    CLOSED = "closed"  # shut: enter the count
-
-
-@dataclass(frozen=True)
-class CompartmentView:
-    """One tile of the grid: what the kiosk believes the compartment holds."""
-
-    number: int
-    sku: str | None
-    name: Bilingual | None
-    count: int
-    needs_check: bool
-    counted: bool  # counted in this session
-
-
-@dataclass(frozen=True)
-class StaffState:
-    """One snapshot of the staff screen."""
-
-    step: StaffStep = StaffStep.IDLE
-    busy: bool = False
-    pin_length: int = 0
-    attempts_left: int | None = None
-    locked_s: int | None = None  # the lockout countdown, whole seconds
-    staff_name: str | None = None
-    online: bool = True  # signed in against the store server (False: the kiosk's cache)
-    message: Bilingual | None = None
-    error: bool = False  # the message is a refusal
-    compartments: tuple[CompartmentView, ...] = ()
-    selected: int | None = None
-    opened: int | None = None  # the compartment whose door was opened last
-    door: DoorPhase | None = None  # ... and where that door stands
-    queued: int = 0  # receipts waiting for the printer
-    summary: RestockSummary | None = None
-    idle_left_s: float | None = None
-    seq: int = field(default=0, compare=False)
 
 
 def _thread(fn: Callable[[], None]) -> None:
@@ -99,9 +55,10 @@ class StaffFlow:
         compartments: Sequence[int], texts: Translator, post: Callable[[Callable[[], None]], None],
         run: Callable[[Callable[[], None]], None] = _thread,
         on_exit: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.monotonic,
-        idle_s: float = 60.0, door_poll_s: float = 0.25,
+        idle_s: float = 60.0, door_poll_s: float = 0.25, alerts: SyncAlertDesk | None = None,
     ) -> None:  # fmt: skip
         self.authenticate, self.restock, self.receipts = authenticate, restock, receipts
+        self.desk = alerts
         self.flagged, self.numbers, self.texts = flagged, tuple(compartments), texts
         self.post, self.run, self.on_exit, self.clock = post, run, on_exit, clock
         self.idle_s, self.door_poll_s = idle_s, door_poll_s
@@ -112,6 +69,7 @@ class StaffFlow:
         self._badge: str | None = None
         self._pin = ""
         self._session: RestockSession | None = None
+        self._staff_id: str | None = None  # who signed in (alerts they handle are logged so)
         self._counted: set[int] = set()
         self._locked_until: float | None = None
         self._last_touch = clock()
@@ -123,7 +81,7 @@ class StaffFlow:
             authenticate=core.staff.authenticate if core.staff is not None else None,
             restock=core.restock, receipts=core.receipts, flagged=core.engine.flagged,
             compartments=[c.number for c in core.config.locker.compartments], texts=texts,
-            **kwargs,
+            alerts=SyncAlertDesk.from_core(core, texts), **kwargs,
         )  # fmt: skip
 
     # ---- plumbing ----------------------------------------------------------------------------
@@ -158,6 +116,7 @@ class StaffFlow:
         with self._lock:
             self._gen += 1
         self._badge, self._pin, self._session, self._locked_until = badge, "", None, None
+        self._staff_id = None
         self._counted = set()
         self._touch()
         key = "staff.enter_pin" if self.authenticate is not None else "staff.unavailable"
@@ -220,12 +179,16 @@ class StaffFlow:
         if gen != self._gen:  # staff left while the PIN was checked: release the kiosk again
             session.finish()
             return
-        self._session = session
+        self._session, self._staff_id = session, who.staff_id
         self._touch()
+        alerts = self.desk.notices() if self.desk is not None else ()
+        welcome = self.say("staff.welcome" if who.online else "staff.welcome_offline",
+                           name=who.name)  # fmt: skip
+        if alerts:
+            welcome = _join([welcome, self.say("staff.alerts_waiting", count=len(alerts))])
         self._set(gen, step=StaffStep.RESTOCK, busy=False, staff_name=who.name, online=who.online,
                   attempts_left=None, compartments=self._grid(), error=False, idle_left_s=None,
-                  message=self.say("staff.welcome" if who.online else "staff.welcome_offline",
-                                   name=who.name))  # fmt: skip
+                  alerts=alerts, alert_shown=None, message=welcome)  # fmt: skip
 
     def _locked_text(self, seconds: float) -> Bilingual:
         return self.say("staff.locked", countdown=self.texts.countdown(seconds))
@@ -365,6 +328,44 @@ class StaffFlow:
             text = self.say("staff.reprint_done", printed=result.printed)
         self._set(gen, busy=False, queued=result.left, message=text, error=bool(result.left))
 
+    # ---- sync alerts ---------------------------------------------------------------------------
+    def alerts_tap(self) -> None:
+        """The alerts button: show the oldest alert, or mark the one shown as handled."""
+        if self.state.busy or self.state.step not in (StaffStep.RESTOCK, StaffStep.DONE):
+            return
+        if self.desk is None or not self.state.alerts:
+            return
+        self._touch()
+        shown = self.state.alert_shown
+        if shown is None:
+            self._show_alert(self._gen, self.state.alerts)
+            return
+        gen, staff_id = self._gen, self._staff_id
+        self._set(busy=True, message=self.say("common.please_wait"), error=False)
+        self.run(lambda: self._handled(gen, shown, staff_id))
+
+    def _handled(self, gen: int, alert_id: str, staff_id: str | None) -> None:
+        try:
+            self.desk.acknowledge(alert_id, staff_id)  # type: ignore[union-attr]
+        except KioskError as exc:
+            self._refused(gen, exc)
+            return
+        alerts = self.desk.notices()  # type: ignore[union-attr]
+        if alerts:
+            self._show_alert(gen, alerts, busy=False)
+        else:
+            self._set(gen, busy=False, alerts=(), alert_shown=None, error=False,
+                      message=self.say("staff.alerts_none"))  # fmt: skip
+
+    def _show_alert(self, gen: int, alerts: tuple, **changes: Any) -> None:
+        first, count = alerts[0], len(alerts)
+        text = Bilingual(
+            self.texts.text("staff.alert_of", "zh", i=1, count=count, text=first.text.zh),
+            self.texts.text("staff.alert_of", "en", i=1, count=count, text=first.text.en),
+        )
+        self._set(gen, alerts=alerts, alert_shown=first.alert_id, message=text,
+                  error=True, **changes)  # fmt: skip
+
     def _refused(self, gen: int, exc: KioskError) -> None:
         if isinstance(exc, RestockError):
             text = _both(exc)
@@ -398,6 +399,7 @@ class StaffFlow:
                 return
             self._gen += 1
         self._badge, self._pin, self._session, self._locked_until = None, "", None, None
+        self._staff_id = None
         self._set(fresh=True)
         self.on_exit()
 

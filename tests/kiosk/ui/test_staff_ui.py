@@ -202,3 +202,36 @@ def test_maintenance_says_what_to_do_and_leaves_once_fixed(ui_core, tmp_path, mo
         ui_core.paper.set_cover_open(False)
         monkeypatch.setattr(screen, "_left", 0.5)
         ui.wait_screen("attract", timeout_s=10)
+
+
+def test_a_conflict_from_the_server_is_shown_to_staff_until_marked_handled(
+    ui_core, ui_server, tmp_path
+):
+    """An offline redemption the server refuses (the price changed meanwhile) goes through the
+    real sync worker, comes back as a conflict, and waits on the staff screen."""
+    stale = {"txn_id": "7c0ffee0-0000-4000-8000-000000000001", "member_id": "M0001",
+             "sku": "GIFT-MUG", "points": 500, "compartment": 1}  # fmt: skip
+    ui_core.engine.outbox.add("offline_redemption", stale, event_id=stale["txn_id"])
+    with UiDriver(ui_core, screens=SCREENS) as ui:
+        ui.wait(lambda: ui_core.engine.outbox.alerts(), 15, "the server's conflict")
+        (alert,) = ui_core.engine.outbox.alerts()
+        assert (alert.status, alert.reason) == ("conflict", "price_changed")
+        ui.scan(badge(ui_server))
+        ui.wait_shown("staff")
+        type_pin(ui, "2468")
+        wait_shown_state(ui, lambda s: s.step is StaffStep.RESTOCK, "the grid")
+        assert "1 条同步提醒" in ui.text("message")
+        assert ui.widget("alerts_button").opacity == 1 and "(1)" in ui.text("alerts_button")
+        ui.tap("alerts_button")
+        wait_message(ui, "离线兑换未能入账")
+        assert "price_changed" in ui.text("message") and "7c0ffee0" in ui.text("message")
+        assert ui.text("alerts_button") == "标记已处理"
+        ui.screenshot(tmp_path / "staff-alert.png")
+        ui.pump(0.6)  # past TapButton's debounce of the first tap
+        ui.tap("alerts_button")
+        wait_message(ui, "没有待处理的同步提醒")
+        assert ui_core.engine.outbox.alerts() == []
+        wait_shown_state(ui, lambda s: not s.alerts, "no alerts")
+        assert ui.widget("alerts_button").disabled and ui.widget("alerts_button").opacity == 0
+        ui.tap("exit_button")
+        ui.wait_screen("attract")
