@@ -4,8 +4,17 @@ that both point at it, each with its own kiosk id, one-time code and --root fold
 the real store server on loopback to enroll with. Run twice: the second run changes nothing.
 
 Skipped only when sshd (apt-get install openssh-server) or ansible-playbook (the [dev]
-extra's ansible-core) is missing. As root, sshd needs its privilege separation folder
-/run/sshd, which ssh.service normally makes; the test makes it if missing.
+extra's ansible-core) is missing, and with CI set not even then: a failure (``needs_tool``,
+tests/conftest.py). As root, sshd needs its privilege separation folder /run/sshd, which
+ssh.service normally makes; the test makes it if missing.
+
+As root, the first kiosk runs the way real Pis do, with the playbook's default
+``become: true``: Ansible wraps each task in ``sudo -n`` (root needs no password, but sudo
+must be installed: apt-get install sudo), the one-time code crossing sudo's environment
+reset; a wrapper around the real sudo notes each call, proof that it ran. The second kiosk
+logs in as root without sudo (``kiosk_become: false``). An unprivileged login with
+passwordless sudo would need a throwaway user and sudoers entry on the test machine, which
+the tests do not make. Not as root, there is no passwordless sudo: both go without.
 """
 
 from __future__ import annotations
@@ -37,11 +46,16 @@ SSHD = which("sshd")
 ANSIBLE = shutil.which("ansible-playbook", path=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
 PLAYBOOK_TIMEOUT_S = 300
 
-needs_ansible = pytest.mark.skipif(
-    ANSIBLE is None, reason="ansible-playbook not installed: pip install -e '.[dev]'"
-)
-needs_sshd = pytest.mark.skipif(
-    SSHD is None, reason="sshd not installed: apt-get install openssh-server"
+IS_ROOT = os.geteuid() == 0
+
+# skipped without the tool, a failure when CI is set (tests/conftest.py)
+needs_ansible = pytest.mark.needs_tool("ansible-playbook", install="pip install -e '.[dev]'")
+needs_sshd = pytest.mark.needs_tool("sshd", install="apt-get install openssh-server")
+# as root the playbook's default become: true (sudo) is used for one kiosk
+needs_sudo_as_root = (
+    pytest.mark.needs_tool("sudo", install="apt-get install sudo")
+    if IS_ROOT
+    else pytest.mark.usefixtures()
 )
 
 
@@ -67,7 +81,7 @@ def sshd(tmp_path) -> Iterator[dict[str, object]]:
     folder.mkdir()
     host_pub = keygen(folder / "host_key")
     (folder / "authorized_keys").write_text(keygen(folder / "client_key") + "\n")
-    if os.geteuid() == 0 and not Path("/run/sshd").is_dir():
+    if IS_ROOT and not Path("/run/sshd").is_dir():
         Path("/run/sshd").mkdir(mode=0o755)
     log = folder / "sshd.log"
     for _attempt in range(3):  # another process may take the port between choosing and binding
@@ -135,6 +149,9 @@ def ansible_env(tmp_path: Path) -> dict[str, str]:
         f"[defaults]\nlocal_tmp = {home}/tmp\nremote_tmp = {tmp_path}/remote-tmp\n"
         "retry_files_enabled = false\nnocolor = true\n"
         "[ssh_connection]\npipelining = true\nssh_args = -o ControlMaster=no\n"
+        # Logged in as root, become root: Ansible would skip sudo as a no-op. Run it anyway,
+        # so the become host goes through sudo as a real Pi's "pi" login does.
+        "[privilege_escalation]\nbecome_allow_same_user = true\n"
     )
     return {
         **os.environ,
@@ -156,7 +173,7 @@ def connection(sshd: dict[str, object], server_url: str) -> dict[str, object]:
         "ansible_ssh_common_args": f"-F /dev/null -o UserKnownHostsFile={folder}/known_hosts "
         "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
         "ansible_python_interpreter": sys.executable,
-        "kiosk_become": False,  # logged in as root (or as ourselves): no sudo
+        "kiosk_become": False,  # logged in as root (or as ourselves): no sudo needed
         "kiosk_provision": str(VENV_BIN / "kiosk-provision"),
         "server_url": server_url,
         "kiosk_sim": True,
@@ -183,6 +200,7 @@ def recap(host: str, changed: int, output: str) -> bool:
 
 @needs_ansible
 @needs_sshd
+@needs_sudo_as_root
 def test_playbook_provisions_two_kiosks_over_ssh(tmp_path, sshd, store):
     kiosks = {"store1-k1": tmp_path / "root-k1", "store1-k2": tmp_path / "root-k2"}
     client_pub = (sshd["folder"] / "client_key.pub").read_text()
@@ -198,6 +216,14 @@ def test_playbook_provisions_two_kiosks_over_ssh(tmp_path, sshd, store):
         }
         for n, (kiosk_id, root) in enumerate(kiosks.items(), start=1)
     }
+    sudo_log = tmp_path / "sudo.log"
+    if IS_ROOT:  # kiosk-1 as on a real Pi: group_vars' kiosk_become: true, through sudo
+        del hosts["kiosk-1"]["kiosk_become"]
+        # the real sudo, through a wrapper that notes each call: proof that it ran
+        wrapper = tmp_path / "sudo-noting"
+        wrapper.write_text(f'#!/bin/sh\necho "$*" >>{sudo_log}\nexec sudo "$@"\n')
+        wrapper.chmod(0o755)
+        hosts["kiosk-1"]["ansible_become_exe"] = str(wrapper)
 
     first = playbook(tmp_path, hosts)
     report = f"{first.stdout}\n{first.stderr}\nsshd log:\n{sshd['log'].read_text()[-3000:]}"
@@ -205,7 +231,10 @@ def test_playbook_provisions_two_kiosks_over_ssh(tmp_path, sshd, store):
     assert all(recap(host, 1, first.stdout) for host in hosts), report
     # the Report task shows each kiosk's own report
     assert first.stdout.count("self-test passed") == 2, report
-    if os.geteuid() == 0:
+    if IS_ROOT:  # both tasks on the kiosk (the check and kiosk-provision), as sudo -n
+        calls = sudo_log.read_text().splitlines()
+        assert len(calls) == 2 and all(c.startswith("-H -S -n -u root ") for c in calls), calls
+        assert "KIOSK_ENROLL_CODE=" in calls[1]  # the code crosses sudo's environment reset
         checked = "key-only logins, root with a key only; checked with sshd -T"
         assert first.stdout.count(checked) == 2, report
 
@@ -229,7 +258,8 @@ def test_playbook_provisions_two_kiosks_over_ssh(tmp_path, sshd, store):
         dropin = (root / "etc/ssh/sshd_config.d/10-kiosk.conf").read_text()
         assert "PasswordAuthentication no" in dropin.splitlines()
         assert (root / "etc/systemd/system/timers.target.wants/kiosk-doctor.timer").is_symlink()
-        if os.geteuid() == 0:
+        assert os.readlink(root / "usr/local/bin/kiosk") == "/opt/kiosk/.venv/bin/kiosk"
+        if IS_ROOT:
             kiosk = read_accounts(Target(root)).users["kiosk"]
             assert (root / "var/lib/kiosk/token").stat().st_uid == kiosk.uid
     rows = store.store.db.connection().execute("SELECT id FROM kiosks").fetchall()
@@ -239,6 +269,8 @@ def test_playbook_provisions_two_kiosks_over_ssh(tmp_path, sshd, store):
     assert second.returncode == 0, second.stdout + second.stderr
     assert all(recap(host, 0, second.stdout) for host in hosts), second.stdout
     assert second.stdout.count("kiosk-provision: nothing to change") == 2
+    if IS_ROOT:
+        assert len(sudo_log.read_text().splitlines()) == 4
 
 
 @needs_ansible
