@@ -214,6 +214,7 @@ class KioskApp(App):
             idle_logout_s=self.kiosk_config.ui.idle_logout_s,
             wheel_info=lambda: core.wheels.get("LUCKY"),
             member_wheel_info=lambda member_id: core.client.wheel_info("LUCKY", member_id),
+            lookup_timeout_s=self.kiosk_config.server.read_timeout_s,  # the client's bound
         )
         for screen, spec in self.screen_specs.items():
             widget = load_screen_class(spec)(

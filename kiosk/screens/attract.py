@@ -1,9 +1,12 @@
-"""Attract: the store's name, "show your member code" with a hint animation, the language
-toggle, the offline banner; a scanned code moves on by itself (the session decides)."""
+"""Attract: the store's name, "show your member code" in Chinese and English at once (Chinese
+first) with a hint animation, the language toggle, the offline banner; a scanned code moves
+on by itself (the session decides). While the code is looked up the screen says so, counts
+down the lookup's time limit with a progress bar, and offers cancel."""
 
 from __future__ import annotations
 
 from kivy.animation import Animation
+from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
 from kiosk.screens.base import KioskScreen, load_kv
 from kiosk.screens.preview import CameraPreview  # noqa: F401 - used in attract.kv
@@ -13,26 +16,42 @@ load_kv(__file__)
 
 
 class AttractScreen(KioskScreen):
+    looking_up = BooleanProperty(False)  # a member lookup runs
+    lookup_countdown = StringProperty("")
+    lookup_done = NumericProperty(0.0)  # share of the lookup's time limit used, 0..1
     _hint: Animation | None = None
 
     def on_enter(self, *args) -> None:
         self.ids.preview.active = True  # the camera's picture only while it is seen
-        hint = self.ids.get("hint")
-        if hint is not None and self._hint is None:
+        prompt = self.ids.get("prompt")
+        if prompt is not None and self._hint is None:
             self._hint = Animation(opacity=0.35, duration=0.9) + Animation(opacity=1, duration=0.9)
             self._hint.repeat = True
-            self._hint.start(hint)
+            self._hint.start(prompt)
 
     def on_leave(self, *args) -> None:
         self.ids.preview.active = False
         if self._hint is not None:
-            self._hint.cancel_all(self.ids.hint)
+            self._hint.cancel_all(self.ids.prompt)
             self._hint = None
-            self.ids.hint.opacity = 1
+            self.ids.prompt.opacity = 1
+
+    def both(self, key: str, _lang: str | None = None) -> str:
+        """Chinese, then English on the next line (kv passes ``root.lang`` to re-render)."""
+        return self.tr.both(key, sep="\n") if self.tr is not None else key
 
     def refresh(self, state: UiState) -> None:
         error = state.error
         self.ids.error.text = "" if error is None else (error.zh if self.lang == "zh" else error.en)
+        left = state.lookup_left_s
+        self.looking_up = state.busy and left is not None
+        if left is not None:
+            limit = max(self.session.lookup_timeout_s, 0.001)
+            self.lookup_countdown = self.tr.countdown(left)
+            self.lookup_done = min(1.0, max(0.0, 1 - left / limit))
+
+    def cancel_lookup(self) -> None:
+        self.session.cancel_lookup()
 
     def toggle_language(self) -> None:
         self.session.touch()

@@ -8,6 +8,11 @@ synchronous ``run``/``post`` and drive the same object.
 
 A tap that arrives while a transaction runs is ignored (``busy``): a touchscreen that
 reports one touch twice can never start two transactions.
+
+A member lookup has an end the member can see: ``lookup_left_s`` counts down from
+``lookup_timeout_s`` (the store server client gives up within its read timeout), the member
+may cancel it, and should it still run ``LOOKUP_GRACE_S`` after that, the session gives up
+on it by itself; a late answer is then ignored.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from kiosk.domain.catalog import Affordability, Catalog, ItemKind, affordable
 from kiosk.domain.member_view import with_balance
 from kiosk.domain.payloads import PayloadKind, classify_payload
 from kiosk.domain.receipts import Bilingual
-from kiosk.errors import KioskError
+from kiosk.errors import HardwareError, JournalError, KioskError, StoreServerError
+from kiosk.i18n import bilingual
 from kiosk.services.identify import Identified, IdentifyError, MemberIdentifier, NotAMemberCode
 from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
 from kiosk.services.txn_steps import Outcome, Progress, TransactionRefused, TxnResult
@@ -32,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # outcomes after which the member's points are spent (or the spend is on its way to the server)
 _CHARGED = (Outcome.DISPENSED, Outcome.ISSUED, Outcome.DISPENSED_UNCONFIRMED)
+LOOKUP_GRACE_S = 3.0  # past the lookup's countdown before the session stops waiting for it
 
 
 Post = Callable[[Callable[[], None]], None]
@@ -59,6 +66,7 @@ class MemberSession:
         wheel_id: str = "LUCKY",
         wheel_info: Callable[[], dict | None] = lambda: None,
         member_wheel_info: Callable[[str], dict | None] | None = None,
+        lookup_timeout_s: float = 10.0,
     ) -> None:
         self.identifier = identifier
         self.engine = engine
@@ -71,10 +79,14 @@ class MemberSession:
         self.wheel_id = wheel_id
         self.wheel_info = wheel_info  # the synced wheel (segments, odds, rules, cost)
         self.member_wheel_info = member_wheel_info  # the same asked for one member: spins left
+        self.lookup_timeout_s = lookup_timeout_s  # the client's bound on a member lookup
         self.state = UiState()
         self._listeners: list[Callable[[UiState], None]] = []
         self._last_touch = clock()
         self._lock = threading.Lock()
+        self._lookups = 0  # numbers each lookup, so a late answer is known as one
+        self._lookup: int | None = None  # the lookup running now
+        self._lookup_started = 0.0
 
     # ---- plumbing ------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[UiState], None]) -> None:
@@ -86,6 +98,20 @@ class MemberSession:
             self.state = replace(self.state, seq=self.state.seq + 1, **changes)
             snapshot = self.state
         self.post(lambda: self._tell(snapshot))
+
+    def _lookup_change(self, lookup: int | None, *, end: bool, **changes) -> bool:
+        """Change the state for the running lookup (``lookup`` None: whichever runs) and,
+        with ``end``, finish it; False (nothing changed) when that lookup is over."""
+        with self._lock:
+            if self._lookup is None or lookup not in (None, self._lookup):
+                return False
+            if end:
+                self._lookup = None
+                changes.update(busy=False, lookup_left_s=None)
+            self.state = replace(self.state, seq=self.state.seq + 1, **changes)
+            snapshot = self.state
+        self.post(lambda: self._tell(snapshot))
+        return True
 
     def _tell(self, snapshot: UiState) -> None:
         for listener in list(self._listeners):
@@ -112,28 +138,42 @@ class MemberSession:
             self._set(error=_NOT_ENROLLED)
             return
         self.touch()
-        self._set(busy=True, error=None)
-        self.run(lambda: self._identify(payload))
+        with self._lock:
+            self._lookups += 1
+            lookup = self._lookup = self._lookups
+            self._lookup_started = self.clock()
+        self._set(busy=True, error=None, lookup_left_s=self.lookup_timeout_s)
+        self.run(lambda: self._identify(payload, lookup))
 
-    def _identify(self, payload: str) -> None:
+    def _identify(self, payload: str, lookup: int) -> None:
         try:
             who = self.identifier.identify(payload)  # type: ignore[union-attr]
         except NotAMemberCode as exc:
             screen = Screen.STAFF if exc.kind is PayloadKind.STAFF else Screen.DIAGNOSTICS
-            self._set(busy=False, screen=screen, routed_code=(exc.kind, payload))
+            self._lookup_change(lookup, end=True, screen=screen, routed_code=(exc.kind, payload))
             return
         except IdentifyError as exc:
-            self._set(busy=False, error=exc.message)
+            log.info("member code not accepted (%s): %s", exc.reason, exc)
+            self._lookup_change(lookup, end=True, error=exc.message)
             return
         except KioskError as exc:
-            log.error("identify failed: %s", exc)
-            self._set(busy=False, error=_error(exc))
+            self._lookup_change(lookup, end=True, error=_error(exc))
+            return
+        if not self._lookup_change(
+            lookup, end=True, member=who, screen=Screen.MEMBER, offer=self._offer(who),
+            online=self.online(), wheel=self.wheel_info(),
+        ):  # fmt: skip
+            log.warning("member %s identified after the lookup was given up: not shown",
+                        who.view.member_id)  # fmt: skip
             return
         self.touch()
-        self._set(
-            busy=False, member=who, screen=Screen.MEMBER, offer=self._offer(who),
-            online=self.online(), wheel=self.wheel_info(),
-        )  # fmt: skip
+
+    def cancel_lookup(self) -> None:
+        """The member tapped cancel while their code is looked up: back to scanning now; the
+        answer, when it comes, is ignored."""
+        if self._lookup_change(None, end=True, error=_LOOKUP_CANCELLED):
+            log.info("member lookup cancelled by the member")
+            self.touch()
 
     def _offer(self, who: Identified) -> tuple[Affordability, ...]:
         catalog = self.catalog()
@@ -282,8 +322,9 @@ class MemberSession:
             self._set(busy=False, error=exc.message, screen=self._back_from_refusal())
             return
         except KioskError as exc:
-            log.error("transaction failed: %s", exc)
-            self._set(busy=False, error=_error(exc), screen=Screen.RESULT)
+            progress = self.state.progress
+            self._set(busy=False, error=_error(exc, progress and progress.txn_id),
+                      screen=Screen.RESULT)  # fmt: skip
             return
         self.touch()
         screen = Screen.WHEEL if self.state.screen is Screen.WHEEL else Screen.RESULT
@@ -314,6 +355,9 @@ class MemberSession:
         online = self.online()
         if online != self.state.online:
             self._set(online=online)
+        if self._lookup is not None:
+            self._tick_lookup()
+            return
         if self.state.screen in (Screen.ATTRACT, Screen.STAFF, Screen.DIAGNOSTICS,
                                  Screen.MAINTENANCE) or self.state.busy:  # fmt: skip
             if self.state.idle_left_s is not None:
@@ -325,6 +369,17 @@ class MemberSession:
         else:
             self._set(idle_left_s=left)
 
+    def _tick_lookup(self) -> None:
+        left = self.lookup_timeout_s - (self.clock() - self._lookup_started)
+        if left > -LOOKUP_GRACE_S:
+            self._lookup_change(None, end=False, lookup_left_s=max(0.0, left), idle_left_s=None)
+        elif self._lookup_change(None, end=True, error=_LOOKUP_TIMEOUT):
+            log.error(
+                "member lookup still running %.0f s after it began (the store server client "
+                "should have given up within %.0f s): the member is back on the scan screen",
+                self.lookup_timeout_s - left, self.lookup_timeout_s,
+            )  # fmt: skip
+
 
 def _member(who: Identified | None) -> Member:
     assert who is not None
@@ -332,15 +387,21 @@ def _member(who: Identified | None) -> Member:
     return Member(view.member_id, view.name_masked, view.balance)
 
 
-def _error(exc: KioskError) -> Bilingual:
-    return Bilingual(f"出现问题：{exc}", f"Something went wrong: {exc}")
+_ERROR_KINDS = ((JournalError, "journal"), (HardwareError, "device"),
+                (StoreServerError, "server"))  # fmt: skip
 
 
-_NOT_ENROLLED = Bilingual(
-    "本机尚未登记，请联系技术人员。", "This kiosk is not enrolled yet: please call a technician."
-)
-_NO_COMPARTMENT = Bilingual(
-    "该礼品暂时无法取出，请选择其他礼品。",
-    "This gift cannot be dispensed now: please choose another.",
-)
-_NO_WHEEL = Bilingual("转盘暂不可用。", "The wheel is not available right now.")
+def _error(exc: KioskError, txn_id: str | None = None) -> Bilingual:
+    """What the member reads after an unexpected failure: ask staff, with a reference they
+    can find in the log (``kiosk logs <ref>`` for a transaction); the detail is logged."""
+    kind = next((word for cls, word in _ERROR_KINDS if isinstance(exc, cls)), "kiosk")
+    ref = txn_id[:8] if txn_id else kind
+    log.error("member shown a fault (reference %s, %s): %s", ref, type(exc).__name__, exc)
+    return bilingual("session.error", ref=ref)
+
+
+_NOT_ENROLLED = bilingual("session.not_enrolled")
+_NO_COMPARTMENT = bilingual("session.no_compartment")
+_NO_WHEEL = bilingual("session.no_wheel")
+_LOOKUP_TIMEOUT = bilingual("session.lookup_timeout")
+_LOOKUP_CANCELLED = bilingual("session.lookup_cancelled")

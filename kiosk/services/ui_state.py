@@ -46,6 +46,7 @@ class UiState:
     result: TxnResult | None = None
     error: Bilingual | None = None  # shown on the current screen until the next action
     idle_left_s: float | None = None  # the on-screen logout countdown
+    lookup_left_s: float | None = None  # a member lookup runs: its countdown
     routed_code: tuple[PayloadKind, str] | None = None  # a staff/technician code to hand on
     wheel: dict | None = None
     maintenance: Bilingual | None = None

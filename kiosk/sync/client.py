@@ -219,14 +219,23 @@ class StoreServerClient(requests.Session):
         self.token = token
         return Enrollment(data["kiosk_id"], key, data["server_time"])
 
+    @property
+    def lookup_budget_s(self) -> float:
+        """How long a member lookup may take in all, retries included: the read timeout. A
+        member stands at the screen while it runs (a server that takes the connection and
+        never answers costs one read timeout, not four)."""
+        return self.timeout[1]
+
     def resolve_member(self, code: str) -> dict[str, Any]:
         """``POST /v1/members/resolve``: the member view for a scanned code.
 
-        Retried: the server lets the same kiosk resolve the same code again.
+        Retried while ``lookup_budget_s`` lasts: the server lets the same kiosk resolve the
+        same code again.
         """
         return self._call(
-            "POST", "/v1/members/resolve", json={"code": code}, retry=True, parser=parse.member
-        )
+            "POST", "/v1/members/resolve", json={"code": code}, retry=True, parser=parse.member,
+            within_s=self.lookup_budget_s,
+        )  # fmt: skip
 
     def catalog(self) -> dict[str, Any]:
         """``GET /v1/catalog``: items with this kiosk's compartments and stock, and a version."""
@@ -349,8 +358,12 @@ class StoreServerClient(requests.Session):
         params: Mapping[str, str] | None = None,
         retry: bool,
         auth: bool = True,
+        within_s: float | None = None,
     ) -> T:
+        """One call, retried (``retry``) with backoff; ``within_s`` bounds the whole call:
+        each attempt's timeouts are cut to what is left and no retry starts after it."""
         what = f"{method} {path}"
+        deadline = None if within_s is None else time.monotonic() + within_s
         if auth and not self.token:
             raise Rejected(
                 401,
@@ -361,6 +374,10 @@ class StoreServerClient(requests.Session):
         attempts = max(1, self.retry.attempts) if retry else 1
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
+            timeout = self.timeout
+            if deadline is not None:
+                left = round(max(0.05, deadline - time.monotonic()), 2)
+                timeout = (min(timeout[0], left), min(timeout[1], left))
             try:
                 resp = self.request(
                     method,
@@ -368,7 +385,7 @@ class StoreServerClient(requests.Session):
                     json=json,
                     params=params,
                     headers=headers,
-                    timeout=self.timeout,
+                    timeout=timeout,
                     verify=self._verify,
                     allow_redirects=False,
                 )
@@ -379,10 +396,9 @@ class StoreServerClient(requests.Session):
                     retry,
                     base_url=self.base_url,
                     pin_sha256=self.pin_sha256,
-                    timeout=self.timeout,
+                    timeout=timeout,
                 )
-                if transient and not last:
-                    self._backoff(attempt)
+                if transient and not last and self._backoff(attempt, deadline):
                     continue
                 raise error from None
             except (
@@ -397,10 +413,9 @@ class StoreServerClient(requests.Session):
                     "check server.url"
                 ) from None
             if resp.status_code >= 500:
-                if not last:
-                    self._backoff(attempt)
+                if not last and self._backoff(attempt, deadline):
                     continue
-                tried = f" (after {attempts} attempts)" if attempts > 1 else ""
+                tried = f" (after {attempt} attempts)" if attempt > 1 else ""
                 raise Unreachable(
                     f"store server at {self.base_url} failed on {what} with HTTP "
                     f"{resp.status_code}{tried}{parse.server_says(resp)}: "
@@ -424,8 +439,14 @@ class StoreServerClient(requests.Session):
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns/raises
 
-    def _backoff(self, attempt: int) -> None:
-        self._sleep(self.retry.delay(attempt, self._rng))
+    def _backoff(self, attempt: int, deadline: float | None = None) -> bool:
+        """Wait before the next attempt; False (no wait) when it would start past
+        ``deadline``."""
+        delay = self.retry.delay(attempt, self._rng)
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            return False
+        self._sleep(delay)
+        return True
 
 
 def _seg(value: str) -> str:

@@ -11,12 +11,23 @@ from .harness import UiDriver
 ONLY_ATTRACT = {Screen.ATTRACT: "attract:AttractScreen"}
 
 
+SCAN_BOTH = "请出示会员码\nShow your member code"
+
+
+def test_the_scan_prompt_is_in_chinese_and_english_at_once(ui_core):
+    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+        assert ui.current == "attract"
+        assert ui.text("prompt") == SCAN_BOTH  # Chinese first, whatever the language
+        ui.tap("language")
+        assert ui.app.tr.language == "en" and ui.text("prompt") == SCAN_BOTH
+
+
 def test_language_toggle_switches_every_text(ui_core, tmp_path):
     with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
         assert ui.current == "attract"
-        assert ui.text("hint") == "请出示会员码"
+        assert ui.text("hint") == "将手机上的会员二维码对准摄像头"
         ui.tap("language")
-        assert ui.text("hint") == "Show your member code"
+        assert ui.text("hint") == "Hold the QR code in your app up to the camera"
         assert ui.text("language") == "中文"
         shot = ui.screenshot(tmp_path / "attract.png")
         assert shot.stat().st_size > 1000
@@ -31,7 +42,7 @@ def test_the_next_member_starts_in_the_store_language_after_a_session_in_english
         assert ui.app.tr.language == "en"  # ... and keeps the language they chose
         ui.app.render(dataclasses.replace(state, screen=Screen.ATTRACT))  # ... and leaves
         assert ui.app.tr.language == "zh"
-        assert ui.text("hint") == "请出示会员码"
+        assert ui.text("hint") == "将手机上的会员二维码对准摄像头"
 
 
 def test_offline_banner_follows_connectivity(ui_core):
@@ -78,3 +89,56 @@ def test_the_preview_can_be_turned_off_in_the_config(ui_core):
         ui.pump(0.5)
         preview = ui.widget("preview")
         assert preview.width == 0 and preview.frames_shown == 0
+
+
+def test_a_lookup_with_no_answer_counts_down_can_be_cancelled_and_comes_back(ui_core, ui_server):
+    """The store server takes the connection and never answers (a loopback socket): the
+    screen says it is looking up, counts down with a progress bar, offers cancel, and is
+    back with "offline" within the read timeout."""
+    import time
+    from pathlib import Path
+
+    from kiosk.services.identify import MemberIdentifier
+    from kiosk.sync.client import StoreServerClient
+    from storeserver import members
+    from tests.kiosk.test_member_lookup import SilentServer
+
+    def code() -> str:
+        with ui_server.store.db.transaction() as conn:
+            store = ui_server.store
+            return members.issue_code(store.ledger, conn, store.signing_key, "M0002")["code"]
+
+    cfg = ui_core.config
+    read_s = 1.5
+    ui_core.config = dataclasses.replace(
+        cfg, server=dataclasses.replace(cfg.server, read_timeout_s=read_s)
+    )
+    key = Path(cfg.server.public_key_file).read_text().strip()
+    with SilentServer() as silent:
+        client = StoreServerClient(silent.url, token="t", connect_timeout_s=0.5,
+                                   read_timeout_s=read_s)  # fmt: skip
+        ui_core.identifier = MemberIdentifier(client, ui_core.journal, key, now=time.time,
+                                              cache_hours=24)  # fmt: skip
+        with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+            tr = ui.app.tr
+            start = time.monotonic()
+            ui.scan(code())
+            ui.pump(0.1)
+            assert ui.text("prompt") == tr.both("attract.looking_up", sep="\n")
+            assert ui.text("hint") == tr("attract.lookup_left", countdown="0:02")
+            assert ui.widget("lookup_progress").opacity == 1
+            cancel = ui.widget("cancel_lookup")
+            assert cancel.opacity == 1 and not cancel.disabled
+            ui.wait(lambda: not ui.app.last_state.busy, read_s + 1.0, "the lookup to end")
+            assert time.monotonic() - start < read_s + 1.0
+            assert ui.text("error") == tr.text("identify.offline", "zh")
+            assert ui.text("prompt") == SCAN_BOTH and cancel.opacity == 0 and cancel.disabled
+
+            ui.scan(code())  # again, and this time the member gives up first
+            ui.pump(0.1)
+            ui.tap("cancel_lookup")
+            assert not ui.app.session.state.busy
+            assert ui.text("error") == tr.text("session.lookup_cancelled", "zh")
+            ui.pump(read_s + 0.3)  # the late "offline" answer arrives: ignored
+            assert ui.text("error") == tr.text("session.lookup_cancelled", "zh")
+        client.close()

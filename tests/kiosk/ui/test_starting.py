@@ -30,7 +30,7 @@ def test_the_first_frame_says_starting_and_serving_begins_once_the_core_is_up(ui
         ui.wait_screen("attract")
         assert pings  # READY=1 went out with the first serving frame
         assert not ui.app.manager.has_screen("starting")
-        assert ui.text("hint") == "请出示会员码"
+        assert ui.text("prompt") == "请出示会员码\nShow your member code"
 
 
 def test_a_start_that_fails_says_why_and_the_app_exits_for_systemd_to_retry(ui_core):
