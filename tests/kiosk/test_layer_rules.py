@@ -1,0 +1,269 @@
+"""The architecture's rules, read from the source so a change that breaks one fails here:
+
+- only ``kiosk/app.py`` and ``kiosk/screens/`` import Kivy (tests/ and bench/ drive the UI
+  and are exempt); services and the domain never reach the UI modules either;
+- only ``drivers/`` imports the device libraries;
+- ``kiosk/domain/`` imports no I/O library and no layer above it;
+- no user-facing literal text: .kv files name catalog keys, screens' .py files hold no
+  Chinese, services build their ``Bilingual`` messages from the catalog; every catalog key
+  named in the code exists (a typo would show the key on screen).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kiosk.i18n import load_catalog
+
+ROOT = Path(__file__).resolve().parents[2]
+EXEMPT = {"tests", "bench", "docs", "systemd"}  # tests and benchmarks may drive Kivy directly
+KIVY_ALLOWED = ("kiosk/app.py", "kiosk/screens/")
+DEVICE_LIBS = {"cv2", "pyzbar", "serial", "escpos", "gpiozero", "zxingcpp"}
+DOMAIN_FORBIDDEN = DEVICE_LIBS | {"requests", "urllib3", "tinydb", "kivy", "socket", "sqlite3"}
+UPPER_LAYERS = ("kiosk.app", "kiosk.screens", "kiosk.services", "kiosk.storage", "kiosk.sync",
+                "kiosk.core", "drivers")  # fmt: skip
+CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
+LETTER = re.compile(r"[^\W\d_]")  # a letter of any script
+KEY = re.compile(r"[a-z][a-z0-9_]*(\.[A-Za-z0-9_]+)+")
+KEY_PREFIX = re.compile(r"[a-z][a-z0-9_]*(\.[A-Za-z0-9_]*)+")
+LANGUAGE_CODES = {"zh", "en"}
+
+
+def product_files() -> Iterator[Path]:
+    """Every Python file of the product (not tests, benchmarks, caches or the venv)."""
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        top = rel.parts[0]
+        if top in EXEMPT or top.startswith(".") or top.endswith(".egg-info"):
+            continue
+        yield path
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """Ids of import nodes under ``if TYPE_CHECKING:`` (never run)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return skip
+
+
+@functools.cache
+def imports(path: Path) -> list[str]:
+    """Module names ``path`` imports at run time, top level or inside functions."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    skip = _type_checking_only(tree)
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            out.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.append(node.module)
+    return out
+
+
+def top(module: str) -> str:
+    return module.split(".")[0]
+
+
+def under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def test_the_scan_sees_the_product():
+    files = {rel(p) for p in product_files()}
+    assert {"kiosk/app.py", "kiosk/screens/base.py", "kiosk/domain/receipts.py",
+            "drivers/camera/scanner.py", "storeserver/api.py"} <= files  # fmt: skip
+    assert not any(f.startswith(("tests/", "bench/")) for f in files)
+
+
+def test_only_the_app_and_the_screens_import_kivy():
+    offenders = [
+        f"{rel(p)} imports {m}"
+        for p in product_files()
+        for m in imports(p)
+        if top(m) == "kivy" and not rel(p).startswith(KIVY_ALLOWED)
+    ]
+    assert offenders == [], "Kivy belongs in kiosk/app.py and kiosk/screens/ only"
+
+
+def test_services_and_the_domain_never_reach_the_ui_modules():
+    offenders = [
+        f"{rel(p)} imports {m}"
+        for p in product_files()
+        if rel(p).startswith(("kiosk/services/", "kiosk/domain/"))
+        for m in imports(p)
+        if under(m, "kiosk.app") or under(m, "kiosk.screens")
+    ]
+    assert offenders == []
+
+
+def test_only_drivers_import_the_device_libraries():
+    offenders = [
+        f"{rel(p)} imports {m}"
+        for p in product_files()
+        for m in imports(p)
+        if top(m) in DEVICE_LIBS and not rel(p).startswith("drivers/")
+    ]
+    assert offenders == []
+
+
+def test_the_domain_does_no_io_and_imports_no_layer_above_it():
+    domain = sorted((ROOT / "kiosk" / "domain").rglob("*.py"))
+    assert domain
+    offenders = [
+        f"{rel(p)} imports {m}"
+        for p in domain
+        for m in imports(p)
+        if top(m) in DOMAIN_FORBIDDEN or any(under(m, layer) for layer in UPPER_LAYERS)
+    ]
+    assert offenders == []
+
+
+# ---- texts ------------------------------------------------------------------------------------------
+
+KV_TEXT = re.compile(r"^\s*(text|hint_text|title)\s*:\s*(?P<expr>.+?)\s*$")
+
+
+def kv_literals(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, string) for every string literal in a text-like kv property."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        match = KV_TEXT.match(line)
+        if not match:
+            continue
+        expr = match["expr"].split("  #")[0]
+        try:
+            tree = ast.parse(expr, mode="eval")
+        except SyntaxError:
+            pytest.fail(f"{rel(path)}:{number}: cannot read the kv expression {expr!r}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                yield number, node.value
+
+
+def user_text(value: str, catalog: dict) -> bool:
+    """A literal a person would read: letters or CJK, and neither a catalog key nor a
+    language code (digits, symbols, "" and "\\n" are fine)."""
+    if value in LANGUAGE_CODES or (KEY.fullmatch(value) and value in catalog):
+        return False
+    if KEY_PREFIX.fullmatch(value) and any(key.startswith(value) for key in catalog):
+        return False  # the fixed part of f"alerts.kind_{kind}"
+    return bool(LETTER.search(value) or CJK.search(value))
+
+
+def test_kv_files_hold_no_user_facing_text():
+    catalog = load_catalog()
+    kv_files = sorted((ROOT / "kiosk" / "screens").glob("*.kv"))
+    assert len(kv_files) >= 10
+    offenders = [
+        f"{rel(p)}:{n}: {value!r}"
+        for p in kv_files
+        for n, value in kv_literals(p)
+        if user_text(value, catalog)
+    ]
+    assert offenders == [], "put the text in kiosk/locale/*.toml and use root.t(key, root.lang)"
+
+
+def string_constants(path: Path) -> Iterator[ast.Constant]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }  # fmt: skip
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
+            yield node
+
+
+def ui_python_files() -> list[Path]:
+    return [ROOT / "kiosk" / "app.py", *sorted((ROOT / "kiosk" / "screens").glob("*.py"))]
+
+
+def test_screens_python_holds_no_chinese_text():
+    offenders = [
+        f"{rel(p)}:{node.lineno}: {node.value!r}"
+        for p in ui_python_files()
+        for node in string_constants(p)
+        if CJK.search(node.value)
+    ]
+    assert offenders == []
+
+
+def test_screens_set_no_literal_text_on_a_widget():
+    """``widget.text = "Paid"`` would show English to a Chinese reader."""
+    catalog = load_catalog()
+    offenders = []
+    for p in ui_python_files():
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                names = [t.attr for t in node.targets if isinstance(t, ast.Attribute)]
+                value = node.value.value
+                if "text" in names and isinstance(value, str) and user_text(value, catalog):
+                    offenders.append(f"{rel(p)}:{node.lineno}: {value!r}")
+    assert offenders == []
+
+
+def test_services_build_no_bilingual_from_literals():
+    """A service's message comes from the catalog (``kiosk.i18n.bilingual``); a literal
+    ``Bilingual("...", "...")`` would skip the catalog's checks."""
+    catalog, offenders = load_catalog(), []
+    for p in sorted((ROOT / "kiosk" / "services").glob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and ast.unparse(node.func) == "Bilingual"):
+                continue
+            for sub in (s for arg in node.args for s in ast.walk(arg)):
+                text = sub.value if isinstance(sub, ast.Constant) else None
+                if isinstance(text, str) and user_text(text, catalog):
+                    offenders.append(f"{rel(p)}:{node.lineno}: {text!r}")
+    assert offenders == []
+
+
+TEXT_CALLS = {"bilingual", "say", "t", "tr", "text", "both"}
+
+
+def named_keys(path: Path) -> Iterator[tuple[int, str]]:
+    """Catalog keys named as the first argument of a text call (``tr("member.logout")``)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        first = node.args[0].value if isinstance(node.args[0], ast.Constant) else None
+        if name in TEXT_CALLS and isinstance(first, str) and KEY.fullmatch(first):
+            yield node.lineno, first
+
+
+def kv_keys(path: Path) -> Iterator[tuple[int, str]]:
+    for number, value in kv_literals(path):
+        if KEY.fullmatch(value):
+            yield number, value
+
+
+def test_every_catalog_key_named_in_the_code_exists():
+    catalog = load_catalog()
+    files = [p for p in product_files() if rel(p).startswith("kiosk/")]
+    named = [(p, n, key) for p in files for n, key in named_keys(p)]
+    named += [(p, n, key) for p in sorted((ROOT / "kiosk" / "screens").glob("*.kv"))
+              for n, key in kv_keys(p)]  # fmt: skip
+    assert len(named) > 100  # the scan finds the texts at all
+    missing = [f"{rel(p)}:{n}: {key}" for p, n, key in named if key not in catalog]
+    assert missing == [], "add these keys to kiosk/locale/*.toml"
