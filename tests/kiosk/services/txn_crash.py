@@ -1,129 +1,345 @@
 """SIGKILL campaign over the transaction engine (used by tests and ``bench/txn_crash.py``).
 
-For each kill point a child kiosk process (``txn_crash_child``) runs one flow against the
-real store server and dies by SIGKILL; the parent restarts the kiosk on the same state
-folder, lets recovery run, and checks the invariants against the server's ledger, the
-journal and the pulse log:
+For each kill point a child kiosk process (``txn_crash_child``, forked by a zygote that has
+the kiosk imported) runs one flow against the real store server and dies by SIGKILL; the
+parent restarts the kiosk on the same state folder, lets recovery run, drains the outbox to
+the real server as the sync worker would, and checks the invariants against the server's
+ledger, the journal and the locker's pulse log:
 
 - the journal opens (no safe mode) and every transaction in it is finished;
-- no hold is left open on the server;
-- no door pulsed twice for a transaction, and recovery never pulsed at all;
-- a gift is charged only if its door was confirmed open (DISPENSED journalled), and every
-  charge matches the member's balance change: no points lost, none taken twice;
-- offline: the upload event exists exactly when the gift was dispensed.
+- no hold is left open on the server, and no payment is left pending or paid on a void;
+- no door pulsed twice for a transaction, and recovery never pulsed at all (nor a recovery
+  run that was itself killed);
+- a gift is charged only if its door was confirmed open (DISPENSED journalled), a dispensed
+  gift is charged (online or, once uploaded, offline), every charge matches the member's
+  balance change (no points lost, none taken twice) and the server's compartment stock
+  dropped by the gifts it charged;
+- a coupon exists exactly when its transaction was captured, and the receipt names it;
+- the outbox is delivered to the server (nothing refused), and an offline spend reaches the
+  server's ledger exactly once.
+
+Kill points: before and after every journal write of every flow, at random moments drawn
+within the flow's measured duration, and during recovery (the flow killed in a chosen state,
+then the recovery killed before or after each of its own journal writes).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kiosk.domain.transaction import TxnState
 from kiosk.services.recovery import forget_finished
+from kiosk.sync.worker import SyncWorker
+from storeserver.payments import DEFAULT_PAYMENT_EXPIRY_S
 
-from .rig import KIOSK, KioskSide, ServerSide
+from .rig import COUPON, KIOSK, KioskSide, ServerSide
 
-FLOWS = ("redeem", "coupon", "cash", "spin", "offline", "jam")
+FLOWS = (
+    "redeem", "coupon", "cash", "cash_cancel", "cash_timeout", "cash_expired",
+    "spin_points", "spin_coupon", "spin_gift", "offline", "jam",
+)  # fmt: skip
+# The demo wheel's segment each spin flow is made certain to land on (the others' stock is 0,
+# so they leave the draw): 1 = 50 points, 3 = a ¥10 coupon, 5 = the mug in compartment 1.
+SPIN_SEGMENT = {"spin_points": 1, "spin_coupon": 3, "spin_gift": 5}
+# States a flow is killed in before its recovery is killed too: (flow, the write it died after)
+RECOVERY_CRASHES = (
+    ("redeem", "put txn DOOR_OPENING"),  # void, flag needs-check, voucher, needs_check upload
+    ("redeem", "put txn DISPENSED"),  # capture, receipt queued, PRINTED, DONE
+    ("cash", "put txn PAID"),  # void with a cash refund
+    ("offline", "put txn DISPENSED"),  # offline capture, then the upload
+    ("spin_gift", "put txn DISPENSED"),
+)
 MEMBER = "M0004"
+COMPARTMENT_STOCK = 50
 ROOT = Path(__file__).parents[3]
+CHILD = "tests.kiosk.services.txn_crash_child"
 
 
-@dataclass
+@dataclass(frozen=True)
 class KillPoint:
     flow: str
-    mode: str  # "before" / "after" journal write number ``at``, or "random" after ``delay_s``
+    mode: str  # "none"; "before" / "after" journal write ``at``; "random" after ``delay_s``
     at: int = 0
     delay_s: float = 0.0
+    recovery_mode: str = ""  # kill the recovery run too: "before" / "after" its write
+    recovery_at: int = 0
+
+    @property
+    def kind(self) -> str:
+        if self.recovery_mode:
+            return "recovery"
+        return "random" if self.mode == "random" else "every write"
 
     def __str__(self) -> str:
         where = f"{self.delay_s * 1000:.0f} ms" if self.mode == "random" else f"write {self.at}"
-        return f"{self.flow}: kill {self.mode} {where}"
+        text = f"{self.flow}: kill {self.mode} {where}"
+        if self.recovery_mode:
+            text += f", then recovery killed {self.recovery_mode} its write {self.recovery_at}"
+        return text
+
+
+@dataclass
+class ChildRun:
+    """One child process as the parent saw it."""
+
+    rc: int
+    lines: list[str]
+    ready_at: float | None
+    done_at: float | None
+    hung: bool
+    stderr: str
+
+    @property
+    def killed(self) -> bool:
+        return self.rc == -signal.SIGKILL
+
+    @property
+    def finished(self) -> bool:  # the flow had returned before the child died
+        return any(line.startswith("DONE") for line in self.lines)
+
+    @property
+    def writes(self) -> list[str]:
+        return [line.split(" ", 2)[2] for line in self.lines if line.startswith("W ")]
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.ready_at is None or self.done_at is None:
+            return None
+        return self.done_at - self.ready_at
+
+
+@dataclass
+class RunOutcome:
+    child: ChildRun
+    violations: list[str]
+    recovery: ChildRun | None = None
+
+
+KINDS = ("every write", "recovery", "random")
 
 
 @dataclass
 class CampaignResult:
-    runs: int = 0
-    killed: int = 0
-    violations: list[str] = field(default_factory=list)
-    writes_per_flow: dict[str, int] = field(default_factory=dict)
+    runs: int = 0  # child runs, the uninterrupted reference runs and recovery runs included
+    kill_points: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    killed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    violated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    violations: list[str] = field(default_factory=list)  # every message, reference runs too
+    writes_per_flow: dict[str, list[str]] = field(default_factory=dict)
+    duration_per_flow: dict[str, float] = field(default_factory=dict)
+    violated_reference: int = 0  # uninterrupted runs after which an invariant failed
+    random_mid_flow: int = 0  # random kills that landed before the flow had returned
+    random_after_done: int = 0
+    recovery_killed: int = 0  # recovery runs that really died at their kill point
+    missed: list[str] = field(default_factory=list)  # write kill points that never fired
+
+    @property
+    def total_points(self) -> int:
+        return sum(self.kill_points.values())
+
+    @property
+    def total_violated(self) -> int:
+        """Kill points after which at least one invariant failed (not messages)."""
+        return sum(self.violated.values())
+
+    def add(self, point: KillPoint, outcome: RunOutcome) -> None:
+        self.runs += 1 + (outcome.recovery is not None)
+        self.violations += outcome.violations
+        if point.mode == "none":
+            self.violated_reference += bool(outcome.violations)
+            return
+        kind = point.kind
+        self.kill_points[kind] += 1
+        self.killed[kind] += outcome.child.killed
+        self.violated[kind] += bool(outcome.violations)
+        if point.mode == "random":
+            if outcome.child.finished:
+                self.random_after_done += 1
+            else:
+                self.random_mid_flow += 1
+        elif not outcome.child.killed:
+            self.missed.append(str(point))
+        if outcome.recovery is not None and outcome.recovery.killed:
+            self.recovery_killed += 1
 
 
-class Campaign:
-    """One store server and one kiosk state folder, reused from kill to kill."""
+class Zygote:
+    """The child-side process that forks one kiosk per run (see ``txn_crash_child``)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._err = open(folder / "zygote.err", "w")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", CHILD, "--zygote"], cwd=ROOT, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._err, text=True, bufsize=1,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True, name="zygote-reader").start()
+        if self._lines.get(timeout=120) != "ZYGOTE":
+            raise RuntimeError(f"crash zygote did not start: {self._stderr()}")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def _stderr(self) -> str:
+        self._err.flush()
+        return (self.folder / "zygote.err").read_text()[-800:]
+
+    def _get(self, timeout_s: float) -> str:
+        line = self._lines.get(timeout=max(timeout_s, 0.0))
+        if line is None:
+            raise RuntimeError(f"crash zygote died: {self._stderr()}")
+        return line
+
+    def run(self, args: dict, kill_after_s: float | None = None, timeout_s: float = 30.0):
+        """Fork a child for ``args``; SIGKILL it ``kill_after_s`` after READY if given."""
+        err = Path(args["folder"]) / "child.err"
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({**args, "stderr": str(err)}) + "\n")
+        self.proc.stdin.flush()
+        first = self._get(60)
+        assert first.startswith("PID "), first
+        pid = int(first.split()[1])
+        lines: list[str] = []
+        ready_at = done_at = kill_at = None
+        hung = False
+        deadline = time.monotonic() + timeout_s
+        while True:
+            now = time.monotonic()
+            until = deadline if kill_at is None else min(deadline, kill_at)
+            try:
+                line = self._get(until - now)
+            except queue.Empty:
+                if kill_at is not None and time.monotonic() >= kill_at:
+                    kill_at = None
+                else:  # the child hangs: end it, and say so
+                    hung, deadline = True, time.monotonic() + 30
+                os.kill(pid, signal.SIGKILL)  # still ours: the zygote has not reaped it
+                continue
+            now = time.monotonic()
+            if line.startswith(f"EXIT {pid} "):
+                rc = int(line.rsplit(" ", 1)[1])
+                break
+            lines.append(line)
+            if line == "READY":
+                ready_at = now
+                if kill_after_s is not None:
+                    kill_at = now + kill_after_s
+            elif line.startswith("DONE"):
+                done_at = now
+        stderr = err.read_text(errors="replace") if err.exists() else ""
+        return ChildRun(rc, lines, ready_at, done_at, hung, stderr)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._err.close()
+
+
+@dataclass(frozen=True)
+class _Before:
+    txns: frozenset[str]
+    balance: int
+    events: frozenset[str]
+
+
+class Campaign:
+    """One store server, one zygote and one kiosk state folder, reused from kill to kill."""
+
+    def __init__(self, folder: Path, inject: str = "") -> None:
+        self.folder = folder
+        self.inject = inject  # a bug for the child to plant (txn_crash_child._inject)
         self.server = ServerSide(folder / "server")
         with self.server.store.db.transaction() as conn:  # spins without a daily limit here
             conn.execute("UPDATE wheels SET daily_limit = 1000000")
         kiosk = KioskSide(folder / "kiosk", self.server.url, self.server.enrollment_code())
         kiosk.close()
+        self.zygote = Zygote(folder)
 
     def close(self) -> None:
+        self.zygote.close()
         self.server.stop()
 
     # ---- one run -------------------------------------------------------------------------
-    def _prepare(self) -> None:
+    def _prepare(self, flow: str) -> None:
         store = self.server.store
         with store.db.transaction() as conn:
             if self.server.balance(MEMBER) < 5000:
                 store.ledger.earn(conn, MEMBER, 20000, "top_up", f"crash-top-up-{time.time_ns()}")
             for number, sku in ((1, "GIFT-MUG"), (2, "GIFT-TOTE"), (4, "GIFT-EARBUDS")):
                 conn.execute(
-                    "UPDATE compartments SET stock = 50, sku = ? WHERE kiosk_id = ? AND number = ?",
-                    (sku, KIOSK, number),
+                    "UPDATE compartments SET stock = ?, sku = ? WHERE kiosk_id = ? AND number = ?",
+                    (COMPARTMENT_STOCK, sku, KIOSK, number),
                 )
             conn.execute("UPDATE items SET stock = 1000 WHERE stock IS NOT NULL")
             conn.execute("UPDATE wheel_segments SET stock = NULL")
+            if flow in SPIN_SEGMENT:  # an out-of-stock segment leaves the draw (wheel.py)
+                conn.execute(
+                    "UPDATE wheel_segments SET stock = 0 WHERE wheel_id = 'LUCKY' AND idx != ?",
+                    (SPIN_SEGMENT[flow],),
+                )
+        # the payment is due at once: the server's next sweep expires it, and voids the hold
+        store.payments.expiry_s = 0 if flow == "cash_expired" else DEFAULT_PAYMENT_EXPIRY_S
 
-    def run(self, point: KillPoint, timeout_s: float = 30.0) -> tuple[bool, list[str], int]:
-        """Run one kill point; (was killed, violations, journal writes seen)."""
-        self._prepare()
+    def run(self, point: KillPoint, timeout_s: float = 30.0) -> RunOutcome:
+        """Run one kill point: the flow, the recovery (killed too if asked), the checks."""
+        self._prepare(point.flow)
         kfolder = self.folder / "kiosk"
-        (kfolder / "pulses.log").unlink(missing_ok=True)
-        before_txns = set(self.server.redemptions())
-        before_balance = self.server.balance(MEMBER)
+        for name in ("pulses.log", "recovery_pulses.log"):
+            (kfolder / name).unlink(missing_ok=True)
+        before = _Before(
+            frozenset(self.server.redemptions()),
+            self.server.balance(MEMBER),
+            frozenset(self._events()),
+        )
         args = {
             "folder": str(kfolder), "server_url": self.server.url, "flow": point.flow,
             "member": MEMBER, "kill_mode": point.mode, "kill_at": point.at,
+            "payment_timeout_s": 0.3 if point.flow == "cash_timeout" else 30.0,
+            "inject": self.inject,
         }  # fmt: skip
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.kiosk.services.txn_crash_child", json.dumps(args)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
-        assert child.stdout is not None
-        first = child.stdout.readline()
-        if point.mode == "random" and first.startswith("READY"):
-            time.sleep(point.delay_s)
-            child.send_signal(signal.SIGKILL)
-        try:
-            out, err = child.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            out, err = child.communicate()
-            return False, [f"{point}: child hung; stderr: {err[-500:]}"], 0
-        killed = child.returncode == -signal.SIGKILL
-        writes = 0
-        for line in (first + out).splitlines():
-            if line.startswith("DONE"):
-                writes = int(line.rsplit("writes=", 1)[1])
-        if child.returncode not in (0, -signal.SIGKILL):
-            return killed, [f"{point}: child failed ({child.returncode}): {err[-800:]}"], writes
-        return killed, self._check(point, before_txns, before_balance), writes
+        kill_after = point.delay_s if point.mode == "random" else None
+        child = self.zygote.run(args, kill_after, timeout_s)
+        bad = _child_trouble(point, "flow", child)
+        recovery = None
+        if point.recovery_mode:
+            recovery = self.zygote.run(
+                {**args, "recover": True, "kill_mode": point.recovery_mode,
+                 "kill_at": point.recovery_at},
+                timeout_s=timeout_s,
+            )  # fmt: skip
+            bad += _child_trouble(point, "recovery", recovery)
+        bad += self._check(point, before)
+        return RunOutcome(child, bad, recovery)
 
     # ---- the invariants ------------------------------------------------------------------
-    def _check(self, point: KillPoint, before_txns: set[str], before_balance: int) -> list[str]:
+    def _check(self, point: KillPoint, before: _Before) -> list[str]:
         bad: list[str] = []
         kfolder = self.folder / "kiosk"
-        pulses_in_flow = _pulses(kfolder)
+        pulses_in_flow = _pulses(kfolder / "pulses.log")
+        if len(pulses_in_flow) > 1:
+            bad.append(f"{point}: pulsed {len(pulses_in_flow)} times in one transaction")
+        if killed_recovery_pulses := _pulses(kfolder / "recovery_pulses.log"):
+            bad.append(f"{point}: the killed recovery pulsed {killed_recovery_pulses}")
         kiosk = KioskSide(kfolder, self.server.url)
         try:
             if kiosk.journal.safe_mode:
@@ -133,10 +349,9 @@ class Campaign:
             kiosk.locker.open = lambda n: (recovery_pulses.append(n), real_open(n))[1]  # type: ignore[method-assign]
             for _ in range(2):
                 kiosk.engine.settle()
+            SyncWorker(kiosk.client, kiosk.outbox).run_once()  # the outbox, to the real server
             if recovery_pulses:
                 bad.append(f"{point}: recovery pulsed compartments {recovery_pulses}")
-            if len(pulses_in_flow) > 1:
-                bad.append(f"{point}: pulsed {len(pulses_in_flow)} times in one transaction")
             txns = {}
             for txn_id in kiosk.journal.all("txn"):
                 txn, ctx = kiosk.engine.load(txn_id)
@@ -145,56 +360,140 @@ class Campaign:
                     bad.append(f"{point}: txn {txn_id} capture refused: {ctx.capture_refused}")
                 elif txn.state not in (TxnState.DONE, TxnState.VOIDED):
                     bad.append(f"{point}: txn {txn_id} left unfinished at {txn.state.name}")
-            new = {k: v for k, v in self.server.redemptions().items() if k not in before_txns}
-            delta = self.server.balance(MEMBER) - before_balance
-            bad += self._ledger(point, new, txns, delta, kiosk)
-            forget_finished(kiosk.engine, older_than_s=-1, now=time.time())
-            for event in kiosk.outbox.pending(1000):
-                kiosk.outbox.settle([_applied(event.event_id)])
-            for key in list(kiosk.journal.all("receipt_queue")):
-                kiosk.journal.delete("receipt_queue", key)
-            for key in list(kiosk.journal.all("offline_spends")):  # a fresh floor each run
-                kiosk.journal.delete("offline_spends", key)
-            for key in list(kiosk.journal.all("compartment_flags")):
-                kiosk.journal.delete("compartment_flags", key)
+            bad += _doors(point, pulses_in_flow, txns, kiosk)
+            if left := kiosk.outbox.pending(1000):
+                bad.append(f"{point}: {len(left)} outbox events not delivered once online")
+            for alert in kiosk.outbox.alerts():
+                bad.append(f"{point}: server refused {alert.event.kind}: {alert.reason}")
+            bad += self._ledger(point, before, txns)
+            self._clean(kiosk)
         finally:
             kiosk.close()
         return bad
 
-    def _ledger(self, point, new, txns, delta, kiosk) -> list[str]:
+    def _ledger(self, point: KillPoint, before: _Before, txns: dict) -> list[str]:
         bad: list[str] = []
+        conn = self.server.store.db.connection()
+        new = {
+            r["txn_id"]: dict(r)
+            for r in conn.execute("SELECT * FROM redemptions")
+            if r["txn_id"] not in before.txns
+        }
         if len(new) > 1:
             bad.append(f"{point}: {len(new)} server redemptions for one transaction")
         charged = 0
-        for txn_id, state in new.items():
+        taken: dict[int, int] = {}
+        for txn_id, row in new.items():
+            state = row["state"]
             if state == "held":
                 bad.append(f"{point}: hold {txn_id} left open on the server")
+            bad += _payment_check(point, conn, row)
+            coupons = [
+                c["code"]
+                for c in conn.execute("SELECT code FROM coupons WHERE txn_id = ?", (txn_id,))
+            ]
+            known = txns.get(txn_id)
+            wants_coupon = state == "captured" and (
+                row["sku"] == COUPON.sku
+                or (known and known[1].prize and known[1].prize.kind.value == "coupon")
+            )
+            if len(coupons) != (1 if wants_coupon else 0):
+                bad.append(f"{point}: {txn_id} ({state}) has {len(coupons)} coupons")
+            elif coupons and known and known[1].coupon_code != coupons[0]:
+                bad.append(
+                    f"{point}: {txn_id} receipt coupon {known[1].coupon_code} != {coupons[0]}"
+                )
             if state != "captured":
                 continue
-            if txn_id not in txns:
+            if row["compartment"] is not None:
+                taken[row["compartment"]] = taken.get(row["compartment"], 0) + 1
+            if known is None:
                 bad.append(f"{point}: server captured {txn_id} the journal does not know")
                 continue
-            txn, ctx = txns[txn_id]
-            dispensed = any(s is TxnState.DISPENSED for s, _ in txn.history)
-            if txn.compartment is not None and not dispensed:
+            txn, ctx = known
+            if txn.compartment is not None and not _dispensed(txn):
                 bad.append(f"{point}: {txn_id} charged without a confirmed door")
             prize = ctx.prize.points if ctx.prize and ctx.prize.kind.value == "points" else 0
             charged += txn.points - prize
         for txn_id, (txn, _ctx) in txns.items():
-            dispensed = any(s is TxnState.DISPENSED for s, _ in txn.history)
-            gone = dispensed and not txn.offline
-            if gone and new.get(txn_id) != "captured":
+            if _dispensed(txn) and new.get(txn_id, {}).get("state") != "captured":
                 bad.append(f"{point}: {txn_id} dispensed but the server has it {new.get(txn_id)}")
-        if point.flow == "offline":
-            uploads = [e for e in kiosk.outbox.pending(1000) if e.kind == "offline_redemption"]
-            dispensed = [
-                t for t, _ in txns.values() if any(s is TxnState.DISPENSED for s, _ in t.history)
-            ]
-            if len(uploads) != len(dispensed):
-                bad.append(f"{point}: {len(uploads)} uploads for {len(dispensed)} dispensed gifts")
+        delta = self.server.balance(MEMBER) - before.balance
         if delta != -charged:
             bad.append(f"{point}: balance moved {delta}, charges say {-charged}")
+        for number in (1, 2, 4):
+            drop = COMPARTMENT_STOCK - self.server.stock(number)
+            if drop != taken.get(number, 0):
+                bad.append(
+                    f"{point}: compartment {number} stock fell {drop}, {taken.get(number, 0)} charged"
+                )
+        uploads = [
+            json.loads(e["payload"])["txn_id"]
+            for eid, e in self._events().items()
+            if eid not in before.events and e["kind"] == "offline_redemption"
+        ]
+        offline_out = sorted(t for t, (txn, _) in txns.items() if txn.offline and _dispensed(txn))
+        if sorted(uploads) != offline_out:
+            bad.append(f"{point}: offline uploads {uploads} for dispensed offline {offline_out}")
         return bad
+
+    def _events(self) -> dict[str, dict]:
+        rows = self.server.store.db.connection().execute("SELECT * FROM kiosk_events")
+        return {r["event_id"]: dict(r) for r in rows}
+
+    def _clean(self, kiosk: KioskSide) -> None:
+        """Leave the next run a kiosk with nothing pending: a fresh floor, no flags, no queue."""
+        forget_finished(kiosk.engine, older_than_s=-1, now=time.time())
+        for event in kiosk.outbox.pending(1000):  # already reported as a violation
+            kiosk.outbox.settle([_applied(event.event_id)])
+        for alert in kiosk.outbox.alerts():
+            kiosk.outbox.acknowledge(alert.alert_id)
+        for table in ("receipt_queue", "offline_spends", "compartment_flags"):
+            for key in list(kiosk.journal.all(table)):
+                kiosk.journal.delete(table, key)
+
+
+def _doors(point: KillPoint, pulses: list[int], txns: dict, kiosk: KioskSide) -> list[str]:
+    """A pulsed door was journalled first, and ends charged or flagged for a staff check."""
+    bad = []
+    for number in pulses:
+        opened = [
+            t for t, _ in txns.values()
+            if t.compartment == number and any(s is TxnState.DOOR_OPENING for s, _ in t.history)
+        ]  # fmt: skip
+        if not opened:
+            bad.append(f"{point}: door {number} pulsed without DOOR_OPENING journalled first")
+        elif not all(_dispensed(t) or t.needs_check for t in opened):
+            bad.append(f"{point}: door {number} pulsed, neither dispensed nor needs-check")
+        elif any(t.needs_check for t in opened) and not kiosk.journal.get(
+            "compartment_flags", str(number)
+        ):
+            bad.append(f"{point}: door {number} needs a check but is not flagged")
+    return bad
+
+
+def _payment_check(point: KillPoint, conn, row: dict) -> list[str]:
+    if not row["payment_id"]:
+        return []
+    pay = conn.execute("SELECT status FROM payments WHERE id = ?", (row["payment_id"],)).fetchone()
+    status, state = pay["status"], row["state"]
+    if state == "captured" and status != "paid":
+        return [f"{point}: {row['txn_id']} captured with its payment {status}"]
+    if state in ("voided", "expired") and status in ("pending", "paid"):
+        return [f"{point}: {row['txn_id']} {state} with its payment left {status}"]
+    return []
+
+
+def _child_trouble(point: KillPoint, what: str, run: ChildRun) -> list[str]:
+    if run.hung:
+        return [f"{point}: {what} child hung; stderr: {run.stderr[-500:]}"]
+    if run.rc not in (0, -signal.SIGKILL):
+        return [f"{point}: {what} child failed ({run.rc}): {run.stderr[-800:]}"]
+    return []
+
+
+def _dispensed(txn) -> bool:
+    return any(s is TxnState.DISPENSED for s, _ in txn.history)
 
 
 def _applied(event_id: str):
@@ -203,9 +502,9 @@ def _applied(event_id: str):
     return EventResult(event_id, "applied")
 
 
-def _pulses(folder: Path) -> list[int]:
+def _pulses(path: Path) -> list[int]:
     try:
-        return [int(x) for x in (folder / "pulses.log").read_text().split()]
+        return [int(x) for x in path.read_text().split()]
     except FileNotFoundError:
         return []
 
@@ -216,34 +515,57 @@ def run_campaign(
     random_kills: int = 0,
     rng: random.Random | None = None,
     every_write: bool = True,
-    max_delay_s: float = 0.6,
+    recovery_crashes: tuple[tuple[str, str], ...] = RECOVERY_CRASHES,
+    recovery_writes: int | None = None,
+    reference_runs: int = 3,
     progress=None,
 ) -> CampaignResult:
-    """Kill every flow before and after each of its journal writes, then at random moments."""
+    """Kill every flow before and after each of its journal writes; kill the recovery of the
+    ``recovery_crashes`` states (of these flows) before and after each of its first
+    ``recovery_writes`` writes (None: all); then kill at random moments within each flow's
+    measured duration (the shortest of ``reference_runs`` uninterrupted runs)."""
     rng = rng or random.Random(1)
     result = CampaignResult()
     campaign = Campaign(folder)
+
+    def run(point: KillPoint) -> RunOutcome:
+        outcome = campaign.run(point)
+        result.add(point, outcome)
+        if progress:
+            progress(result)
+        return outcome
+
     try:
-        points: list[KillPoint] = []
-        for flow in flows:
-            _, bad, writes = campaign.run(KillPoint(flow, "none"))
-            result.runs += 1
-            result.violations += bad
-            result.writes_per_flow[flow] = writes
-            if every_write:
-                for at in range(1, writes + 1):
-                    points += [KillPoint(flow, "before", at), KillPoint(flow, "after", at)]
+        for flow in flows:  # the shortest of a few runs: the first one is often slow
+            durations = []
+            for _ in range(reference_runs):
+                ref = run(KillPoint(flow, "none"))
+                if not ref.child.finished:
+                    result.violations.append(f"{flow}: the uninterrupted run did not finish")
+                durations.append(ref.child.duration_s or 0.0)
+                if result.writes_per_flow.setdefault(flow, ref.child.writes) != ref.child.writes:
+                    result.missed.append(f"{flow}: uninterrupted runs wrote different steps")
+            result.writes_per_flow[flow] = ref.child.writes
+            result.duration_per_flow[flow] = min(durations)
+        if every_write:
+            for flow in flows:
+                for at in range(1, len(result.writes_per_flow[flow]) + 1):
+                    run(KillPoint(flow, "before", at))
+                    run(KillPoint(flow, "after", at))
+        for flow, label in recovery_crashes:
+            if flow not in flows:
+                continue
+            at = result.writes_per_flow[flow].index(label) + 1
+            for mode in ("before", "after"):
+                n = 1
+                while recovery_writes is None or n <= recovery_writes:
+                    outcome = run(KillPoint(flow, "after", at, recovery_mode=mode, recovery_at=n))
+                    if outcome.recovery is None or not outcome.recovery.killed:
+                        break  # the recovery finished in fewer writes: all of them are done
+                    n += 1
         for _ in range(random_kills):
-            points.append(
-                KillPoint(rng.choice(flows), "random", delay_s=rng.uniform(0, max_delay_s))
-            )
-        for point in points:
-            killed, bad, _ = campaign.run(point)
-            result.runs += 1
-            result.killed += killed
-            result.violations += bad
-            if progress:
-                progress(result)
+            flow = rng.choice(flows)
+            run(KillPoint(flow, "random", delay_s=rng.uniform(0, result.duration_per_flow[flow])))
     finally:
         campaign.close()
     return result

@@ -1,11 +1,20 @@
-"""The victim of the transaction crash campaign: one kiosk process running one flow.
+"""The victim of the transaction crash campaign: one kiosk process running one flow, or the
+start-up recovery.
 
-    python -m tests.kiosk.services.txn_crash_child '<json args>'
+    python -m tests.kiosk.services.txn_crash_child --zygote
+    python -m tests.kiosk.services.txn_crash_child '<json args>'      (one run, for debugging)
 
-It kills itself with SIGKILL right before or right after journal write number ``kill_at``
-(``kill_mode`` "before" / "after"), or runs to the end and waits for the parent's SIGKILL at
-a random moment ("random"). Every call to ``Locker.open`` is appended (fsync'd) to
-``pulses.log`` first, so the parent can count pulses a kill would otherwise hide.
+The zygote imports the kiosk once and then forks one child per JSON line on its stdin, so a
+kill point costs a fork instead of a second of imports; each child is a separate process the
+parent kills with SIGKILL by its pid. On its stdout the zygote writes ``PID n``, then the
+child's lines, then ``EXIT n rc`` once the child is gone.
+
+A child kills itself with SIGKILL right before or right after journal write number
+``kill_at`` (``kill_mode`` "before" / "after"), or runs to the end and waits for the parent's
+SIGKILL at a random moment ("random"). It reports ``READY`` when the flow starts, ``W n op
+table label`` after each journal write and ``DONE`` when the flow has returned. Every call to
+``Locker.open`` is appended (fsync'd) to ``pulses.log`` (``recovery_pulses.log`` for a
+recovery run) first, so the parent can count pulses a kill would otherwise hide.
 """
 
 from __future__ import annotations
@@ -14,54 +23,87 @@ import json
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 import requests
 
 from kiosk.storage.atomic import fsync_dir
+from kiosk.sync.worker import SyncWorker
 
 from .rig import COUPON, EARBUDS, MUG, TOTE, KioskSide, member
 
+WHEEL = "LUCKY"
+SPIN_COST = 100  # the demo wheel's cost
 
-def _record_pulse(folder: Path, compartment: int) -> None:
-    fd = os.open(folder / "pulses.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+def _say(line: str) -> None:
+    # one write(2) per line: a pipe write under PIPE_BUF is atomic, so a SIGKILL never leaves
+    # half a line for the zygote's EXIT to run into
+    os.write(1, (line + "\n").encode())
+
+
+def _record_pulse(path: Path, compartment: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, f"{compartment}\n".encode())
         os.fsync(fd)
     finally:
         os.close(fd)
-    fsync_dir(folder)
+    fsync_dir(path.parent)
 
 
-def main(raw: str) -> int:
-    args = json.loads(raw)
+class _Killer:
+    """Counts the journal writes that change something and kills the process at one of them."""
+
+    def __init__(self, journal, mode: str, at: int) -> None:
+        self.journal, self.mode, self.at, self.writes = journal, mode, at, 0
+        real_put, real_delete = journal.put, journal.delete
+
+        def put(table, key, record):
+            label = record.get("state", "") if table == "txn" else ""
+            self._around(lambda: real_put(table, key, record), "put", table, label)
+
+        def delete(table, key):
+            if journal.get(table, key) is None:  # writes nothing: not a journal step
+                return False
+            return self._around(lambda: real_delete(table, key), "del", table, "")
+
+        journal.put, journal.delete = put, delete
+
+    def _around(self, write, op: str, table: str, label: str):
+        self.writes += 1
+        if self.mode == "before" and self.writes == self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        out = write()
+        if self.mode == "after" and self.writes == self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        _say(f"W {self.writes} {op} {table} {label}".rstrip())
+        return out
+
+
+def run(args: dict) -> int:
+    """One flow (or, with ``recover``, the start-up recovery) in this process."""
     folder = Path(args["folder"])
-    kiosk = KioskSide(folder, args["server_url"])
-    writes = 0
-    kill_at, mode = args.get("kill_at", 0), args["kill_mode"]
-
-    def counted(real):
-        def write(*a, **kw):
-            nonlocal writes
-            writes += 1
-            if mode == "before" and writes == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-            out = real(*a, **kw)
-            if mode == "after" and writes == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return out
-
-        return write
-
-    kiosk.journal.put = counted(kiosk.journal.put)  # type: ignore[method-assign]
-    kiosk.journal.delete = counted(kiosk.journal.delete)  # type: ignore[method-assign]
+    kiosk = KioskSide(
+        folder, args["server_url"], payment_timeout_s=args.get("payment_timeout_s", 30.0)
+    )
+    killer = _Killer(kiosk.journal, args["kill_mode"], args.get("kill_at", 0))
+    pulses = folder / ("recovery_pulses.log" if args.get("recover") else "pulses.log")
     real_open = kiosk.locker.open
 
     def open_and_record(number: int):
-        _record_pulse(folder, number)
+        _record_pulse(pulses, number)
         return real_open(number)
 
-    kiosk.engine.locker = RecordingLocker(kiosk.locker, open_and_record)
+    kiosk.engine.locker = Override(kiosk.locker, open=open_and_record)
+    _inject(kiosk, args.get("inject", ""))
+    if args.get("recover"):
+        _say("READY")
+        kiosk.engine.settle()  # what kiosk/core.py does at start-up, then the sync worker
+        SyncWorker(kiosk.client, kiosk.outbox).run_once()
+        _say(f"DONE recovered writes={killer.writes}")
+        return _end(args)
 
     who = member(args["member"], 10**6)
     flow = args["flow"]
@@ -77,35 +119,105 @@ def main(raw: str) -> int:
                 timeout=5,
             )
 
-    print("READY", flush=True)
+    def cancel(p) -> None:
+        if p.pay_url:  # the member taps cancel on the payment screen
+            kiosk.engine.cancel_payment()
+
+    _say("READY")
     if flow in ("redeem", "jam"):
         result = kiosk.engine.redeem(who, MUG)
     elif flow == "offline":  # within the rig's floor limits (500 a member, 1,000 a kiosk)
         result = kiosk.engine.redeem(who, TOTE)
+        kiosk.link.up = True  # back online: the sync worker uploads the offline spend
+        SyncWorker(kiosk.client, kiosk.outbox).run_once()
     elif flow == "coupon":
         result = kiosk.engine.redeem(who, COUPON)
     elif flow == "cash":
         result = kiosk.engine.redeem(who, EARBUDS, pay)
-    elif flow == "spin":
-        result = kiosk.engine.spin(who, "LUCKY", 100)
+    elif flow == "cash_cancel":
+        result = kiosk.engine.redeem(who, EARBUDS, cancel)
+    elif flow in ("cash_timeout", "cash_expired"):  # nobody pays
+        result = kiosk.engine.redeem(who, EARBUDS)
+    elif flow.startswith("spin"):  # the parent left one segment in the draw
+        result = kiosk.engine.spin(who, WHEEL, SPIN_COST)
     else:
         raise SystemExit(f"unknown flow {flow}")
-    print(f"DONE {result.outcome.value} writes={writes}", flush=True)
-    if mode == "random":
+    _say(f"DONE {result.outcome.value} writes={killer.writes}")
+    return _end(args)
+
+
+def _inject(kiosk: KioskSide, bug: str) -> None:
+    """Break the engine on purpose, so a test can see that the campaign notices."""
+    if bug == "no_door_journal":  # the pulse without DOOR_OPENING journalled first
+        real_save = kiosk.engine.save
+
+        def save(txn, ctx):
+            if txn.state.name != "DOOR_OPENING":
+                real_save(txn, ctx)
+
+        kiosk.engine.save = save
+    elif bug == "no_upload":  # an offline spend that never reaches the outbox
+        kiosk.engine.outbox = Override(kiosk.outbox, add=lambda *a, **kw: None)
+    elif bug:
+        raise SystemExit(f"unknown bug {bug}")
+
+
+def _end(args: dict) -> int:
+    if args["kill_mode"] == "random":
         signal.pause()  # the parent's SIGKILL ends it, as it would a kiosk at any moment
     return 0
 
 
-class RecordingLocker:
-    """The Locker port with `open` replaced by one that records the pulse first."""
+class Override:
+    """``obj`` with some attributes replaced (the locker's ``open`` that records the pulse)."""
 
-    def __init__(self, locker, open_fn) -> None:
-        self._locker = locker
-        self.open = open_fn
+    def __init__(self, obj, **attrs) -> None:
+        self._obj = obj
+        self.__dict__.update(attrs)
 
     def __getattr__(self, name):
-        return getattr(self._locker, name)
+        return getattr(self._obj, name)
+
+
+def _child(args: dict) -> None:
+    """In the forked child: stderr to the run's file, run, and leave without the zygote's
+    cleanup (no atexit, no flushing of buffers the zygote owns)."""
+    fd = os.open(args["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 2)
+    os.close(fd)
+    code = 1
+    try:
+        code = run(args)
+    except BaseException:  # SystemExit too: the parent reads the traceback from the file
+        traceback.print_exc()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def zygote() -> int:
+    """Fork one child per JSON line on stdin; one at a time, each reaped before the next."""
+    _say("ZYGOTE")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        args = json.loads(line)
+        go_r, go_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(go_w)
+            os.read(go_r, 1)  # the PID line goes out first: the parent needs it to kill
+            os.close(go_r)
+            _child(args)
+        os.close(go_r)
+        _say(f"PID {pid}")
+        os.write(go_w, b"g")
+        os.close(go_w)
+        _, status = os.waitpid(pid, 0)
+        _say(f"EXIT {pid} {os.waitstatus_to_exitcode(status)}")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    if sys.argv[1:] == ["--zygote"]:
+        sys.exit(zygote())
+    sys.exit(run(json.loads(sys.argv[1])))
