@@ -58,7 +58,10 @@ def systemd() -> Iterator[tuple[FakeSystemd, dict[str, str]]]:
 
 
 class MainLoop:
-    """A stand-in for Kivy's loop: a thread calling ``ping`` every 10 ms unless blocked."""
+    """A stand-in for Kivy's loop: a thread calling ``ping`` every 10 ms unless blocked.
+
+    The real app with its Kivy loop blocked: test_run_app.py's
+    test_a_blocked_kivy_main_loop_stops_the_watchdog_pings."""
 
     def __init__(self, pinger: WatchdogPinger) -> None:
         self.pinger = pinger
