@@ -8,6 +8,7 @@ it never comes out zero times.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from kiosk.domain.receipt_codec import MalformedQueuedReceipt, decode_receipt, encode_receipt
 from kiosk.domain.receipts import Receipt
 from kiosk.errors import HardwareError, JournalError
+from kiosk.logctx import txn_context
 from kiosk.ports import ReceiptPrinter
 from kiosk.storage.journal import Journal
 
@@ -92,22 +94,31 @@ class ReceiptQueue:
         return len(self._journal.all(TABLE))
 
     def reprint_all(self) -> ReprintResult:
-        """Print every waiting receipt in order; stop at the first printer error."""
+        """Print every waiting receipt in order; stop at the first printer error.
+
+        A member's receipt is reprinted in its transaction's log context: its lines (the
+        printer's too) carry ``TXN=<id>``, so ``kiosk logs`` shows the reprint."""
         printed = 0
         for item in self.queued():
-            try:
-                self._printer.print_receipt(item.receipt)
-            except HardwareError as exc:
-                left = len(self)
-                log.warning("reprint stopped after %d receipt(s), %d left: %s", printed, left, exc)
-                return ReprintResult(printed, left, str(exc))
-            try:
-                self._journal.delete(TABLE, item.key)
-            except JournalError:
-                log.exception("receipt %s reprinted but still queued (journal read-only)", item.key)
-                raise
-            printed += 1
-            log.info("receipt %s reprinted", item.key)
+            txn_id = getattr(item.receipt, "txn_id", None)  # MemberReceipt; a restock slip: none
+            with txn_context(txn_id) if txn_id else contextlib.nullcontext():
+                try:
+                    self._printer.print_receipt(item.receipt)
+                except HardwareError as exc:
+                    left = len(self)
+                    log.warning(
+                        "reprint stopped after %d receipt(s), %d left: %s", printed, left, exc
+                    )
+                    return ReprintResult(printed, left, str(exc))
+                try:
+                    self._journal.delete(TABLE, item.key)
+                except JournalError:
+                    log.exception(
+                        "receipt %s reprinted but still queued (journal read-only)", item.key
+                    )
+                    raise
+                printed += 1
+                log.info("receipt %s reprinted", item.key)
         return ReprintResult(printed, len(self), None)
 
     def _record(self, receipt: Receipt, reason: str) -> dict:

@@ -1,25 +1,31 @@
 """``kiosk logs TXN`` on journals written by the real engine (store server on loopback,
 simulated locker and printer), read while the kiosk holds the journal's lock; the system log
-is a fake journalctl fed with the lines the engine logged through kiosk.logctx. Also the
-log context itself: TXN= on every line of a transaction, and only there."""
+is a fake journal holding every line the process logged through kiosk.logctx, whatever it
+says, read by a fake journalctl that filters as the real one does. Also the log context
+itself: TXN= on every line of a transaction, and only there."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import itertools
 import logging
 import os
+import re
 import sys
 import threading
+import time
 import types
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from kiosk import txn_logs
 from kiosk.doctor import CommandResult
+from kiosk.domain.receipts import RestockLine, RestockSlip
 from kiosk.errors import JournalError, KioskError
 from kiosk.logctx import (
     JournaldFormatter,
@@ -37,72 +43,114 @@ from kiosk.services.txn_steps import Outcome
 from kiosk.storage.journal import Journal
 from kiosk.txn_logs import format_story, read_journal, transaction_story, zone
 
-from .services.rig import MUG, KioskSide, member
+from .services.rig import KIOSK, MUG, KioskSide, member
 
 TZ = zone("Asia/Shanghai")
 
 
+@dataclass(frozen=True)
+class Entry:
+    at: float  # when it was logged (journald's timestamp)
+    unit: str
+    message: str  # as journald stores it: TXN= prefix included, no priority
+
+
+class FakeJournal(logging.Handler):
+    """The system journal while a test runs: every line the process logs, from any thread.
+    The store server's loggers (storeserver.*) stand for another machine's unit, the rest is
+    unit kiosk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JournaldFormatter(level_prefix=False))
+        self.addFilter(TxnFilter())
+        self.entries: list[Entry] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        unit = "storeserver" if record.name.partition(".")[0] == "storeserver" else "kiosk"
+        for line in self.format(record).splitlines():  # journald: one entry per line
+            self.entries.append(Entry(record.created, unit, line))
+
+    def messages(self, unit: str, start: float, end: float) -> list[str]:
+        """What ``unit`` logged from ``start`` to ``end``."""
+        return [e.message for e in self.entries if e.unit == unit and start <= e.at <= end]
+
+
 @pytest.fixture
-def captured():
-    """The kiosk's log lines as journald would store them (TXN= prefixes included)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JournaldFormatter(level_prefix=False))
-    handler.addFilter(TxnFilter())
+def journal():
+    fake = FakeJournal()
     root = logging.getLogger()
     old_level = root.level
-    root.addHandler(handler)
+    root.addHandler(fake)
     root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
+    yield fake
+    root.removeHandler(fake)
     root.setLevel(old_level)
 
 
 class FakeJournalctl:
-    """``journalctl --grep ID``: the captured lines that mention ID, journald-style."""
+    """``journalctl`` on a FakeJournal, with the real one's filters for what ``kiosk logs``
+    passes: ``-u`` (unit), ``--since @EPOCH``, ``--grep`` (a regex on the message, ignoring
+    case when it has no capitals, as journalctl's smart case does). Whether a line carries
+    the id is the kiosk's doing, not the fake's: any other option is refused."""
 
-    def __init__(self, stream: io.StringIO | None = None, result: CommandResult | None = None):
-        self.stream, self.result = stream, result
+    def __init__(self, journal: FakeJournal | None = None, result: CommandResult | None = None):
+        self.journal, self.result = journal, result
         self.calls: list[list[str]] = []
 
     def __call__(self, argv) -> CommandResult:
         self.calls.append(list(argv))
         if self.result is not None:
             return self.result
-        pattern = argv[argv.index("--grep") + 1]
-        text = self.stream.getvalue() if self.stream else ""
+        assert argv[0] == "journalctl"
+        opts: dict[str, str] = {}
+        args = iter(argv[1:])
+        for arg in args:
+            if arg != "--no-pager":
+                assert arg in ("-o", "-u", "--since", "--grep"), f"fake journalctl: {arg}?"
+                opts[arg] = next(args)
+        assert opts.pop("-o") == "short-iso"
+        since = float(opts["--since"].removeprefix("@")) if "--since" in opts else 0.0
+        pattern = opts.get("--grep", "")
+        grep = re.compile(pattern, 0 if pattern != pattern.lower() else re.IGNORECASE)
         lines = [
-            f"2026-11-23T10:00:00+0800 pi kiosk[512]: {ln}"
-            for ln in text.splitlines()
-            if pattern in ln
+            f"{dt.datetime.fromtimestamp(e.at, TZ):%Y-%m-%dT%H:%M:%S%z} pi {e.unit}[512]: "
+            f"{e.message}"
+            for e in (self.journal.entries if self.journal else [])
+            if e.unit == opts.get("-u", e.unit) and e.at >= since and grep.search(e.message)
         ]
         if not lines:
             return CommandResult(1, "-- No entries --\n", "")
         return CommandResult(0, "\n".join(lines) + "\n", "")
 
 
+def shown(story) -> list[str]:
+    """The story's system log lines without journalctl's time, host and unit."""
+    return [line.split("]: ", 1)[1] for line in story.log_lines]
+
+
 def redeem_as(kiosk: KioskSide, txn_id: str):
-    """A redemption with a known id, wrapped the way the engine will wrap its flows."""
+    """A redemption with a known id (the engine binds it to the flow's log lines itself)."""
     kiosk.engine.new_id = lambda: txn_id
-    with txn_scope():
-        bind_txn(txn_id)  # what TxnSteps.save does once the engine binds ids
-        return kiosk.engine.redeem(member("M0002"), MUG)
+    return kiosk.engine.redeem(member("M0002"), MUG)
 
 
 def files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def test_a_jammed_door_story_read_while_the_kiosk_holds_the_journal(kiosk, captured):
+def test_a_jammed_door_story_read_while_the_kiosk_holds_the_journal(kiosk, journal):
     kiosk.sim.jam(1)
     kiosk.printer.set_paper(PaperState.OUT)
     txn_id = str(uuid.uuid4())
+    start = time.time()
     result = redeem_as(kiosk, txn_id)
+    end = time.time()
     assert result.outcome is Outcome.NEEDS_CHECK and result.queued
     logging.getLogger("kiosk.ui").info("idle again")  # after the flow: no TXN
     state = kiosk.folder / "state"
     before = files(state)
-    journalctl = FakeJournalctl(captured)
+    journalctl = FakeJournalctl(journal)
 
     story = transaction_story(state, txn_id, runner=journalctl)  # the journal stays open
 
@@ -138,18 +186,47 @@ def test_a_jammed_door_story_read_while_the_kiosk_holds_the_journal(kiosk, captu
     assert "compartment 1 since" in text and "needs_check" in text
     assert f"TXN={txn_id} kiosk.services.txn_steps: txn {txn_id} HELD -> DOOR_OPENING" in text
     assert "idle again" not in text
-    # Every kiosk line of the flow carries the id, even the drivers' (which do not name it);
-    # the loopback store server logs from its own thread, so its lines do not.
-    log_lines = text.split("system log")[1].splitlines()[1:]
-    kiosk_lines = [ln for ln in log_lines if "storeserver." not in ln]
-    assert len(kiosk_lines) >= 10 and all(f"TXN={txn_id}" in ln for ln in kiosk_lines)
-    assert any(
-        "drivers.locker.gpio_locker: compartment 1: door did not" in ln for ln in kiosk_lines
-    )
-    assert all("TXN=" not in ln for ln in log_lines if "storeserver." in ln)
+    # Every line the kiosk logged while the flow ran carries the id, the drivers' too (they
+    # do not name it); so the system log part shows exactly those lines.
+    flow = journal.messages("kiosk", start, end)
+    untagged = [m for m in flow if not m.startswith(f"TXN={txn_id} ")]
+    assert len(flow) >= 10 and not untagged, untagged
+    assert any("drivers.locker.gpio_locker: compartment 1: door did not" in m for m in flow)
+    assert any("drivers.printer." in m for m in flow)
+    assert shown(story) == flow
+    # the loopback store server logs from its own threads: never with the kiosk's id
+    server = journal.messages("storeserver", start, end)
+    assert server and not [m for m in server if "TXN=" in m]
 
 
-def test_a_finished_redemption_by_prefix_through_the_command_line(kiosk, captured, capsys):
+def test_a_reprint_outside_the_flow_carries_its_transactions_id(kiosk, journal):
+    kiosk.printer.set_paper(PaperState.OUT)
+    txn_id = str(uuid.uuid4())
+    assert redeem_as(kiosk, txn_id).queued  # dispensed; the receipt waits for paper
+    slip = RestockSlip(
+        store_name_zh="测试门店", store_name_en="Test store", kiosk_id=KIOSK,
+        printed_at=dt.datetime.now(TZ), staff_id="S001", lines=(RestockLine(1, None, 2, 0),),
+    )  # fmt: skip
+    kiosk.receipts.queue("restock:r1", slip, "paper out")  # no transaction's
+    kiosk.printer.set_paper(PaperState.OK)
+    assert current_txn_id() is None  # staff reprint from their screen: no transaction runs
+    start = time.time()
+    assert kiosk.receipts.reprint_all().printed == 2
+    end = time.time()
+
+    lines = journal.messages("kiosk", start, end)
+    mine = [m for m in lines if m.startswith(f"TXN={txn_id} ")]
+    assert f"TXN={txn_id} kiosk.services.receipt_queue: receipt {txn_id}:receipt reprinted" in mine
+    assert any("drivers.printer." in m for m in mine)  # the printer's lines too
+    assert [m for m in lines if "restock:r1 reprinted" in m] == [
+        "kiosk.services.receipt_queue: receipt restock:r1 reprinted"
+    ]
+    assert current_txn_id() is None
+    story = transaction_story(kiosk.folder / "state", txn_id, runner=FakeJournalctl(journal))
+    assert story.receipts == {} and set(mine) <= set(shown(story))
+
+
+def test_a_finished_redemption_by_prefix_through_the_command_line(kiosk, journal, capsys):
     txn_id = str(uuid.uuid4())
     assert redeem_as(kiosk, txn_id).outcome is Outcome.DISPENSED
     parser = argparse.ArgumentParser()
@@ -158,7 +235,7 @@ def test_a_finished_redemption_by_prefix_through_the_command_line(kiosk, capture
     args = parser.parse_args(
         ["logs", txn_id[:8].upper(), "--state-dir", str(kiosk.folder / "state"), "--timezone", "Asia/Shanghai"]
     )  # fmt: skip
-    assert args.func(args, runner=FakeJournalctl(captured)) == 0
+    assert args.func(args, runner=FakeJournalctl(journal)) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"transaction {txn_id}\n  redeem (online), member M0002")
     states = [ln.split()[2] for ln in out.split("states (Asia/Shanghai):\n")[1].splitlines()[:7]]
