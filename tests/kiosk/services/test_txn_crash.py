@@ -30,9 +30,9 @@ MIN_WRITES = {
 
 def test_kill_before_and_after_every_journal_write_and_in_recovery(tmp_path):
     recovery = (
-        ("redeem", "put txn DOOR_OPENING"),
-        ("cash", "put txn PAID"),
-        ("offline", "put txn DISPENSED"),
+        ("redeem", "after", "put txn DOOR_OPENING"),
+        ("cash", "after", "put txn PAID"),
+        ("offline", "after", "put txn DISPENSED"),
     )
     result = run_campaign(
         tmp_path, CI_FLOWS, recovery_crashes=recovery, recovery_writes=2, reference_runs=1

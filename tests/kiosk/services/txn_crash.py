@@ -51,13 +51,16 @@ FLOWS = (
 # The demo wheel's segment each spin flow is made certain to land on (the others' stock is 0,
 # so they leave the draw): 1 = 50 points, 3 = a ¥10 coupon, 5 = the mug in compartment 1.
 SPIN_SEGMENT = {"spin_points": 1, "spin_coupon": 3, "spin_gift": 5}
-# States a flow is killed in before its recovery is killed too: (flow, the write it died after)
+# States a flow is killed in before its recovery is killed too: (flow, kill mode, the write)
 RECOVERY_CRASHES = (
-    ("redeem", "put txn DOOR_OPENING"),  # void, flag needs-check, voucher, needs_check upload
-    ("redeem", "put txn DISPENSED"),  # capture, receipt queued, PRINTED, DONE
-    ("cash", "put txn PAID"),  # void with a cash refund
-    ("offline", "put txn DISPENSED"),  # offline capture, then the upload
-    ("spin_gift", "put txn DISPENSED"),
+    ("redeem", "after", "put txn DOOR_OPENING"),  # void, needs-check flag, voucher, upload
+    ("redeem", "after", "put txn DISPENSED"),  # capture, receipt queued, PRINTED, DONE
+    ("cash", "after", "put txn PAID"),  # void with a cash refund
+    ("cash_cancel", "after", "put txn VOIDING"),  # the void again, idempotent
+    ("coupon", "before", "put txn CAPTURED"),  # the server captured: the coupon is queued
+    ("jam", "after", "put txn NEEDS_CHECK"),  # flag and tell staff, then void
+    ("offline", "after", "put txn DISPENSED"),  # offline capture, then the upload
+    ("spin_gift", "after", "put txn DISPENSED"),
 )
 MEMBER = "M0004"
 COMPARTMENT_STOCK = 50
@@ -515,7 +518,7 @@ def run_campaign(
     random_kills: int = 0,
     rng: random.Random | None = None,
     every_write: bool = True,
-    recovery_crashes: tuple[tuple[str, str], ...] = RECOVERY_CRASHES,
+    recovery_crashes: tuple[tuple[str, str, str], ...] = RECOVERY_CRASHES,
     recovery_writes: int | None = None,
     reference_runs: int = 3,
     progress=None,
@@ -552,14 +555,15 @@ def run_campaign(
                 for at in range(1, len(result.writes_per_flow[flow]) + 1):
                     run(KillPoint(flow, "before", at))
                     run(KillPoint(flow, "after", at))
-        for flow, label in recovery_crashes:
+        for flow, crash_mode, label in recovery_crashes:
             if flow not in flows:
                 continue
             at = result.writes_per_flow[flow].index(label) + 1
             for mode in ("before", "after"):
                 n = 1
                 while recovery_writes is None or n <= recovery_writes:
-                    outcome = run(KillPoint(flow, "after", at, recovery_mode=mode, recovery_at=n))
+                    point = KillPoint(flow, crash_mode, at, recovery_mode=mode, recovery_at=n)
+                    outcome = run(point)
                     if outcome.recovery is None or not outcome.recovery.killed:
                         break  # the recovery finished in fewer writes: all of them are done
                     n += 1
