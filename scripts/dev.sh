@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv libzbar0 libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 fonts-wqy-microhei openssh-server systemd)
+APT_PACKAGES=(python3-venv libzbar0 libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri libmtdev1 fonts-wqy-microhei openssh-server systemd sudo)
 
 need_apt=()
 for pkg in "${APT_PACKAGES[@]}"; do
