@@ -25,6 +25,7 @@ from kiosk.errors import JournalError, KioskError, Rejected
 from kiosk.i18n import bilingual
 from kiosk.logctx import txn_context
 from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE, Outcome, TxnSteps
+from kiosk.storage.outbox import OUTBOX_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +130,21 @@ def _finish(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[TxnStat
 
 
 def forget_finished(steps: TxnSteps, *, older_than_s: float, now: float) -> int:
-    """Drop finished transactions (and old offline spends) from the journal; returns how many.
+    """Drop finished and synced transactions (and old offline spends) from the journal;
+    returns how many.
 
-    Kept ``older_than_s`` for ``kiosk logs``; an offline spend leaves with its store day.
+    Kept ``older_than_s`` for ``kiosk logs``, and an offline gift until the server has answered
+    its upload (its outbox event has the txn_id as event id); an offline spend leaves with its
+    store day.
     """
     gone = 0
     for txn_id, record in steps.journal.all(TXN_TABLE).items():
         history = record.get("history") or [[None, now]]
-        if record.get("state") in ("DONE", "VOIDED") and now - history[-1][1] > older_than_s:
+        if (
+            record.get("state") in ("DONE", "VOIDED")
+            and now - history[-1][1] > older_than_s
+            and steps.journal.get(OUTBOX_TABLE, txn_id) is None
+        ):
             steps.journal.delete(TXN_TABLE, txn_id)
             gone += 1
     today = steps.now().date()
