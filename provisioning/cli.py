@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--enroll-code",
         default=os.environ.get("KIOSK_ENROLL_CODE") or None,
         metavar="CODE",
-        help="one-time code from 'storeserver enroll-code' (or env KIOSK_ENROLL_CODE)",
+        help="one-time code from 'storeserver enroll-code'; '-' reads it from standard input "
+        "(kept out of ps and the shell history; the fleet playbook does so), or env "
+        "KIOSK_ENROLL_CODE",
     )
     e.add_argument("--re-enroll", action="store_true", help="enroll even if a token exists")
     e.add_argument("--harden-ssh", action="store_true", help="key-only SSH, no root password")
@@ -156,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.enroll_code == "-":
+        args.enroll_code = sys.stdin.readline().strip() or None
+        if args.enroll_code is None:
+            parser.error("--enroll-code -: standard input held no code (one line expected)")
     if args.re_enroll and not args.enroll_code:
         parser.error("--re-enroll needs --enroll-code CODE (a new one-time code)")
     if args.root is not None and args.root.exists() and not args.root.is_dir():

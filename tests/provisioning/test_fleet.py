@@ -234,7 +234,9 @@ def test_playbook_provisions_two_kiosks_over_ssh(tmp_path, sshd, store):
     if IS_ROOT:  # both tasks on the kiosk (the check and kiosk-provision), as sudo -n
         calls = sudo_log.read_text().splitlines()
         assert len(calls) == 2 and all(c.startswith("-H -S -n -u root ") for c in calls), calls
-        assert "KIOSK_ENROLL_CODE=" in calls[1]  # the code crosses sudo's environment reset
+        code = hosts["kiosk-1"]["enroll_code"]  # on standard input: not in what ps shows
+        assert code not in calls[1] and "KIOSK_ENROLL_CODE" not in calls[1], calls[1]
+        assert code not in first.stdout, report
         checked = "key-only logins, root with a key only; checked with sshd -T"
         assert first.stdout.count(checked) == 2, report
 

@@ -419,6 +419,26 @@ def test_enrollment_against_the_loopback_store_server(tmp_path, provision):
         server.stop()
 
 
+def test_the_enrollment_code_can_come_on_standard_input(tmp_path, provision, monkeypatch):
+    import io
+
+    from tests.kiosk.services.rig import KIOSK, ServerSide
+
+    flags = ["--kiosk-id", KIOSK, "--skip", "selftest", "--enroll-code", "-"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    status, _, err = provision("--root", tmp_path / "empty", *BASE, *flags)
+    assert status == 2 and "standard input held no code" in err
+    server = ServerSide(tmp_path / "server")
+    try:
+        monkeypatch.setattr("sys.stdin", io.StringIO(server.enrollment_code() + "\n"))
+        root = tmp_path / "image"
+        status, out, _ = provision("--root", root, *BASE, "--server-url", server.url, *flags)
+        assert status == 0 and results(out)["enroll"] == "changed", out
+        assert (root / "var/lib/kiosk/token").read_text().strip()
+    finally:
+        server.stop()
+
+
 def test_enrollment_with_an_unreachable_server_fails_with_what_to_do(tmp_path, provision):
     flags = [*BASE, "--server-url", "http://127.0.0.1:9", "--skip", "selftest"]
     status, out, _ = provision(
