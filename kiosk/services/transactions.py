@@ -32,7 +32,6 @@ from kiosk.logctx import txn_scope
 from kiosk.ports import AlreadyOpen, DoorJammed, Opened, Redemption
 from kiosk.services.recovery import Settled, settle_unfinished
 from kiosk.services.txn_steps import (
-    _VOID_PENDING,
     MSG_NETWORK,
     SPEND_TABLE,
     Outcome,
@@ -80,6 +79,7 @@ class ItemChoice:
 # what the member reads (kiosk/locale/txn.toml)
 MSG_TAKE_GIFT = bilingual("txn.take_gift")
 MSG_ISSUED = bilingual("txn.issued")
+MSG_ISSUE_UNCONFIRMED = bilingual("txn.issue_unconfirmed")
 MSG_UNCONFIRMED = bilingual("txn.unconfirmed")
 MSG_JAMMED = bilingual("txn.jammed")
 MSG_PAY_CANCELLED = bilingual("txn.pay_cancelled")
@@ -255,8 +255,9 @@ class TransactionEngine(TxnSteps):
             txn, ctx, failed = self.capture(txn, ctx, progress)
             if failed == "refused":  # nothing was handed out: release the hold
                 return self.void(txn, ctx, "capture_refused", MSG_NETWORK, present=True)
-            if failed:  # HELD stays: recovery asks the server what happened
-                return TxnResult(txn, ctx, Outcome.VOID_PENDING, _VOID_PENDING)
+            if failed:  # HELD stays: recovery asks the server what happened, and the
+                # capture may have reached it: neither "issued" nor "returned" is known yet
+                return TxnResult(txn, ctx, Outcome.VOID_PENDING, MSG_ISSUE_UNCONFIRMED)
             return self.finish(
                 txn, ctx, Outcome.ISSUED, MSG_ISSUED, present=True, progress=progress
             )

@@ -229,3 +229,32 @@ def test_a_member_lookup_under_a_fault_shows_the_cached_view_then_the_fresh_one(
     assert isinstance(during, Identified) and not during.online
     assert during.view.member_id == MEMBER and during.view.balance == first.view.balance
     assert after.online and after.view.member_id == MEMBER
+
+
+def test_a_lost_coupon_capture_answer_promises_neither_a_coupon_nor_a_refund(
+    tmp_path, server, proxy
+):
+    """The capture reached the server, its answer did not come back: the member is told it is
+    being settled, and recovery finds it captured (the coupon queued to print, the points kept
+    spent), never that the points are returned."""
+    from kiosk.services.transactions import MSG_ISSUE_UNCONFIRMED
+    from kiosk.services.txn_steps import Outcome
+
+    with server.store.db.transaction() as conn:
+        server.store.ledger.earn(conn, MEMBER, 5000, "top_up", f"faults-{tmp_path.name}")
+    kiosk = new_kiosk(tmp_path, server, proxy)
+    method, path = STEPS["capture"]
+    rule = proxy.add_rule(Fault(method=method, path=path, action=Action.DROP_AFTER))
+    try:
+        result = kiosk.engine.redeem(member(MEMBER, 10**6), COUPON)
+        assert proxy.fired(rule) >= 1
+        assert result.outcome is Outcome.VOID_PENDING
+        assert result.message == MSG_ISSUE_UNCONFIRMED
+        assert "returned" not in result.message.en.split("otherwise")[0]
+        proxy.clear()
+        kiosk.engine.settle()
+        (txn_id,) = kiosk.journal.all("txn")
+        assert server.redemptions()[txn_id] == "captured"
+    finally:
+        proxy.clear()
+        kiosk.close()
