@@ -113,6 +113,7 @@ class TransactionEngine(TxnSteps):
         payment_timeout_s: float = 240.0,
         poll_interval_s: float = 1.0,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        recovery_wait_s: float = 5.0,
         **steps,
     ) -> None:
         super().__init__(**steps)
@@ -121,9 +122,11 @@ class TransactionEngine(TxnSteps):
         self.payment_timeout_s = payment_timeout_s
         self.poll_interval_s = poll_interval_s
         self.new_id = new_id
+        self.recovery_wait_s = recovery_wait_s
         self._busy = threading.Lock()
         self._cancel = threading.Event()
         self._reserved_for: str | None = None
+        self._settling = False  # recovery holds _busy (a short, bounded job)
 
     # ---- public flows -------------------------------------------------------------------------
     def redeem(self, member: Member, item: ItemChoice, progress: ProgressFn = _ignore) -> TxnResult:
@@ -200,9 +203,11 @@ class TransactionEngine(TxnSteps):
         """
         if not self._busy.acquire(blocking=False):
             return []
+        self._settling = True
         try:
             return settle_unfinished(self)
         finally:
+            self._settling = False
             self._busy.release()
 
     def cancel_payment(self) -> None:
@@ -227,7 +232,10 @@ class TransactionEngine(TxnSteps):
         if not self._busy.acquire(blocking=False):
             if self._reserved_for == "restock":
                 raise TransactionRefused(MSG_RESTOCKING, "restocking")
-            raise TransactionRefused(MSG_BUSY, "busy")
+            # Recovery after a sync cycle (a void or capture retried, each call bounded by the
+            # client's timeouts) is not a reason to turn a member away: wait for it a little.
+            if not (self._settling and self._busy.acquire(timeout=self.recovery_wait_s)):
+                raise TransactionRefused(MSG_BUSY, "busy")
         self._cancel.clear()
         try:
             with txn_scope():  # every log line of the flow carries TXN=<id> once it has one

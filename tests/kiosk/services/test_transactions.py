@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
@@ -211,6 +212,27 @@ def test_a_second_tap_while_one_runs_is_refused_not_doubled(server, kiosk):
     t.join()
     assert busy.value.code == "busy" and first[0].outcome is Outcome.DISPENSED
     assert kiosk.pulses(1) == 1 and server.balance("M0002") == 1900
+
+
+def test_a_tap_during_background_recovery_waits_for_it_instead_of_being_refused(
+    server, kiosk, monkeypatch
+):
+    import kiosk.services.transactions as transactions
+
+    started, real = threading.Event(), transactions.settle_unfinished
+
+    def slow_settle(engine):  # a void retried against a slow server, say
+        started.set()
+        time.sleep(0.4)
+        return real(engine)
+
+    monkeypatch.setattr(transactions, "settle_unfinished", slow_settle)
+    t = threading.Thread(target=kiosk.engine.settle)
+    t.start()
+    assert started.wait(5)
+    result = kiosk.engine.redeem(member("M0002"), MUG)  # waits, then runs
+    t.join()
+    assert result.outcome is Outcome.DISPENSED and kiosk.pulses(1) == 1
 
 
 def test_paper_out_queues_the_receipt_and_reprints_after_loading(server, kiosk):
