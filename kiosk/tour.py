@@ -207,7 +207,7 @@ class Tour:
         ui.tap("logout_button")
 
     def pay(self) -> None:
-        ui, engine = self.ui, self.rig.core.engine
+        ui = self.ui
 
         def to_payment() -> None:
             self.choose("GIFT-EARBUDS", "M0004")
@@ -219,13 +219,20 @@ class Tour:
             self.server.pay(self.session.state.progress.pay_url),
             self.outcome(Outcome.DISPENSED)))  # fmt: skip
         self.done()
-        engine.payment_timeout_s, before = 2.0, engine.payment_timeout_s  # nobody pays this one
+        # nobody pays this one: the store server lets the payment expire after 3 s (its
+        # payments' expiry, not the kiosk's own timeout), the kiosk sees it and voids
+        payments = self.server.store.payments
+        payments.expiry_s, before = 3, payments.expiry_s
         try:
             self.choose("GIFT-EARBUDS")
-            self.step("payment-expired", "result",
-                      lambda: self.confirm(Outcome.VOIDED, screen="payment"))  # fmt: skip
+
+            def expired() -> None:
+                reason = self.confirm(Outcome.VOIDED, screen="payment").txn.void_reason
+                expect(reason == "payment_expired", f"voided for {reason}, not the expiry")
+
+            self.step("payment-expired", "result", expired)
         finally:
-            engine.payment_timeout_s = before
+            payments.expiry_s = before
 
     def wheel(self) -> None:
         ui = self.ui
