@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from tinydb import Query
+
 from kiosk.domain.catalog import Catalog, CatalogItem, ItemKind
 from kiosk.domain.receipts import Bilingual, RestockLine, RestockSlip
 from kiosk.errors import KioskError, LockerError
@@ -236,7 +238,7 @@ class RestockService:
 
     def counts_of(self, session_id: str) -> dict[str, dict[str, Any]]:
         """The journalled counts of a session, by event id."""
-        return self.journal.find(COUNT_TABLE, lambda r: r.get("session") == session_id)
+        return self.journal.find(COUNT_TABLE, Query().session == session_id)
 
     def _counted(self, number: int, stock: CompartmentStock) -> None:
         with self._guard:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tinydb import Query
+
 from kiosk.storage.journal import Journal
 
 __all__ = ["JournalNonceStore"]
@@ -31,7 +33,7 @@ class JournalNonceStore:
     def forget_expired(self, now_s: int) -> None:
         if self._journal.safe_mode:
             return  # read-only: nothing can be deleted (and the table is empty anyway)
-        for nonce in self._journal.find(self._table, lambda r: r["expires_s"] <= now_s):
+        for nonce in self._journal.find(self._table, Query().expires_s <= now_s):
             self._journal.delete(self._table, nonce)
 
     def __len__(self) -> int:
