@@ -10,13 +10,13 @@ import datetime as dt
 import html
 import logging
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import catalog, codes, kiosks, members, spins, wheel
+from . import catalog, codes, kiosks, members, pictures, spins, wheel
 from . import staff as staff_accounts  # not 'staff': that is the staff-token dependency below
 from .clock import iso
 from .errors import ApiError, BadRequest, NotFound, Unauthorized
@@ -44,6 +44,28 @@ _bearer = HTTPBearer(
     auto_error=False, description="kiosk token from /v1/kiosks/enroll, or a staff token"
 )
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422)}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_PICTURE_RESPONSES: dict[int | str, dict] = {
+    200: {
+        "description": f"the picture, PNG or JPEG, at most {pictures.MAX_PICTURE_BYTES} bytes",
+        "content": {"image/png": _BINARY, "image/jpeg": _BINARY},
+        "headers": {
+            "ETag": {
+                "description": "the quoted SHA-256 of the file (the catalog's picture_sha256)",
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    304: {"description": "unchanged: If-None-Match named the current ETag"},
+}
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: ``*`` or any listed tag, compared weakly (``W/`` ignored)."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -147,7 +169,30 @@ def create_app(store: Store) -> FastAPI:
     # ---- catalog and coupons -----------------------------------------------------------------
     @app.get("/v1/catalog", tags=["catalog"])
     def get_catalog(kiosk_id: str = Depends(kiosk)) -> dict:
-        return catalog.catalog_for(store.db.connection(), kiosk_id)
+        return catalog.catalog_for(store.db.connection(), kiosk_id, store.pictures)
+
+    @app.get(
+        "/v1/pictures/{name}",
+        tags=["catalog"],
+        response_class=Response,
+        responses=_PICTURE_RESPONSES,
+    )
+    def get_picture(
+        name: str,
+        if_none_match: str | None = Header(None, description="an ETag the kiosk has"),
+        _: str = Depends(kiosk),
+    ) -> Response:
+        """An item picture the catalog names (`picture`), from the store's pictures folder.
+
+        `name` is a plain file name (400 `bad_picture_name` otherwise, so never a path out of
+        the folder); 404 `unknown_picture` when there is no such file, `unusable_picture` when
+        it is not a PNG or JPEG or too large.
+        """
+        picture = store.pictures.get(name)
+        headers = {"ETag": picture.etag, "Cache-Control": "no-cache"}
+        if _etag_matches(if_none_match, picture.etag):
+            return Response(status_code=304, headers=headers)
+        return Response(picture.data, media_type=picture.content_type, headers=headers)
 
     @app.post("/v1/coupons/{code}/redeem", tags=["staff"])
     def redeem_coupon(code: str, body: CouponRedeemRequest, _: str = Depends(staff)) -> dict:

@@ -10,6 +10,7 @@ import sqlite3
 
 from .clock import Clock, iso, parse_iso
 from .errors import Conflict, NotFound
+from .pictures import PictureFolder
 
 _COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the till
 COUPON_VALID_DAYS = 30  # printed on the receipt; the till refuses the coupon after that day
@@ -27,8 +28,14 @@ def item_row(conn: sqlite3.Connection, sku: str) -> sqlite3.Row:
     return row
 
 
-def catalog_for(conn: sqlite3.Connection, kiosk_id: str) -> dict:
-    """Items with their stock in this kiosk's compartments, and a version that changes with them."""
+def catalog_for(
+    conn: sqlite3.Connection, kiosk_id: str, pictures: PictureFolder | None = None
+) -> dict:
+    """Items with their stock in this kiosk's compartments, and a version that changes with them.
+
+    ``picture_sha256`` is the named picture's hash in ``pictures`` (None: no usable file), so
+    a replaced picture changes the version too and kiosks fetch it again.
+    """
     items = []
     for row in conn.execute("SELECT * FROM items WHERE active = 1 ORDER BY points, sku"):
         compartments = [
@@ -49,6 +56,7 @@ def catalog_for(conn: sqlite3.Connection, kiosk_id: str) -> dict:
                 "cash_cents": row["cash_cents"],
                 "coupon_value_cents": row["coupon_value_cents"],
                 "picture": row["picture"],
+                "picture_sha256": pictures.sha256(row["picture"]) if pictures else None,
                 "compartments": compartments,
                 "stock": sum(c["stock"] for c in compartments) if is_gift else row["stock"],
             }

@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import sys
+from pathlib import Path
 
 from . import demo, kiosks, members, staff, wheel
 from .errors import ApiError
@@ -18,7 +19,7 @@ DEFAULT_DB = "storeserver.db"
 
 
 def _store(args: argparse.Namespace, notifier: Notifier | None = None) -> Store:
-    settings = StoreSettings(timezone=args.timezone)
+    settings = StoreSettings(timezone=args.timezone, pictures_dir=args.pictures)
     if hasattr(args, "hold_expiry"):
         settings.hold_expiry_s = args.hold_expiry
         settings.payment_expiry_s = args.payment_expiry
@@ -40,7 +41,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server = ServerThread(store, args.host, args.port)
     except OSError as exc:
         sys.exit(f"storeserver: cannot listen on {args.host}:{args.port}: {exc.strerror}")
-    print(f"store server on {server.url} (database {args.db})", flush=True)
+    print(f"store server on {server.url} (database {args.db}, pictures {store.pictures.folder})",
+          flush=True)  # fmt: skip
     server.serve_forever()
     return 0
 
@@ -130,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--timezone", default=DEFAULT_TIMEZONE, help="the store's time zone (IANA name)"
+        )
+        p.add_argument(
+            "--pictures",
+            type=Path,
+            default=None,
+            help="folder of item pictures (PNG/JPEG named by items.picture; "
+            "default: 'pictures' beside the database)",
         )
         p.set_defaults(func=func)
         return p

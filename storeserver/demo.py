@@ -1,6 +1,6 @@
 """Demo store data: tiers, members in every tier with lots expiring soon and later, a catalog
-mapped to locker compartments, a points+cash item, a coupon item, one lucky wheel and two staff
-members who restock the lockers."""
+mapped to locker compartments with pictures (storeserver/demo_pictures.py), a points+cash item,
+a coupon item, one lucky wheel and two staff members who restock the lockers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime as dt
 import functools
 import sqlite3
 
-from . import staff
+from . import demo_pictures, staff
 from .clock import iso
 from .errors import NotFound
 from .store import Store
@@ -68,11 +68,16 @@ SEGMENTS = [
 
 
 def seed(store: Store, kiosk_ids: list[str]) -> list[dict]:
-    """Write the demo store (idempotent: an already seeded database is left as it is)."""
+    """Write the demo store (idempotent: an already seeded database is left as it is, but
+    gets the staff and the pictures it lacks)."""
     today = store.today()
+    # files first: a catalog never names a picture the folder does not have yet
+    pictures = demo_pictures.write_missing(store.pictures.folder)
     with store.db.transaction() as conn:
         _seed_staff(store, conn)  # also into a store seeded before staff existed
-        if conn.execute("SELECT COUNT(*) FROM tiers").fetchone()[0]:
+        seeded = conn.execute("SELECT COUNT(*) FROM tiers").fetchone()[0]
+        if seeded:
+            _seed_pictures(conn, pictures)  # a store seeded before pictures existed
             return _members(store)
         conn.executemany("INSERT INTO tiers VALUES (?,?,?,?)", TIERS)
         conn.executemany(
@@ -80,6 +85,7 @@ def seed(store: Store, kiosk_ids: list[str]) -> list[dict]:
             "VALUES (?,?,?,?,?,?,?,?)",
             ITEMS,
         )
+        _seed_pictures(conn, pictures)
         for kiosk_id in kiosk_ids:
             conn.executemany(
                 "INSERT INTO compartments(kiosk_id, number, sku, stock) VALUES (?,?,?,?)",
@@ -113,6 +119,14 @@ def seed(store: Store, kiosk_ids: list[str]) -> list[dict]:
             if reached != tier:  # the tier rules changed: the demo table must follow them
                 raise RuntimeError(f"demo member {member_id} reached tier {reached}, not {tier}")
     return _members(store)
+
+
+def _seed_pictures(conn: sqlite3.Connection, pictures: dict[str, str]) -> None:
+    """Name each demo item's picture, unless the store gave it one of its own."""
+    conn.executemany(
+        "UPDATE items SET picture = ? WHERE sku = ? AND picture IS NULL",
+        [(name, sku) for sku, name in pictures.items()],
+    )
 
 
 def _seed_staff(store: Store, conn: sqlite3.Connection) -> None:

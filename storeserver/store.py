@@ -17,6 +17,7 @@ from .holds import DEFAULT_HOLD_EXPIRY_S, Redemptions
 from .ledger import Ledger
 from .notify import LogNotifier, Notifier
 from .payments import DEFAULT_PAYMENT_EXPIRY_S, PaymentProvider, Payments, SimulatedPaymentProvider
+from .pictures import PictureFolder
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class StoreSettings:
     hold_expiry_s: int = DEFAULT_HOLD_EXPIRY_S
     payment_expiry_s: int = DEFAULT_PAYMENT_EXPIRY_S
     lot_validity_days: int = 365
+    pictures_dir: Path | None = None  # item pictures; None: pictures/ beside the database
 
 
 class Store:
@@ -62,6 +64,9 @@ class Store:
             self.db, self.clock, self.ledger, self.payments, self.settings.hold_expiry_s
         )
         self.signing_key = self._signing_key()
+        self.pictures = PictureFolder(
+            self.settings.pictures_dir or Path(db_path).resolve().parent / "pictures"
+        )
 
     @property
     def simulated_payments(self) -> bool:

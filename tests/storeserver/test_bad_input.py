@@ -37,6 +37,7 @@ def spin(**changes) -> dict:
 # every operation that takes a kiosk token (checked against the OpenAPI document below)
 KIOSK_CALLS = [
     ("GET", "/v1/catalog", None),
+    ("GET", "/v1/pictures/mug.png", None),
     ("POST", "/v1/kiosks/heartbeat", {"health": {"paper": "ok"}}),
     (
         "POST",

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from storeserver import codes, demo, kiosks
+from storeserver import codes, demo, demo_pictures, kiosks
 from storeserver.clock import ManualClock
 from storeserver.notify import RecordingNotifier
 from storeserver.runner import ServerThread
@@ -124,6 +124,7 @@ STEERED_PATHS = {
     "member_id": members,
     "txn_id": st.sampled_from(TXNS + SPIN_TXNS),
     "wheel_id": st.just(WHEEL),
+    "name": st.sampled_from([name for name, _ in demo_pictures.PICTURES.values()]),  # pictures
 }
 
 
