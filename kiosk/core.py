@@ -30,7 +30,9 @@ from kiosk.services.staff_auth import StaffAuthenticator
 from kiosk.services.transactions import TransactionEngine
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox import Outbox
+from kiosk.storage.pictures import PictureCache
 from kiosk.sync.client import StoreServerClient
+from kiosk.sync.pictures import PictureFetcher
 from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class KioskCore:
     printer: ReceiptPrinter
     locker: Locker
     scanner: QrScanner | None = None
+    pictures: PictureCache | None = None  # the catalog's pictures, fetched by the sync worker
     catalog: Catalog | None = None
     wheels: dict[str, dict[str, Any]] = field(default_factory=dict)
     listeners: list = field(default_factory=list)  # called (from the sync thread) on changes
@@ -178,18 +181,21 @@ def build_core(
         log.warning("no store public key at %s: enroll the kiosk (kiosk-provision)",
                     config.server.public_key_file)  # fmt: skip
     restock = RestockService(engine)
+    pictures = PictureCache(config.kiosk.state_dir / "pictures")
     core: KioskCore
+    fetcher = PictureFetcher(client, pictures, on_change=lambda: core._tell("pictures"))
     sync = SyncWorker(
         client, outbox,
         settings=sync_settings or SyncSettings(wheel_ids=wheel_ids),
         on_catalog=lambda data: core.on_catalog(data),
+        fetch_pictures=fetcher.sync,
         on_wheel=lambda wid, info: core.on_wheel(wid, info),
         on_online_change=connectivity.changed,
         on_cycle=lambda status: core.housekeeping(status),
     )  # fmt: skip
     core = KioskCore(
         config, journal, client, outbox, receipts, engine, staff, identifier, restock, sync,
-        connectivity, printer, locker, scanner,
+        connectivity, printer, locker, scanner, pictures,
     )  # fmt: skip
     return core
 

@@ -223,6 +223,10 @@ class StoreServer(Protocol):
 
     def catalog(self) -> dict[str, Any]: ...
 
+    def picture(self, name: str) -> bytes:
+        """An item picture the catalog names (PNG or JPEG bytes, bounded; not yet verified)."""
+        ...
+
     def create_redemption(
         self,
         txn_id: str,

@@ -28,6 +28,7 @@ from kiosk.config import ServerSection
 from kiosk.errors import JournalError, Rejected, RetryLater, Unreachable
 from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption, StaffIdentity
 from kiosk.storage.atomic import write_file_atomic
+from kiosk.storage.pictures import MAX_PICTURE_BYTES
 from kiosk.sync import parse
 from kiosk.sync.parse import BadResponse
 
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 MAX_EVENTS_PER_CALL = 200  # the server's EventsRequest.maxItems
+PICTURE_TYPES = ("image/png", "image/jpeg")
 T = TypeVar("T")
 
 
@@ -241,6 +243,38 @@ class StoreServerClient(requests.Session):
         """``GET /v1/catalog``: items with this kiosk's compartments and stock, and a version."""
         return self._call("GET", "/v1/catalog", retry=True, parser=parse.catalog)
 
+    def picture(self, name: str, *, max_bytes: int = MAX_PICTURE_BYTES) -> bytes:
+        """``GET /v1/pictures/{name}``: an item picture's bytes, PNG or JPEG by its
+        Content-Type; a body over ``max_bytes`` is refused (BadResponse) unread. The bytes are
+        not checked further here: the picture cache verifies them before they are kept."""
+        what = f"GET /v1/pictures/{name}"
+
+        def read(resp: requests.Response) -> bytes:
+            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if ctype not in PICTURE_TYPES:
+                raise BadResponse(
+                    f"store server at {self.base_url} answered {what} with {ctype or 'no type'}"
+                    ", not a PNG or JPEG: check that server.url points at the store server"
+                )
+            too_big = BadResponse(
+                f"store server at {self.base_url} answered {what} with more than {max_bytes} "
+                "bytes: make the picture smaller on the store server"
+            )
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise too_big
+            body = bytearray()
+            for chunk in resp.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise too_big
+            return bytes(body)
+
+        return self._call(
+            "GET", f"/v1/pictures/{_seg(name)}", retry=True, read=read,
+            accept=", ".join(PICTURE_TYPES),
+        )  # fmt: skip
+
     def create_redemption(
         self,
         txn_id: str,
@@ -353,7 +387,9 @@ class StoreServerClient(requests.Session):
         method: str,
         path: str,
         *,
-        parser: Callable[[object], T],
+        parser: Callable[[object], T] | None = None,
+        read: Callable[[requests.Response], T] | None = None,
+        accept: str | None = None,
         json: Any = None,
         params: Mapping[str, str] | None = None,
         retry: bool,
@@ -361,7 +397,10 @@ class StoreServerClient(requests.Session):
         within_s: float | None = None,
     ) -> T:
         """One call, retried (``retry``) with backoff; ``within_s`` bounds the whole call:
-        each attempt's timeouts are cut to what is left and no retry starts after it."""
+        each attempt's timeouts are cut to what is left and no retry starts after it.
+
+        A 2xx body is JSON given to ``parser``, or, with ``read``, streamed: ``read`` takes
+        the response and reads what it wants of the body (a picture, bounded)."""
         what = f"{method} {path}"
         deadline = None if within_s is None else time.monotonic() + within_s
         if auth and not self.token:
@@ -370,7 +409,9 @@ class StoreServerClient(requests.Session):
                 "not_enrolled",
                 f"{what}: this kiosk has no store server token: enroll it (kiosk-provision)",
             )
-        headers = None if auth else {"Authorization": None}
+        headers: dict[str, str | None] = {} if auth else {"Authorization": None}
+        if accept is not None:
+            headers["Accept"] = accept
         attempts = max(1, self.retry.attempts) if retry else 1
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
@@ -384,10 +425,11 @@ class StoreServerClient(requests.Session):
                     self.base_url + path,
                     json=json,
                     params=params,
-                    headers=headers,
+                    headers=headers or None,
                     timeout=timeout,
                     verify=self._verify,
                     allow_redirects=False,
+                    stream=read is not None,
                 )
             except requests.RequestException as exc:
                 error, transient = parse.transport_error(
@@ -413,6 +455,7 @@ class StoreServerClient(requests.Session):
                     "check server.url"
                 ) from None
             if resp.status_code >= 500:
+                resp.close()  # a streamed body left unread would hold its connection
                 if not last and self._backoff(attempt, deadline):
                     continue
                 tried = f" (after {attempt} attempts)" if attempt > 1 else ""
@@ -424,12 +467,24 @@ class StoreServerClient(requests.Session):
             if 400 <= resp.status_code < 500:
                 raise parse.rejection(resp, what, self.base_url)
             if not 200 <= resp.status_code < 300:
+                resp.close()
                 where = resp.headers.get("Location", "")
                 raise BadResponse(
                     f"store server at {self.base_url} answered {what} with HTTP "
                     f"{resp.status_code}{' to ' + where if where else ''}: check server.url "
                     "(scheme, host and port of the store server itself)"
                 )
+            if read is not None:
+                try:
+                    return read(resp)
+                except requests.RequestException as exc:  # the body broke off or timed out
+                    raise Unreachable(
+                        f"store server at {self.base_url} broke off its answer to {what} "
+                        f"({parse.short(exc)}): check the network; retrying later"
+                    ) from None
+                finally:
+                    resp.close()
+            assert parser is not None
             try:
                 return parser(resp.json())
             except (ValueError, parse.ShapeError, RecursionError) as exc:

@@ -2,7 +2,8 @@
 
 Each cycle it sends a heartbeat (every `heartbeat_s`, measuring clock skew), drains the outbox
 in batches while that makes progress, and re-reads the catalog and wheels (every `refresh_s`),
-calling back only on change. Any failure - the server down, a refusal, garbage, an exception in
+calling back only on change; the catalog's pictures are brought up to date at each read
+(`fetch_pictures`, which never fails the cycle). Any failure - the server down, a refusal, garbage, an exception in
 a callback - is logged and ends the cycle with an exponential, jittered backoff; nothing ends
 the thread but `stop()`. docs/kiosk-sync.md ("Outbox and sync worker") has the long form.
 
@@ -85,6 +86,7 @@ class SyncWorker:
         settings: SyncSettings | None = None,
         health_provider: Callable[[], Mapping[str, Any]] = no_health,
         on_catalog: Callable[[dict[str, Any]], None] | None = None,
+        fetch_pictures: Callable[[dict[str, Any]], object] | None = None,
         on_wheel: Callable[[str, dict[str, Any]], None] | None = None,
         on_online_change: Callable[[bool], None] | None = None,
         on_cycle: Callable[[SyncStatus], None] | None = None,
@@ -98,6 +100,7 @@ class SyncWorker:
         self._outbox = outbox
         self._beat = Heartbeat(health_provider, outbox, on_provider_error=self._count_unexpected)
         self._on_catalog = on_catalog
+        self._fetch_pictures = fetch_pictures
         self._on_wheel = on_wheel
         self._on_online_change = on_online_change
         self._on_cycle = on_cycle
@@ -374,9 +377,21 @@ class SyncWorker:
             log.info("catalog version %s (was %s)", version, self._catalog_version)
             with self._lock:
                 self._catalog_version = version
+        self._pictures(catalog)
         for wheel_id in self.settings.wheel_ids:
             self._refresh_wheel(wheel_id)
         self._next_refresh = self._monotonic() + self.settings.refresh_s
+
+    def _pictures(self, catalog: dict[str, Any]) -> None:
+        """The catalog's pictures (kiosk/sync/pictures.py), at every poll: cheap when the
+        cache is current. Pictures are decoration: whatever happens, the cycle goes on."""
+        if self._fetch_pictures is None:
+            return
+        try:
+            self._fetch_pictures(catalog)
+        except Exception:
+            log.exception("sync fetch_pictures failed")
+            self._count_unexpected()
 
     def _refresh_wheel(self, wheel_id: str) -> None:
         try:
