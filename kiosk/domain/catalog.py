@@ -51,7 +51,7 @@ class CatalogItem:
     stock: int | None
     compartments: tuple[tuple[int, int], ...] = ()  # (number, stock)
     coupon_value_cents: int = 0  # what a coupon item is worth at the till
-    picture: str | None = None  # a file name under the kiosk's picture folder, or None
+    picture: str | None = None  # the store server's picture file name (kiosk's picture cache)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ out with the reason (out of stock, N more points needed, cash needs the network)
 
 One card per item in a ScrollView: a kiosk catalog holds tens of items, not thousands, and a
 real widget per item lets ``item_button(sku)`` hand tests and the demo tour a tappable widget.
+
+Pictures come from the core's picture cache (``<state_dir>/pictures``, filled by the sync
+worker from the store server); an item without one shows its initial on a colour of its own.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from kiosk.services.ui_state import UiState
 
 log = logging.getLogger(__name__)
 
-PICTURES = Path(__file__).with_name("pictures")
-
 _REASON_KEYS = {
     Unaffordable.OUT_OF_STOCK: "catalog.reason.out_of_stock",
     Unaffordable.NOT_ENOUGH_POINTS: "catalog.reason.not_enough_points",
@@ -32,11 +33,11 @@ _REASON_KEYS = {
 }
 
 
-def picture_path(name: str | None, folder: Path | None = None) -> Path | None:
-    """The item's picture if ``name`` is a plain file name in ``folder`` (``PICTURES``)."""
-    if not name or Path(name).name != name or name.startswith("."):
+def picture_path(name: str | None, folder: Path | None) -> Path | None:
+    """The item's picture if ``name`` is a plain file name in ``folder`` (the picture cache)."""
+    if folder is None or not name or Path(name).name != name or name.startswith("."):
         return None  # from the server: never a path out of the picture folder
-    path = (folder or PICTURES) / name
+    path = folder / name
     return path if path.is_file() else None
 
 
@@ -82,7 +83,7 @@ class CatalogScreen(KioskScreen):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._cards: dict[str, ItemCard] = {}
-        self._built: tuple | None = None  # (offer, language) the cards show
+        self._built: tuple | None = None  # (offer, language, pictures) the cards show
 
     def refresh(self, state: UiState) -> None:
         ids, tr = self.ids, self.tr
@@ -97,10 +98,16 @@ class CatalogScreen(KioskScreen):
             state.error.zh if self.lang == "zh" else state.error.en
         )  # fmt: skip
         ids.empty.text = "" if state.offer else tr("catalog.empty")
-        if self._built != (state.offer, self.lang):
-            self._build(state.offer)
+        pictures = self._pictures()
+        generation = pictures.generation if pictures is not None else 0
+        if self._built != (state.offer, self.lang, generation):
+            self._build(state.offer, generation)
 
-    def _build(self, offer: tuple[Affordability, ...]) -> None:
+    def _pictures(self):
+        """The core's picture cache (kiosk/storage/pictures.py), if it has one."""
+        return getattr(self.core, "pictures", None)
+
+    def _build(self, offer: tuple[Affordability, ...], generation: int) -> None:
         grid = self.ids.item_grid
         grid.clear_widgets()
         self._cards = {}
@@ -109,8 +116,9 @@ class CatalogScreen(KioskScreen):
             card.bind(on_release=lambda _w, sku=pick.item.sku: self.choose(sku))
             grid.add_widget(card)
             self._cards[pick.item.sku] = card
-        self._built = (offer, self.lang)
-        self.ids.scroll.scroll_y = 1  # a fresh list starts at the top
+        if self._built is None or self._built[:2] != (offer, self.lang):
+            self.ids.scroll.scroll_y = 1  # a fresh list starts at the top (a new picture: not)
+        self._built = (offer, self.lang, generation)
         log.debug("catalog shows %d items", len(offer))
 
     def _card(self, pick: Affordability) -> ItemCard:
@@ -132,7 +140,8 @@ class CatalogScreen(KioskScreen):
             status = tr("catalog.available")
         else:
             status = tr(_REASON_KEYS[pick.reason], points=tr.points(pick.points_short))
-        picture = picture_path(item.picture)
+        pictures = self._pictures()
+        picture = picture_path(item.picture, pictures.folder if pictures is not None else None)
         return ItemCard(
             sku=item.sku, title=title, price=price, stock=stock, status=status, ok=pick.ok,
             disabled=not pick.ok, picture=str(picture) if picture else "",

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import time
 
 import pytest
+from kivy.uix.floatlayout import FloatLayout
+from kivy.uix.image import Image as KivyImage
+from PIL import Image as PilImage
 
 from kiosk.domain.catalog import Affordability, Unaffordable
 from kiosk.screens import catalog as catalog_screen
 from kiosk.services.session import Screen
 from kiosk.services.txn_steps import Outcome
-from storeserver import members
+from storeserver import demo_pictures, members
 
 from .harness import UiDriver
 
@@ -138,26 +142,65 @@ def test_out_of_stock_and_offline_cash_items_say_why(ui, ui_server):
     assert ui.text("offline") != ""
 
 
-def test_a_picture_is_shown_only_from_the_picture_folder(ui, ui_server, tmp_path, monkeypatch):
-    ui.screenshot(tmp_path / "mug.png")  # any PNG will do as the mug's picture
-    monkeypatch.setattr(catalog_screen, "PICTURES", tmp_path)
-    assert catalog_screen.picture_path("mug.png") == tmp_path / "mug.png"
+def test_picture_path_is_only_a_file_in_the_picture_folder(tmp_path):
+    (tmp_path / "mug.png").write_bytes(demo_pictures.png("GIFT-MUG"))
+    assert catalog_screen.picture_path("mug.png", tmp_path) == tmp_path / "mug.png"
+    assert catalog_screen.picture_path("mug.png", None) is None  # a core without a cache
     for name in (None, "", "../mug.png", "/etc/passwd", ".hidden", "missing.png"):
-        assert catalog_screen.picture_path(name) is None
+        assert catalog_screen.picture_path(name, tmp_path) is None
+
+
+def test_catalog_cards_show_the_cached_picture_or_the_initial_tile(ui, ui_server, ui_core,
+                                                                    tmp_path):  # fmt: skip
+    """The sync worker fetched the demo's pictures from the store server into the kiosk's
+    cache; the tote has none on the server, so its card shows its initial on a colour."""
+    with ui_server.store.db.transaction() as conn:
+        conn.execute("UPDATE items SET picture = NULL WHERE sku = 'GIFT-TOTE'")
+    cache, served = ui_core.pictures, ui_server.store.pictures.folder
+    assert cache.folder == ui_core.config.kiosk.state_dir / "pictures"
+
+    def synced() -> bool:
+        items = {i.sku: i for i in ui_core.catalog.items}
+        return items["GIFT-TOTE"].picture is None and all(
+            cache.sha256(name) == hashlib.sha256((served / name).read_bytes()).hexdigest()
+            for name in ("mug.png", "earbuds.png", "coupon-10.png")
+        )
+
+    ui.wait(synced, 10.0, "the catalog without the tote's picture, and the pictures cached")
     sign_in(ui, ui_server, "M0002")
     ui.tap("catalog_button")
     on_screen(ui, "catalog")
-    state = ui.app.session.state
-    offer = tuple(
-        dataclasses.replace(a, item=dataclasses.replace(a.item, picture="mug.png"))
-        if a.item.sku == "GIFT-MUG"
-        else a
-        for a in state.offer
-    )
-    ui.screen.show(dataclasses.replace(state, offer=offer))
-    assert ui.screen.item_button("GIFT-MUG").picture == str(tmp_path / "mug.png")
-    assert ui.screen.item_button("GIFT-TOTE").picture == ""
-    assert ui.screen.item_button("GIFT-TOTE").initial == "帆"
+    shot = PilImage.open(ui.screenshot(tmp_path / "catalog-pictures.png")).convert("RGB")
+    assert shot.size == (800, 480)
+
+    def picture_of(card) -> KivyImage:
+        return next(w for w in card.walk() if isinstance(w, KivyImage))
+
+    def pixel(widget, fx: float, fy: float) -> tuple[int, int, int]:
+        x, y = widget.to_window(widget.x + fx * widget.width, widget.y + fy * widget.height)
+        return shot.getpixel((int(x), int(shot.height - y)))
+
+    def near(a, b, tolerance=14) -> bool:
+        return all(abs(p - q) <= tolerance for p, q in zip(a, b, strict=True))
+
+    mug = ui.screen.item_button("GIFT-MUG")
+    assert mug.picture == str(cache.folder / "mug.png")
+    image = picture_of(mug)
+    assert image.source == mug.picture and image.opacity == 1
+    assert image.texture is not None and tuple(image.texture.size) == (240, 240)
+    assert mug.initial == "保" and not any(
+        getattr(w, "text", None) == "保" for w in mug.walk()
+    )  # the initial is not drawn over the picture
+    drawn = PilImage.open(cache.folder / "mug.png").convert("RGBA").getpixel((120, 120))[:3]
+    assert near(pixel(image, 0.5, 0.5), drawn), (pixel(image, 0.5, 0.5), drawn)
+
+    tote = ui.screen.item_button("GIFT-TOTE")
+    assert tote.picture == "" and tote.initial == "帆"
+    assert picture_of(tote).opacity == 0
+    assert any(getattr(w, "text", None) == "帆" for w in tote.walk())
+    tile = next(w for w in tote.walk() if isinstance(w, FloatLayout))
+    expected = tuple(round(255 * c) for c in catalog_screen.tile_color("GIFT-TOTE")[:3])
+    assert near(pixel(tile, 0.12, 0.5), expected), (pixel(tile, 0.12, 0.5), expected)
 
 
 def test_points_and_cash_shows_both_on_confirm(ui, ui_server):
