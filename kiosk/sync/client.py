@@ -16,13 +16,11 @@ import random
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from kiosk.config import ServerSection
 from kiosk.errors import JournalError, Rejected, RetryLater, Unreachable
@@ -31,6 +29,8 @@ from kiosk.storage.atomic import write_file_atomic
 from kiosk.storage.pictures import MAX_PICTURE_BYTES
 from kiosk.sync import parse
 from kiosk.sync.parse import BadResponse
+from kiosk.sync.pictures import PICTURE_TYPES, read_picture_body
+from kiosk.sync.transport import PinningAdapter, RetryPolicy
 
 __all__ = [
     "BadResponse",
@@ -45,40 +45,7 @@ __all__ = [
 ]
 
 MAX_EVENTS_PER_CALL = 200  # the server's EventsRequest.maxItems
-PICTURE_TYPES = ("image/png", "image/jpeg")
 T = TypeVar("T")
-
-
-# ---- values -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Attempts for idempotent calls, with exponential backoff and jitter between them."""
-
-    attempts: int = 4
-    base_delay_s: float = 0.5
-    max_delay_s: float = 8.0
-
-    def delay(self, retry: int, rng: random.Random) -> float:
-        """Delay before retry number ``retry`` (1-based): half fixed, half random ("equal jitter")."""
-        cap = min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1))
-        return cap / 2 + rng.uniform(0, cap / 2)
-
-
-# ---- transport ----------------------------------------------------------------------------------
-
-
-class _PinningAdapter(HTTPAdapter):
-    """Checks the server certificate's SHA-256 (DER) on every connection, on top of CA checks."""
-
-    def __init__(self, fingerprint: str, **kwargs: Any) -> None:
-        self._fingerprint = fingerprint  # before super(): it calls init_poolmanager
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
-        pool_kwargs["assert_fingerprint"] = self._fingerprint
-        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
 
 
 class StoreServerClient(requests.Session):
@@ -119,7 +86,7 @@ class StoreServerClient(requests.Session):
         self.headers["User-Agent"] = "loyalty-kiosk"
         self.headers["Accept"] = "application/json"
         if self.pin_sha256:
-            self.mount("https://", _PinningAdapter(self.pin_sha256))
+            self.mount("https://", PinningAdapter(self.pin_sha256))
         if token is None and self.token_file is not None:
             token = self._read_token()
         self.token = token
@@ -247,28 +214,10 @@ class StoreServerClient(requests.Session):
         """``GET /v1/pictures/{name}``: an item picture's bytes, PNG or JPEG by its
         Content-Type; a body over ``max_bytes`` is refused (BadResponse) unread. The bytes are
         not checked further here: the picture cache verifies them before they are kept."""
-        what = f"GET /v1/pictures/{name}"
+        what = f"store server at {self.base_url} answered GET /v1/pictures/{name}"
 
         def read(resp: requests.Response) -> bytes:
-            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype not in PICTURE_TYPES:
-                raise BadResponse(
-                    f"store server at {self.base_url} answered {what} with {ctype or 'no type'}"
-                    ", not a PNG or JPEG: check that server.url points at the store server"
-                )
-            too_big = BadResponse(
-                f"store server at {self.base_url} answered {what} with more than {max_bytes} "
-                "bytes: make the picture smaller on the store server"
-            )
-            declared = resp.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise too_big
-            body = bytearray()
-            for chunk in resp.iter_content(64 * 1024):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise too_big
-            return bytes(body)
+            return read_picture_body(resp, max_bytes, what)
 
         return self._call(
             "GET", f"/v1/pictures/{_seg(name)}", retry=True, read=read,

@@ -21,6 +21,7 @@ from kiosk.sync.parse import BadResponse
 
 log = logging.getLogger(__name__)
 
+PICTURE_TYPES = ("image/png", "image/jpeg")
 _UNKNOWN = object()  # the catalog gives no picture_sha256 at all (an older store server)
 
 
@@ -106,3 +107,27 @@ def _wanted(catalog: Mapping[str, Any]) -> dict[str, object]:
         digest = item["picture_sha256"]
         out[name] = digest.lower() if isinstance(digest, str) and digest else None
     return out
+
+
+def read_picture_body(resp: Any, max_bytes: int, what: str) -> bytes:
+    """A picture answer's body, streamed: PNG or JPEG by its Content-Type, at most
+    ``max_bytes`` (refused unread when the length says so). ``what`` starts each message
+    ("store server at URL answered GET ..."). The cache verifies the bytes themselves."""
+    ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctype not in PICTURE_TYPES:
+        raise BadResponse(
+            f"{what} with {ctype or 'no type'}, not a PNG or JPEG: check that server.url "
+            "points at the store server"
+        )
+    too_big = BadResponse(
+        f"{what} with more than {max_bytes} bytes: make the picture smaller on the store server"
+    )
+    declared = resp.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_big
+    body = bytearray()
+    for chunk in resp.iter_content(64 * 1024):
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_big
+    return bytes(body)
