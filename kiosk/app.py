@@ -208,7 +208,7 @@ class KioskApp(App):
         self.session = MemberSession(
             identifier=core.identifier,
             engine=core.engine,
-            catalog=lambda: core.catalog,
+            catalog=core.catalog_view,  # the server's stock less what it has not heard of
             online=core.connectivity.online,
             post=self.post,
             idle_logout_s=self.kiosk_config.ui.idle_logout_s,

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from kiosk.config import KioskConfig
 from kiosk.domain.catalog import Catalog, parse_catalog
+from kiosk.domain.local_stock import changes_from_events, with_local_stock
 from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.txn_receipts import StoreInfo
 from kiosk.errors import KioskError
@@ -28,6 +29,7 @@ from kiosk.services.recovery import forget_finished
 from kiosk.services.restock import RestockService
 from kiosk.services.staff_auth import StaffAuthenticator
 from kiosk.services.transactions import TransactionEngine
+from kiosk.storage.catalog_cache import CatalogCache
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox import Outbox
 from kiosk.storage.pictures import PictureCache
@@ -81,6 +83,7 @@ class KioskCore:
     scanner: QrScanner | None = None
     pictures: PictureCache | None = None  # the catalog's pictures, fetched by the sync worker
     catalog: Catalog | None = None
+    catalog_cache: CatalogCache | None = None
     wheels: dict[str, dict[str, Any]] = field(default_factory=dict)
     listeners: list = field(default_factory=list)  # called (from the sync thread) on changes
 
@@ -104,15 +107,30 @@ class KioskCore:
         except KioskError as exc:
             log.warning("housekeeping deferred: %s", exc)
 
-    def on_catalog(self, data: dict[str, Any]) -> None:
+    def on_catalog(self, data: dict[str, Any], *, cached: bool = False) -> None:
         try:
             catalog = parse_catalog(data)
         except KioskError as exc:
-            log.error("catalog from the server unusable, keeping the last one: %s", exc)
+            where = "the cached catalog" if cached else "catalog from the server"
+            log.error("%s unusable, keeping the last one: %s", where, exc)
             return
         self.catalog = catalog
         self.restock.update_catalog(catalog)
+        if cached:
+            log.info("catalog version %s from the cache until the server answers",
+                     catalog.version)  # fmt: skip
+        elif self.catalog_cache is not None:
+            self.catalog_cache.save(data)
         self._tell("catalog")
+
+    def catalog_view(self) -> Catalog | None:
+        """The catalog as the compartments stand now: the server's last one with what the
+        outbox still owes it (offline dispenses, counts) applied (kiosk/domain/local_stock.py)."""
+        catalog = self.catalog
+        if catalog is None:
+            return None
+        pending = self.outbox.pending(limit=len(self.outbox))
+        return with_local_stock(catalog, changes_from_events((e.kind, e.payload) for e in pending))
 
     def on_wheel(self, wheel_id: str, info: dict[str, Any]) -> None:
         self.wheels[wheel_id] = info
@@ -196,7 +214,11 @@ def build_core(
     core = KioskCore(
         config, journal, client, outbox, receipts, engine, staff, identifier, restock, sync,
         connectivity, printer, locker, scanner, pictures,
+        catalog_cache=CatalogCache(config.kiosk.state_dir / "catalog.json"),
     )  # fmt: skip
+    cached = core.catalog_cache.load()
+    if cached is not None:  # offline from the start still offers gifts
+        core.on_catalog(cached, cached=True)
     return core
 
 

@@ -19,7 +19,7 @@ from storeserver import members
 from .services.rig import KIOSK, MUG, ServerSide, member
 
 
-def config(tmp_path, url):
+def config(tmp_path, url, **sections):
     compartments = [{"number": n, "relay_pin": 4 + n, "sensor_pin": 16 + n} for n in range(1, 7)]
     return parse_config(
         {
@@ -28,6 +28,7 @@ def config(tmp_path, url):
             "scanner": {"kind": "sim"},
             "printer": {"kind": "sim"},
             "locker": {"kind": "sim", "compartments": compartments},
+            **sections,
         },
         "test",
     )
@@ -72,6 +73,68 @@ def test_core_recovers_first_then_syncs_identifies_and_redeems(tmp_path):
         result = core.engine.redeem(member("M0002"), MUG)
         assert result.outcome is Outcome.DISPENSED and server.balance("M0002") == 1900
         core.stop()
+    finally:
+        paper.stop()
+        server.stop()
+
+
+def test_restarted_offline_the_cached_catalog_offers_gifts_and_counts_what_went_out(tmp_path):
+    """A power cut takes the store's network down: the kiosk restarts offline, offers the gifts
+    of its last catalog, and a compartment emptied offline is not offered again (nor after
+    another restart) until the server, back, has the upload and says so itself."""
+    from kiosk.domain.receipts import Bilingual
+    from kiosk.services.transactions import ItemChoice
+
+    umbrella = ItemChoice("GIFT-UMBRELLA", Bilingual("晴雨伞", "Umbrella"), 600, compartment=5)
+    server = ServerSide(tmp_path / "server")
+    live = config(tmp_path, server.url)
+    enroller = StoreServerClient.from_config(live.server)
+    enroller.enroll(server.enrollment_code(), KIOSK)
+    enroller.close()
+    paper = VirtualPrinter(tmp_path / "paper")
+    fast = SyncSettings(heartbeat_s=0.2, refresh_s=0.2, wheel_ids=("LUCKY",))
+
+    def kiosk(url: str):
+        cfg = config(tmp_path, url, offline={"per_member_daily_points": 2000})
+        return build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=fast)
+
+    def umbrellas(core) -> int:
+        return next(i.stock for i in core.catalog_view().items if i.sku == "GIFT-UMBRELLA")
+
+    try:
+        core = kiosk(server.url)
+        core.start()
+        wait_for(lambda: core.catalog is not None)
+        core.stop()
+        assert (tmp_path / "state" / "catalog.json").exists()
+
+        core = kiosk("http://127.0.0.1:1")  # nothing listens there: the store is offline
+        try:
+            assert core.catalog is not None and umbrellas(core) == 1  # before any sync
+            core.start()
+            wait_for(lambda: not core.connectivity.online())
+            result = core.engine.redeem(member("M0002", 2700), umbrella)
+            assert result.outcome is Outcome.DISPENSED_UNCONFIRMED and result.txn.offline
+            assert umbrellas(core) == 0  # the server's catalog still says 1
+            assert next(i.stock for i in core.catalog.items if i.sku == "GIFT-UMBRELLA") == 1
+        finally:
+            core.stop()
+
+        core = kiosk("http://127.0.0.1:1")  # restarted again, still offline
+        try:
+            assert umbrellas(core) == 0
+        finally:
+            core.stop()
+
+        core = kiosk(server.url)  # the network is back: upload, then the server's own count
+        core.start()
+        try:
+            wait_for(lambda: len(core.outbox) == 0 and server.stock(5) == 0)
+            wait_for(lambda: next(i.stock for i in core.catalog.items
+                                  if i.sku == "GIFT-UMBRELLA") == 0)  # fmt: skip
+            assert umbrellas(core) == 0 and server.balance("M0002") == 2100
+        finally:
+            core.stop()
     finally:
         paper.stop()
         server.stop()

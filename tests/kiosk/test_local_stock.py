@@ -1,0 +1,69 @@
+"""The catalog as the compartments stand: the server's stock less what the outbox still owes."""
+
+from __future__ import annotations
+
+from kiosk.domain.catalog import parse_catalog
+from kiosk.domain.local_stock import StockChange, changes_from_events, with_local_stock
+
+CATALOG = parse_catalog({"version": "v7", "items": [
+    {"sku": "MUG", "name_zh": "杯", "name_en": "Mug", "kind": "gift", "points": 800,
+     "cash_cents": 0, "stock": None, "compartments": [{"number": 1, "stock": 3},
+                                                       {"number": 6, "stock": 0}]},
+    {"sku": "TOTE", "name_zh": "袋", "name_en": "Tote", "kind": "gift", "points": 300,
+     "cash_cents": 0, "stock": None, "compartments": [{"number": 2, "stock": 1}]},
+    {"sku": "CPN", "name_zh": "券", "name_en": "Coupon", "kind": "coupon", "points": 500,
+     "cash_cents": 0, "stock": 200, "compartments": []},
+]})  # fmt: skip
+
+
+def stock(catalog, sku):
+    item = next(i for i in catalog.items if i.sku == sku)
+    return item.stock, item.compartments
+
+
+def test_no_pending_change_is_the_servers_catalog_itself():
+    assert with_local_stock(CATALOG, []) is CATALOG
+
+
+def test_an_offline_dispense_takes_one_and_never_below_zero():
+    view = with_local_stock(CATALOG, [StockChange(2, dispensed=True)] * 2)
+    assert stock(view, "TOTE") == (0, ((2, 0),))
+    assert stock(view, "MUG") == (3, ((1, 3), (6, 0))) and view.version == "v7"
+
+
+def test_a_count_sets_the_compartment_and_may_move_it_to_another_gift():
+    view = with_local_stock(CATALOG, [StockChange(6, sku="TOTE", count=4),
+                                      StockChange(1, dispensed=True)])  # fmt: skip
+    assert stock(view, "TOTE") == (5, ((2, 1), (6, 4)))
+    assert stock(view, "MUG") == (2, ((1, 2),))
+
+
+def test_changes_apply_in_their_order():
+    refill_then_take = [StockChange(2, sku="TOTE", count=5), StockChange(2, dispensed=True)]
+    take_then_refill = list(reversed(refill_then_take))
+    assert stock(with_local_stock(CATALOG, refill_then_take), "TOTE")[0] == 4
+    assert stock(with_local_stock(CATALOG, take_then_refill), "TOTE")[0] == 5
+
+
+def test_an_emptied_compartment_leaves_its_gift_and_coupons_are_untouched():
+    view = with_local_stock(CATALOG, [StockChange(2, sku=None, count=0)])
+    assert stock(view, "TOTE") == (0, ())
+    assert stock(view, "CPN") == stock(CATALOG, "CPN")
+
+
+def test_events_become_changes_and_others_are_skipped():
+    events = [
+        ("offline_redemption", {"txn_id": "t", "compartment": 2, "sku": "TOTE"}),
+        ("inventory", {"compartment": 6, "sku": "MUG", "count": 2}),
+        ("inventory", {"compartment": 3, "sku": None, "count": 0}),
+        ("needs_check", {"compartment": 1}),
+        ("inventory", {"compartment": "1", "count": 2}),  # not a number
+        ("inventory", {"compartment": 1, "count": -1}),
+        ("offline_redemption", {"compartment": None}),
+        ("inventory", {"compartment": True, "count": 1}),
+    ]
+    assert changes_from_events(events) == [
+        StockChange(2, dispensed=True),
+        StockChange(6, sku="MUG", count=2),
+        StockChange(3, sku=None, count=0),
+    ]
