@@ -11,7 +11,6 @@ Every wait is on a worker cycle or a door sensor, with a timeout.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -22,34 +21,10 @@ from kiosk.domain.transaction import TxnState
 from kiosk.ports import DoorState
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
+from tests.support.cycles import Cycles
 from tests.support.fault_proxy import FaultProxy
 
 from .rig import COUPON, TOTE, KioskSide, ServerSide, member
-
-
-class Cycles:
-    """``on_cycle`` for tests: wait until a later cycle's status matches."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.seen: list[SyncStatus] = []
-
-    def __call__(self, status: SyncStatus) -> None:
-        with self.cond:
-            self.seen.append(status)
-            self.cond.notify_all()
-
-    def mark(self) -> int:
-        with self.cond:
-            return len(self.seen)
-
-    def wait_for(
-        self, pred: Callable[[SyncStatus], bool], since: int, timeout: float = 15
-    ) -> SyncStatus:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(pred(s) for s in self.seen[since:]), timeout)
-            assert ok, f"no sync cycle matched; last: {self.seen[-1] if self.seen else None}"
-            return next(s for s in self.seen[since:] if pred(s))
 
 
 class Kiosk:

@@ -26,11 +26,12 @@ from kiosk.ports import EventResult, OutboxEvent
 from kiosk.storage import Journal
 from kiosk.storage.outbox import EVENT_KINDS, Outbox
 from kiosk.sync.client import BadResponse, RetryPolicy, StoreServerClient
-from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
+from kiosk.sync.worker import SyncSettings, SyncWorker
 from storeserver import catalog, demo, kiosks
 from storeserver.clock import ManualClock
 from storeserver.runner import ServerThread
 from storeserver.store import Store
+from tests.support.cycles import Cycles
 
 KIOSK = "kiosk-01"
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # ManualClock's start
@@ -56,32 +57,6 @@ class FakeTime:
             return event.wait(10)
         self.now += timeout
         return event.is_set()
-
-
-class Cycles:
-    """`on_cycle` for tests: wait until a status matches, without sleeping."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.seen: list[SyncStatus] = []
-
-    def __call__(self, status: SyncStatus) -> None:
-        with self.cond:
-            self.seen.append(status)
-            self.cond.notify_all()
-
-    def mark(self) -> int:
-        """Where we are now: `wait_for(..., since=mark)` looks only at later cycles."""
-        with self.cond:
-            return len(self.seen)
-
-    def wait_for(
-        self, pred: Callable[[SyncStatus], bool], since: int = 0, timeout: float = 10
-    ) -> SyncStatus:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(pred(s) for s in self.seen[since:]), timeout)
-            assert ok, f"no cycle matched; last: {self.seen[-1] if self.seen else None}"
-            return next(s for s in self.seen[since:] if pred(s))
 
 
 @pytest.fixture
