@@ -95,6 +95,8 @@ class StaffFlow:
             if gen is not None and gen != self._gen:
                 return
             base = StaffState(seq=self.state.seq) if fresh else self.state
+            if "message" in changes and "alert_shown" not in changes:
+                changes["alert_shown"] = None  # another message: "mark handled" is for none
             self.state = snapshot = replace(base, seq=base.seq + 1, **changes)
         self.post(lambda: [listener(snapshot) for listener in list(self._listeners)])
 

@@ -80,7 +80,8 @@ class SyncAlertDesk:
             member = mask_member(str(p.get("member_id", "?")))
             fields = dict(member=member, points=p.get("points", "?"), reason=reason,
                           n=p.get("compartment") or "-", txn=str(p.get("txn_id", ""))[:8])  # fmt: skip
-            return self._say("alerts.offline_conflict", self._item(p.get("sku")), **fields)
+            key = "alerts.offline_failed" if alert.status == "failed" else "alerts.offline_conflict"
+            return self._say(key, self._item(p.get("sku")), **fields)
         key = "alerts.failed" if alert.status == "failed" else "alerts.rejected"
         kind = Bilingual(
             self.texts.text(f"alerts.kind_{alert.event.kind}", "zh"),

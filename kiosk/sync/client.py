@@ -365,9 +365,14 @@ class StoreServerClient(requests.Session):
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
             timeout = self.timeout
+            sent: Any = timeout
             if deadline is not None:
                 left = round(max(0.05, deadline - time.monotonic()), 2)
                 timeout = (min(timeout[0], left), min(timeout[1], left))
+                # total: the connect and the wait for the answer together within what is left
+                # (the tuple alone allows a slow connect plus a full read timeout after it; a
+                # server dripping its answer byte by byte is bounded by the session's give-up)
+                sent = urllib3.Timeout(connect=timeout[0], read=timeout[1], total=left)
             try:
                 resp = self.request(
                     method,
@@ -375,7 +380,7 @@ class StoreServerClient(requests.Session):
                     json=json,
                     params=params,
                     headers=headers or None,
-                    timeout=timeout,
+                    timeout=sent,
                     verify=self._verify,
                     allow_redirects=False,
                     stream=read is not None,

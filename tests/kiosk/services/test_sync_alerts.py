@@ -139,3 +139,25 @@ def test_before_sign_in_alerts_are_not_shown(rig, kiosk):
     rig.flow.begin(BADGE)
     rig.flow.alerts_tap()
     assert rig.state.step is StaffStep.PIN and rig.state.alerts == ()
+
+
+def test_mark_handled_is_only_for_the_alert_on_screen(rig, kiosk):
+    """Staff read an alert, then select a compartment (another message): the next tap on the
+    button shows the alert again instead of removing one nobody is reading."""
+    first = park(kiosk, "offline_redemption", OFFLINE, "conflict", "insufficient_points")
+    rig.sign_in()
+    rig.flow.alerts_tap()
+    assert rig.state.alert_shown == first
+    rig.flow.select(2)
+    assert rig.state.alert_shown is None and "2" in rig.state.message.zh
+    rig.flow.alerts_tap()
+    assert rig.state.alert_shown == first and rig.state.message.zh.startswith("提醒 1/1")
+    assert [a.alert_id for a in kiosk.engine.outbox.alerts()] == [first]
+
+
+def test_an_upload_the_server_kept_failing_on_says_not_to_charge_by_hand(kiosk):
+    event_id = kiosk.engine.outbox.add("offline_redemption", OFFLINE).event_id
+    assert kiosk.engine.outbox.park(event_id, "failed", "http_500", "boom")
+    (notice,) = desk_of(kiosk).notices()
+    assert "多次处理失败" in notice.text.zh and "kept failing" in notice.text.en
+    assert "Do not charge by hand" in notice.text.en and "refused" not in notice.text.en
