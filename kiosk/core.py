@@ -18,7 +18,12 @@ from zoneinfo import ZoneInfo
 
 from kiosk.config import KioskConfig
 from kiosk.domain.catalog import Catalog, parse_catalog
-from kiosk.domain.local_stock import changes_from_events, with_local_stock
+from kiosk.domain.local_stock import (
+    changes_from_events,
+    dispensed_since,
+    local_changes,
+    with_local_stock,
+)
 from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.txn_receipts import StoreInfo
 from kiosk.errors import KioskError
@@ -29,6 +34,7 @@ from kiosk.services.recovery import forget_finished
 from kiosk.services.restock import RestockService
 from kiosk.services.staff_auth import StaffAuthenticator
 from kiosk.services.transactions import TransactionEngine
+from kiosk.services.txn_steps import TXN_TABLE
 from kiosk.storage.catalog_cache import CatalogCache
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox import Outbox
@@ -83,6 +89,7 @@ class KioskCore:
     scanner: QrScanner | None = None
     pictures: PictureCache | None = None  # the catalog's pictures, fetched by the sync worker
     catalog: Catalog | None = None
+    catalog_fetched_at: float = 0.0  # when ``catalog`` left the server (epoch seconds)
     catalog_cache: CatalogCache | None = None
     wheels: dict[str, dict[str, Any]] = field(default_factory=dict)
     listeners: list = field(default_factory=list)  # called (from the sync thread) on changes
@@ -107,30 +114,44 @@ class KioskCore:
         except KioskError as exc:
             log.warning("housekeeping deferred: %s", exc)
 
-    def on_catalog(self, data: dict[str, Any], *, cached: bool = False) -> None:
+    def on_catalog(self, data: dict[str, Any], *, cached_at: float | None = None) -> None:
+        """A catalog from the server (sync thread), or from the cache (``cached_at``: when it
+        was fetched) at start-up."""
         try:
             catalog = parse_catalog(data)
         except KioskError as exc:
-            where = "the cached catalog" if cached else "catalog from the server"
+            where = "the cached catalog" if cached_at is not None else "catalog from the server"
             log.error("%s unusable, keeping the last one: %s", where, exc)
             return
-        self.catalog = catalog
+        fetched_at = time.time() if cached_at is None else cached_at
+        self.catalog, self.catalog_fetched_at = catalog, fetched_at
         self.restock.update_catalog(catalog)
-        if cached:
+        if cached_at is not None:
             log.info("catalog version %s from the cache until the server answers",
                      catalog.version)  # fmt: skip
         elif self.catalog_cache is not None:
-            self.catalog_cache.save(data)
+            self.catalog_cache.save(data, fetched_at)
         self._tell("catalog")
 
     def catalog_view(self) -> Catalog | None:
-        """The catalog as the compartments stand now: the server's last one with what the
-        outbox still owes it (offline dispenses, counts) applied (kiosk/domain/local_stock.py)."""
-        catalog = self.catalog
+        """The catalog as the compartments stand now: the last one with what it cannot know
+        yet applied (gifts out since it was fetched, pending uploads and counts:
+        kiosk/domain/local_stock.py)."""
+        catalog, since = self.catalog, self.catalog_fetched_at
         if catalog is None:
             return None
-        pending = self.outbox.pending(limit=len(self.outbox))
-        return with_local_stock(catalog, changes_from_events((e.kind, e.payload) for e in pending))
+        txns = []
+        for txn_id in self.journal.all(TXN_TABLE):
+            try:
+                loaded = self.engine.load(txn_id)
+            except KioskError:  # a damaged record: recovery reports it, the view goes on
+                continue
+            if loaded is not None:
+                txns.append(loaded[0])
+        pending = changes_from_events(
+            (e.kind, e.payload, _epoch(e.at)) for e in self.outbox.pending(len(self.outbox))
+        )
+        return with_local_stock(catalog, local_changes(dispensed_since(txns, since), pending))
 
     def on_wheel(self, wheel_id: str, info: dict[str, Any]) -> None:
         self.wheels[wheel_id] = info
@@ -218,8 +239,16 @@ def build_core(
     )  # fmt: skip
     cached = core.catalog_cache.load()
     if cached is not None:  # offline from the start still offers gifts
-        core.on_catalog(cached, cached=True)
+        core.on_catalog(cached[0], cached_at=cached[1])
     return core
+
+
+def _epoch(at: str) -> float:
+    """An outbox event's ISO time as epoch seconds (0: unreadable, so it sorts first)."""
+    try:
+        return dt.datetime.fromisoformat(at).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _public_key(config: KioskConfig) -> str | None:

@@ -148,6 +148,7 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
                 result = {"status": status, "reason": exc.code, "message": exc.message}
                 if status == "conflict":
                     _alert(conn, clock, kiosk_id, "offline_conflict", {"event": event, **result})
+                    _gift_out(conn, kiosk_id, event.get("payload") or {})
             conn.execute(
                 "INSERT INTO kiosk_events(event_id, kiosk_id, kind, at, payload, result, received_at) "
                 "VALUES (?,?,?,?,?,?,?)",
@@ -185,6 +186,17 @@ def _apply_one(
     raise BadRequest("unknown_event_kind", f"event kind {kind!r} is not known to this server")
 
 
+def _gift_out(conn: sqlite3.Connection, kiosk_id: str, payload: dict) -> None:
+    """An offline gift is out of the locker whatever the ledger says (charged or a conflict):
+    count it, even if the server thought the compartment empty."""
+    number = payload.get("compartment")
+    if type(number) is int and 1 <= number <= 99:
+        conn.execute(
+            "UPDATE compartments SET stock = MAX(stock - 1, 0) WHERE kiosk_id = ? AND number = ?",
+            (kiosk_id, number),
+        )
+
+
 def _offline_redemption(
     redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, p: dict
 ) -> dict:
@@ -213,11 +225,7 @@ def _offline_redemption(
         )
     redemptions.ledger.allocate(conn, p["member_id"], points, p["txn_id"], "offline_redeem")
     if isinstance(compartment, int):
-        # the gift is already out of the locker: count it even if the server thought it empty
-        conn.execute(
-            "UPDATE compartments SET stock = MAX(stock - 1, 0) WHERE kiosk_id = ? AND number = ?",
-            (kiosk_id, compartment),
-        )
+        _gift_out(conn, kiosk_id, p)
     body_hash = request_hash({"kiosk_id": kiosk_id, "offline": p})
     redemptions.insert(
         conn,

@@ -1,12 +1,18 @@
 """The catalog as this kiosk's compartments stand now, not as the store server last said.
 
-The server's catalog counts what it knows. What the kiosk did since, and the server has not
-heard of yet, is still in the outbox: gifts handed out offline (``offline_redemption``) and
-counts staff entered (``inventory``). Shown without them, a compartment emptied offline
-would be offered again, its door opened onto nothing and the member's points spent; one
-refilled offline would stay "out of stock". So the screens get the server's catalog with the
-pending events applied in their order. Once the server has applied an event it leaves the
-outbox and the next catalog carries it. Pure: the caller passes the events.
+The server's catalog counts what it knew when the kiosk fetched it. Shown as it is, a
+compartment emptied since would be offered again, its door opened onto nothing and the
+member's points spent; one refilled offline would stay "out of stock". So the screens get the
+last catalog with the changes it cannot know applied in their order:
+
+- every gift this kiosk dispensed that the catalog cannot count yet: online, the server
+  takes the stock when it grants the hold, so a dispense whose hold came after the fetch;
+  offline, a dispense after the fetch;
+- gifts dispensed offline whose upload the server has not answered yet (still in the outbox);
+- counts staff entered that the server has not applied yet (``inventory`` events).
+
+The sync worker reads the catalog again as soon as the server has applied or refused such
+events. Pure: the caller passes the transactions and events.
 """
 
 from __future__ import annotations
@@ -16,8 +22,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kiosk.domain.catalog import Catalog, ItemKind
+from kiosk.domain.transaction import Transaction, TxnState
 
-__all__ = ["StockChange", "changes_from_events", "with_local_stock"]
+__all__ = [
+    "StockChange",
+    "changes_from_events",
+    "dispensed_since",
+    "local_changes",
+    "with_local_stock",
+]
 
 
 @dataclass(frozen=True)
@@ -25,29 +38,64 @@ class StockChange:
     """One compartment change the server has not applied yet."""
 
     compartment: int
-    dispensed: bool = False  # one gift out (offline); else a count staff entered
+    dispensed: bool = False  # one gift out; else a count staff entered
     sku: str | None = None  # for a count: what the compartment now holds (None: emptied)
     count: int = 0
+    at: float = 0.0  # when (epoch seconds): changes apply in this order
+    txn_id: str | None = None  # the dispense's transaction
 
 
 def _number(value: Any) -> int | None:
     return value if type(value) is int and value > 0 else None
 
 
-def changes_from_events(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[StockChange]:
-    """The stock changes among outbox events (kind, payload), oldest first; others skipped."""
+def changes_from_events(
+    events: Iterable[tuple[str, Mapping[str, Any], float]],
+) -> list[StockChange]:
+    """The stock changes among outbox events (kind, payload, at), oldest first; others skipped."""
     out = []
-    for kind, payload in events:
+    for kind, payload, at in events:
         number = _number(payload.get("compartment"))
         if number is None:
             continue
         if kind == "offline_redemption":
-            out.append(StockChange(number, dispensed=True))
+            txn_id = payload.get("txn_id") if isinstance(payload.get("txn_id"), str) else None
+            out.append(StockChange(number, dispensed=True, at=at, txn_id=txn_id))
         elif kind == "inventory":
             sku, count = payload.get("sku"), payload.get("count")
             if type(count) is int and count >= 0 and (sku is None or isinstance(sku, str)):
-                out.append(StockChange(number, sku=sku, count=count))
+                out.append(StockChange(number, sku=sku, count=count, at=at))
     return out
+
+
+def dispensed_since(txns: Iterable[Transaction], since: float) -> list[StockChange]:
+    """One change per dispensed gift the server's stock did not count at ``since``: online
+    when the hold (where the server takes the stock) came later, offline when the door did."""
+    out = []
+    for txn in txns:
+        if txn.compartment is None:
+            continue
+        held = next((t for state, t in txn.history if state is TxnState.HELD), None)
+        opened = next((t for state, t in txn.history if state is TxnState.DISPENSED), None)
+        if opened is None:
+            continue  # voided: the server gave the stock back; or not out yet
+        counted_at = opened if txn.offline or held is None else held
+        if counted_at > since:
+            out.append(
+                StockChange(txn.compartment, dispensed=True, at=counted_at, txn_id=txn.txn_id)
+            )
+    return out
+
+
+def local_changes(
+    dispensed: Iterable[StockChange], pending: Iterable[StockChange]
+) -> list[StockChange]:
+    """Both kinds together in time order, each dispense once (an offline gift dispensed after
+    the fetch is also a pending upload)."""
+    out = list(dispensed)
+    seen = {c.txn_id for c in out if c.txn_id is not None}
+    out += [c for c in pending if not (c.dispensed and c.txn_id in seen)]
+    return sorted(out, key=lambda c: c.at)
 
 
 def with_local_stock(catalog: Catalog, changes: Iterable[StockChange]) -> Catalog:

@@ -23,14 +23,15 @@ log = logging.getLogger(__name__)
 
 
 class CatalogCache:
-    """The server's catalog answer as it came, by version."""
+    """The server's catalog answer as it came, with when it was fetched, by version."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._saved: object = None  # the version on disk (None: not known yet)
 
-    def load(self) -> dict[str, Any] | None:
-        """The cached answer, or None (no file, or a damaged one, moved aside)."""
+    def load(self) -> tuple[dict[str, Any], float] | None:
+        """The cached answer and when it was fetched (epoch seconds), or None (no file, or a
+        damaged one, moved aside)."""
         try:
             data = json.loads(self.path.read_bytes())
         except FileNotFoundError:
@@ -38,18 +39,22 @@ class CatalogCache:
         except (OSError, ValueError) as exc:
             self._quarantine(f"cannot be read ({exc})")
             return None
-        if not isinstance(data, dict):
-            self._quarantine("is not a catalog")
+        catalog = data.get("catalog") if isinstance(data, dict) else None
+        fetched_at = data.get("fetched_at") if isinstance(data, dict) else None
+        if not isinstance(catalog, dict) or not isinstance(fetched_at, int | float):
+            self._quarantine("is not a cached catalog")
             return None
-        self._saved = data.get("version")
-        return data
+        self._saved = catalog.get("version")
+        return catalog, float(fetched_at)
 
-    def save(self, data: dict[str, Any]) -> None:
+    def save(self, data: dict[str, Any], fetched_at: float) -> None:
+        """Keep ``data`` (fetched at ``fetched_at``) unless this version is on disk already."""
         version = data.get("version")
         if version is not None and version == self._saved:
             return
         try:
-            body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+            body = json.dumps({"fetched_at": fetched_at, "catalog": data}, ensure_ascii=False,
+                              separators=(",", ":")).encode()  # fmt: skip
             write_file_atomic(self.path, body, 0o600)
         except (OSError, TypeError, ValueError) as exc:
             log.warning("catalog cache %s not written (offline start-up will lack it): %s",

@@ -338,8 +338,8 @@ class SyncWorker:
             report = self._outbox.deliver(
                 batch, self._send, probe=self._answers, poison_strikes=self.settings.poison_strikes
             )
-            if report.applied:  # our own inventory and offline spends change the catalog
-                self._next_refresh = -math.inf
+            if report.applied or report.alerted:  # our own counts and offline spends
+                self._next_refresh = -math.inf  # change the catalog (a conflict's too)
             if not report.progress:
                 return
 

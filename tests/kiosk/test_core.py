@@ -138,3 +138,44 @@ def test_restarted_offline_the_cached_catalog_offers_gifts_and_counts_what_went_
     finally:
         paper.stop()
         server.stop()
+
+
+def test_a_gift_given_out_online_since_the_catalog_is_not_offered_again_offline(tmp_path):
+    """The last umbrella goes out online; the network drops before the next catalog read
+    (which would say 0): the kiosk, offline and even restarted, does not offer it."""
+    from kiosk.domain.receipts import Bilingual
+    from kiosk.services.transactions import ItemChoice
+
+    umbrella = ItemChoice("GIFT-UMBRELLA", Bilingual("晴雨伞", "Umbrella"), 600, compartment=5)
+    server = ServerSide(tmp_path / "server")
+    cfg = config(tmp_path, server.url)
+    enroller = StoreServerClient.from_config(cfg.server)
+    enroller.enroll(server.enrollment_code(), KIOSK)
+    enroller.close()
+    paper = VirtualPrinter(tmp_path / "paper")
+    slow = SyncSettings(heartbeat_s=0.2, refresh_s=3600, wheel_ids=("LUCKY",))  # no re-read
+
+    def umbrellas(core) -> int:
+        return next(i.stock for i in core.catalog_view().items if i.sku == "GIFT-UMBRELLA")
+
+    try:
+        core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=slow)
+        core.start()
+        try:
+            wait_for(lambda: core.catalog is not None)
+            assert umbrellas(core) == 1
+            result = core.engine.redeem(member("M0002"), umbrella)
+            assert result.outcome is Outcome.DISPENSED and server.stock(5) == 0
+            assert umbrellas(core) == 0  # the catalog read before it still says 1
+        finally:
+            core.stop()
+        offline = config(tmp_path, "http://127.0.0.1:1")
+        core = build_core(offline, printer=make_printer(cfg.printer, sim=paper),
+                          sync_settings=slow)  # fmt: skip
+        try:
+            assert core.catalog is not None and umbrellas(core) == 0
+        finally:
+            core.stop()
+    finally:
+        paper.stop()
+        server.stop()

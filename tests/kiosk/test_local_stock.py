@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from kiosk.domain.catalog import parse_catalog
-from kiosk.domain.local_stock import StockChange, changes_from_events, with_local_stock
+from kiosk.domain.local_stock import (
+    StockChange,
+    changes_from_events,
+    dispensed_since,
+    local_changes,
+    with_local_stock,
+)
+from kiosk.domain.transaction import TxnKind, TxnState, advance, new_transaction
 
 CATALOG = parse_catalog({"version": "v7", "items": [
     {"sku": "MUG", "name_zh": "杯", "name_en": "Mug", "kind": "gift", "points": 800,
@@ -62,8 +69,51 @@ def test_events_become_changes_and_others_are_skipped():
         ("offline_redemption", {"compartment": None}),
         ("inventory", {"compartment": True, "count": 1}),
     ]
-    assert changes_from_events(events) == [
-        StockChange(2, dispensed=True),
-        StockChange(6, sku="MUG", count=2),
-        StockChange(3, sku=None, count=0),
+    assert changes_from_events((k, p, float(n)) for n, (k, p) in enumerate(events)) == [
+        StockChange(2, dispensed=True, at=0.0, txn_id="t"),
+        StockChange(6, sku="MUG", count=2, at=1.0),
+        StockChange(3, sku=None, count=0, at=2.0),
     ]
+
+
+def txn(txn_id, compartment, states_at, offline=False):
+    t = new_transaction(txn_id, TxnKind.REDEEM, "M0002", points=300, at=1.0, sku="TOTE",
+                        compartment=compartment, offline=offline)  # fmt: skip
+    for state, at in states_at:
+        facts = {"void_reason": "test"} if state is TxnState.VOIDING else {}
+        t = advance(t, state, at=at, **facts)
+    return t
+
+
+S = TxnState
+
+
+def test_online_a_gift_counts_when_its_hold_came_after_the_fetch():
+    door = [(S.HELD, 10.0), (S.DOOR_OPENING, 11.0), (S.DISPENSED, 12.0)]
+    voided = [(S.HELD, 60.0), (S.VOIDING, 61.0), (S.VOIDED, 62.0)]
+    txns = [txn("early", 2, door), txn("late", 2, [(s, t + 100) for s, t in door]),
+            txn("void", 2, voided),  # the server gave the stock back
+            txn("paid-long", 2, [(S.HELD, 40.0), (S.DOOR_OPENING, 55.0), (S.DISPENSED, 56.0)])]  # fmt: skip
+    # "paid-long": held before the fetch at 50 (the catalog counts it), out after: once only
+    assert dispensed_since(txns, since=50.0) == [
+        StockChange(2, dispensed=True, at=110.0, txn_id="late")
+    ]
+
+
+def test_offline_a_gift_counts_when_its_door_opened_after_the_fetch():
+    offline = txn("off", 2, [(S.HELD, 40.0), (S.DOOR_OPENING, 55.0), (S.DISPENSED, 56.0)],
+                  offline=True)  # fmt: skip
+    assert dispensed_since([offline], since=50.0) == [
+        StockChange(2, dispensed=True, at=56.0, txn_id="off")
+    ]
+    assert dispensed_since([offline], since=60.0) == []
+
+
+def test_an_offline_gift_is_counted_once_as_a_dispense_and_a_pending_upload():
+    out = StockChange(2, dispensed=True, at=60.0, txn_id="off")
+    upload = StockChange(2, dispensed=True, at=61.0, txn_id="off")
+    older = StockChange(2, dispensed=True, at=5.0, txn_id="before-fetch")  # pending upload only
+    count = StockChange(2, sku="TOTE", count=4, at=30.0)
+    assert local_changes([out], [older, count, upload]) == [older, count, out]
+    assert stock(with_local_stock(CATALOG, local_changes([out], [older, count, upload])),
+                 "TOTE")[0] == 3  # fmt: skip

@@ -76,17 +76,28 @@ def test_offline_redemption_applied_and_conflict(kiosk, staff, store):
             "points": 300,
         },
     }
+
+    def tote_stock() -> int:
+        row = store.db.connection().execute(
+            "SELECT stock FROM compartments WHERE kiosk_id = 'kiosk-01' AND number = 2"
+        )
+        return row.fetchone()[0]
+
+    before = tote_stock()
     results = kiosk.post("/v1/kiosks/events", {"events": [ok, short]}).json()["results"]
     assert results[0]["status"] == "applied"
     assert results[1]["status"] == "conflict" and results[1]["reason"] == "insufficient_points"
     assert staff.get("/v1/members/M0002").json()["balance"] == 2400
     assert staff.get("/v1/members/M0005").json()["balance"] == 80
+    # both totes are out of the locker, charged or not: the stock counts both
+    assert tote_stock() == before - 2
     alerts = store.db.connection().execute("SELECT kind FROM alerts").fetchall()
     assert [a[0] for a in alerts] == ["offline_conflict"]
     # uploading the same batch again (the kiosk's outbox retried) changes nothing
     again = kiosk.post("/v1/kiosks/events", {"events": [ok, short]}).json()["results"]
     assert again == results
     assert staff.get("/v1/members/M0002").json()["balance"] == 2400
+    assert tote_stock() == before - 2
 
 
 def test_offline_coupon_is_refused_coupons_need_the_server(kiosk):

@@ -622,3 +622,17 @@ def test_a_retry_after_from_the_server_is_honoured(outbox) -> None:
     busy.retry_after_s = 45  # type: ignore[attr-defined]  # as the client's RetryLater carries
     worker = SyncWorker(Stub(fail={"heartbeat": raises(busy)}), outbox, rng=random.Random(0))
     assert worker.run_once() == 45
+
+
+def test_a_conflict_reads_the_catalog_again_at_once(outbox) -> None:
+    """The server counted the conflicting offline gift out of its stock: the kiosk's screens
+    need that catalog now, not at the next hourly poll."""
+    stub = Stub()
+    worker = SyncWorker(stub, outbox, settings=SyncSettings(heartbeat_s=3600, refresh_s=3600))
+    worker.run_once()  # the first cycle reads the catalog; the next read is an hour away
+    assert stub.calls.count("catalog") == 1
+    event = outbox.add("offline_redemption", {"txn_id": "t1", "compartment": 2})
+    stub.fail["send_events"] = lambda: [EventResult(event.event_id, "conflict", "x", "y")]
+    worker.run_once()
+    assert [a.alert_id for a in outbox.alerts()] == [event.event_id]
+    assert stub.calls.count("catalog") == 2  # read again right after the conflict
