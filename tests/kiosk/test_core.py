@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from drivers.printer import make_printer
 from drivers.printer.sim_printer import VirtualPrinter
 from kiosk.config import parse_config
 from kiosk.core import build_core
+from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import TxnKind, TxnState, new_transaction
 from kiosk.domain.txn_receipts import TxnContext
+from kiosk.services.transactions import ItemChoice
 from kiosk.services.txn_steps import Outcome
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
@@ -41,26 +45,45 @@ def wait_for(predicate, timeout_s=10.0):
         time.sleep(0.02)
 
 
-def test_core_recovers_first_then_syncs_identifies_and_redeems(tmp_path):
+@pytest.fixture
+def enrolled(tmp_path):
+    """The store server on loopback with this kiosk enrolled in tmp_path/state, and the
+    virtual printer's paper."""
     server = ServerSide(tmp_path / "server")
-    cfg = config(tmp_path, server.url)
-    enroller = StoreServerClient.from_config(cfg.server)
+    enroller = StoreServerClient.from_config(config(tmp_path, server.url).server)
     enroller.enroll(server.enrollment_code(), KIOSK)
     enroller.close()
     paper = VirtualPrinter(tmp_path / "paper")
-    fast = SyncSettings(heartbeat_s=0.2, refresh_s=0.2, wheel_ids=("LUCKY",))
-    try:
-        core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=fast)
-        crashed = new_transaction("crashed-1", TxnKind.REDEEM, "M0002", points=800, at=1.0,
-                                  sku="GIFT-MUG", compartment=1)  # fmt: skip
-        core.engine.save(crashed, TxnContext("M0**2"))  # as a crash before the hold call left it
-        core.stop()
+    yield server, paper
+    paper.stop()
+    server.stop()
 
-        core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=fast)
-        changes = []
-        seen = threading.Event()
-        core.listeners.append(lambda what: (changes.append(what), seen.set()))
-        core.start()
+
+OFFLINE_URL = "http://127.0.0.1:1"  # nothing listens there: the store is offline
+UMBRELLA = ItemChoice("GIFT-UMBRELLA", Bilingual("晴雨伞", "Umbrella"), 600, compartment=5)
+
+
+def umbrellas(core) -> int:
+    """Umbrellas the screens would offer (the only one is in compartment 5)."""
+    return next(i.stock for i in core.catalog_view().items if i.sku == "GIFT-UMBRELLA")
+
+
+def test_core_recovers_first_then_syncs_identifies_and_redeems(tmp_path, enrolled):
+    server, paper = enrolled
+    cfg = config(tmp_path, server.url)
+    fast = SyncSettings(heartbeat_s=0.2, refresh_s=0.2, wheel_ids=("LUCKY",))
+    core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=fast)
+    crashed = new_transaction("crashed-1", TxnKind.REDEEM, "M0002", points=800, at=1.0,
+                              sku="GIFT-MUG", compartment=1)  # fmt: skip
+    core.engine.save(crashed, TxnContext("M0**2"))  # as a crash before the hold call left it
+    core.stop()
+
+    core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=fast)
+    changes = []
+    seen = threading.Event()
+    core.listeners.append(lambda what: (changes.append(what), seen.set()))
+    core.start()
+    try:
         assert core.engine.load("crashed-1")[0].state is TxnState.VOIDED
         assert seen.wait(10) and core.catalog is not None
         wait_for(lambda: "LUCKY" in core.wheels and core.sync.status().online)
@@ -72,110 +95,77 @@ def test_core_recovers_first_then_syncs_identifies_and_redeems(tmp_path):
         assert who.online and who.view.balance == 2700
         result = core.engine.redeem(member("M0002"), MUG)
         assert result.outcome is Outcome.DISPENSED and server.balance("M0002") == 1900
-        core.stop()
     finally:
-        paper.stop()
-        server.stop()
+        core.stop()
 
 
-def test_restarted_offline_the_cached_catalog_offers_gifts_and_counts_what_went_out(tmp_path):
+def test_restarted_offline_the_cached_catalog_offers_gifts_and_counts_what_went_out(
+    tmp_path, enrolled
+):
     """A power cut takes the store's network down: the kiosk restarts offline, offers the gifts
     of its last catalog, and a compartment emptied offline is not offered again (nor after
     another restart) until the server, back, has the upload and says so itself."""
-    from kiosk.domain.receipts import Bilingual
-    from kiosk.services.transactions import ItemChoice
-
-    umbrella = ItemChoice("GIFT-UMBRELLA", Bilingual("晴雨伞", "Umbrella"), 600, compartment=5)
-    server = ServerSide(tmp_path / "server")
-    live = config(tmp_path, server.url)
-    enroller = StoreServerClient.from_config(live.server)
-    enroller.enroll(server.enrollment_code(), KIOSK)
-    enroller.close()
-    paper = VirtualPrinter(tmp_path / "paper")
+    server, paper = enrolled
     fast = SyncSettings(heartbeat_s=0.2, refresh_s=0.2, wheel_ids=("LUCKY",))
 
     def kiosk(url: str):
         cfg = config(tmp_path, url, offline={"per_member_daily_points": 2000})
         return build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=fast)
 
-    def umbrellas(core) -> int:
-        return next(i.stock for i in core.catalog_view().items if i.sku == "GIFT-UMBRELLA")
+    core = kiosk(server.url)
+    core.start()
+    wait_for(lambda: core.catalog is not None)
+    core.stop()
+    assert (tmp_path / "state" / "catalog.json").exists()
 
+    core = kiosk(OFFLINE_URL)
     try:
-        core = kiosk(server.url)
+        assert core.catalog is not None and umbrellas(core) == 1  # before any sync
         core.start()
-        wait_for(lambda: core.catalog is not None)
-        core.stop()
-        assert (tmp_path / "state" / "catalog.json").exists()
-
-        core = kiosk("http://127.0.0.1:1")  # nothing listens there: the store is offline
-        try:
-            assert core.catalog is not None and umbrellas(core) == 1  # before any sync
-            core.start()
-            wait_for(lambda: not core.connectivity.online())
-            result = core.engine.redeem(member("M0002", 2700), umbrella)
-            assert result.outcome is Outcome.DISPENSED_UNCONFIRMED and result.txn.offline
-            assert umbrellas(core) == 0  # the server's catalog still says 1
-            assert next(i.stock for i in core.catalog.items if i.sku == "GIFT-UMBRELLA") == 1
-        finally:
-            core.stop()
-
-        core = kiosk("http://127.0.0.1:1")  # restarted again, still offline
-        try:
-            assert umbrellas(core) == 0
-        finally:
-            core.stop()
-
-        core = kiosk(server.url)  # the network is back: upload, then the server's own count
-        core.start()
-        try:
-            wait_for(lambda: len(core.outbox) == 0 and server.stock(5) == 0)
-            wait_for(lambda: next(i.stock for i in core.catalog.items
-                                  if i.sku == "GIFT-UMBRELLA") == 0)  # fmt: skip
-            assert umbrellas(core) == 0 and server.balance("M0002") == 2100
-        finally:
-            core.stop()
+        wait_for(lambda: not core.connectivity.online())
+        result = core.engine.redeem(member("M0002", 2700), UMBRELLA)
+        assert result.outcome is Outcome.DISPENSED_UNCONFIRMED and result.txn.offline
+        assert umbrellas(core) == 0  # the server's catalog still says 1
+        assert next(i.stock for i in core.catalog.items if i.sku == "GIFT-UMBRELLA") == 1
     finally:
-        paper.stop()
-        server.stop()
+        core.stop()
+
+    core = kiosk(OFFLINE_URL)  # restarted again, still offline
+    try:
+        assert umbrellas(core) == 0
+    finally:
+        core.stop()
+
+    core = kiosk(server.url)  # the network is back: upload, then the server's own count
+    core.start()
+    try:
+        wait_for(lambda: len(core.outbox) == 0 and server.stock(5) == 0)
+        wait_for(lambda: next(i.stock for i in core.catalog.items
+                              if i.sku == "GIFT-UMBRELLA") == 0)  # fmt: skip
+        assert umbrellas(core) == 0 and server.balance("M0002") == 2100
+    finally:
+        core.stop()
 
 
-def test_a_gift_given_out_online_since_the_catalog_is_not_offered_again_offline(tmp_path):
+def test_a_gift_given_out_online_since_the_catalog_is_not_offered_again_offline(tmp_path, enrolled):
     """The last umbrella goes out online; the network drops before the next catalog read
     (which would say 0): the kiosk, offline and even restarted, does not offer it."""
-    from kiosk.domain.receipts import Bilingual
-    from kiosk.services.transactions import ItemChoice
-
-    umbrella = ItemChoice("GIFT-UMBRELLA", Bilingual("晴雨伞", "Umbrella"), 600, compartment=5)
-    server = ServerSide(tmp_path / "server")
-    cfg = config(tmp_path, server.url)
-    enroller = StoreServerClient.from_config(cfg.server)
-    enroller.enroll(server.enrollment_code(), KIOSK)
-    enroller.close()
-    paper = VirtualPrinter(tmp_path / "paper")
+    server, paper = enrolled
     slow = SyncSettings(heartbeat_s=0.2, refresh_s=3600, wheel_ids=("LUCKY",))  # no re-read
-
-    def umbrellas(core) -> int:
-        return next(i.stock for i in core.catalog_view().items if i.sku == "GIFT-UMBRELLA")
-
+    cfg = config(tmp_path, server.url)
+    core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=slow)
+    core.start()
     try:
-        core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=slow)
-        core.start()
-        try:
-            wait_for(lambda: core.catalog is not None)
-            assert umbrellas(core) == 1
-            result = core.engine.redeem(member("M0002"), umbrella)
-            assert result.outcome is Outcome.DISPENSED and server.stock(5) == 0
-            assert umbrellas(core) == 0  # the catalog read before it still says 1
-        finally:
-            core.stop()
-        offline = config(tmp_path, "http://127.0.0.1:1")
-        core = build_core(offline, printer=make_printer(cfg.printer, sim=paper),
-                          sync_settings=slow)  # fmt: skip
-        try:
-            assert core.catalog is not None and umbrellas(core) == 0
-        finally:
-            core.stop()
+        wait_for(lambda: core.catalog is not None)
+        assert umbrellas(core) == 1
+        result = core.engine.redeem(member("M0002"), UMBRELLA)
+        assert result.outcome is Outcome.DISPENSED and server.stock(5) == 0
+        assert umbrellas(core) == 0  # the catalog read before it still says 1
     finally:
-        paper.stop()
-        server.stop()
+        core.stop()
+    offline = config(tmp_path, OFFLINE_URL)
+    core = build_core(offline, printer=make_printer(cfg.printer, sim=paper), sync_settings=slow)
+    try:
+        assert core.catalog is not None and umbrellas(core) == 0
+    finally:
+        core.stop()
