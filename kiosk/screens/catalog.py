@@ -14,7 +14,6 @@ from __future__ import annotations
 import colorsys
 import logging
 import zlib
-from pathlib import Path
 
 from kivy.properties import BooleanProperty, ListProperty, StringProperty
 from kivy.uix.layout import Layout
@@ -31,14 +30,6 @@ _REASON_KEYS = {
     Unaffordable.NOT_ENOUGH_POINTS: "catalog.reason.not_enough_points",
     Unaffordable.CASH_NEEDS_ONLINE: "catalog.reason.cash_needs_online",
 }
-
-
-def picture_path(name: str | None, folder: Path | None) -> Path | None:
-    """The item's picture if ``name`` is a plain file name in ``folder`` (the picture cache)."""
-    if folder is None or not name or Path(name).name != name or name.startswith("."):
-        return None  # from the server: never a path out of the picture folder
-    path = folder / name
-    return path if path.is_file() else None
 
 
 def tile_color(sku: str) -> list[float]:
@@ -141,7 +132,7 @@ class CatalogScreen(KioskScreen):
         else:
             status = tr(_REASON_KEYS[pick.reason], points=tr.points(pick.points_short))
         pictures = self._pictures()
-        picture = picture_path(item.picture, pictures.folder if pictures is not None else None)
+        picture = pictures.path(item.picture) if pictures is not None else None
         return ItemCard(
             sku=item.sku, title=title, price=price, stock=stock, status=status, ok=pick.ok,
             disabled=not pick.ok, picture=str(picture) if picture else "",

@@ -3,9 +3,9 @@
 Each cycle it sends a heartbeat (every `heartbeat_s`, measuring clock skew), drains the outbox
 in batches while that makes progress, and re-reads the catalog and wheels (every `refresh_s`),
 calling back only on change; the catalog's pictures are brought up to date at each read
-(`fetch_pictures`, which never fails the cycle). Any failure - the server down, a refusal, garbage, an exception in
-a callback - is logged and ends the cycle with an exponential, jittered backoff; nothing ends
-the thread but `stop()`. docs/kiosk-sync.md ("Outbox and sync worker") has the long form.
+(`fetch_pictures`, which never fails the cycle). Any failure - the server down, a refusal,
+garbage, an exception in a callback - is logged and ends the cycle with an exponential,
+jittered backoff; nothing ends the thread but `stop()`. docs/kiosk-sync.md ("Outbox and sync worker") has the long form.
 
 Callbacks run on the worker thread. A Kivy UI must marshal them to its own thread
 (`Clock.schedule_once` / `@mainthread`); the worker never touches widgets.

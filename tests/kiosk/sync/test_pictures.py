@@ -373,3 +373,13 @@ def journal_factory():
     yield make
     for j in opened:
         j.close()
+
+
+def test_the_cache_gives_only_a_file_in_its_folder(tmp_path):
+    """What the catalog screen shows: a plain name of a cached file, never a path out."""
+    cache = PictureCache(tmp_path / "pictures")
+    cache.store("mug.png", demo_pictures.png("GIFT-MUG"))
+    assert cache.path("mug.png") == tmp_path / "pictures" / "mug.png"
+    (tmp_path / "secret.png").write_bytes(demo_pictures.png("GIFT-MUG"))
+    for name in (None, "", "../secret.png", "/etc/passwd", ".hidden", "missing.png"):
+        assert cache.path(name) is None

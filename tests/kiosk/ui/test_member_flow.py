@@ -20,7 +20,7 @@ from kiosk.domain.catalog import Affordability, Unaffordable
 from kiosk.screens import catalog as catalog_screen
 from kiosk.services.session import Screen
 from kiosk.services.txn_steps import Outcome
-from storeserver import demo_pictures, members
+from storeserver import members
 
 from .harness import UiDriver
 
@@ -140,14 +140,6 @@ def test_out_of_stock_and_offline_cash_items_say_why(ui, ui_server):
     assert ui.screen.item_button("GIFT-EARBUDS").status == "离线时不支持积分加现金"
     assert not ui.screen.item_button("GIFT-TOTE").disabled
     assert ui.text("offline") != ""
-
-
-def test_picture_path_is_only_a_file_in_the_picture_folder(tmp_path):
-    (tmp_path / "mug.png").write_bytes(demo_pictures.png("GIFT-MUG"))
-    assert catalog_screen.picture_path("mug.png", tmp_path) == tmp_path / "mug.png"
-    assert catalog_screen.picture_path("mug.png", None) is None  # a core without a cache
-    for name in (None, "", "../mug.png", "/etc/passwd", ".hidden", "missing.png"):
-        assert catalog_screen.picture_path(name, tmp_path) is None
 
 
 def test_catalog_cards_show_the_cached_picture_or_the_initial_tile(ui, ui_server, ui_core,
