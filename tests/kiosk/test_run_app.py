@@ -108,6 +108,18 @@ def start_kiosk(argv: list[str], tmp_path: Path, socket_path: str) -> subprocess
     )  # fmt: skip
 
 
+def stop_kiosk(proc: subprocess.Popen) -> str:
+    """SIGTERM, as systemd stops it; its output. A kiosk that does not stop is killed."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        return out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def test_the_kiosk_is_ready_pings_the_watchdog_and_stops_cleanly_on_sigterm(
     tmp_path, systemd, enrolled
 ):
@@ -121,12 +133,8 @@ def test_the_kiosk_is_ready_pings_the_watchdog_and_stops_cleanly_on_sigterm(
         got = receive_until(fake, "WATCHDOG=1", 5)
         got += fake.receive(1.5)
         assert sum(m == "WATCHDOG=1\n" for m in got) >= 2, got
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out = stop_kiosk(proc)
     assert proc.returncode == 0, out
     assert any("STOPPING=1" in m for m in fake.receive(0.5) + got), got
     assert "signal SIGTERM: stopping" in out and "locker closed: all relays off" in out
@@ -166,12 +174,8 @@ def test_a_blocked_kivy_main_loop_stops_the_watchdog_pings(tmp_path, systemd, en
         proc.send_signal(signal.SIGUSR1)
         got += receive_until(fake, FREE, BLOCK_S + 5)
         got += receive_until(fake, "WATCHDOG=1", 3)  # the loop runs again: so do the pings
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out = stop_kiosk(proc)
     assert proc.returncode == 0, out
     messages = [m for _, m in fake.messages]
     start, end = messages.index(BLOCKED), messages.index(FREE)
