@@ -52,7 +52,7 @@ class ScriptedAuth:
 
 
 class Rig:
-    def __init__(self, kiosk: KioskSide, clock: FakeClock) -> None:
+    def __init__(self, kiosk: KioskSide, clock: FakeClock, alerts=None) -> None:
         self.kiosk, self.clock, self.auth = kiosk, clock, ScriptedAuth()
         self.service = RestockService(kiosk.engine, catalog=CATALOG, poll_s=0.02, clock=clock)
         self.exits = 0
@@ -62,6 +62,7 @@ class Rig:
             authenticate=self.auth, restock=self.service, receipts=kiosk.receipts,
             flagged=kiosk.engine.flagged, compartments=range(1, 7), texts=Translator("zh"),
             post=lambda fn: fn(), run=self.run, on_exit=self.exit, clock=clock, idle_s=60, door_poll_s=0.05,
+            alerts=alerts,
         )  # fmt: skip
         self.flow.subscribe(self.seen.append)
 

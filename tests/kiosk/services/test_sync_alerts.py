@@ -10,7 +10,7 @@ import pytest
 
 from kiosk.i18n import Translator
 from kiosk.ports import EventResult
-from kiosk.services.staff_session import StaffFlow, StaffStep
+from kiosk.services.staff_session import StaffStep
 from kiosk.services.sync_alerts import SyncAlertDesk, mask_member
 
 from .rig import KioskSide
@@ -45,13 +45,7 @@ def kiosk(tmp_path) -> Iterator[KioskSide]:
 
 @pytest.fixture
 def rig(kiosk) -> Iterator[Rig]:
-    r = Rig(kiosk, FakeClock())
-    r.flow = StaffFlow(
-        authenticate=r.auth, restock=r.service, receipts=kiosk.receipts,
-        flagged=kiosk.engine.flagged, compartments=range(1, 7), texts=Translator("zh"),
-        post=lambda fn: fn(), run=r.run, on_exit=r.exit, clock=r.clock, idle_s=60,
-        door_poll_s=0.05, alerts=desk_of(kiosk),
-    )  # fmt: skip
+    r = Rig(kiosk, FakeClock(), alerts=desk_of(kiosk))
     yield r
     r.settle()
     r.flow._leave()
