@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from tinydb import Query
-
 from kiosk.domain.catalog import Catalog, CatalogItem, ItemKind
 from kiosk.domain.receipts import Bilingual, RestockLine, RestockSlip
 from kiosk.errors import KioskError, LockerError
@@ -32,6 +30,7 @@ from kiosk.ports import AlreadyOpen, DoorJammed, DoorState
 from kiosk.services.receipt_queue import ReprintResult
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.transactions import TransactionEngine
+from kiosk.storage import Query
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,8 @@
 """Durable local storage of the kiosk: the crash-safe journal (see docs/journal.md)."""
 
+from tinydb import Query  # the journal's query language: journal.find(table, Query().x == y)
+
 from kiosk.storage.journal import Journal, JournalStats
 from kiosk.storage.journal_log import JournalCorrupt
 
-__all__ = ["Journal", "JournalCorrupt", "JournalStats"]
+__all__ = ["Journal", "JournalCorrupt", "JournalStats", "Query"]
