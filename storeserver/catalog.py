@@ -7,6 +7,7 @@ import hashlib
 import json
 import secrets
 import sqlite3
+from collections.abc import Sequence
 
 from .clock import Clock, iso, parse_iso
 from .errors import Conflict, NotFound
@@ -61,8 +62,19 @@ def catalog_for(
                 "stock": sum(c["stock"] for c in compartments) if is_gift else row["stock"],
             }
         )
-    body = json.dumps(items, sort_keys=True, ensure_ascii=False).encode()
-    return {"version": hashlib.sha256(body).hexdigest()[:16], "items": items}
+    hold_seq = last_hold_seq(conn, kiosk_id)
+    body = json.dumps([items, hold_seq], sort_keys=True, ensure_ascii=False).encode()
+    return {"version": hashlib.sha256(body).hexdigest()[:16], "items": items, "hold_seq": hold_seq}
+
+
+def last_hold_seq(conn: sqlite3.Connection, kiosk_id: str) -> int:
+    """The ``seq`` of this kiosk's latest hold (0: none): a restock count taken after reading
+    it has seen every hold up to it."""
+    row = conn.execute(
+        "SELECT MAX(seq) AS seq FROM redemptions WHERE kiosk_id = ? AND kind != 'offline'",
+        (kiosk_id,),
+    ).fetchone()
+    return row["seq"] or 0
 
 
 def take_compartment_stock(
@@ -116,10 +128,33 @@ def first_stocked_compartment(conn: sqlite3.Connection, kiosk_id: str, sku: str)
     return None if row is None else row["number"]
 
 
+def holds_after_count(
+    conn: sqlite3.Connection,
+    kiosk_id: str,
+    number: int,
+    after_hold_seq: int,
+    open_holds: Sequence[str] = (),
+) -> int:
+    """Holds on this compartment whose gift was still inside when staff counted it: not voided
+    or expired, and made after the last hold the kiosk had seen (``seq`` above
+    ``after_hold_seq``) or one the kiosk was still to void (``open_holds``). Each took one from
+    the stock before the count was applied, and will give it back if voided, so the count
+    must take them off. Offline redemptions are not among them: the outbox sends them in
+    their order with the count."""
+    marks = ",".join("?" * len(open_holds)) or "NULL"
+    row = conn.execute(
+        "SELECT COUNT(*) AS n FROM redemptions WHERE kiosk_id = ? AND compartment = ? "
+        "AND kind != 'offline' AND state IN ('held', 'captured') "
+        f"AND (seq > ? OR txn_id IN ({marks}))",
+        (kiosk_id, number, after_hold_seq, *open_holds),
+    ).fetchone()
+    return row["n"]
+
+
 def set_compartment(
     conn: sqlite3.Connection, kiosk_id: str, number: int, sku: str | None, count: int
 ) -> None:
-    """A restock count from staff: the compartment now holds ``count`` of ``sku``."""
+    """The compartment now holds ``count`` of ``sku`` (a count less the holds made since)."""
     if sku is not None:
         item_row(conn, sku)
     conn.execute(

@@ -15,6 +15,21 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = "1"
 
 
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Columns added to schema 1 since it was first released, for files made before them
+    (``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it is)."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(redemptions)")}
+    if "seq" not in columns:
+        log.info("database: adding redemptions.seq (the order of holds, for restock counts)")
+        conn.execute("ALTER TABLE redemptions ADD COLUMN seq INTEGER")
+        conn.execute("UPDATE redemptions SET seq = rowid")  # rows are never deleted: in order
+    conn.execute("CREATE INDEX IF NOT EXISTS redemptions_seq ON redemptions(seq)")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS redemptions_compartment "
+        "ON redemptions(kiosk_id, compartment, seq)"
+    )
+
+
 class Database:
     """Owns the SQLite file. Each thread gets its own connection; writers use BEGIN IMMEDIATE.
 
@@ -33,6 +48,7 @@ class Database:
         self._write_lock = threading.Lock()
         conn = self.connection()
         conn.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
+        _add_columns(conn)
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
         )

@@ -142,8 +142,9 @@ class Redemptions:
         now = self.clock.now()
         conn.execute(
             "INSERT INTO redemptions(txn_id, request_sha256, kind, kiosk_id, member_id, sku, compartment, "
-            "points, cash_cents, state, created_at, expires_at, payment_id, first_response) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, '{}')",
+            "points, cash_cents, state, created_at, expires_at, payment_id, first_response, seq) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?, '{}', "
+            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM redemptions))",
             (
                 txn_id,
                 body_hash,
@@ -208,6 +209,7 @@ class Redemptions:
             "points": r["points"],
             "cash_cents": r["cash_cents"],
             "hold_expires_at": r["expires_at"],
+            "hold_seq": r["seq"],
             "void_reason": r["void_reason"],
             "coupon_code": r["coupon_code"],
             "coupon_valid_until": self._coupon_valid_until(conn, r["coupon_code"]),

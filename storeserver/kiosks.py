@@ -176,14 +176,48 @@ def _apply_one(
         sku = payload.get("sku")
         if sku is not None and not isinstance(sku, str):
             raise BadRequest("invalid_payload", "payload.sku must be a string or null")
-        catalog.set_compartment(conn, kiosk_id, number, sku, count)
-        return {"status": "applied"}
+        return _count(conn, kiosk_id, number, sku, count, payload)
     if kind in ("fault", "door_alarm", "needs_check"):
         _alert(conn, clock, kiosk_id, kind, payload)
         return {"status": "applied"}
     if kind == "offline_redemption":
         return _offline_redemption(redemptions, conn, kiosk_id, payload)
     raise BadRequest("unknown_event_kind", f"event kind {kind!r} is not known to this server")
+
+
+MAX_OPEN_HOLDS = 50  # a kiosk runs one transaction at a time: a few at most are unsettled
+_TXN_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def _count(
+    conn: sqlite3.Connection, kiosk_id: str, number: int, sku: str | None, count: int, p: dict
+) -> dict:
+    """A restock count: the compartment holds ``count`` less the holds made after the count
+    (docs/restock.md). ``after_hold_seq`` is the last hold the kiosk had seen when staff
+    counted; a count without it (an older kiosk) is taken as of now."""
+    if "after_hold_seq" not in p:
+        catalog.set_compartment(conn, kiosk_id, number, sku, count)
+        return {"status": "applied", "stock": count}
+    seen = _int(p, "after_hold_seq", 0, 2**53)
+    open_holds = p.get("open_holds", [])
+    if not (
+        isinstance(open_holds, list)
+        and len(open_holds) <= MAX_OPEN_HOLDS
+        and all(isinstance(t, str) and _TXN_ID.match(t) for t in open_holds)
+    ):
+        raise BadRequest(
+            "invalid_payload",
+            f"payload.open_holds must be a list of at most {MAX_OPEN_HOLDS} transaction ids",
+        )
+    since = catalog.holds_after_count(conn, kiosk_id, number, seen, open_holds)
+    stock = max(0, count - since)
+    if since > count:  # more gifts left than staff counted: the count or a door was wrong
+        log.warning(
+            "kiosk %s compartment %d: counted %d, %d held since; stock set to 0",
+            kiosk_id, number, count, since,
+        )  # fmt: skip
+    catalog.set_compartment(conn, kiosk_id, number, sku, stock)
+    return {"status": "applied", "stock": stock}
 
 
 def _gift_out(conn: sqlite3.Connection, kiosk_id: str, payload: dict) -> None:

@@ -106,7 +106,10 @@ CREATE TABLE IF NOT EXISTS redemptions (
     payment_id TEXT,
     coupon_code TEXT,
     spin_id INTEGER,
-    first_response TEXT NOT NULL
+    first_response TEXT NOT NULL,
+    -- the order holds were made in (one more than the highest so far): a restock count says
+    -- which holds it had seen by it (storeserver/kiosks.py, docs/restock.md)
+    seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS redemptions_open ON redemptions(state, expires_at);
 

@@ -42,7 +42,7 @@ def test_inventory_event_sets_stock_once(kiosk):
         "payload": {"compartment": 6, "sku": "GIFT-MUG", "count": 4},
     }
     first = kiosk.post("/v1/kiosks/events", {"events": [event]}).json()["results"]
-    assert first == [{"event_id": "inv-1", "status": "applied"}]
+    assert first == [{"event_id": "inv-1", "status": "applied", "stock": 4}]
     stock = {i["sku"]: i["stock"] for i in kiosk.get("/v1/catalog").json()["items"]}
     assert stock["GIFT-MUG"] == 3 + 4
     # replay with a different count changes nothing: the event id was applied once
