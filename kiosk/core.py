@@ -34,7 +34,6 @@ from kiosk.services.recovery import forget_finished
 from kiosk.services.restock import RestockService
 from kiosk.services.staff_auth import StaffAuthenticator
 from kiosk.services.transactions import TransactionEngine
-from kiosk.services.txn_steps import TXN_TABLE
 from kiosk.storage.catalog_cache import CatalogCache
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox import Outbox
@@ -140,14 +139,7 @@ class KioskCore:
         catalog, since = self.catalog, self.catalog_fetched_at
         if catalog is None:
             return None
-        txns = []
-        for txn_id in self.journal.all(TXN_TABLE):
-            try:
-                loaded = self.engine.load(txn_id)
-            except KioskError:  # a damaged record: recovery reports it, the view goes on
-                continue
-            if loaded is not None:
-                txns.append(loaded[0])
+        txns = self.engine.transactions()
         pending = changes_from_events(
             (e.kind, e.payload, _epoch(e.at)) for e in self.outbox.pending(len(self.outbox))
         )

@@ -188,6 +188,7 @@ class Redemption:
     prize: dict[str, Any] | None
     balance: int | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    hold_seq: int | None = None  # the server's order of holds (a restock count's stamp)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class Catalog:
     version: str
     items: tuple[CatalogItem, ...]
     skipped: tuple[str, ...] = ()
+    hold_seq: int = 0  # the server's latest hold for this kiosk when it answered (0: none)
 
 
 class Unaffordable(enum.Enum):
@@ -143,6 +144,7 @@ def parse_catalog(data: object) -> Catalog:
             version=_str(d, "version", 64),
             items=tuple(i for i in parsed if isinstance(i, CatalogItem)),
             skipped=tuple(i for i in parsed if isinstance(i, str)),
+            hold_seq=_opt_int(d, "hold_seq") or 0,  # absent from servers before it existed
         )
     except (_Bad, RecursionError) as exc:
         raise UnusableAnswer(

@@ -66,7 +66,8 @@ TERMINAL = frozenset({S.DONE, S.VOIDED})
 
 # Facts each step may record, beyond ``at``; anything else is a caller bug.
 _FACTS: dict[TxnState, frozenset[str]] = {
-    S.HELD: frozenset({"hold_id", "sku", "compartment"}),  # sku/compartment: SPIN's prize
+    # sku/compartment: SPIN's prize; hold_seq: the server's order of holds (restock counts)
+    S.HELD: frozenset({"hold_id", "sku", "compartment", "hold_seq"}),
     S.PAID: frozenset({"payment_ref"}),
     S.PRINTED: frozenset({"receipt_queued"}),
     S.NEEDS_CHECK: frozenset({"void_reason"}),
@@ -108,6 +109,7 @@ class Transaction:
     hold_id: str | None = None
     payment_ref: str | None = None
     receipt_queued: bool = False
+    hold_seq: int | None = None
 
     @property
     def needs_check(self) -> bool:
@@ -210,6 +212,7 @@ def to_record(txn: Transaction) -> dict[str, Any]:
         "hold_id": txn.hold_id,
         "payment_ref": txn.payment_ref,
         "receipt_queued": txn.receipt_queued,
+        "hold_seq": txn.hold_seq,
     }
 
 
@@ -234,6 +237,9 @@ def from_record(record: Any) -> Transaction:
     for key in _OPT_STR:
         if record.get(key) is not None and not isinstance(record[key], str):
             raise bad(key, "must be a string or null")
+    seq = record.get("hold_seq")
+    if seq is not None and (type(seq) is not int or seq < 0):
+        raise bad("hold_seq", "must be a non-negative integer or null")
     for key in ("offline", "receipt_queued"):
         if not isinstance(record.get(key), bool):
             raise bad(key, "must be true or false")
@@ -252,7 +258,7 @@ def from_record(record: Any) -> Transaction:
         record["txn_id"], kind, record["member_id"], record.get("points"),
         record.get("cash_cents"), record.get("sku"), record.get("compartment"),
         record["offline"], state, history, record.get("void_reason"), record.get("hold_id"),
-        record.get("payment_ref"), record["receipt_queued"],
+        record.get("payment_ref"), record["receipt_queued"], seq,
     )  # fmt: skip
     problem = _kind_problem(txn)
     if problem:

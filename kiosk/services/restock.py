@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from kiosk.domain.catalog import Catalog, CatalogItem, ItemKind
+from kiosk.domain.count_stamp import CountStamp, count_stamp
 from kiosk.domain.receipts import Bilingual, RestockLine, RestockSlip
 from kiosk.errors import KioskError, LockerError
 from kiosk.i18n import bilingual
@@ -155,6 +156,7 @@ class RestockService:
         self._guard = threading.Lock()
         self.items: dict[str, CatalogItem] | None = None  # None: no catalog seen yet
         self._view: dict[int, CompartmentStock] = {}
+        self._hold_seq = 0  # the last catalog's latest hold (kiosk/domain/count_stamp.py)
         self._active: RestockSession | None = None
         if catalog is not None:
             self.update_catalog(catalog)
@@ -165,6 +167,13 @@ class RestockService:
         view = {n: CompartmentStock(i.sku, stock) for i in gifts for n, stock in i.compartments}
         with self._guard:
             self.items, self._view = {i.sku: i for i in catalog.items}, view
+            self._hold_seq = max(self._hold_seq, catalog.hold_seq)
+
+    def stamp(self, number: int) -> CountStamp:
+        """What a count of ``number`` taken now had seen of the holds (docs/restock.md)."""
+        with self._guard:
+            seen = self._hold_seq
+        return count_stamp(self.engine.transactions(), seen, number)
 
     def stock(self) -> dict[int, CompartmentStock]:
         """The kiosk's view of every compartment, by number."""
@@ -219,6 +228,7 @@ class RestockService:
                 if c.get("requeued"):  # once: the server may forget event ids in time
                     continue
                 payload = {k: c[k] for k in ("compartment", "sku", "count")}
+                payload |= c.get("stamp") or {}  # counts journalled before stamps: as of now
                 self.engine.outbox.add("inventory", payload, event_id=key)
                 self.journal.put(COUNT_TABLE, key, {**c, "requeued": True})
                 flag = flagged.get(c["compartment"])
@@ -334,9 +344,10 @@ class RestockSession:
             record = {"session": self.session_id, "compartment": number, "sku": sku}
             record |= {"count": count, "before": before, "at": svc.engine.clock()}
             record["flag_txn"] = flag.get("txn_id") if flag else None
+            record["stamp"] = svc.stamp(number).payload()
             svc.journal.put(COUNT_TABLE, event_id, record)
             self._n[number], self._lines[number] = n, (before, sku, count)
-            payload = {"compartment": number, "sku": sku, "count": count}
+            payload = {"compartment": number, "sku": sku, "count": count, **record["stamp"]}
             svc.engine.outbox.add("inventory", payload, event_id=event_id)
             svc._counted(number, CompartmentStock(sku, count))
             cleared = flag is not None and svc.engine.clear_flag(number, who)

@@ -154,7 +154,7 @@ class TransactionEngine(TxnSteps):
             except Unreachable:
                 return self.void(txn, ctx, "hold_unreachable", MSG_NETWORK, present=True)
             ctx = replace(ctx, balance_held=r.balance, **_payment(r))
-            txn = self.step(txn, ctx, S.HELD, progress, hold_id=r.txn_id)
+            txn = self.step(txn, ctx, S.HELD, progress, hold_id=r.txn_id, hold_seq=r.hold_seq)
             if kind is TxnKind.POINTS_CASH:
                 paid, why, message = self._await_payment(txn, ctx, progress)
                 if not paid:
@@ -191,7 +191,7 @@ class TransactionEngine(TxnSteps):
             ctx = replace(ctx, balance_held=r.balance, prize=prize, item_zh=prize.label_zh,
                           item_en=prize.label_en)  # fmt: skip
             txn = self.step(txn, ctx, S.HELD, progress, hold_id=r.txn_id, sku=r.sku,
-                            compartment=r.compartment)  # fmt: skip
+                            compartment=r.compartment, hold_seq=r.hold_seq)  # fmt: skip
             if txn.compartment is not None and self._flag_of(txn.compartment):
                 return self.void(txn, ctx, "compartment_needs_check", MSG_CHECK, present=True)
             return self._dispense(txn, ctx, progress)

@@ -118,6 +118,18 @@ class TxnSteps:
             return None
         return from_record(record), TxnContext.from_record(txn_id, record.get("ctx"))
 
+    def transactions(self) -> list[Transaction]:
+        """Every transaction in the journal; a damaged record is skipped (recovery reports it)."""
+        out = []
+        for txn_id in self.journal.all(TXN_TABLE):
+            try:
+                loaded = self.load(txn_id)
+            except KioskError:
+                continue
+            if loaded is not None:
+                out.append(loaded[0])
+        return out
+
     def step(
         self, txn: Transaction, ctx: TxnContext, state: TxnState, progress: ProgressFn = _ignore,
         **facts: Any,

@@ -90,6 +90,7 @@ def redemption(data: object) -> Redemption:
         prize=_get(d, "prize", dict, optional=True),
         balance=_get(d, "balance", int, optional=True),
         raw=d,
+        hold_seq=_get(d, "hold_seq", int, optional=True),
     )
 
 
