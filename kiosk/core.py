@@ -36,7 +36,7 @@ from kiosk.services.staff_auth import StaffAuthenticator
 from kiosk.services.transactions import TransactionEngine
 from kiosk.storage.catalog_cache import CatalogCache
 from kiosk.storage.journal import Journal
-from kiosk.storage.outbox import Outbox
+from kiosk.storage.outbox import STOCK_EVENT_KINDS, Outbox
 from kiosk.storage.pictures import PictureCache
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.pictures import PictureFetcher
@@ -224,6 +224,7 @@ def build_core(
         on_online_change=connectivity.changed,
         on_cycle=lambda status: core.housekeeping(status),
     )  # fmt: skip
+    outbox.on_queued(lambda event: event.kind in STOCK_EVENT_KINDS and sync.wake())
     core = KioskCore(
         config, journal, client, outbox, receipts, engine, staff, identifier, restock, sync,
         connectivity, printer, locker, scanner, pictures,

@@ -34,6 +34,7 @@ __all__ = [
     "ALERT_STATUSES",
     "EVENT_KINDS",
     "MAX_PAYLOAD_BYTES",
+    "STOCK_EVENT_KINDS",
     "Outbox",
     "OutboxError",
     "SettleReport",
@@ -47,6 +48,9 @@ ALERTS_TABLE = "sync_alerts"
 # What the store server knows (storeserver/models.py KioskEvent.kind). An unknown kind would
 # be refused by the server for the whole batch, so it is refused here, where the bug is.
 EVENT_KINDS = frozenset({"inventory", "fault", "door_alarm", "needs_check", "offline_redemption"})
+# Events that change what the server counts in a compartment: the sync worker sends them at
+# once (kiosk/core.py wires it), since a hold meanwhile would take from the stock they replace.
+STOCK_EVENT_KINDS = frozenset({"inventory", "offline_redemption"})
 # rejected/conflict: the server's verdict on the event. failed: the server kept failing on
 # this one event (HTTP 5xx or garbage) while it answered everything else; see the worker.
 ALERT_STATUSES = frozenset({"rejected", "conflict", "failed"})
@@ -118,6 +122,7 @@ class Outbox:
         self._kinds = frozenset(kinds)
         self._now = now
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[OutboxEvent], object]] = []
         # event_id -> seq of the pending events; the journal holds the records themselves.
         self._seqs: dict[str, int] = {}
         self._delivery = BatchDelivery(self.settle, self.park)
@@ -129,6 +134,11 @@ class Outbox:
         self._next_seq = highest + 1
 
     # --- queueing -----------------------------------------------------------------------------
+
+    def on_queued(self, listener: Callable[[OutboxEvent], object]) -> None:
+        """Call ``listener(event)`` after each new event is durable (on the adding thread;
+        a failing listener is logged, never the adder's problem)."""
+        self._listeners.append(listener)
 
     def add(
         self,
@@ -182,7 +192,13 @@ class Outbox:
             self._seqs[event_id] = seq
             self._next_seq = seq + 1
         log.info("outbox: queued %s event %s (seq %d, %d bytes)", kind, event_id, seq, size)
-        return OutboxEvent(event_id, kind, stamp, clean)
+        event = OutboxEvent(event_id, kind, stamp, clean)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("outbox listener failed on event %s", event_id)
+        return event
 
     def _stamp(self, kind: str, at: dt.datetime | str | None) -> str:
         if at is None:

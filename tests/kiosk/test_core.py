@@ -14,13 +14,14 @@ from kiosk.core import build_core
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import TxnKind, TxnState, new_transaction
 from kiosk.domain.txn_receipts import TxnContext
+from kiosk.ports import DoorState
 from kiosk.services.transactions import ItemChoice
 from kiosk.services.txn_steps import Outcome
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
 from storeserver import members
 
-from .services.rig import KIOSK, MUG, ServerSide, member
+from .services.rig import KIOSK, MUG, TOTE, ServerSide, member
 
 
 def config(tmp_path, url, **sections):
@@ -167,5 +168,35 @@ def test_a_gift_given_out_online_since_the_catalog_is_not_offered_again_offline(
     core = build_core(offline, printer=make_printer(cfg.printer, sim=paper), sync_settings=slow)
     try:
         assert core.catalog is not None and umbrellas(core) == 0
+    finally:
+        core.stop()
+
+
+def test_a_count_wakes_the_sync_worker_and_the_stamp_keeps_a_gift_held_before_it(
+    tmp_path, enrolled
+):
+    """The worker's next cycle is an hour away; a staff count is uploaded at once anyway, and
+    a tote taken by a member just before (its hold after the last catalog) is not erased."""
+    from kiosk.services.staff_auth import StaffSession
+
+    server, paper = enrolled
+    slow = SyncSettings(heartbeat_s=3600, refresh_s=3600, wheel_ids=("LUCKY",))
+    cfg = config(tmp_path, server.url)
+    core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=slow)
+    core.start()
+    try:
+        wait_for(lambda: core.catalog is not None and core.sync.status().last_ok_at is not None)
+        assert core.engine.redeem(member("M0002"), TOTE).outcome is Outcome.DISPENSED
+        core.locker.sim.close_door(2)
+        wait_for(lambda: core.locker.door_state(2) is DoorState.CLOSED)
+        assert server.stock(2) == 4
+        session = core.restock.start(StaffSession("S0001", "王店长", online=False))
+        session.open_compartment(2)
+        core.locker.sim.close_door(2)
+        assert session.wait_closed(timeout_s=5)
+        session.enter_count(2, "GIFT-TOTE", 6)  # 4 + 2 added: the count saw the tote go
+        session.finish()
+        wait_for(lambda: len(core.outbox) == 0)  # within seconds, not the hour
+        assert server.stock(2) == 6
     finally:
         core.stop()

@@ -316,3 +316,16 @@ def test_every_event_is_pending_alerted_or_applied(rounds) -> None:
         alerted = [a.alert_id for a in box.alerts()]
         assert sorted(pending + alerted + sorted(applied)) == sorted(made)
         assert pending == [i for i in made if i in set(pending)]  # still in the order made
+
+
+def test_listeners_hear_each_new_event_once_it_is_durable(journal, outbox, caplog):
+    heard: list[tuple[str, bool]] = []
+    outbox.on_queued(
+        lambda e: heard.append((e.event_id, journal.get("outbox", e.event_id) is not None))
+    )
+    outbox.on_queued(lambda e: 1 / 0)  # a broken listener is logged, never the adder's problem
+    outbox.add("inventory", inv(1), event_id="c-1")
+    outbox.add("inventory", inv(1), event_id="c-1")  # already pending: not new, not heard
+    outbox.add("fault", {"what": "x"}, event_id="f-1")
+    assert heard == [("c-1", True), ("f-1", True)]
+    assert "outbox listener failed" in caplog.text
