@@ -3,14 +3,17 @@ invariant.
 
 Each flow (redeem a gift, a coupon, points + cash paid / cancelled / timed out at the kiosk /
 expired at the server, wheel spins certain to win points, a coupon or a gift behind a door,
-an offline redemption and its upload, a jammed door) runs in a child kiosk process against
+an offline redemption and its upload, a jammed door, and staff restocking the tote bags'
+compartment with members taking totes around the count, online and offline, with the real
+sync worker uploading, down to an empty compartment) runs in a child kiosk process against
 the real store server on loopback. The child is killed with SIGKILL right before and right
 after each of its journal writes; some crash states are then recovered by a child that is
 itself killed before and after each recovery write; then the flows are killed at random
 moments drawn within each flow's measured duration. After each kill the kiosk restarts on the
 same state folder, recovers, drains its outbox to the server, and the invariants are checked
 against the server's ledger, the journal and the locker's pulse log (see
-tests/kiosk/services/txn_crash.py for the list).
+tests/kiosk/services/txn_crash.py for the list), and the server's stock of the totes'
+compartment against a model of what the cabinet holds (txn_crash_cabinet.py).
 
     .venv/bin/python bench/txn_crash.py [--random 1000] [--flows redeem,cash] [--seed N]
 
@@ -81,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\nrandom kills: {r.random_mid_flow} mid-flow, {r.random_after_done} after the flow had"
         f" finished; recovery runs killed at their write: {r.recovery_killed} of"
         f" {r.kill_points['recovery']} (the others finished before it)"
+    )
+    print(
+        f"compartment 2 (the stock invariant): {r.cabinet_counts} restock counts and"
+        f" {r.cabinet_gifts} totes out followed, {r.shelf_empty} times a member found it empty,"
+        f" refilled {r.cabinet_refills} times for a flow that takes a tote first"
     )
     for missed in r.missed:
         print(f"not killed: {missed}")

@@ -16,7 +16,11 @@ ledger, the journal and the locker's pulse log:
   dropped by the gifts it charged;
 - a coupon exists exactly when its transaction was captured, and the receipt names it;
 - the outbox is delivered to the server (nothing refused), and an offline spend reaches the
-  server's ledger exactly once.
+  server's ledger exactly once;
+- compartment 2 (the totes, which run out: only restock counts put them back) holds on the
+  server what the cabinet model says, no tote left it while the model counted it empty, and
+  every count the flow journalled reached the server (txn_crash_cabinet.py,
+  txn_crash_restock.py for the restock flows and their sync worker).
 
 Kill points: before and after every journal write of every flow, at random moments drawn
 within the flow's measured duration, and during recovery (the flow killed in a chosen state,
@@ -39,14 +43,17 @@ from pathlib import Path
 
 from kiosk.domain.transaction import TxnState
 from kiosk.services.recovery import forget_finished
+from kiosk.services.restock import COUNT_TABLE, SESSION_TABLE, RestockService
 from kiosk.sync.worker import SyncWorker
 from storeserver.payments import DEFAULT_PAYMENT_EXPIRY_S
 
 from .rig import COUPON, KIOSK, KioskSide, ServerSide
+from .txn_crash_cabinet import Cabinet
+from .txn_crash_restock import RESTOCK_FLOWS, TOTES
 
 FLOWS = (
     "redeem", "coupon", "cash", "cash_cancel", "cash_timeout", "cash_expired",
-    "spin_points", "spin_coupon", "spin_gift", "offline", "jam",
+    "spin_points", "spin_coupon", "spin_gift", "offline", "jam", *RESTOCK_FLOWS,
 )  # fmt: skip
 # The demo wheel's segment each spin flow is made certain to land on (the others' stock is 0,
 # so they leave the draw): 1 = 50 points, 3 = a ¥10 coupon, 5 = the mug in compartment 1.
@@ -61,6 +68,7 @@ RECOVERY_CRASHES = (
     ("jam", "after", "put txn NEEDS_CHECK"),  # flag and tell staff, then void
     ("offline", "after", "put txn DISPENSED"),  # offline capture, then the upload
     ("spin_gift", "after", "put txn DISPENSED"),
+    ("restock_redeem", "after", "put restock_counts"),  # the count's event still to queue
 )
 MEMBER = "M0004"
 COMPARTMENT_STOCK = 50
@@ -145,6 +153,10 @@ class CampaignResult:
     random_after_done: int = 0
     recovery_killed: int = 0  # recovery runs that really died at their kill point
     missed: list[str] = field(default_factory=list)  # write kill points that never fired
+    cabinet_counts: int = 0  # restock counts the cabinet model followed (txn_crash_cabinet.py)
+    cabinet_gifts: int = 0  # totes it saw leave compartment 2
+    cabinet_refills: int = 0  # times the campaign refilled it for a flow that takes first
+    shelf_empty: int = 0  # times a member found no tote offered: the stock ran out
 
     @property
     def total_points(self) -> int:
@@ -157,6 +169,8 @@ class CampaignResult:
 
     def add(self, point: KillPoint, outcome: RunOutcome) -> None:
         self.runs += 1 + (outcome.recovery is not None)
+        done = [line for line in outcome.child.lines if line.startswith("DONE")]
+        self.shelf_empty += sum("empty" in line.split()[1].split(",") for line in done)
         self.violations += outcome.violations
         if point.mode == "none":
             self.violated_reference += bool(outcome.violations)
@@ -276,6 +290,9 @@ class Campaign:
             conn.execute("UPDATE wheels SET daily_limit = 1000000")
         kiosk = KioskSide(folder / "kiosk", self.server.url, self.server.enrollment_code())
         kiosk.close()
+        self.writes: dict[str, list[str]] = {}  # each flow's journal writes (run_campaign's)
+        self.cabinet = Cabinet()  # the totes run out: only counts (and refills) put them back
+        self._set_totes(self.cabinet.totes)
         self.zygote = Zygote(folder)
 
     def close(self) -> None:
@@ -283,12 +300,21 @@ class Campaign:
         self.server.stop()
 
     # ---- one run -------------------------------------------------------------------------
+    def _set_totes(self, stock: int) -> None:
+        with self.server.store.db.transaction() as conn:
+            conn.execute(
+                "UPDATE compartments SET stock = ?, sku = 'GIFT-TOTE' "
+                "WHERE kiosk_id = ? AND number = ?",
+                (stock, KIOSK, TOTES),
+            )
+
     def _prepare(self, flow: str) -> None:
         store = self.server.store
+        self.cabinet.prepare(flow, self._set_totes)
         with store.db.transaction() as conn:
             if self.server.balance(MEMBER) < 5000:
                 store.ledger.earn(conn, MEMBER, 20000, "top_up", f"crash-top-up-{time.time_ns()}")
-            for number, sku in ((1, "GIFT-MUG"), (2, "GIFT-TOTE"), (4, "GIFT-EARBUDS")):
+            for number, sku in ((1, "GIFT-MUG"), (4, "GIFT-EARBUDS")):  # fresh each run
                 conn.execute(
                     "UPDATE compartments SET stock = ?, sku = ? WHERE kiosk_id = ? AND number = ?",
                     (COMPARTMENT_STOCK, sku, KIOSK, number),
@@ -331,11 +357,11 @@ class Campaign:
                 timeout_s=timeout_s,
             )  # fmt: skip
             bad += _child_trouble(point, "recovery", recovery)
-        bad += self._check(point, before)
+        bad += self._check(point, before, child)
         return RunOutcome(child, bad, recovery)
 
     # ---- the invariants ------------------------------------------------------------------
-    def _check(self, point: KillPoint, before: _Before) -> list[str]:
+    def _check(self, point: KillPoint, before: _Before, child: ChildRun) -> list[str]:
         bad: list[str] = []
         kfolder = self.folder / "kiosk"
         pulses_in_flow = _pulses(kfolder / "pulses.log")
@@ -352,6 +378,7 @@ class Campaign:
             kiosk.locker.open = lambda n: (recovery_pulses.append(n), real_open(n))[1]  # type: ignore[method-assign]
             for _ in range(2):
                 kiosk.engine.settle()
+            RestockService(kiosk.engine).report_unfinished()  # as kiosk/core.py starts
             SyncWorker(kiosk.client, kiosk.outbox).run_once()  # the outbox, to the real server
             if recovery_pulses:
                 bad.append(f"{point}: recovery pulsed compartments {recovery_pulses}")
@@ -369,6 +396,14 @@ class Campaign:
             for alert in kiosk.outbox.alerts():
                 bad.append(f"{point}: server refused {alert.event.kind}: {alert.reason}")
             bad += self._ledger(point, before, txns)
+            counts = [e for i, e in self._events().items() if i not in before.events]
+            reference = self.writes.get(point.flow, [])
+            if len([e for e in counts if e["kind"] == "inventory"]) < _counted(
+                point, child, reference
+            ):
+                bad.append(f"{point}: a count journalled in the flow never reached the server")
+            bad += self.cabinet.follow(point, (t for t, _ in txns.values()), counts)
+            bad += self.cabinet.check(point, self.server.stock(TOTES))
             self._clean(kiosk)
         finally:
             kiosk.close()
@@ -424,7 +459,7 @@ class Campaign:
         delta = self.server.balance(MEMBER) - before.balance
         if delta != -charged:
             bad.append(f"{point}: balance moved {delta}, charges say {-charged}")
-        for number in (1, 2, 4):
+        for number in (1, 4):  # compartment 2 is the cabinet model's (txn_crash_cabinet.py)
             drop = COMPARTMENT_STOCK - self.server.stock(number)
             if drop != taken.get(number, 0):
                 bad.append(
@@ -451,7 +486,14 @@ class Campaign:
             kiosk.outbox.settle([_applied(event.event_id)])
         for alert in kiosk.outbox.alerts():
             kiosk.outbox.acknowledge(alert.alert_id)
-        for table in ("receipt_queue", "offline_spends", "compartment_flags"):
+        tables = (
+            "receipt_queue",
+            "offline_spends",
+            "compartment_flags",
+            SESSION_TABLE,
+            COUNT_TABLE,
+        )
+        for table in tables:
             for key in list(kiosk.journal.all(table)):
                 kiosk.journal.delete(table, key)
 
@@ -505,9 +547,20 @@ def _applied(event_id: str):
     return EventResult(event_id, "applied")
 
 
+def _counted(point: KillPoint, child: ChildRun, reference: list[str]) -> int:
+    """Restock counts the flow is known to have journalled: the writes the child reported, and
+    the one it was killed right after (before it could report it)."""
+    label = f"put {COUNT_TABLE}"
+    n = child.writes.count(label)
+    if point.mode == "after" and 0 < point.at <= len(reference) and len(child.writes) < point.at:
+        n += reference[point.at - 1] == label
+    return n
+
+
 def _pulses(path: Path) -> list[int]:
+    """Members' pulses in the log (staff's restock pulses are written r<n>)."""
     try:
-        return [int(x) for x in path.read_text().split()]
+        return [int(x) for x in path.read_text().split() if x.isdigit()]
     except FileNotFoundError:
         return []
 
@@ -530,6 +583,7 @@ def run_campaign(
     rng = rng or random.Random(1)
     result = CampaignResult()
     campaign = Campaign(folder)
+    campaign.writes = result.writes_per_flow
 
     def run(point: KillPoint) -> RunOutcome:
         outcome = campaign.run(point)
@@ -571,5 +625,8 @@ def run_campaign(
             flow = rng.choice(flows)
             run(KillPoint(flow, "random", delay_s=rng.uniform(0, result.duration_per_flow[flow])))
     finally:
+        cab = campaign.cabinet
+        result.cabinet_counts, result.cabinet_gifts = cab.counts, cab.gifts
+        result.cabinet_refills = cab.refills
         campaign.close()
     return result

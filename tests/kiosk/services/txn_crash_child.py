@@ -23,15 +23,18 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
 import requests
 
+from kiosk.services.restock import RestockService
 from kiosk.storage.atomic import fsync_dir
 from kiosk.sync.worker import SyncWorker
 
 from .rig import COUPON, EARBUDS, MUG, TOTE, KioskSide, member
+from .txn_crash_restock import RESTOCK_FLOWS, run_restock_flow
 
 WHEEL = "LUCKY"
 SPIN_COST = 100  # the demo wheel's cost
@@ -43,7 +46,7 @@ def _say(line: str) -> None:
     os.write(1, (line + "\n").encode())
 
 
-def _record_pulse(path: Path, compartment: int) -> None:
+def _record_pulse(path: Path, compartment: int | str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, f"{compartment}\n".encode())
@@ -72,6 +75,8 @@ class _Killer:
         journal.put, journal.delete = put, delete
 
     def _around(self, write, op: str, table: str, label: str):
+        if threading.current_thread() is not threading.main_thread():
+            return write()  # the sync worker's: its timing varies, so random kills cover it
         self.writes += 1
         if self.mode == "before" and self.writes == self.at:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -92,8 +97,10 @@ def run(args: dict) -> int:
     pulses = folder / ("recovery_pulses.log" if args.get("recover") else "pulses.log")
     real_open = kiosk.locker.open
 
+    kiosk.restocking = False  # txn_crash_restock sets it around staff's pulses
+
     def open_and_record(number: int):
-        _record_pulse(pulses, number)
+        _record_pulse(pulses, f"r{number}" if kiosk.restocking else number)
         return real_open(number)
 
     kiosk.engine.locker = Override(kiosk.locker, open=open_and_record)
@@ -101,6 +108,7 @@ def run(args: dict) -> int:
     if args.get("recover"):
         _say("READY")
         kiosk.engine.settle()  # what kiosk/core.py does at start-up, then the sync worker
+        RestockService(kiosk.engine).report_unfinished()
         SyncWorker(kiosk.client, kiosk.outbox).run_once()
         _say(f"DONE recovered writes={killer.writes}")
         return _end(args)
@@ -124,6 +132,9 @@ def run(args: dict) -> int:
             kiosk.engine.cancel_payment()
 
     _say("READY")
+    if flow in RESTOCK_FLOWS:
+        _say(f"DONE {run_restock_flow(kiosk, flow, who)} writes={killer.writes}")
+        return _end(args)
     if flow in ("redeem", "jam"):
         result = kiosk.engine.redeem(who, MUG)
     elif flow == "offline":  # within the rig's floor limits (500 a member, 1,000 a kiosk)
@@ -158,6 +169,15 @@ def _inject(kiosk: KioskSide, bug: str) -> None:
         kiosk.engine.save = save
     elif bug == "no_upload":  # an offline spend that never reaches the outbox
         kiosk.engine.outbox = Override(kiosk.outbox, add=lambda *a, **kw: None)
+    elif bug == "unstamped_counts":  # counts without their stamp: the server takes them as now
+        real_add = kiosk.outbox.add
+
+        def add(kind, payload, **kw):
+            if kind == "inventory":
+                payload = {k: v for k, v in payload.items() if k in ("compartment", "sku", "count")}
+            return real_add(kind, payload, **kw)
+
+        kiosk.outbox.add = add
     elif bug:
         raise SystemExit(f"unknown bug {bug}")
 
