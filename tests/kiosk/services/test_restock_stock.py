@@ -6,7 +6,6 @@ offline; and a cabinet emptied to the last gift refuses the next member at the s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,24 +16,10 @@ from kiosk.services.staff_auth import StaffSession
 from kiosk.services.txn_steps import Outcome
 from kiosk.sync.worker import SyncWorker
 
-from .rig import TOTE, KioskSide, ServerSide, member
+from .rig import TOTE, KioskSide, member  # server, kiosk: tests/kiosk/conftest.py
 
 WANG = StaffSession("S0001", "王店长 / Manager Wang", online=False)
 DEMO_TOTES = 5  # the demo store's compartment 2
-
-
-@pytest.fixture
-def server(tmp_path) -> Iterator[ServerSide]:
-    s = ServerSide(tmp_path / "server")
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def kiosk(tmp_path, server) -> Iterator[KioskSide]:
-    k = KioskSide(tmp_path / "kiosk", server.url, server.enrollment_code())
-    yield k
-    k.close()
 
 
 def shut(kiosk: KioskSide, number: int) -> None:

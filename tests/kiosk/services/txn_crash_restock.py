@@ -21,7 +21,7 @@ from kiosk.domain.local_stock import (
     local_changes,
     with_local_stock,
 )
-from kiosk.ports import DoorState
+from kiosk.ports import DoorState, OutboxEvent
 from kiosk.services.restock import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.transactions import Member
@@ -104,12 +104,15 @@ def run_restock_flow(kiosk: KioskSide, flow: str, who: Member) -> str:
         service.update_catalog(parse_catalog(data))
         shelf.on_catalog(data)
 
+    def on_queued(event: OutboxEvent) -> None:  # as kiosk/core.py wires it, and the shelf's
+        shelf.on_queued(event.kind)
+        if event.kind in STOCK_EVENT_KINDS:
+            worker.wake()
+
     worker = SyncWorker(  # the production timing: only a wake brings a cycle forward
         kiosk.client, kiosk.outbox, on_catalog=on_catalog, on_cycle=shelf.on_cycle
     )
-    kiosk.outbox.on_queued(
-        lambda e: (shelf.on_queued(e.kind), e.kind in STOCK_EVENT_KINDS and worker.wake())
-    )
+    kiosk.outbox.on_queued(on_queued)
     done = []
     if "offline" not in RESTOCK_FLOWS[flow]:
         worker.start()
