@@ -18,12 +18,7 @@ from zoneinfo import ZoneInfo
 
 from kiosk.config import KioskConfig
 from kiosk.domain.catalog import Catalog, parse_catalog
-from kiosk.domain.local_stock import (
-    changes_from_events,
-    dispensed_since,
-    local_changes,
-    with_local_stock,
-)
+from kiosk.domain.local_stock import catalog_as_it_stands
 from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.txn_receipts import StoreInfo
 from kiosk.errors import KioskError
@@ -139,11 +134,8 @@ class KioskCore:
         catalog, since = self.catalog, self.catalog_fetched_at
         if catalog is None:
             return None
-        txns = self.engine.transactions()
-        pending = changes_from_events(
-            (e.kind, e.payload, _epoch(e.at)) for e in self.outbox.pending(len(self.outbox))
-        )
-        return with_local_stock(catalog, local_changes(dispensed_since(txns, since), pending))
+        pending = [(e.kind, e.payload, e.at) for e in self.outbox.pending(len(self.outbox))]
+        return catalog_as_it_stands(catalog, since, self.engine.transactions(), pending)
 
     def on_wheel(self, wheel_id: str, info: dict[str, Any]) -> None:
         self.wheels[wheel_id] = info
@@ -234,14 +226,6 @@ def build_core(
     if cached is not None:  # offline from the start still offers gifts
         core.on_catalog(cached[0], cached_at=cached[1])
     return core
-
-
-def _epoch(at: str) -> float:
-    """An outbox event's ISO time as epoch seconds (0: unreadable, so it sorts first)."""
-    try:
-        return dt.datetime.fromisoformat(at).timestamp()
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _public_key(config: KioskConfig) -> str | None:

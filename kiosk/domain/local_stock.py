@@ -17,6 +17,7 @@ events. Pure: the caller passes the transactions and events.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,8 +27,10 @@ from kiosk.domain.transaction import Transaction, TxnState
 
 __all__ = [
     "StockChange",
+    "catalog_as_it_stands",
     "changes_from_events",
     "dispensed_since",
+    "event_epoch",
     "local_changes",
     "with_local_stock",
 ]
@@ -124,3 +127,23 @@ def with_local_stock(catalog: Catalog, changes: Iterable[StockChange]) -> Catalo
             replace(item, compartments=compartments, stock=sum(s for _, s in compartments))
         )
     return replace(catalog, items=tuple(items))
+
+
+def event_epoch(at: str) -> float:
+    """An outbox event's ISO time as epoch seconds (0: unreadable, so it sorts first)."""
+    try:
+        return dt.datetime.fromisoformat(at).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def catalog_as_it_stands(
+    catalog: Catalog,
+    fetched_at: float,
+    txns: Iterable[Transaction],
+    pending: Iterable[tuple[str, Mapping[str, Any], str]],
+) -> Catalog:
+    """The catalog read at ``fetched_at`` with what it cannot know applied: the gifts these
+    transactions dispensed since, and the ``pending`` outbox events (kind, payload, ISO at)."""
+    waiting = changes_from_events((kind, payload, event_epoch(at)) for kind, payload, at in pending)
+    return with_local_stock(catalog, local_changes(dispensed_since(txns, fetched_at), waiting))

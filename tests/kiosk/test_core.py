@@ -175,8 +175,9 @@ def test_a_gift_given_out_online_since_the_catalog_is_not_offered_again_offline(
 def test_a_count_wakes_the_sync_worker_and_the_stamp_keeps_a_gift_held_before_it(
     tmp_path, enrolled
 ):
-    """The worker's next cycle is an hour away; a staff count is uploaded at once anyway, and
-    a tote taken by a member just before (its hold after the last catalog) is not erased."""
+    """The worker's next cycle is an hour away; a staff count is uploaded at once anyway. A tote
+    taken just before the count (its hold after the last catalog read, so only the hold's answer,
+    journalled as the transaction's hold_seq, tells the stamp) is not taken off the count again."""
     from kiosk.services.staff_auth import StaffSession
 
     server, paper = enrolled

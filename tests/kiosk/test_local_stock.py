@@ -117,3 +117,15 @@ def test_an_offline_gift_is_counted_once_as_a_dispense_and_a_pending_upload():
     assert local_changes([out], [older, count, upload]) == [older, count, out]
     assert stock(with_local_stock(CATALOG, local_changes([out], [older, count, upload])),
                  "TOTE")[0] == 3  # fmt: skip
+
+
+def test_the_catalog_as_it_stands_applies_pending_events_by_their_iso_time():
+    from kiosk.domain.local_stock import catalog_as_it_stands, event_epoch
+
+    assert event_epoch("garbage") == 0.0 and event_epoch("1970-01-01T00:00:10+00:00") == 10.0
+    pending = [  # a count of 4, then an offline tote out: 3 (in time order, not list order)
+        ("offline_redemption", {"compartment": 2, "txn_id": "t1"}, "1970-01-01T00:00:20+00:00"),
+        ("inventory", {"compartment": 2, "sku": "TOTE", "count": 4}, "1970-01-01T00:00:10+00:00"),
+    ]
+    view = catalog_as_it_stands(CATALOG, 0.0, [], pending)
+    assert stock(view, "TOTE") == (3, ((2, 3),))

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from kiosk.config import parse_config
 from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.txn_receipts import StoreInfo
+from kiosk.ports import DoorState
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
 from kiosk.storage.journal import Journal
@@ -219,6 +221,17 @@ class KioskSide:
     @property
     def sim(self):
         return self.locker.sim
+
+    def shut(self, number: int) -> None:
+        """The member (or staff) shuts an open door; returns once the locker reads it shut
+        (debounced, about 70 ms; until then it refuses to pulse the door again)."""
+        if not self.sim.is_open(number):
+            return
+        self.sim.close_door(number)
+        deadline = time.monotonic() + 5
+        while self.locker.door_state(number) is not DoorState.CLOSED:
+            assert time.monotonic() < deadline, f"compartment {number} never read shut"
+            time.sleep(0.01)
 
     def pulses(self, number: int) -> int:
         """How many times compartment ``number``'s solenoid was energised."""

@@ -5,12 +5,9 @@ offline; and a cabinet emptied to the last gift refuses the next member at the s
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from kiosk.domain.catalog import parse_catalog
-from kiosk.ports import DoorState
 from kiosk.services.restock import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.txn_steps import Outcome
@@ -22,14 +19,6 @@ WANG = StaffSession("S0001", "王店长 / Manager Wang", online=False)
 DEMO_TOTES = 5  # the demo store's compartment 2
 
 
-def shut(kiosk: KioskSide, number: int) -> None:
-    kiosk.sim.close_door(number)
-    deadline = time.monotonic() + 5
-    while kiosk.locker.door_state(number) is not DoorState.CLOSED:
-        assert time.monotonic() < deadline, f"compartment {number} never read shut"
-        time.sleep(0.01)
-
-
 def restock(kiosk: KioskSide, catalog: dict | None, count: int) -> None:
     """Staff open compartment 2, fill it and enter what it holds now."""
     service = RestockService(
@@ -37,15 +26,14 @@ def restock(kiosk: KioskSide, catalog: dict | None, count: int) -> None:
     )
     session = service.start(WANG)
     session.open_compartment(2)
-    shut(kiosk, 2)
+    kiosk.shut(2)
     session.enter_count(2, "GIFT-TOTE", count)
     session.finish()
 
 
 def take_tote(kiosk: KioskSide, member_id: str = "M0004") -> Outcome:
     outcome = kiosk.engine.redeem(member(member_id, 10**6), TOTE).outcome
-    if kiosk.sim.is_open(2):
-        shut(kiosk, 2)
+    kiosk.shut(2)
     return outcome
 
 

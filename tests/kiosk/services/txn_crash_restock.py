@@ -10,18 +10,12 @@ does), so a door is never opened onto a compartment the kiosk itself counts empt
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 
 from kiosk.domain.catalog import parse_catalog
-from kiosk.domain.local_stock import (
-    changes_from_events,
-    dispensed_since,
-    local_changes,
-    with_local_stock,
-)
-from kiosk.ports import DoorState, OutboxEvent
+from kiosk.domain.local_stock import catalog_as_it_stands
+from kiosk.ports import OutboxEvent
 from kiosk.services.restock import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.transactions import Member
@@ -84,14 +78,9 @@ class Shelf:
 
     def offers(self, number: int) -> bool:
         outbox = self.kiosk.outbox
-        pending = changes_from_events(
-            (e.kind, e.payload, dt.datetime.fromisoformat(e.at).timestamp())
-            for e in outbox.pending(len(outbox))
-        )
+        pending = [(e.kind, e.payload, e.at) for e in outbox.pending(len(outbox))]
         txns = self.kiosk.engine.transactions()
-        view = with_local_stock(
-            self.catalog, local_changes(dispensed_since(txns, self.since), pending)
-        )
+        view = catalog_as_it_stands(self.catalog, self.since, txns, pending)
         return any(n == number and s > 0 for i in view.items for n, s in i.compartments)
 
 
@@ -131,7 +120,7 @@ def run_restock_flow(kiosk: KioskSide, flow: str, who: Member) -> str:
                 continue
             result = kiosk.engine.redeem(who, TOTE)
             done.append(result.outcome.value)
-            _shut(kiosk, TOTES)
+            kiosk.shut(TOTES)
         else:
             _count(kiosk, service, step[1])
             done.append(f"count{step[1]}")
@@ -149,17 +138,7 @@ def _count(kiosk: KioskSide, service: RestockService, count: int) -> None:
         session.open_compartment(TOTES)
     finally:
         kiosk.restocking = False
-    _shut(kiosk, TOTES)
+    kiosk.shut(TOTES)
     assert session.wait_closed(timeout_s=5)
     session.enter_count(TOTES, TOTE.sku, count)
     session.finish()
-
-
-def _shut(kiosk: KioskSide, number: int) -> None:
-    if not kiosk.sim.is_open(number):
-        return
-    kiosk.sim.close_door(number)
-    deadline = time.monotonic() + 5
-    while kiosk.locker.door_state(number) is not DoorState.CLOSED:
-        assert time.monotonic() < deadline, f"compartment {number} never read shut"
-        time.sleep(0.01)
