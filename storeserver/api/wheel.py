@@ -1,0 +1,51 @@
+"""The lucky wheel: odds, published seeds, spins."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Depends
+
+from .. import spins, wheel
+from ..models import SpinRequest
+from ..store import Store
+from .auth import Allowed, Caller, Public, Role, store_of
+
+router = APIRouter()
+
+
+@router.get("/v1/wheels/{wheel_id}", tags=["wheel"])
+def get_wheel(
+    wheel_id: str,
+    member_id: str | None = None,
+    caller: Caller = Depends(Allowed(Role.KIOSK)),
+    store: Store = Depends(store_of),
+) -> dict:
+    """Segments, odds at this kiosk now, rules, today's and tomorrow's seed commitments."""
+    with store.db.transaction() as conn:
+        out = wheel.info(conn, wheel_id, store.today(), caller.name)
+    if member_id is not None:
+        out["spins_left"] = spins.spins_left(store.redemptions, member_id, wheel_id)
+    return out
+
+
+@router.get("/v1/wheels/{wheel_id}/seeds/{day}", tags=["wheel"])
+def get_seed(
+    wheel_id: str,
+    day: dt.date,
+    _: Caller = Depends(Public()),
+    store: Store = Depends(store_of),
+) -> dict:
+    """A past day's seed and every spin of that day, so anyone can recompute the outcomes."""
+    with store.db.transaction() as conn:
+        return wheel.revealed_seed(conn, wheel_id, day, store.today())
+
+
+@router.post("/v1/wheel/spins", tags=["wheel"])
+def spin(
+    body: SpinRequest,
+    caller: Caller = Depends(Allowed(Role.KIOSK)),
+    store: Store = Depends(store_of),
+) -> dict:
+    """Spin: hold the cost, draw the prize, reserve its stock. Idempotent by txn_id."""
+    return spins.spin(store.redemptions, caller.name, body.model_dump())
