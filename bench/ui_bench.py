@@ -4,7 +4,7 @@ latency, and memory over many member sessions. Prints a markdown table with the 
     PYTHONPATH=. .venv/bin/python bench/ui_bench.py [--runs 5] [--sessions 500]
 
 - The store server (demo data) runs in a child process on loopback, so the kiosk process's
-  memory and CPU are the kiosk's alone. Member codes are minted through its staff API, as the
+  memory and CPU are the kiosk's alone. Member codes are minted through its member-app API, as the
   member's phone app gets them.
 - First frame: each app starts in a fresh process (offscreen, Mesa llvmpipe); the time is from
   just before the process is spawned to the window's first flip. "bare" is a Kivy App showing
@@ -64,7 +64,7 @@ def vm_rss_kb() -> int:
 
 def child_serve(folder: Path) -> int:
     """The store server with demo data; prints its url and codes, serves until stdin closes."""
-    from storeserver import demo, kiosks
+    from storeserver import accounts, demo, kiosks
     from storeserver.runner import ServerThread
     from storeserver.store import Store
 
@@ -73,9 +73,12 @@ def child_serve(folder: Path) -> int:
     demo.seed(store, ["kiosk-01"])
     with store.db.transaction() as conn:
         enroll = kiosks.new_enrollment_code(conn, store.clock)
-        staff = kiosks.new_staff_token(conn, store.clock, "ui-bench")
+        apps = {}  # each member's own app mints its codes (a member-app token per member)
+        for (member_id,) in conn.execute("SELECT id FROM members").fetchall():
+            accounts.add_account(conn, store.clock, f"app-{member_id}", "member-app", member_id)
+            apps[member_id] = accounts.issue_token(conn, store.clock, f"app-{member_id}")[1]
     server = ServerThread(store, "127.0.0.1", 0).start()
-    print(json.dumps({"url": server.url, "enroll": enroll, "staff": staff}), flush=True)
+    print(json.dumps({"url": server.url, "enroll": enroll, "apps": apps}), flush=True)
     sys.stdin.read()
     server.stop()
     store.close()
@@ -162,10 +165,13 @@ def sessions(config: Path, server: dict, count: int) -> dict[str, float]:
     from kiosk.screens.driver import UiDriver
 
     http = requests.Session()
-    http.headers["Authorization"] = f"Bearer {server['staff']}"
 
     def mint(member_id: str) -> str:
-        reply = http.post(f"{server['url']}/v1/members/{member_id}/code", timeout=5)
+        reply = http.post(
+            f"{server['url']}/v1/members/{member_id}/code",
+            headers={"Authorization": f"Bearer {server['apps'][member_id]}"},
+            timeout=5,
+        )
         reply.raise_for_status()
         return reply.json()["code"]
 

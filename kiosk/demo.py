@@ -198,8 +198,8 @@ class DemoRig:
             "\nDemo members:",
             *(f"  {m['id']}  {m['tier']:<8} {m['balance']:>6} points  {m['name']}"
               for m in server.members),
-            "\nThe API by hand (kiosk and staff tokens):",
-            f'  export KIOSK="{self.core.client.token}" STAFF="{server.staff_token()}"',
+            "\nThe API by hand (the kiosk's token and a store manager's):",
+            f'  export KIOSK="{self.core.client.token}" MANAGER="{server.manager_token()}"',
             f'  curl -s -H "Authorization: Bearer $KIOSK" {server.url}/v1/catalog',
             f"  API reference: {server.url}/docs and docs/api/openapi.json",
         ]  # fmt: skip

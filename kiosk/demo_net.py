@@ -168,11 +168,14 @@ class DemoServer:
         with self.store.db.transaction() as conn:
             return kiosks.new_enrollment_code(conn, self.store.clock)
 
-    def staff_token(self) -> str:
-        from storeserver import kiosks
+    def manager_token(self) -> str:
+        """A token of the demo store's manager account (made on first use, valid a day)."""
+        from storeserver import accounts
 
         with self.store.db.transaction() as conn:
-            return kiosks.new_staff_token(conn, self.store.clock, "demo-staff")
+            if not conn.execute("SELECT 1 FROM accounts WHERE id = 'demo-manager'").fetchone():
+                accounts.add_account(conn, self.store.clock, "demo-manager", "manager")
+            return accounts.issue_token(conn, self.store.clock, "demo-manager", days=1)[1]
 
     def member_code(self, member_id: str) -> str:
         """A fresh code as the member's app shows it (valid about a minute)."""

@@ -1,5 +1,5 @@
-"""``storeserver`` command line: serve, seed-demo, enroll-code, member-code, staff-token,
-add-staff, staff-badge, disable-staff."""
+"""``storeserver`` command line: serve, seed-demo, enroll-code, member-code, add-account, token,
+tokens, revoke-token, add-staff, staff-badge, disable-staff."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import demo, kiosks, members, staff, wheel
+from . import accounts, demo, kiosks, members, staff, wheel
 from .errors import ApiError
 from .notify import LogNotifier, Notifier, WebhookNotifier
 from .store import DEFAULT_TIMEZONE, Store, StoreSettings
@@ -65,10 +65,53 @@ def cmd_enroll_code(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_staff_token(args: argparse.Namespace) -> int:
+def _fail(exc: ApiError) -> int:
+    sys.exit(f"storeserver: {exc.message}")
+
+
+def cmd_add_account(args: argparse.Namespace) -> int:
     store = _store(args)
-    with store.db.transaction() as conn:
-        print(kiosks.new_staff_token(conn, store.clock, args.name))
+    try:
+        with store.db.transaction() as conn:
+            accounts.add_account(conn, store.clock, args.id, args.role, args.member)
+            token_id, token = accounts.issue_token(conn, store.clock, args.id, args.days)
+    except ApiError as exc:
+        return _fail(exc)
+    print(f"account {args.id} ({args.role}) added; token {token_id}, valid {args.days} days:",
+          file=sys.stderr)  # fmt: skip
+    print(token)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        with store.db.transaction() as conn:
+            token_id, token = accounts.issue_token(conn, store.clock, args.account, args.days)
+    except ApiError as exc:
+        return _fail(exc)
+    print(f"token {token_id} for {args.account}, valid {args.days} days:", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    store = _store(args)
+    now = store.clock.now()
+    print("token\taccount\trole\tcreated\texpires\tstate")
+    for t in accounts.list_tokens(store.db.connection()):
+        print(f"{t.id}\t{t.account_id}\t{t.role}\t{t.created_at}\t{t.expires_at}\t{t.state(now)}")
+    return 0
+
+
+def cmd_revoke_token(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        with store.db.transaction() as conn:
+            n = accounts.revoke(conn, store.clock, args.token_id, args.account)
+    except ApiError as exc:
+        return _fail(exc)
+    print(f"revoked {n} token(s); they stop working with the next request")
     return 0
 
 
@@ -158,8 +201,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--kiosk", action="append", default=None, help="kiosk id to give compartments (repeatable)"
     )
     command("enroll-code", cmd_enroll_code, "print a one-time kiosk enrollment code (valid 24 h)")
-    p = command("staff-token", cmd_staff_token, "print a token for a cashier or staff tool")
-    p.add_argument("--name", default="staff")
+    roles = ", ".join(r.value for r in accounts.AccountRole)
+    p = command(
+        "add-account",
+        cmd_add_account,
+        f"add an account that calls the API ({roles}) and print its first token",
+    )
+    p.add_argument("--id", required=True, help="account id, e.g. till-1 or manager-wang")
+    p.add_argument("--role", required=True, choices=[r.value for r in accounts.AccountRole])
+    p.add_argument("--member", help="member-app only: the member whose codes it mints")
+    p.add_argument("--days", type=int, default=accounts.DEFAULT_TOKEN_DAYS,
+                   help=f"token validity (default {accounts.DEFAULT_TOKEN_DAYS}, at most {accounts.MAX_TOKEN_DAYS})")  # fmt: skip
+    p = command("token", cmd_token, "print a new token for an account")
+    p.add_argument("--account", required=True)
+    p.add_argument("--days", type=int, default=accounts.DEFAULT_TOKEN_DAYS)
+    command("tokens", cmd_tokens, "list every account token: id, account, role, expiry, state")
+    p = command("revoke-token", cmd_revoke_token, "revoke a token, or every token of an account")
+    p.add_argument("token_id", nargs="?", help="the token's id (tok_...) from 'tokens'")
+    p.add_argument("--account", help="revoke every token of this account instead")
     p = command(
         "member-code",
         cmd_member_code,

@@ -30,6 +30,30 @@ def _add_columns(conn: sqlite3.Connection) -> None:
     )
 
 
+def _upgrade_accounts(conn: sqlite3.Connection) -> None:
+    """Who-did-what for files made before accounts: points changes name their actor, phone
+    numbers are one per member, and the old all-powerful staff tokens stop working."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(points_changes)")}
+    if "actor" not in columns:
+        log.info("database: adding points_changes.actor (which account made each change)")
+        conn.execute("ALTER TABLE points_changes ADD COLUMN actor TEXT")
+    try:
+        conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS members_phone ON members(phone)")
+    except sqlite3.IntegrityError:
+        log.warning(
+            "database: several members share a phone number; new registrations are still "
+            "refused a used number (storeserver/members.py), merge the duplicates by hand"
+        )
+    old = conn.execute(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'staff_tokens'"
+    ).fetchone()[0]
+    if old and conn.execute("SELECT COUNT(*) FROM staff_tokens").fetchone()[0]:
+        log.warning(
+            "database: staff tokens from before accounts are no longer accepted: make an "
+            "account per till or person ('storeserver add-account', then 'storeserver token')"
+        )
+
+
 class Database:
     """Owns the SQLite file. Each thread gets its own connection; writers use BEGIN IMMEDIATE.
 
@@ -49,6 +73,7 @@ class Database:
         conn = self.connection()
         conn.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
         _add_columns(conn)
+        _upgrade_accounts(conn)
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
         )

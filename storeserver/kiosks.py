@@ -70,31 +70,11 @@ def enroll(conn: sqlite3.Connection, clock: Clock, code: str, kiosk_id: str) -> 
     return token
 
 
-def new_staff_token(conn: sqlite3.Connection, clock: Clock, name: str) -> str:
-    token = "stf_" + secrets.token_urlsafe(32)
-    conn.execute(
-        "INSERT INTO staff_tokens(token_sha256, name, created_at) VALUES (?,?,?)",
-        (_sha(token), name, iso(clock.now())),
-    )
-    return token
-
-
 def kiosk_for_token(conn: sqlite3.Connection, token: str) -> str:
     row = conn.execute("SELECT id FROM kiosks WHERE token_sha256 = ?", (_sha(token),)).fetchone()
     if row is None:
         raise Unauthorized("bad_token", "unknown kiosk token: re-enroll the kiosk with a new code")
     return row["id"]
-
-
-def staff_for_token(conn: sqlite3.Connection, token: str) -> str:
-    row = conn.execute(
-        "SELECT name FROM staff_tokens WHERE token_sha256 = ?", (_sha(token),)
-    ).fetchone()
-    if row is None:
-        raise Unauthorized(
-            "bad_token", "unknown staff token: make one with 'storeserver staff-token'"
-        )
-    return row["name"]
 
 
 def heartbeat(conn: sqlite3.Connection, clock: Clock, kiosk_id: str, health: dict) -> dict:

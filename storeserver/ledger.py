@@ -8,8 +8,11 @@ Invariants (checked by tests/storeserver/test_ledger_properties.py):
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .clock import Clock, iso
@@ -21,6 +24,21 @@ DEFAULT_LOT_VALIDITY_DAYS = 365
 REGISTRATION_BONUS = 100
 REFERRAL_BONUS = 200
 TOPUP_POINTS_PER_YUAN_X10 = 10  # top-ups of stored value earn 1 point per yuan
+SYSTEM = "system"
+
+# Who is making the points changes of this request: ``account:<id>`` or ``kiosk:<id>``, set by
+# the API's role check (storeserver/api/auth.py) and copied into the request's worker thread.
+current_actor: contextvars.ContextVar[str] = contextvars.ContextVar("actor", default=SYSTEM)
+
+
+@contextlib.contextmanager
+def acting_as(actor: str) -> Iterator[None]:
+    """Attribute the points changes made inside to ``actor`` (jobs: expiry sweeps)."""
+    token = current_actor.set(actor)
+    try:
+        yield
+    finally:
+        current_actor.reset(token)
 
 
 @dataclass(frozen=True)
@@ -83,7 +101,9 @@ class Ledger:
         ).fetchall()
         for lot in due:
             conn.execute("UPDATE lots SET remaining = 0 WHERE id = ?", (lot["id"],))
-            self._change(conn, member_id, -lot["remaining"], "expire", f"lot:{lot['id']}", now)
+            self._change(
+                conn, member_id, -lot["remaining"], "expire", f"lot:{lot['id']}", now, SYSTEM
+            )
 
     # ---- movements -----------------------------------------------------------------------
     def earn(
@@ -187,12 +207,13 @@ class Ledger:
         kind: str,
         ref: str | None,
         now: dt.datetime,
+        actor: str | None = None,
     ) -> int:
         after = self.balance(conn, member_id, self.today())
         conn.execute(
-            "INSERT INTO points_changes(member_id, at, delta, kind, ref, balance_after) "
-            "VALUES (?,?,?,?,?,?)",
-            (member_id, iso(now), delta, kind, ref, after),
+            "INSERT INTO points_changes(member_id, at, delta, kind, ref, balance_after, actor) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (member_id, iso(now), delta, kind, ref, after, actor or current_actor.get()),
         )
         self._notify(
             "points_changed",

@@ -38,6 +38,9 @@ def register(
         raise BadRequest(
             "invalid_phone", f"phone {phone!r} must be 6 to 15 digits, optional leading +"
         )
+    if conn.execute("SELECT 1 FROM members WHERE phone = ?", (phone,)).fetchone():
+        # one member per phone: otherwise one phone farms referral and registration bonuses
+        raise Conflict("phone_in_use", "this phone number belongs to a member already")
     if referred_by is not None:
         ledger.member_row(conn, referred_by)
     member_id = "M" + secrets.token_hex(4).upper()
@@ -59,7 +62,7 @@ def earn_purchase(
     member = ledger.member_row(conn, member_id)
     rate = next(t.points_per_yuan_x10 for t in ledger.tiers(conn) if t.name == member["tier"])
     points = amount_cents * rate // 1000
-    _once(conn, member_id, f"purchase:{ref}")
+    record_once(conn, member_id, f"purchase:{ref}")
     if points > 0:
         ledger.earn(conn, member_id, points, "purchase", f"purchase:{ref}")
     return points
@@ -70,7 +73,7 @@ def top_up(
 ) -> int:
     """Add stored value; a top-up earns points too. Returns the points earned."""
     ledger.member_row(conn, member_id)
-    _once(conn, member_id, f"topup:{ref}")
+    record_once(conn, member_id, f"topup:{ref}")
     conn.execute(
         "UPDATE members SET stored_value_cents = stored_value_cents + ? WHERE id = ?",
         (amount_cents, member_id),
@@ -81,7 +84,7 @@ def top_up(
     return points
 
 
-def _once(conn: sqlite3.Connection, member_id: str, ref: str) -> None:
+def record_once(conn: sqlite3.Connection, member_id: str, ref: str) -> None:
     """A till retrying the same receipt must not earn twice."""
     if conn.execute(
         "SELECT 1 FROM points_changes WHERE member_id = ? AND ref = ?", (member_id, ref)

@@ -64,6 +64,12 @@ class AmountRequest(Strict):
     ref: Ref
 
 
+class ManualPointsRequest(Strict):
+    points: int = Field(gt=0, le=1_000_000, description="points to give; the store's caps apply")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    ref: Ref
+
+
 class ResolveRequest(Strict):
     code: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 

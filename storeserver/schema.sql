@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS points_changes (
     delta INTEGER NOT NULL,
     kind TEXT NOT NULL,
     ref TEXT,
-    balance_after INTEGER NOT NULL
+    balance_after INTEGER NOT NULL,
+    actor TEXT                            -- who made it: account:<id>, kiosk:<id> or system
 );
 CREATE INDEX IF NOT EXISTS changes_member ON points_changes(member_id, id);
 
@@ -69,11 +70,37 @@ CREATE TABLE IF NOT EXISTS kiosks (
     health TEXT
 );
 
-CREATE TABLE IF NOT EXISTS staff_tokens (
-    token_sha256 TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
+-- People and tools that call the API, one role each (storeserver/accounts.py); kiosks enroll.
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,                  -- e.g. till-1, manager-wang
+    role TEXT NOT NULL CHECK (role IN ('cashier', 'manager', 'admin', 'technician', 'member-app')),
+    member_id TEXT REFERENCES members(id),  -- member-app only: the member whose codes it mints
+    active INTEGER NOT NULL DEFAULT 1,
     created_at TEXT NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS account_tokens (
+    id TEXT PRIMARY KEY,                  -- public id to list and revoke by (tok_...)
+    token_sha256 TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+
+-- Money the tills recorded (purchases, top-ups) and manual points, for the daily caps.
+CREATE TABLE IF NOT EXISTS till_entries (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('purchase', 'topup', 'manual')),
+    member_id TEXT NOT NULL REFERENCES members(id),
+    actor TEXT NOT NULL,
+    day TEXT NOT NULL,                    -- the store's calendar day
+    amount INTEGER NOT NULL CHECK (amount > 0),  -- cents, or points for 'manual'
+    ref TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS till_entries_member_day ON till_entries(kind, member_id, day);
+CREATE INDEX IF NOT EXISTS till_entries_actor_day ON till_entries(kind, actor, day);
 
 CREATE TABLE IF NOT EXISTS enrollment_codes (
     code_sha256 TEXT PRIMARY KEY,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +18,7 @@ from .ledger import Ledger
 from .notify import LogNotifier, Notifier
 from .payments import DEFAULT_PAYMENT_EXPIRY_S, PaymentProvider, Payments, SimulatedPaymentProvider
 from .pictures import PictureFolder
+from .till import TillLimits
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class StoreSettings:
     payment_expiry_s: int = DEFAULT_PAYMENT_EXPIRY_S
     lot_validity_days: int = 365
     pictures_dir: Path | None = None  # item pictures; None: pictures/ beside the database
+    till_limits: TillLimits = field(default_factory=TillLimits)
 
 
 class Store:

@@ -72,7 +72,7 @@ def get_picture(
 def redeem_coupon(
     code: str,
     body: CouponRedeemRequest,
-    _: Caller = Depends(Allowed(Role.STAFF)),
+    _: Caller = Depends(Allowed(Role.CASHIER, Role.MANAGER, Role.ADMIN)),
     store: Store = Depends(store_of),
 ) -> dict:
     """The cashier takes a printed coupon off a purchase, once."""

@@ -62,5 +62,9 @@ def events(
 
 
 @router.get("/v1/kiosks", tags=["staff"])
-def list_kiosks(_: Caller = Depends(Allowed(Role.STAFF)), store: Store = Depends(store_of)) -> dict:
+def list_kiosks(
+    _: Caller = Depends(Allowed(Role.MANAGER, Role.ADMIN, Role.TECHNICIAN)),
+    store: Store = Depends(store_of),
+) -> dict:
+    """Every kiosk with its last heartbeat and open alerts."""
     return {"kiosks": kiosks.list_kiosks(store.db.connection())}

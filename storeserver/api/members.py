@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from .. import members
-from ..models import AmountRequest, RegisterRequest, ResolveRequest
+from .. import members, till
+from ..models import AmountRequest, ManualPointsRequest, RegisterRequest, ResolveRequest
 from ..store import Store
-from .auth import Allowed, Caller, Role, store_of
+from .auth import Allowed, Caller, Forbidden, Role, store_of
 
 router = APIRouter()
+
+_TILL = Allowed(Role.CASHIER, Role.MANAGER, Role.ADMIN)
 
 
 @router.post("/v1/members", tags=["staff"], status_code=201)
 def register(
-    body: RegisterRequest,
-    _: Caller = Depends(Allowed(Role.STAFF)),
-    store: Store = Depends(store_of),
+    body: RegisterRequest, _: Caller = Depends(_TILL), store: Store = Depends(store_of)
 ) -> dict:
+    """A new member (one per phone number); registration and referral bonuses."""
     with store.db.transaction() as conn:
         member_id = members.register(store.ledger, conn, body.name, body.phone, body.referred_by)
         return members.view(store.ledger, conn, member_id, None)
@@ -25,7 +26,7 @@ def register(
 
 @router.get("/v1/members/{member_id}", tags=["staff"])
 def get_member(
-    member_id: str, _: Caller = Depends(Allowed(Role.STAFF)), store: Store = Depends(store_of)
+    member_id: str, _: Caller = Depends(_TILL), store: Store = Depends(store_of)
 ) -> dict:
     with store.db.transaction() as conn:
         return members.view(store.ledger, conn, member_id, None)
@@ -35,12 +36,16 @@ def get_member(
 def purchase(
     member_id: str,
     body: AmountRequest,
-    _: Caller = Depends(Allowed(Role.STAFF)),
+    caller: Caller = Depends(_TILL),
     store: Store = Depends(store_of),
 ) -> dict:
-    """Points for a purchase at the member's tier rate (idempotent by ref)."""
+    """Points for a purchase at the member's tier rate (idempotent by ref; capped per call and
+    per member per day: 422 `amount_over_limit` / `daily_limit_reached`)."""
     with store.db.transaction() as conn:
-        earned = members.earn_purchase(store.ledger, conn, member_id, body.amount_cents, body.ref)
+        earned = till.purchase(
+            store.ledger, conn, store.settings.till_limits,
+            member_id, body.amount_cents, body.ref, caller.actor,
+        )  # fmt: skip
         return {"earned": earned, **members.view(store.ledger, conn, member_id, None)}
 
 
@@ -48,20 +53,45 @@ def purchase(
 def topup(
     member_id: str,
     body: AmountRequest,
-    _: Caller = Depends(Allowed(Role.STAFF)),
+    caller: Caller = Depends(_TILL),
     store: Store = Depends(store_of),
 ) -> dict:
-    """Stored value top-up; it earns points too (idempotent by ref)."""
+    """Stored value top-up; it earns points too (idempotent by ref; capped like purchases)."""
     with store.db.transaction() as conn:
-        earned = members.top_up(store.ledger, conn, member_id, body.amount_cents, body.ref)
+        earned = till.top_up(
+            store.ledger, conn, store.settings.till_limits,
+            member_id, body.amount_cents, body.ref, caller.actor,
+        )  # fmt: skip
         return {"earned": earned, **members.view(store.ledger, conn, member_id, None)}
 
 
-@router.post("/v1/members/{member_id}/code", tags=["staff"])
-def member_code(
-    member_id: str, _: Caller = Depends(Allowed(Role.STAFF)), store: Store = Depends(store_of)
+@router.post("/v1/members/{member_id}/adjustments", tags=["staff"])
+def manual_points(
+    member_id: str,
+    body: ManualPointsRequest,
+    caller: Caller = Depends(Allowed(Role.MANAGER, Role.ADMIN)),
+    store: Store = Depends(store_of),
 ) -> dict:
-    """A fresh signed member code, as the member's phone app shows it."""
+    """Points given by hand with a reason (idempotent by ref; capped per call and per account
+    per day)."""
+    with store.db.transaction() as conn:
+        till.manual_points(
+            store.ledger, conn, store.settings.till_limits,
+            member_id, body.points, body.reason, body.ref, caller.actor,
+        )  # fmt: skip
+        return members.view(store.ledger, conn, member_id, None)
+
+
+@router.post("/v1/members/{member_id}/code", tags=["members"])
+def member_code(
+    member_id: str,
+    caller: Caller = Depends(Allowed(Role.MEMBER_APP)),
+    store: Store = Depends(store_of),
+) -> dict:
+    """A fresh signed member code for the member's own app: a member-app token mints codes
+    for its one member only (403 `not_your_member` otherwise)."""
+    if caller.member_id != member_id:
+        raise Forbidden("not_your_member", "this app token mints codes for its own member only")
     with store.db.transaction() as conn:
         return members.issue_code(store.ledger, conn, store.signing_key, member_id)
 

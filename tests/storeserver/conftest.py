@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from storeserver import demo, kiosks
+from storeserver import accounts, demo, kiosks
 from storeserver.clock import ManualClock
 from storeserver.notify import RecordingNotifier
 from storeserver.runner import ServerThread
@@ -80,11 +80,20 @@ def other_kiosk(server) -> Client:
     return enroll(server, OTHER_KIOSK)
 
 
+def account(server: ServerThread, role: str, member: str | None = None) -> Client:
+    """A client with a fresh account of that role (storeserver/accounts.py) and its token."""
+    store = server.store
+    with store.db.transaction() as conn:
+        account_id = f"{role}-{uuid.uuid4().hex[:6]}"
+        accounts.add_account(conn, store.clock, account_id, role, member)
+        _, token = accounts.issue_token(conn, store.clock, account_id)
+    return Client(server.url, token)
+
+
 @pytest.fixture
 def staff(server) -> Client:
-    with server.store.db.transaction() as conn:
-        token = kiosks.new_staff_token(conn, server.store.clock, "till-1")
-    return Client(server.url, token)
+    """A store manager's token: every till and back-office call of one store."""
+    return account(server, "manager")
 
 
 @pytest.fixture
@@ -101,3 +110,17 @@ def db_snapshot(store: Store) -> dict[str, list[tuple]]:
     conn = store.db.connection()
     tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     return {t: sorted(map(tuple, conn.execute(f"SELECT * FROM {t}"))) for t in tables}
+
+
+def refused(store, status: int, error: str, call, case: str = "") -> dict:
+    """Make the call; it must be refused with status and error, a message, and no change at all."""
+    where = f"[{case}] " if case else ""
+    before = db_snapshot(store)
+    resp = call()
+    assert resp.status_code == status, f"{where}{resp.status_code} {resp.text}"
+    body = resp.json()
+    assert set(body) == {"error", "message"}, f"{where}{body}"
+    assert body["error"] == error, f"{where}{body}"
+    assert isinstance(body["message"], str) and body["message"].strip(), f"{where}{body}"
+    assert db_snapshot(store) == before, f"{where}refused request changed the database: {body}"
+    return body

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from storeserver import codes, demo, demo_pictures, kiosks
+from storeserver import accounts, codes, demo, demo_pictures, kiosks
 from storeserver.clock import ManualClock
 from storeserver.notify import RecordingNotifier
 from storeserver.runner import ServerThread
@@ -155,7 +155,8 @@ class Contract:
         self.session = requests.Session()
 
     def headers_for(self, case: schemathesis.Case) -> dict[str, str]:
-        """Operations tagged 'staff' take the staff token, every other one the kiosk token."""
+        """Operations tagged 'staff' take a manager's token, every other one the kiosk token
+        (the member app's code route then answers 403, which is a 4xx like any other)."""
         token = self.staff_token if "staff" in (case.operation.tags or []) else self.kiosk_token
         return {"Authorization": f"Bearer {token}"}
 
@@ -171,7 +172,8 @@ def contract(tmp_path_factory) -> Iterator[Contract]:
     with ServerThread(store) as server:
         with store.db.transaction() as conn:
             code = kiosks.new_enrollment_code(conn, store.clock)
-            staff_token = kiosks.new_staff_token(conn, store.clock, "contract-till")
+            accounts.add_account(conn, store.clock, "contract-manager", "manager")
+            _, staff_token = accounts.issue_token(conn, store.clock, "contract-manager")
         resp = requests.post(
             server.url + "/v1/kiosks/enroll",
             json={"enrollment_code": code, "kiosk_id": KIOSK},

@@ -7,6 +7,8 @@ import pytest
 from storeserver.errors import ApiError
 from storeserver.members import mask_name, mask_phone
 
+from .conftest import account
+
 
 def test_masking():
     assert mask_name("张伟") == "张*"
@@ -59,8 +61,8 @@ def test_lots_expire_on_their_date(staff, clock):
     )
 
 
-def test_member_view_at_kiosk(staff, kiosk):
-    code = staff.post("/v1/members/M0002/code").json()["code"]
+def test_member_view_at_kiosk(server, kiosk):
+    code = account(server, "member-app", "M0002").post("/v1/members/M0002/code").json()["code"]
     view = kiosk.post("/v1/members/resolve", {"code": code}).json()
     assert view["name_masked"] == "李*" and view["phone_masked"] == "139****6789"
     assert view["next_tier"] == "gold" and view["points_to_next_tier"] == 5000 - 2700

@@ -113,9 +113,9 @@ def test_no_path_leads_out_of_the_pictures_folder(store, server, kiosk, path, st
 
 
 def test_a_picture_needs_a_kiosk_token(kiosk, staff, anon):
-    for client, error in ((anon, "missing_token"), (staff, "bad_token")):
+    for client, status, error in ((anon, 401, "missing_token"), (staff, 403, "forbidden_role")):
         resp = client.get("/v1/pictures/mug.png")
-        assert resp.status_code == 401
+        assert resp.status_code == status
         assert resp.json()["error"] == error
     assert kiosk.get("/v1/pictures/mug.png").status_code == 200
 
