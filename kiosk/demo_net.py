@@ -148,11 +148,14 @@ class DemoServer:
 
     def __init__(self, folder: Path, kiosk_id: str, port: int = 0) -> None:
         from storeserver import demo
+        from storeserver.payments import SimulatedPaymentProvider
         from storeserver.runner import ServerThread
         from storeserver.store import Store
 
         folder.mkdir(parents=True, exist_ok=True)
-        self.store = Store(folder / "store.db")
+        # the demo pays as a phone would: simulated payments, which anyone could mark paid
+        self.store = Store(folder / "store.db", provider=SimulatedPaymentProvider())
+        log.warning("demo store server: simulated payments (anyone can mark a payment paid)")
         self.members = demo.seed(self.store, [kiosk_id])
         try:
             self.thread = ServerThread(self.store, "127.0.0.1", port).start()

@@ -1,5 +1,5 @@
-"""``storeserver`` command line: serve, seed-demo, enroll-code, member-code, staff-token,
-add-staff, staff-badge, disable-staff."""
+"""``storeserver`` command line: serve, seed-demo, enroll-code, technician-code, member-code,
+staff-token, add-staff, staff-badge, disable-staff."""
 
 from __future__ import annotations
 
@@ -11,29 +11,77 @@ import sys
 from pathlib import Path
 
 from . import demo, kiosks, members, staff, wheel
+from .config import ConfigError, PaymentsChoice, ServerConfig, check_public_url, load
 from .errors import ApiError
 from .notify import LogNotifier, Notifier, WebhookNotifier
+from .payments import PaymentProvider
 from .store import DEFAULT_TIMEZONE, Store, StoreSettings
 
 DEFAULT_DB = "storeserver.db"
+SIMULATED_WARNING = "WARNING: simulated payments: anyone can mark a payment paid; demo only"
+NO_PROVIDER = (
+    "no payment provider is configured: a production store sets [payments] provider = "
+    '"none" in its config file (--config PATH; a store without points + cash), the demo runs '
+    "'storeserver serve --demo' (simulated payments, which anyone can mark paid)"
+)
+
+log = logging.getLogger(__name__)
 
 
-def _store(args: argparse.Namespace, notifier: Notifier | None = None) -> Store:
+def _settings(args: argparse.Namespace) -> StoreSettings:
     settings = StoreSettings(timezone=args.timezone, pictures_dir=args.pictures)
     if hasattr(args, "hold_expiry"):
         settings.hold_expiry_s = args.hold_expiry
         settings.payment_expiry_s = args.payment_expiry
+    return settings
+
+
+def _store(
+    args: argparse.Namespace,
+    notifier: Notifier | None = None,
+    settings: StoreSettings | None = None,
+    provider: PaymentProvider | None = None,
+) -> Store:
     try:
-        return Store(args.db, notifier=notifier, settings=settings)
+        return Store(
+            args.db, notifier=notifier, settings=settings or _settings(args), provider=provider
+        )
     except ValueError as exc:
         sys.exit(f"storeserver: {exc}")
+
+
+def serve_config(args: argparse.Namespace) -> ServerConfig:
+    """The config file (if any) with the command line over it; ConfigError if unusable."""
+    cfg = load(args.config, _settings(args)) if args.config else ServerConfig(_settings(args))
+    if args.public_url is not None:
+        cfg.settings.public_url = check_public_url("--public-url", args.public_url)
+    if args.demo:
+        if cfg.payments not in (None, PaymentsChoice.SIMULATED):
+            raise ConfigError(
+                f"--demo runs simulated payments but {cfg.source} sets [payments] provider = "
+                f'"{cfg.payments}": drop --demo or that setting'
+            )
+        cfg.payments = PaymentsChoice.SIMULATED
+    if cfg.payments is None:
+        raise ConfigError(NO_PROVIDER)
+    return cfg
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .runner import ServerThread  # uvicorn is imported only to serve
 
+    try:
+        cfg = serve_config(args)
+    except ConfigError as exc:
+        print(f"storeserver serve: {exc}", file=sys.stderr)
+        return 2
     notifier = WebhookNotifier(args.webhook_url) if args.webhook_url else LogNotifier()
-    store = _store(args, notifier)
+    store = _store(args, notifier, cfg.settings, cfg.provider())
+    if store.simulated_payments:
+        print(SIMULATED_WARNING, file=sys.stderr, flush=True)
+        log.warning("simulated payments: anyone can mark a payment paid; demo only")
+    elif cfg.payments is PaymentsChoice.NONE:
+        log.info("no payment provider: redemptions with a cash part are refused")
     with store.db.transaction() as conn:  # publish a week of wheel seed commitments up front
         for (wheel_id,) in conn.execute("SELECT id FROM wheels WHERE active = 1").fetchall():
             wheel.commit_ahead(conn, wheel_id, store.today(), days=7)
@@ -43,6 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.exit(f"storeserver: cannot listen on {args.host}:{args.port}: {exc.strerror}")
     print(f"store server on {server.url} (database {args.db}, pictures {store.pictures.folder})",
           flush=True)  # fmt: skip
+    if store.pay_base_url():
+        log.info("pay links start %s", store.pay_base_url())
     server.serve_forever()
     return 0
 
@@ -146,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", cmd_serve, "serve the HTTP API")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--config", type=Path, help="server config file (TOML: [server], [payments])")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="simulated payments (anyone can mark a payment paid): the demo only",
+    )
+    p.add_argument(
+        "--public-url",
+        help="the server's URL as phones reach it, for pay links (over [server] public_url)",
+    )
     p.add_argument("--webhook-url", help="POST each points notification here (default: log them)")
     p.add_argument(
         "--hold-expiry", type=int, default=600, help="seconds before an open hold expires"

@@ -11,6 +11,7 @@ import requests
 from storeserver import demo, kiosks
 from storeserver.clock import ManualClock
 from storeserver.notify import RecordingNotifier
+from storeserver.payments import SimulatedPaymentProvider
 from storeserver.runner import ServerThread
 from storeserver.store import Store
 
@@ -46,7 +47,13 @@ def notifier() -> RecordingNotifier:
 
 @pytest.fixture
 def store(tmp_path, clock, notifier) -> Iterator[Store]:
-    s = Store(tmp_path / "store.db", clock=clock, notifier=notifier)
+    # points + cash tests pay through the simulated provider, which must be asked for
+    s = Store(
+        tmp_path / "store.db",
+        clock=clock,
+        notifier=notifier,
+        provider=SimulatedPaymentProvider(),
+    )
     demo.seed(s, [KIOSK, OTHER_KIOSK])
     yield s
     s.close()

@@ -30,6 +30,7 @@ from kiosk.storage.outbox import Outbox
 from kiosk.sync.client import RetryPolicy, StoreServerClient
 from storeserver import demo, kiosks
 from storeserver.clock import ManualClock
+from storeserver.payments import SimulatedPaymentProvider
 from storeserver.runner import ServerThread
 from storeserver.store import Store
 
@@ -95,7 +96,10 @@ class ServerSide:
         # starts at the real time: the kiosk checks member codes against its own clock
         self.clock = ManualClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
         folder.mkdir(parents=True, exist_ok=True)
-        self.store = Store(folder / "store.db", clock=self.clock)
+        # the member's phone "pays" through the simulated provider, which must be asked for
+        self.store = Store(
+            folder / "store.db", clock=self.clock, provider=SimulatedPaymentProvider()
+        )
         demo.seed(self.store, [KIOSK])
         self.thread = ServerThread(self.store, "127.0.0.1", 0)
         self.thread.start()
