@@ -72,7 +72,7 @@ def child_serve(folder: Path) -> int:
     store = Store(folder / "store.db")
     demo.seed(store, ["kiosk-01"])
     with store.db.transaction() as conn:
-        enroll = kiosks.new_enrollment_code(conn, store.clock)
+        enroll = kiosks.new_enrollment_code(conn, store.clock, "kiosk-01")
         staff = kiosks.new_staff_token(conn, store.clock, "ui-bench")
     server = ServerThread(store, "127.0.0.1", 0).start()
     print(json.dumps({"url": server.url, "enroll": enroll, "staff": staff}), flush=True)

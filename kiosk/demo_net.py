@@ -152,6 +152,7 @@ class DemoServer:
         from storeserver.runner import ServerThread
         from storeserver.store import Store
 
+        self.kiosk_id = kiosk_id
         folder.mkdir(parents=True, exist_ok=True)
         # the demo pays as a phone would: simulated payments, which anyone could mark paid
         self.store = Store(folder / "store.db", provider=SimulatedPaymentProvider())
@@ -166,10 +167,14 @@ class DemoServer:
         self.relay = TcpRelay(("127.0.0.1", self.thread.port)).start()
 
     def enrollment_code(self) -> str:
+        """A one-time code for the demo kiosk's id (a replacement once it is enrolled)."""
         from storeserver import kiosks
 
         with self.store.db.transaction() as conn:
-            return kiosks.new_enrollment_code(conn, self.store.clock)
+            replace = kiosks.is_enrolled(conn, self.kiosk_id)
+            return kiosks.new_enrollment_code(
+                conn, self.store.clock, self.kiosk_id, replace=replace
+            )
 
     def staff_token(self) -> str:
         from storeserver import kiosks

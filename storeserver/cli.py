@@ -110,8 +110,18 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 def cmd_enroll_code(args: argparse.Namespace) -> int:
     store = _store(args)
-    with store.db.transaction() as conn:
-        print(kiosks.new_enrollment_code(conn, store.clock))
+    try:
+        with store.db.transaction() as conn:
+            code = kiosks.new_enrollment_code(conn, store.clock, args.kiosk, replace=args.replace)
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    if args.replace:
+        print(
+            f"replacement code for kiosk {args.kiosk}: its current token stops working "
+            "when this code is used",
+            file=sys.stderr,
+        )
+    print(code)
     return 0
 
 
@@ -217,7 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kiosk", action="append", default=None, help="kiosk id to give compartments (repeatable)"
     )
-    command("enroll-code", cmd_enroll_code, "print a one-time kiosk enrollment code (valid 24 h)")
+    p = command(
+        "enroll-code",
+        cmd_enroll_code,
+        "print a one-time enrollment code for one kiosk id (valid 24 h)",
+    )
+    p.add_argument("--kiosk", required=True, help="the kiosk id the code enrolls, e.g. kiosk-07")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="the id is enrolled already: the code takes it over and the kiosk's current token "
+        "stops working once it is used (a replaced SD card or Pi)",
+    )
     p = command("staff-token", cmd_staff_token, "print a token for a cashier or staff tool")
     p.add_argument("--name", default="staff")
     p = command(

@@ -79,7 +79,9 @@ CREATE TABLE IF NOT EXISTS enrollment_codes (
     code_sha256 TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,
-    used_by TEXT
+    used_by TEXT,
+    kiosk_id TEXT,                        -- the one kiosk id the code enrolls (NULL: made before)
+    replace_existing INTEGER NOT NULL DEFAULT 0  -- 1: may take over an enrolled id (--replace)
 );
 
 CREATE TABLE IF NOT EXISTS seen_nonces (

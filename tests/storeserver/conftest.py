@@ -65,9 +65,9 @@ def server(store) -> Iterator[ServerThread]:
         yield srv
 
 
-def enroll(server: ServerThread, kiosk_id: str) -> Client:
+def enroll(server: ServerThread, kiosk_id: str, *, replace: bool = False) -> Client:
     with server.store.db.transaction() as conn:
-        code = kiosks.new_enrollment_code(conn, server.store.clock)
+        code = kiosks.new_enrollment_code(conn, server.store.clock, kiosk_id, replace=replace)
     resp = requests.post(
         server.url + "/v1/kiosks/enroll",
         json={"enrollment_code": code, "kiosk_id": kiosk_id},

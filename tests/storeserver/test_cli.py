@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from storeserver import codes
@@ -33,8 +34,32 @@ def test_member_code_and_enroll_code(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     parsed, _, _ = codes.parse(out["code"])
     assert parsed.subject == "M0002" and parsed.expires - parsed.issued == 60
-    assert main(["enroll-code", "--db", db]) == 0
+    assert main(["enroll-code", "--db", db, "--kiosk", "kiosk-07"]) == 0
     assert len(capsys.readouterr().out.strip()) == 14  # XXXX-XXXX-XXXX
+
+
+def test_enroll_code_names_its_kiosk_and_replacing_one_takes_replace(tmp_path, capsys):
+    from storeserver import kiosks
+    from storeserver.store import Store
+
+    db = str(tmp_path / "s.db")
+    assert main(["enroll-code", "--db", db, "--kiosk", "kiosk-07"]) == 0
+    code = capsys.readouterr().out.strip()
+    store = Store(db)
+    try:
+        with store.db.transaction() as conn:
+            kiosks.enroll(conn, store.clock, code, "kiosk-07")
+    finally:
+        store.close()
+    with pytest.raises(SystemExit) as refused:
+        main(["enroll-code", "--db", db, "--kiosk", "kiosk-07"])
+    assert "kiosk kiosk-07 is already enrolled" in str(refused.value.code)
+    assert "storeserver enroll-code --kiosk kiosk-07 --replace" in str(refused.value.code)
+    assert main(["enroll-code", "--db", db, "--kiosk", "kiosk-07", "--replace"]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.strip()) == 14 and "its current token stops working" in out.err
+    with pytest.raises(SystemExit):
+        main(["enroll-code", "--db", db])  # --kiosk is required
 
 
 def test_member_code_for_unknown_member_fails_clearly(tmp_path):

@@ -172,7 +172,7 @@ def contract(tmp_path_factory) -> Iterator[Contract]:
     demo.seed(store, [KIOSK, OTHER_KIOSK])
     with ServerThread(store) as server:
         with store.db.transaction() as conn:
-            code = kiosks.new_enrollment_code(conn, store.clock)
+            code = kiosks.new_enrollment_code(conn, store.clock, KIOSK)
             staff_token = kiosks.new_staff_token(conn, store.clock, "contract-till")
         resp = requests.post(
             server.url + "/v1/kiosks/enroll",

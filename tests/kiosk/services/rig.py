@@ -105,9 +105,13 @@ class ServerSide:
         self.thread.start()
         self.url = self.thread.url
 
-    def enrollment_code(self) -> str:
+    def enrollment_code(self, kiosk_id: str = KIOSK, *, replace: bool | None = None) -> str:
+        """A one-time code for ``kiosk_id``; ``replace`` lets it take over an enrolled id (None:
+        when it is enrolled, as a test's fresh kiosk folder for the same id needs)."""
         with self.store.db.transaction() as conn:
-            return kiosks.new_enrollment_code(conn, self.store.clock)
+            if replace is None:
+                replace = kiosks.is_enrolled(conn, kiosk_id)
+            return kiosks.new_enrollment_code(conn, self.store.clock, kiosk_id, replace=replace)
 
     def balance(self, member_id: str) -> int:
         with self.store.db.transaction() as conn:
