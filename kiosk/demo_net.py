@@ -20,7 +20,6 @@ import contextlib
 import logging
 import socket
 import threading
-import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -198,10 +197,15 @@ class DemoServer:
         return badge["code"], badge["pin"]
 
     def technician_code(self) -> str:
-        from storeserver import codes
+        """A fresh technician code for the demo kiosk, issued (and recorded) by the server as
+        ``storeserver technician-code --kiosk ID`` does; the kiosk takes each one once."""
+        from storeserver import technicians
 
-        now = int(time.time())
-        return codes.issue(self.store.signing_key, codes.CodeKind.TECHNICIAN, "T0001", now)
+        with self.store.db.transaction() as conn:
+            issued = technicians.issue_technician_code(
+                conn, self.store.clock, self.store.signing_key, self.kiosk_id, 15, "demo"
+            )
+        return issued.code
 
     def pay(self, pay_url: str | None) -> bool:
         """The member's phone pays the payment behind ``pay_url`` (False: none given)."""

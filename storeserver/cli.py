@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import demo, kiosks, members, staff, wheel
+from . import demo, kiosks, members, staff, technicians, wheel
 from .config import ConfigError, PaymentsChoice, ServerConfig, check_public_url, load
 from .errors import ApiError
 from .notify import LogNotifier, Notifier, WebhookNotifier
@@ -122,6 +122,31 @@ def cmd_enroll_code(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(code)
+    return 0
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "unknown user"
+
+
+def cmd_technician_code(args: argparse.Namespace) -> int:
+    store = _store(args)
+    by = args.by or f"{_login_name()} (command line)"
+    try:
+        with store.db.transaction() as conn:
+            issued = technicians.issue_technician_code(
+                conn, store.clock, store.signing_key, args.kiosk, args.minutes, by
+            )
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    if args.json:
+        print(json.dumps(issued.view()))
+    else:
+        print(f"for kiosk {issued.kiosk_id}, once, until {issued.expires_at}", file=sys.stderr)
+        print(issued.code)
     return 0
 
 
@@ -239,6 +264,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="the id is enrolled already: the code takes it over and the kiosk's current token "
         "stops working once it is used (a replaced SD card or Pi)",
     )
+    p = command(
+        "technician-code",
+        cmd_technician_code,
+        "print a signed technician code that opens one kiosk's diagnostics, once",
+    )
+    p.add_argument("--kiosk", required=True, help="the enrolled kiosk id the code opens")
+    p.add_argument(
+        "--minutes",
+        type=int,
+        default=technicians.DEFAULT_MINUTES,
+        help=f"validity (default {technicians.DEFAULT_MINUTES}, at most {technicians.MAX_MINUTES})",
+    )
+    p.add_argument("--by", help="who it is for, as recorded (default: your login name)")
+    p.add_argument("--json", action="store_true", help="print the code and its record as JSON")
     p = command("staff-token", cmd_staff_token, "print a token for a cashier or staff tool")
     p.add_argument("--name", default="staff")
     p = command(

@@ -84,6 +84,15 @@ CREATE TABLE IF NOT EXISTS enrollment_codes (
     replace_existing INTEGER NOT NULL DEFAULT 0  -- 1: may take over an enrolled id (--replace)
 );
 
+-- Technician codes issued (storeserver/technicians.py): who asked, for which kiosk, until when.
+CREATE TABLE IF NOT EXISTS technician_codes (
+    nonce TEXT PRIMARY KEY,
+    kiosk_id TEXT NOT NULL,
+    issued_by TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS seen_nonces (
     nonce TEXT PRIMARY KEY,
     kiosk_id TEXT NOT NULL,

@@ -4,7 +4,8 @@
 status query: run it on a worker); ``run_live_selftest(core)`` checks the running devices
 (``kiosk selftest`` builds its own, which the app cannot while it holds them);
 ``maintenance_reason(core)`` says whether the kiosk can serve members at all;
-``verify_technician`` checks a technician code (kind T) offline with the store's key.
+``verify_technician`` checks a technician code (kind T) offline with the store's key: made for
+this kiosk's id (its subject) and never seen before here (``technician_guard``).
 ``install_error_buffer()`` keeps the last warnings and errors of the log for this screen.
 ``DiagnosticsFlow`` is the screen's state machine, built like the member session.
 """
@@ -24,13 +25,21 @@ from importlib import metadata
 from typing import Any
 
 from kiosk import __version__
-from kiosk.domain.member_codes import CodeKind, CodeRejected, VerifiedCode, load_public_key
+from kiosk.domain.member_codes import (
+    CodeKind,
+    CodeRejected,
+    MemoryNonceStore,
+    ReplayGuard,
+    VerifiedCode,
+    load_public_key,
+)
 from kiosk.domain.member_codes import verify_code as _verify_code
 from kiosk.domain.receipts import Bilingual, DeviceCheck, NamedValue, SelfTestPage
 from kiosk.errors import ConfigError, KioskError
 from kiosk.i18n import Translator
 from kiosk.ports import DoorState, PaperState
-from kiosk.storage.journal import JournalStats
+from kiosk.storage.journal import Journal, JournalStats
+from kiosk.storage.nonces import JournalNonceStore
 from kiosk.sync.worker import SyncStatus
 
 log = logging.getLogger(__name__)
@@ -307,14 +316,48 @@ def maintenance_reason(core, texts: Translator | None = None) -> Bilingual | Non
 # ---- the technician code --------------------------------------------------------------------------
 
 
-def verify_technician(code: str, key_file, now_s: int) -> VerifiedCode:
-    """A technician code (kind T) checked with the store's public key: CodeRejected, or
+TECHNICIAN_NONCES = "technician_nonces"  # the journal table of technician codes seen here
+
+
+def technician_guard(journal: Journal) -> ReplayGuard:
+    """Technician codes are used once per kiosk: their nonces are journalled, so a replay is
+    refused across restarts. A journal in safe mode is read-only: then they are kept in
+    memory (a technician must still get in, and safe mode is when one is needed)."""
+    if journal.safe_mode:
+        log.warning("journal in safe mode: technician code nonces are kept in memory only")
+        return ReplayGuard(MemoryNonceStore())
+    return ReplayGuard(JournalNonceStore(journal, table=TECHNICIAN_NONCES))
+
+
+def verify_technician(
+    code: str, key_file, now_s: int, kiosk_id: str, guard: ReplayGuard | None = None
+) -> VerifiedCode:
+    """A technician code (kind T) checked with the store's public key, made for ``kiosk_id``
+    and, given a ``guard``, not seen before (its nonce is then kept): CodeRejected, or
     ConfigError when the kiosk has no key (not enrolled: use ``kiosk selftest`` on the device)."""
     try:
         key = load_public_key(key_file.read_text().strip())
     except OSError as exc:
         raise ConfigError(f"no store key at {key_file} ({exc}): enroll the kiosk") from exc
-    return _verify_code(code, key, now_s, kinds=frozenset({CodeKind.TECHNICIAN}))
+    who = _verify_code(code, key, now_s, kinds=frozenset({CodeKind.TECHNICIAN}))
+    make_one = f"make one with 'storeserver technician-code --kiosk {kiosk_id}'"
+    if who.subject != kiosk_id:
+        raise CodeRejected(
+            "wrong_kiosk",
+            f"this technician code is for kiosk {who.subject}, not this one ({kiosk_id}): "
+            + make_one,
+            who,
+        )
+    if guard is not None:
+        try:
+            guard.check(who, now_s)
+        except CodeRejected as exc:
+            if exc.reason != "replayed":
+                raise
+            raise CodeRejected(
+                "replayed", f"this technician code was used here before: {make_one}", who
+            ) from None
+    return who
 
 
 class TechStep(enum.Enum):
@@ -328,7 +371,7 @@ class TechState:
     step: TechStep = TechStep.IDLE
     busy: bool = False
     testing: bool = False  # the busy work is a self-test (else reading the report)
-    technician: str | None = None
+    code_nonce: str | None = None  # the verified code's; the server's record says whose
     report: Diagnostics | None = None
     checks: tuple[DeviceCheck, ...] = ()  # the last self-test
     refusal: str | None = None  # why the code was refused (technical English)
@@ -345,6 +388,7 @@ class DiagnosticsFlow:
         self.run = run or (lambda fn: threading.Thread(target=fn, daemon=True).start())
         self.now, self.clock, self.idle_s = now, clock, idle_s
         self.state = TechState()
+        self._guard = technician_guard(core.journal)
         self._listeners: list[Callable[[TechState], None]] = []
         self._lock = threading.Lock()
         self._code: str | None = None
@@ -367,14 +411,18 @@ class DiagnosticsFlow:
         if code == self._code and self.state.step is not TechStep.IDLE:
             return
         self._code, self._last = code, self.clock()
+        cfg = self.core.config
         try:
-            who = verify_technician(code, self.core.config.server.public_key_file, int(self.now()))
-        except (CodeRejected, ConfigError) as exc:
+            who = verify_technician(
+                code, cfg.server.public_key_file, int(self.now()), cfg.kiosk.id, self._guard
+            )
+        except KioskError as exc:  # CodeRejected, ConfigError, JournalError (keeping the nonce)
             log.warning("technician code refused: %s", exc)
             self._set(True, step=TechStep.REFUSED, refusal=str(exc))
             return
-        log.info("technician %s opened the diagnostics", who.subject)
-        self._set(True, step=TechStep.READY, technician=who.subject)
+        # the server's technician_codes table says whom this nonce was issued to
+        log.info("technician code %s opened the diagnostics", who.nonce)
+        self._set(True, step=TechStep.READY, code_nonce=who.nonce)
         self._work(selftest=False)
 
     def refresh(self) -> None:

@@ -28,7 +28,7 @@ from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox import Outbox
 from kiosk.sync.client import RetryPolicy, StoreServerClient
-from storeserver import demo, kiosks
+from storeserver import demo, kiosks, technicians
 from storeserver.clock import ManualClock
 from storeserver.payments import SimulatedPaymentProvider
 from storeserver.runner import ServerThread
@@ -112,6 +112,13 @@ class ServerSide:
             if replace is None:
                 replace = kiosks.is_enrolled(conn, kiosk_id)
             return kiosks.new_enrollment_code(conn, self.store.clock, kiosk_id, replace=replace)
+
+    def technician_code(self, kiosk_id: str = KIOSK, minutes: int = 15) -> str:
+        """A technician code issued by the server for ``kiosk_id`` (enrolled), as the CLI does."""
+        with self.store.db.transaction() as conn:
+            return technicians.issue_technician_code(
+                conn, self.clock, self.store.signing_key, kiosk_id, minutes, "tests"
+            ).code
 
     def balance(self, member_id: str) -> int:
         with self.store.db.transaction() as conn:
