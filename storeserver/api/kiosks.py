@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from .. import codes, kiosks
 from ..clock import iso
 from ..errors import BadRequest
-from ..models import EnrollRequest, EventsRequest, HeartbeatRequest
+from ..models import EnrollRequest, ErrorBody, EventsRequest, HeartbeatRequest
 from ..store import Store
 from .auth import API_VERSION, Allowed, Caller, Public, Role, store_of
 
@@ -20,11 +20,21 @@ def health(_: Caller = Depends(Public()), store: Store = Depends(store_of)) -> d
     return {"status": "ok", "server_time": iso(store.clock.now()), "version": API_VERSION}
 
 
-@router.post("/v1/kiosks/enroll", tags=["kiosks"])
+@router.post(
+    "/v1/kiosks/enroll",
+    tags=["kiosks"],
+    responses={
+        403: {"model": ErrorBody, "description": "enrollment_code_wrong_kiosk"},
+    },
+)
 def enroll(
     body: EnrollRequest, _: Caller = Depends(Public()), store: Store = Depends(store_of)
 ) -> dict:
-    """Exchange a one-time enrollment code for a kiosk token and the member-code public key."""
+    """Exchange a one-time enrollment code for a kiosk token and the member-code public key.
+
+    A code enrolls only the kiosk id it was made for (else 403 `enrollment_code_wrong_kiosk`);
+    an enrolled id only with a replacement code (else 409 `kiosk_already_enrolled`), whose use
+    revokes the id's old token."""
     with store.db.transaction() as conn:
         tok = kiosks.enroll(conn, store.clock, body.enrollment_code, body.kiosk_id)
     return {
