@@ -93,6 +93,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
           flush=True)  # fmt: skip
     if store.pay_base_url():
         log.info("pay links start %s", store.pay_base_url())
+    if (
+        store.simulated_payments
+        and not cfg.settings.public_url
+        and server.host in ("0.0.0.0", "::")
+    ):
+        log.warning("pay links name %s, which phones cannot open: pass --public-url", server.url)
     server.serve_forever()
     return 0
 
