@@ -36,7 +36,7 @@ from kiosk.services.diagnostics import (
 from kiosk.storage.journal import SAFE_MODE_NAME, Journal
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
-from storeserver import codes
+from storeserver import codes, kiosks
 
 from ..test_core import config
 from .rig import KIOSK, ServerSide
@@ -312,6 +312,16 @@ def test_a_technician_code_for_another_kiosk_is_refused(core, server):
             verify_technician(code, core.config.server.public_key_file, int(time.time()), KIOSK)
         assert refused.value.reason == "wrong_kiosk"
         assert f"storeserver technician-code --kiosk {KIOSK}" in str(refused.value)
+
+
+def test_the_flow_shows_nothing_for_another_kiosks_code_and_keeps_no_nonce(core, server):
+    with server.store.db.transaction() as conn:  # another kiosk of the store, enrolled
+        kiosks.enroll(conn, server.clock, server.enrollment_code("kiosk-02"), "kiosk-02")
+    flow, _ = flow_for(core)
+    flow.begin(server.technician_code("kiosk-02"))
+    assert flow.state.step is TechStep.REFUSED and flow.state.report is None
+    assert "is for kiosk kiosk-02, not this one" in flow.state.refusal
+    assert core.journal.all(TECHNICIAN_NONCES) == {}
 
 
 def test_a_technician_code_is_taken_once(core, server):
