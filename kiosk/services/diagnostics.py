@@ -4,8 +4,8 @@
 status query: run it on a worker); ``run_live_selftest(core)`` checks the running devices
 (``kiosk selftest`` builds its own, which the app cannot while it holds them);
 ``maintenance_reason(core)`` says whether the kiosk can serve members at all;
-``verify_technician`` checks a technician code (kind T) offline with the store's key: made for
-this kiosk's id (its subject) and never seen before here (``technician_guard``).
+``verify_technician`` (kiosk/services/technician_codes.py) checks the technician code that opens
+it: signed by the store, made for this kiosk's id and never seen here before.
 ``install_error_buffer()`` keeps the last warnings and errors of the log for this screen.
 ``DiagnosticsFlow`` is the screen's state machine, built like the member session.
 """
@@ -25,21 +25,12 @@ from importlib import metadata
 from typing import Any
 
 from kiosk import __version__
-from kiosk.domain.member_codes import (
-    CodeKind,
-    CodeRejected,
-    MemoryNonceStore,
-    ReplayGuard,
-    VerifiedCode,
-    load_public_key,
-)
-from kiosk.domain.member_codes import verify_code as _verify_code
 from kiosk.domain.receipts import Bilingual, DeviceCheck, NamedValue, SelfTestPage
-from kiosk.errors import ConfigError, KioskError
+from kiosk.errors import KioskError
 from kiosk.i18n import Translator
 from kiosk.ports import DoorState, PaperState
-from kiosk.storage.journal import Journal, JournalStats
-from kiosk.storage.nonces import JournalNonceStore
+from kiosk.services.technician_codes import technician_guard, verify_technician
+from kiosk.storage.journal import JournalStats
 from kiosk.sync.worker import SyncStatus
 
 log = logging.getLogger(__name__)
@@ -311,53 +302,6 @@ def maintenance_reason(core, texts: Translator | None = None) -> Bilingual | Non
         return None
     zh = "\n".join(texts.text(key, "zh", **f) for key, f in found)
     return Bilingual(zh, "\n".join(texts.text(key, "en", **f) for key, f in found))
-
-
-# ---- the technician code --------------------------------------------------------------------------
-
-
-TECHNICIAN_NONCES = "technician_nonces"  # the journal table of technician codes seen here
-
-
-def technician_guard(journal: Journal) -> ReplayGuard:
-    """Technician codes are used once per kiosk: their nonces are journalled, so a replay is
-    refused across restarts. A journal in safe mode is read-only: then they are kept in
-    memory (a technician must still get in, and safe mode is when one is needed)."""
-    if journal.safe_mode:
-        log.warning("journal in safe mode: technician code nonces are kept in memory only")
-        return ReplayGuard(MemoryNonceStore())
-    return ReplayGuard(JournalNonceStore(journal, table=TECHNICIAN_NONCES))
-
-
-def verify_technician(
-    code: str, key_file, now_s: int, kiosk_id: str, guard: ReplayGuard | None = None
-) -> VerifiedCode:
-    """A technician code (kind T) checked with the store's public key, made for ``kiosk_id``
-    and, given a ``guard``, not seen before (its nonce is then kept): CodeRejected, or
-    ConfigError when the kiosk has no key (not enrolled: use ``kiosk selftest`` on the device)."""
-    try:
-        key = load_public_key(key_file.read_text().strip())
-    except OSError as exc:
-        raise ConfigError(f"no store key at {key_file} ({exc}): enroll the kiosk") from exc
-    who = _verify_code(code, key, now_s, kinds=frozenset({CodeKind.TECHNICIAN}))
-    make_one = f"make one with 'storeserver technician-code --kiosk {kiosk_id}'"
-    if who.subject != kiosk_id:
-        raise CodeRejected(
-            "wrong_kiosk",
-            f"this technician code is for kiosk {who.subject}, not this one ({kiosk_id}): "
-            + make_one,
-            who,
-        )
-    if guard is not None:
-        try:
-            guard.check(who, now_s)
-        except CodeRejected as exc:
-            if exc.reason != "replayed":
-                raise
-            raise CodeRejected(
-                "replayed", f"this technician code was used here before: {make_one}", who
-            ) from None
-    return who
 
 
 class TechStep(enum.Enum):

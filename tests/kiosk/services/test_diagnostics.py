@@ -21,7 +21,6 @@ from kiosk.errors import ConfigError, LockerError, PrinterError, Unreachable
 from kiosk.i18n import Translator
 from kiosk.ports import DoorState, PaperState, PrinterStatus, ScannerHealth
 from kiosk.services.diagnostics import (
-    TECHNICIAN_NONCES,
     DiagnosticsFlow,
     ErrorBuffer,
     TechStep,
@@ -30,6 +29,9 @@ from kiosk.services.diagnostics import (
     maintenance_reason,
     printer_down,
     run_live_selftest,
+)
+from kiosk.services.technician_codes import (
+    TECHNICIAN_NONCES,
     technician_guard,
     verify_technician,
 )
