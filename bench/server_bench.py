@@ -38,7 +38,7 @@ def setup(store: Store, n_kiosks: int) -> list[str]:
     tokens = []
     for k in range(n_kiosks):
         with store.db.transaction() as conn:
-            code = kiosks.new_enrollment_code(conn, store.clock)
+            code = kiosks.new_enrollment_code(conn, store.clock, f"bench-{k:02d}")
             tokens.append(kiosks.enroll(conn, store.clock, code, f"bench-{k:02d}"))
     return tokens
 

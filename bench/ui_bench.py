@@ -72,7 +72,7 @@ def child_serve(folder: Path) -> int:
     store = Store(folder / "store.db")
     demo.seed(store, ["kiosk-01"])
     with store.db.transaction() as conn:
-        enroll = kiosks.new_enrollment_code(conn, store.clock)
+        enroll = kiosks.new_enrollment_code(conn, store.clock, "kiosk-01")
         apps = {}  # each member's own app mints its codes (a member-app token per member)
         for (member_id,) in conn.execute("SELECT id FROM members").fetchall():
             accounts.add_account(conn, store.clock, f"app-{member_id}", "member-app", member_id)

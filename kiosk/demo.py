@@ -192,7 +192,8 @@ class DemoRig:
         """Where everything is, the demo members, and how to reach the API by hand."""
         server = self.server
         lines = [
-            f"Store server (demo data in {self.folder}) on {server.url}",
+            f"Store server (demo data in {self.folder}) on {server.url}, with SIMULATED "
+            "payments: anyone can mark a payment paid (the demo only)",
             f"Kiosk config {self.config_path}; the kiosk reaches the server through the relay "
             f"{server.relay.url} (key N cuts it); receipts in {self.paper.out_dir}",
             "\nDemo members:",

@@ -20,7 +20,6 @@ import contextlib
 import logging
 import socket
 import threading
-import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -148,11 +147,15 @@ class DemoServer:
 
     def __init__(self, folder: Path, kiosk_id: str, port: int = 0) -> None:
         from storeserver import demo
+        from storeserver.payments import SimulatedPaymentProvider
         from storeserver.runner import ServerThread
         from storeserver.store import Store
 
+        self.kiosk_id = kiosk_id
         folder.mkdir(parents=True, exist_ok=True)
-        self.store = Store(folder / "store.db")
+        # the demo pays as a phone would: simulated payments, which anyone could mark paid
+        self.store = Store(folder / "store.db", provider=SimulatedPaymentProvider())
+        log.warning("demo store server: simulated payments (anyone can mark a payment paid)")
         self.members = demo.seed(self.store, [kiosk_id])
         try:
             self.thread = ServerThread(self.store, "127.0.0.1", port).start()
@@ -163,10 +166,14 @@ class DemoServer:
         self.relay = TcpRelay(("127.0.0.1", self.thread.port)).start()
 
     def enrollment_code(self) -> str:
+        """A one-time code for the demo kiosk's id (a replacement once it is enrolled)."""
         from storeserver import kiosks
 
         with self.store.db.transaction() as conn:
-            return kiosks.new_enrollment_code(conn, self.store.clock)
+            replace = kiosks.is_enrolled(conn, self.kiosk_id)
+            return kiosks.new_enrollment_code(
+                conn, self.store.clock, self.kiosk_id, replace=replace
+            )
 
     def manager_token(self) -> str:
         """A token of the demo store's manager account (made on first use, valid a day)."""
@@ -193,10 +200,15 @@ class DemoServer:
         return badge["code"], badge["pin"]
 
     def technician_code(self) -> str:
-        from storeserver import codes
+        """A fresh technician code for the demo kiosk, issued (and recorded) by the server as
+        ``storeserver technician-code --kiosk ID`` does; the kiosk takes each one once."""
+        from storeserver import technicians
 
-        now = int(time.time())
-        return codes.issue(self.store.signing_key, codes.CodeKind.TECHNICIAN, "T0001", now)
+        with self.store.db.transaction() as conn:
+            issued = technicians.issue_technician_code(
+                conn, self.store.clock, self.store.signing_key, self.kiosk_id, 15, "demo"
+            )
+        return issued.code
 
     def pay(self, pay_url: str | None) -> bool:
         """The member's phone pays the payment behind ``pay_url`` (False: none given)."""

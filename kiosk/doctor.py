@@ -47,7 +47,7 @@ SKEW_FAIL_S = 30.0  # member codes live about 60 s and allow 30 s of drift (CLOC
 SLOW_S = 1.0
 SINCE = "-7d"  # how far back crashes, restarts and kernel errors are looked for
 
-FIX_ENROLL = 'enroll the kiosk: make a code on the store server (storeserver enroll-code) and enroll with it as docs/operations.md "Enrolling" shows'
+FIX_ENROLL = 'enroll the kiosk: make a code for its id on the store server (storeserver enroll-code --kiosk ID; --replace if the id is enrolled already) and enroll with it as docs/operations.md "Enrolling" shows'
 FIX_NETWORK = "check the network (cable, Wi-Fi), that the store server runs, and server.url: `curl -v {url}/v1/health`"
 FIX_CLOCK = "member codes live about 60 s: turn on time sync (`timedatectl set-ntp true`) and check `timedatectl timesync-status` reaches a time server (the Pi has no battery clock)"
 FIX_DISK = "free space: `sudo journalctl --vacuum-size=50M`, `sudo apt-get clean`; find what grows with `sudo du -xh / | sort -h | tail`"

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--enroll-code",
         default=os.environ.get("KIOSK_ENROLL_CODE") or None,
         metavar="CODE",
-        help="one-time code from 'storeserver enroll-code'; '-' reads it from standard input "
+        help="one-time code from 'storeserver enroll-code --kiosk ID' (made for this kiosk id); "
+        "'-' reads it from standard input "
         "(kept out of ps and the shell history; the fleet playbook does so), or env "
         "KIOSK_ENROLL_CODE",
     )

@@ -21,7 +21,14 @@ log = logging.getLogger(__name__)
 
 TOKEN_MODE = 0o600
 KEY_MODE = 0o644  # a public key, inside the 0700 state folder
-MAKE_CODE = "make one on the store server with 'storeserver enroll-code'"
+
+
+def make_code(kiosk_id: str) -> str:
+    """How to get a code for this kiosk id (each code enrolls one id)."""
+    return (
+        f"make one on the store server with 'storeserver enroll-code --kiosk {kiosk_id}' "
+        "(add --replace when that id is enrolled already)"
+    )
 
 
 class EnrollStep(Step):
@@ -65,7 +72,7 @@ class EnrollStep(Step):
         if not self.code:
             return skip(
                 f"not enrolled: the kiosk cannot reach {server} without a token; pass "
-                f"--enroll-code CODE ({MAKE_CODE})"
+                f"--enroll-code CODE ({make_code(self.cfg.kiosk.id)})"
             )
         return todo(f"enroll as {self.cfg.kiosk.id} with {server} using the one-time code")
 
@@ -97,7 +104,7 @@ class EnrollStep(Step):
         except KioskError as exc:
             raise ProvisionError(
                 f"enrollment with {s.url} failed: {exc} (codes work once and expire after "
-                f"24 h: {MAKE_CODE})"
+                f"24 h: {make_code(self.cfg.kiosk.id)})"
             ) from None
 
     def _own(self) -> None:

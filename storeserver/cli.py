@@ -1,5 +1,5 @@
-"""``storeserver`` command line: serve, seed-demo, enroll-code, member-code, add-account, token,
-tokens, revoke-token, add-staff, staff-badge, disable-staff."""
+"""``storeserver`` command line: serve, seed-demo, enroll-code, technician-code, member-code,
+add-account, token, tokens, revoke-token, add-staff, staff-badge, disable-staff."""
 
 from __future__ import annotations
 
@@ -10,30 +10,78 @@ import logging
 import sys
 from pathlib import Path
 
-from . import accounts, demo, kiosks, members, staff, wheel
+from . import accounts, demo, kiosks, members, staff, technicians, wheel
+from .config import ConfigError, PaymentsChoice, ServerConfig, check_public_url, load
 from .errors import ApiError
 from .notify import LogNotifier, Notifier, WebhookNotifier
+from .payments import PaymentProvider
 from .store import DEFAULT_TIMEZONE, Store, StoreSettings
 
 DEFAULT_DB = "storeserver.db"
+SIMULATED_WARNING = "WARNING: simulated payments: anyone can mark a payment paid; demo only"
+NO_PROVIDER = (
+    "no payment provider is configured: a production store sets [payments] provider = "
+    '"none" in its config file (--config PATH; a store without points + cash), the demo runs '
+    "'storeserver serve --demo' (simulated payments, which anyone can mark paid)"
+)
+
+log = logging.getLogger(__name__)
 
 
-def _store(args: argparse.Namespace, notifier: Notifier | None = None) -> Store:
+def _settings(args: argparse.Namespace) -> StoreSettings:
     settings = StoreSettings(timezone=args.timezone, pictures_dir=args.pictures)
     if hasattr(args, "hold_expiry"):
         settings.hold_expiry_s = args.hold_expiry
         settings.payment_expiry_s = args.payment_expiry
+    return settings
+
+
+def _store(
+    args: argparse.Namespace,
+    notifier: Notifier | None = None,
+    settings: StoreSettings | None = None,
+    provider: PaymentProvider | None = None,
+) -> Store:
     try:
-        return Store(args.db, notifier=notifier, settings=settings)
+        return Store(
+            args.db, notifier=notifier, settings=settings or _settings(args), provider=provider
+        )
     except ValueError as exc:
         sys.exit(f"storeserver: {exc}")
+
+
+def serve_config(args: argparse.Namespace) -> ServerConfig:
+    """The config file (if any) with the command line over it; ConfigError if unusable."""
+    cfg = load(args.config, _settings(args)) if args.config else ServerConfig(_settings(args))
+    if args.public_url is not None:
+        cfg.settings.public_url = check_public_url("--public-url", args.public_url)
+    if args.demo:
+        if cfg.payments not in (None, PaymentsChoice.SIMULATED):
+            raise ConfigError(
+                f"--demo runs simulated payments but {cfg.source} sets [payments] provider = "
+                f'"{cfg.payments}": drop --demo or that setting'
+            )
+        cfg.payments = PaymentsChoice.SIMULATED
+    if cfg.payments is None:
+        raise ConfigError(NO_PROVIDER)
+    return cfg
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .runner import ServerThread  # uvicorn is imported only to serve
 
+    try:
+        cfg = serve_config(args)
+    except ConfigError as exc:
+        print(f"storeserver serve: {exc}", file=sys.stderr)
+        return 2
     notifier = WebhookNotifier(args.webhook_url) if args.webhook_url else LogNotifier()
-    store = _store(args, notifier)
+    store = _store(args, notifier, cfg.settings, cfg.provider())
+    if store.simulated_payments:
+        print(SIMULATED_WARNING, file=sys.stderr, flush=True)
+        log.warning("simulated payments: anyone can mark a payment paid; demo only")
+    elif cfg.payments is PaymentsChoice.NONE:
+        log.info("no payment provider: redemptions with a cash part are refused")
     with store.db.transaction() as conn:  # publish a week of wheel seed commitments up front
         for (wheel_id,) in conn.execute("SELECT id FROM wheels WHERE active = 1").fetchall():
             wheel.commit_ahead(conn, wheel_id, store.today(), days=7)
@@ -43,6 +91,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.exit(f"storeserver: cannot listen on {args.host}:{args.port}: {exc.strerror}")
     print(f"store server on {server.url} (database {args.db}, pictures {store.pictures.folder})",
           flush=True)  # fmt: skip
+    if store.pay_base_url():
+        log.info("pay links start %s", store.pay_base_url())
+    if (
+        store.simulated_payments
+        and not cfg.settings.public_url
+        and server.host in ("0.0.0.0", "::")
+    ):
+        log.warning("pay links name %s, which phones cannot open: pass --public-url", server.url)
     server.serve_forever()
     return 0
 
@@ -60,8 +116,43 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 def cmd_enroll_code(args: argparse.Namespace) -> int:
     store = _store(args)
-    with store.db.transaction() as conn:
-        print(kiosks.new_enrollment_code(conn, store.clock))
+    try:
+        with store.db.transaction() as conn:
+            code = kiosks.new_enrollment_code(conn, store.clock, args.kiosk, replace=args.replace)
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    if args.replace:
+        print(
+            f"replacement code for kiosk {args.kiosk}: its current token stops working "
+            "when this code is used",
+            file=sys.stderr,
+        )
+    print(code)
+    return 0
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "unknown user"
+
+
+def cmd_technician_code(args: argparse.Namespace) -> int:
+    store = _store(args)
+    by = args.by or f"{_login_name()} (command line)"
+    try:
+        with store.db.transaction() as conn:
+            issued = technicians.issue_technician_code(
+                conn, store.clock, store.signing_key, args.kiosk, args.minutes, by
+            )
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    if args.json:
+        print(json.dumps(issued.view()))
+    else:
+        print(f"for kiosk {issued.kiosk_id}, once, until {issued.expires_at}", file=sys.stderr)
+        print(issued.code)
     return 0
 
 
@@ -189,6 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", cmd_serve, "serve the HTTP API")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--config", type=Path, help="server config file (TOML: [server], [payments])")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="simulated payments (anyone can mark a payment paid): the demo only",
+    )
+    p.add_argument(
+        "--public-url",
+        help="the server's URL as phones reach it, for pay links (over [server] public_url)",
+    )
     p.add_argument("--webhook-url", help="POST each points notification here (default: log them)")
     p.add_argument(
         "--hold-expiry", type=int, default=600, help="seconds before an open hold expires"
@@ -200,7 +301,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kiosk", action="append", default=None, help="kiosk id to give compartments (repeatable)"
     )
-    command("enroll-code", cmd_enroll_code, "print a one-time kiosk enrollment code (valid 24 h)")
+    p = command(
+        "enroll-code",
+        cmd_enroll_code,
+        "print a one-time enrollment code for one kiosk id (valid 24 h)",
+    )
+    p.add_argument("--kiosk", required=True, help="the kiosk id the code enrolls, e.g. kiosk-07")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="the id is enrolled already: the code takes it over and the kiosk's current token "
+        "stops working once it is used (a replaced SD card or Pi)",
+    )
+    p = command(
+        "technician-code",
+        cmd_technician_code,
+        "print a signed technician code that opens one kiosk's diagnostics, once",
+    )
+    p.add_argument("--kiosk", required=True, help="the enrolled kiosk id the code opens")
+    p.add_argument(
+        "--minutes",
+        type=int,
+        default=technicians.DEFAULT_MINUTES,
+        help=f"validity (default {technicians.DEFAULT_MINUTES}, at most {technicians.MAX_MINUTES})",
+    )
+    p.add_argument("--by", help="who it is for, as recorded (default: your login name)")
+    p.add_argument("--json", action="store_true", help="print the code and its record as JSON")
     roles = ", ".join(r.value for r in accounts.AccountRole)
     p = command(
         "add-account",

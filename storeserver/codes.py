@@ -5,7 +5,7 @@ Format (ASCII, one line, fits a small QR code)::
     LK1.<kind>.<subject>.<issued>.<expires>.<nonce>.<signature>
 
 kind is ``M`` (member), ``S`` (staff badge) or ``T`` (technician); subject is the member or
-staff id ([A-Za-z0-9_-], 1-32 chars); issued and expires are Unix seconds; nonce is 16 hex
+staff id, or for ``T`` the kiosk id the code opens ([A-Za-z0-9_-], 1-32 chars); issued and expires are Unix seconds; nonce is 16 hex
 digits; signature is the unpadded base64url Ed25519 signature of every byte before the last
 dot. The kiosk holds only the public key: it can verify codes but never mint them.
 """

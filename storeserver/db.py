@@ -24,6 +24,13 @@ def _add_columns(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE redemptions ADD COLUMN seq INTEGER")
         conn.execute("UPDATE redemptions SET seq = rowid")  # rows are never deleted: in order
     conn.execute("CREATE INDEX IF NOT EXISTS redemptions_seq ON redemptions(seq)")
+    codes = {row["name"] for row in conn.execute("PRAGMA table_info(enrollment_codes)")}
+    if "kiosk_id" not in codes:  # older codes name no kiosk: they are refused, make new ones
+        log.info("database: adding enrollment_codes.kiosk_id and replace_existing")
+        conn.execute("ALTER TABLE enrollment_codes ADD COLUMN kiosk_id TEXT")
+        conn.execute(
+            "ALTER TABLE enrollment_codes ADD COLUMN replace_existing INTEGER NOT NULL DEFAULT 0"
+        )
     conn.execute(
         "CREATE INDEX IF NOT EXISTS redemptions_compartment "
         "ON redemptions(kiosk_id, compartment, seq)"

@@ -79,8 +79,9 @@ class Redemptions:
             )
         return json.loads(row["first_response"])
 
-    def create(self, kiosk_id: str, body: dict, base_url: str) -> dict:
-        """Hold points (and stock, and a payment for the cash part) for one catalog item."""
+    def create(self, kiosk_id: str, body: dict, base_url: str | None) -> dict:
+        """Hold points (and stock, and a payment for the cash part) for one catalog item;
+        ``base_url`` is the server's public URL for pay links (None: none configured)."""
         txn_id = body["txn_id"]
         body_hash = request_hash({"kiosk_id": kiosk_id, **body})
         with self.operation() as conn:
@@ -92,6 +93,8 @@ class Redemptions:
                     "price_changed",
                     f"{item['sku']} costs {item['points']} points + {item['cash_cents']} cents now: refresh the catalog",
                 )
+            if item["cash_cents"] > 0:
+                self.payments.check_available(base_url)
             compartment = body.get("compartment")
             if item["kind"] == "gift":
                 if compartment is None:

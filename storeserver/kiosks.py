@@ -26,28 +26,54 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def new_enrollment_code(conn: sqlite3.Connection, clock: Clock) -> str:
-    """A one-time code a technician types into kiosk-provision (valid 24 h)."""
+def _check_kiosk_id(kiosk_id: str) -> None:
+    if not KIOSK_ID.match(kiosk_id):
+        raise BadRequest("invalid_kiosk_id", f"kiosk_id {kiosk_id!r} must match {KIOSK_ID.pattern}")
+
+
+def is_enrolled(conn: sqlite3.Connection, kiosk_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM kiosks WHERE id = ?", (kiosk_id,)).fetchone() is not None
+
+
+def new_enrollment_code(
+    conn: sqlite3.Connection, clock: Clock, kiosk_id: str, *, replace: bool = False
+) -> str:
+    """A one-time code for kiosk ``kiosk_id`` that a technician types into kiosk-provision
+    (valid 24 h). An enrolled id needs ``replace`` (an admin's ``enroll-code --replace``):
+    the enrollment with it then locks the kiosk's old token out."""
+    _check_kiosk_id(kiosk_id)
+    if is_enrolled(conn, kiosk_id) and not replace:
+        raise ApiError(
+            "kiosk_already_enrolled",
+            f"kiosk {kiosk_id} is already enrolled: to replace it (its current token stops "
+            f"working when the new code is used) run 'storeserver enroll-code --kiosk "
+            f"{kiosk_id} --replace'",
+            409,
+        )
     raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
     code = "-".join(raw[i : i + 4] for i in range(0, 12, 4))
     now = clock.now()
     conn.execute(
-        "INSERT INTO enrollment_codes(code_sha256, created_at, expires_at) VALUES (?,?,?)",
-        (_sha(code), iso(now), iso(now + ENROLLMENT_CODE_VALIDITY)),
+        "INSERT INTO enrollment_codes(code_sha256, created_at, expires_at, kiosk_id, "
+        "replace_existing) VALUES (?,?,?,?,?)",
+        (_sha(code), iso(now), iso(now + ENROLLMENT_CODE_VALIDITY), kiosk_id, int(replace)),
     )
+    log.info("enrollment code made for kiosk %s%s", kiosk_id, " (replacement)" if replace else "")
     return code
 
 
 def enroll(conn: sqlite3.Connection, clock: Clock, code: str, kiosk_id: str) -> str:
-    """Exchange a one-time code for a kiosk token (re-enrolling an id rotates its token)."""
-    if not KIOSK_ID.match(kiosk_id):
-        raise BadRequest("invalid_kiosk_id", f"kiosk_id {kiosk_id!r} must match {KIOSK_ID.pattern}")
+    """Exchange a one-time code for a kiosk token. The code enrolls only the kiosk id it was
+    made for, and an enrolled id only if it was made with ``replace`` (the old token then
+    stops working). A refusal changes nothing: the code stays usable for its own kiosk."""
+    _check_kiosk_id(kiosk_id)
     row = conn.execute(
         "SELECT * FROM enrollment_codes WHERE code_sha256 = ?", (_sha(code.strip().upper()),)
     ).fetchone()
     if row is None:
         raise Unauthorized(
-            "bad_enrollment_code", "unknown enrollment code: run 'storeserver enroll-code'"
+            "bad_enrollment_code",
+            f"unknown enrollment code: run 'storeserver enroll-code --kiosk {kiosk_id}'",
         )
     if row["used_by"] is not None:
         raise Unauthorized(
@@ -56,6 +82,22 @@ def enroll(conn: sqlite3.Connection, clock: Clock, code: str, kiosk_id: str) -> 
     if parse_iso(row["expires_at"]) <= clock.now():
         raise Unauthorized(
             "enrollment_code_expired", "this enrollment code has expired: make a new one"
+        )
+    if row["kiosk_id"] != kiosk_id:
+        log.warning("enrollment as %s refused: the code is for %s", kiosk_id, row["kiosk_id"])
+        raise ApiError(
+            "enrollment_code_wrong_kiosk",
+            f"this enrollment code is not for kiosk {kiosk_id}: make one for it with "
+            f"'storeserver enroll-code --kiosk {kiosk_id}'",
+            403,
+        )
+    replacing = is_enrolled(conn, kiosk_id)
+    if replacing and not row["replace_existing"]:
+        raise ApiError(
+            "kiosk_already_enrolled",
+            f"kiosk {kiosk_id} is already enrolled: to replace it an admin runs "
+            f"'storeserver enroll-code --kiosk {kiosk_id} --replace'",
+            409,
         )
     token = secrets.token_urlsafe(32)
     conn.execute(
@@ -67,6 +109,10 @@ def enroll(conn: sqlite3.Connection, clock: Clock, code: str, kiosk_id: str) -> 
         "ON CONFLICT(id) DO UPDATE SET token_sha256 = excluded.token_sha256, enrolled_at = excluded.enrolled_at",
         (kiosk_id, _sha(token), iso(clock.now())),
     )
+    if replacing:
+        log.warning(
+            "kiosk %s re-enrolled with a replacement code: its old token is revoked", kiosk_id
+        )
     return token
 
 

@@ -93,6 +93,10 @@ class SpinRequest(Strict):
     wheel_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 
 
+class TechnicianCodeRequest(Strict):
+    minutes: int = Field(default=15, ge=1, le=60, description="how long the code opens the kiosk")
+
+
 class CouponRedeemRequest(Strict):
     ref: Ref | None = None
 

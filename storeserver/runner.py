@@ -33,6 +33,7 @@ class ServerThread:
         self.store = store
         self._sock = bind(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
+        store.listening_url = self.url
         config = uvicorn.Config(
             create_app(store), log_level="warning", access_log=False, timeout_graceful_shutdown=2
         )
@@ -46,7 +47,8 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> ServerThread:
         self._thread.start()

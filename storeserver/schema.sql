@@ -106,7 +106,18 @@ CREATE TABLE IF NOT EXISTS enrollment_codes (
     code_sha256 TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,
-    used_by TEXT
+    used_by TEXT,
+    kiosk_id TEXT,                        -- the one kiosk id the code enrolls (NULL: made before)
+    replace_existing INTEGER NOT NULL DEFAULT 0  -- 1: may take over an enrolled id (--replace)
+);
+
+-- Technician codes issued (storeserver/technicians.py): who asked, for which kiosk, until when.
+CREATE TABLE IF NOT EXISTS technician_codes (
+    nonce TEXT PRIMARY KEY,
+    kiosk_id TEXT NOT NULL,
+    issued_by TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS seen_nonces (

@@ -33,10 +33,16 @@ class StoreSettings:
     lot_validity_days: int = 365
     pictures_dir: Path | None = None  # item pictures; None: pictures/ beside the database
     till_limits: TillLimits = field(default_factory=TillLimits)
+    # what phones reach the server by (pay URLs); None: the listening URL, simulated payments only
+    public_url: str | None = None
 
 
 class Store:
-    """Everything a request handler needs; safe to share between the server's threads."""
+    """Everything a request handler needs; safe to share between the server's threads.
+
+    ``provider`` None is a store without points + cash (a cash part is refused); the
+    simulated provider is never implied: the demo and tests pass it.
+    """
 
     def __init__(
         self,
@@ -57,7 +63,8 @@ class Store:
         self.db = Database(db_path)
         self.clock = clock or SystemClock()
         self.notifier = notifier or LogNotifier()
-        self.provider = provider or SimulatedPaymentProvider()
+        self.provider = provider
+        self.listening_url: str | None = None  # set by the server once it listens
         self.ledger = Ledger(
             self.db, self.clock, self.notifier, tz, self.settings.lot_validity_days
         )
@@ -73,6 +80,13 @@ class Store:
     @property
     def simulated_payments(self) -> bool:
         return isinstance(self.provider, SimulatedPaymentProvider)
+
+    def pay_base_url(self) -> str | None:
+        """The base of pay URLs: the configured public URL, else (simulated payments only) the
+        server's own listening URL; never a request's Host header, which a client chooses."""
+        if self.settings.public_url:
+            return self.settings.public_url
+        return self.listening_url if self.simulated_payments else None
 
     def today(self) -> dt.date:
         return self.ledger.today()

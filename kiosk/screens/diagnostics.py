@@ -64,8 +64,8 @@ class DiagnosticsScreen(KioskScreen):
         s: TechState = self.flow.state
         ids = self.ids
         ids.header.text = (
-            self.t("diagnostics.technician", name=s.technician)
-            if s.technician
+            self.t("diagnostics.technician", nonce=s.code_nonce)
+            if s.code_nonce
             else self.t("diagnostics.title")
         )
         left = s.idle_left_s

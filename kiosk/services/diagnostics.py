@@ -4,7 +4,8 @@
 status query: run it on a worker); ``run_live_selftest(core)`` checks the running devices
 (``kiosk selftest`` builds its own, which the app cannot while it holds them);
 ``maintenance_reason(core)`` says whether the kiosk can serve members at all;
-``verify_technician`` checks a technician code (kind T) offline with the store's key.
+``verify_technician`` (kiosk/services/technician_codes.py) checks the technician code that opens
+it: signed by the store, made for this kiosk's id and never seen here before.
 ``install_error_buffer()`` keeps the last warnings and errors of the log for this screen.
 ``DiagnosticsFlow`` is the screen's state machine, built like the member session.
 """
@@ -24,12 +25,11 @@ from importlib import metadata
 from typing import Any
 
 from kiosk import __version__
-from kiosk.domain.member_codes import CodeKind, CodeRejected, VerifiedCode, load_public_key
-from kiosk.domain.member_codes import verify_code as _verify_code
 from kiosk.domain.receipts import Bilingual, DeviceCheck, NamedValue, SelfTestPage
-from kiosk.errors import ConfigError, KioskError
+from kiosk.errors import KioskError
 from kiosk.i18n import Translator
 from kiosk.ports import DoorState, PaperState
+from kiosk.services.technician_codes import technician_guard, verify_technician
 from kiosk.storage.journal import JournalStats
 from kiosk.sync.worker import SyncStatus
 
@@ -304,19 +304,6 @@ def maintenance_reason(core, texts: Translator | None = None) -> Bilingual | Non
     return Bilingual(zh, "\n".join(texts.text(key, "en", **f) for key, f in found))
 
 
-# ---- the technician code --------------------------------------------------------------------------
-
-
-def verify_technician(code: str, key_file, now_s: int) -> VerifiedCode:
-    """A technician code (kind T) checked with the store's public key: CodeRejected, or
-    ConfigError when the kiosk has no key (not enrolled: use ``kiosk selftest`` on the device)."""
-    try:
-        key = load_public_key(key_file.read_text().strip())
-    except OSError as exc:
-        raise ConfigError(f"no store key at {key_file} ({exc}): enroll the kiosk") from exc
-    return _verify_code(code, key, now_s, kinds=frozenset({CodeKind.TECHNICIAN}))
-
-
 class TechStep(enum.Enum):
     IDLE = "idle"
     REFUSED = "refused"  # the code did not verify: nothing is shown
@@ -328,7 +315,7 @@ class TechState:
     step: TechStep = TechStep.IDLE
     busy: bool = False
     testing: bool = False  # the busy work is a self-test (else reading the report)
-    technician: str | None = None
+    code_nonce: str | None = None  # the verified code's; the server's record says whose
     report: Diagnostics | None = None
     checks: tuple[DeviceCheck, ...] = ()  # the last self-test
     refusal: str | None = None  # why the code was refused (technical English)
@@ -345,6 +332,7 @@ class DiagnosticsFlow:
         self.run = run or (lambda fn: threading.Thread(target=fn, daemon=True).start())
         self.now, self.clock, self.idle_s = now, clock, idle_s
         self.state = TechState()
+        self._guard = technician_guard(core.journal)
         self._listeners: list[Callable[[TechState], None]] = []
         self._lock = threading.Lock()
         self._code: str | None = None
@@ -367,14 +355,18 @@ class DiagnosticsFlow:
         if code == self._code and self.state.step is not TechStep.IDLE:
             return
         self._code, self._last = code, self.clock()
+        cfg = self.core.config
         try:
-            who = verify_technician(code, self.core.config.server.public_key_file, int(self.now()))
-        except (CodeRejected, ConfigError) as exc:
+            who = verify_technician(
+                code, cfg.server.public_key_file, int(self.now()), cfg.kiosk.id, self._guard
+            )
+        except KioskError as exc:  # CodeRejected, ConfigError, JournalError (keeping the nonce)
             log.warning("technician code refused: %s", exc)
             self._set(True, step=TechStep.REFUSED, refusal=str(exc))
             return
-        log.info("technician %s opened the diagnostics", who.subject)
-        self._set(True, step=TechStep.READY, technician=who.subject)
+        # the server's technician_codes table says whom this nonce was issued to
+        log.info("technician code %s opened the diagnostics", who.nonce)
+        self._set(True, step=TechStep.READY, code_nonce=who.nonce)
         self._work(selftest=False)
 
     def refresh(self) -> None:

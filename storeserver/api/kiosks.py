@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from .. import codes, kiosks
+from .. import codes, kiosks, technicians
 from ..clock import iso
 from ..errors import BadRequest
-from ..models import EnrollRequest, EventsRequest, HeartbeatRequest
+from ..models import (
+    EnrollRequest,
+    ErrorBody,
+    EventsRequest,
+    HeartbeatRequest,
+    TechnicianCodeRequest,
+)
 from ..store import Store
 from .auth import API_VERSION, Allowed, Caller, Public, Role, store_of
 
@@ -20,11 +26,21 @@ def health(_: Caller = Depends(Public()), store: Store = Depends(store_of)) -> d
     return {"status": "ok", "server_time": iso(store.clock.now()), "version": API_VERSION}
 
 
-@router.post("/v1/kiosks/enroll", tags=["kiosks"])
+@router.post(
+    "/v1/kiosks/enroll",
+    tags=["kiosks"],
+    responses={
+        403: {"model": ErrorBody, "description": "enrollment_code_wrong_kiosk"},
+    },
+)
 def enroll(
     body: EnrollRequest, _: Caller = Depends(Public()), store: Store = Depends(store_of)
 ) -> dict:
-    """Exchange a one-time enrollment code for a kiosk token and the member-code public key."""
+    """Exchange a one-time enrollment code for a kiosk token and the member-code public key.
+
+    A code enrolls only the kiosk id it was made for (else 403 `enrollment_code_wrong_kiosk`);
+    an enrolled id only with a replacement code (else 409 `kiosk_already_enrolled`), whose use
+    revokes the id's old token."""
     with store.db.transaction() as conn:
         tok = kiosks.enroll(conn, store.clock, body.enrollment_code, body.kiosk_id)
     return {
@@ -68,3 +84,19 @@ def list_kiosks(
 ) -> dict:
     """Every kiosk with its last heartbeat and open alerts."""
     return {"kiosks": kiosks.list_kiosks(store.db.connection())}
+
+
+@router.post("/v1/kiosks/{kiosk_id}/technician-codes", tags=["staff"])
+def technician_code(
+    kiosk_id: str,
+    body: TechnicianCodeRequest,
+    caller: Caller = Depends(Allowed(Role.ADMIN, Role.TECHNICIAN)),
+    store: Store = Depends(store_of),
+) -> dict:
+    """A signed code that opens this kiosk's diagnostics once, for 1 to 60 minutes; recorded
+    with the account that asked for it (404 `unknown_kiosk` for an id never enrolled)."""
+    with store.db.transaction() as conn:
+        issued = technicians.issue_technician_code(
+            conn, store.clock, store.signing_key, kiosk_id, body.minutes, caller.actor
+        )
+    return issued.view()

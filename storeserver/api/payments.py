@@ -1,8 +1,14 @@
-"""Payments of a points + cash redemption's cash part."""
+"""Payments of a points + cash redemption's cash part.
+
+``simulated`` holds the simulated provider's routes (the "pay" page and its "member paid"
+callback); the app includes them only when the store runs the simulated provider, so on any
+other server they do not exist (404).
+"""
 
 from __future__ import annotations
 
 import html
+import json
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
@@ -12,6 +18,7 @@ from ..store import Store
 from .auth import Allowed, Caller, Public, Role, store_of
 
 router = APIRouter()
+simulated = APIRouter()
 
 
 @router.get("/v1/payments/{payment_id}", tags=["payments"])
@@ -32,19 +39,19 @@ def get_payment(
     return payment.view()
 
 
-@router.post("/v1/payments/{payment_id}/simulate-paid", tags=["payments"])
+@simulated.post("/v1/payments/{payment_id}/simulate-paid", tags=["payments"])
 def simulate_paid(
     payment_id: str, _: Caller = Depends(Public()), store: Store = Depends(store_of)
 ) -> dict:
-    """The simulated provider's 'member paid' callback (demo and tests only)."""
-    if not store.simulated_payments:
-        raise NotFound("not_simulated", "this server uses a real payment provider")
+    """The simulated provider's 'member paid' callback: only on a server started with the
+    simulated provider (`serve --demo`); anyone may call it, so never in production."""
+    body = json.dumps({"payment_id": payment_id}).encode()
     with store.db.transaction() as conn:
         store.redemptions.sweep(conn)
-        return store.payments.mark_paid(conn, payment_id).view()
+        return store.payments.notified(conn, {}, body).view()
 
 
-@router.get("/pay/{payment_id}", response_class=HTMLResponse, include_in_schema=False)
+@simulated.get("/pay/{payment_id}", response_class=HTMLResponse, include_in_schema=False)
 def pay_page(
     payment_id: str, _: Caller = Depends(Public()), store: Store = Depends(store_of)
 ) -> str:

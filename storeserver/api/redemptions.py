@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from ..models import RedemptionRequest, VoidRequest
 from ..store import Store
@@ -13,13 +13,15 @@ router = APIRouter()
 
 @router.post("/v1/redemptions", tags=["redemptions"])
 def create_redemption(
-    request: Request,
     body: RedemptionRequest,
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
 ) -> dict:
-    """Hold points and stock (and open a payment for a cash part). Idempotent by txn_id."""
-    return store.redemptions.create(caller.name, body.model_dump(), str(request.base_url))
+    """Hold points and stock (and open a payment for a cash part). Idempotent by txn_id.
+
+    A cash part on a store without a payment provider is 409 `payments_unavailable`."""
+    # pay links are built from the configured public URL, never from the request's Host header
+    return store.redemptions.create(caller.name, body.model_dump(), store.pay_base_url())
 
 
 @router.get("/v1/redemptions/{txn_id}", tags=["redemptions"])

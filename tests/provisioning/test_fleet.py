@@ -212,7 +212,7 @@ def test_playbook_provisions_two_kiosks_over_ssh(tmp_path, sshd, store):
             **connection(sshd, store.url),
             "kiosk_id": kiosk_id,
             "kiosk_root": str(root),
-            "enroll_code": store.enrollment_code(),
+            "enroll_code": store.enrollment_code(kiosk_id),
         }
         for n, (kiosk_id, root) in enumerate(kiosks.items(), start=1)
     }
@@ -323,3 +323,35 @@ def test_the_example_inventory_and_group_vars_parse(tmp_path):
     host = json.loads(show.stdout)
     assert host["kiosk_compartments"] == ["1:5:6", "2:13:19"]  # the host line wins
     assert host["kiosk_harden_ssh"] is True and host["server_url"].startswith("https://")
+
+
+def test_the_task_that_passes_the_enrollment_code_logs_nothing():
+    import yaml
+
+    tasks = yaml.safe_load(PLAYBOOK.read_text())[0]["tasks"]
+    with_code = [t for t in tasks if "enroll_code" in str(t.get("ansible.builtin.command", ""))]
+    assert len(with_code) == 1 and with_code[0].get("no_log") is True, with_code
+
+
+@needs_ansible
+@needs_sshd
+def test_a_code_for_another_kiosk_fails_that_host_with_its_report_and_no_code(
+    tmp_path, sshd, store
+):
+    code = store.enrollment_code("store3-k9")
+    hosts = {
+        "k1": {
+            **connection(sshd, store.url),
+            "kiosk_harden_ssh": False,
+            "kiosk_extra_args": ["--skip", "selftest"],
+            "kiosk_id": "store3-k1",
+            "kiosk_root": str(tmp_path / "k1"),
+            "enroll_code": code,
+        }
+    }
+    result = playbook(tmp_path, hosts)
+    assert result.returncode != 0
+    assert "this enrollment code is not for kiosk store3-k1" in result.stdout, result.stdout
+    assert "kiosk-provision failed on k1" in result.stdout
+    assert code not in result.stdout + result.stderr
+    assert not (tmp_path / "k1/var/lib/kiosk/token").exists()

@@ -388,6 +388,7 @@ def test_enrollment_against_the_loopback_store_server(tmp_path, provision):
         root = tmp_path / "image"
         flags = [*BASE, "--kiosk-id", KIOSK, "--server-url", server.url, "--skip", "selftest"]
         code = server.enrollment_code()
+        spare = server.enrollment_code()  # made before the kiosk enrolled: no --replace
         status, out, _ = provision("--root", root, *flags, "--enroll-code", code)
         assert status == 0 and results(out)["enroll"] == "changed", out
         token_file = root / "var/lib/kiosk/token"
@@ -410,9 +411,24 @@ def test_enrollment_against_the_loopback_store_server(tmp_path, provision):
         assert "this enrollment code was already used: make a new one" in out
         assert token_file.read_text().strip() == token
 
+        # a code made for another kiosk id cannot take this one over
+        other = server.enrollment_code("kiosk-99")
+        status, out, _ = provision("--root", root, *flags, "--re-enroll", "--enroll-code", other)
+        assert status == 1 and results(out)["enroll"] == "FAILED"
+        assert f"this enrollment code is not for kiosk {KIOSK}" in out
+        assert token_file.read_text().strip() == token
+        with StoreServerClient(server.url, token=token) as client:
+            assert client.catalog()  # the real kiosk is not locked out
+
+        # nor a spare code made for this id before it enrolled: that takes an admin's --replace
+        status, out, _ = provision("--root", root, *flags, "--re-enroll", "--enroll-code", spare)
+        assert status == 1 and f"kiosk {KIOSK} is already enrolled" in out and "--replace" in out
+        assert token_file.read_text().strip() == token
+
         status, out, _ = provision(
-            "--root", root, *flags, "--re-enroll", "--enroll-code", server.enrollment_code()
-        )
+            "--root", root, *flags, "--re-enroll", "--enroll-code",
+            server.enrollment_code(replace=True),
+        )  # fmt: skip
         assert status == 0 and results(out)["enroll"] == "changed"
         assert token_file.read_text().strip() != token
     finally:

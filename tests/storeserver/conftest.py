@@ -11,6 +11,7 @@ import requests
 from storeserver import accounts, demo, kiosks
 from storeserver.clock import ManualClock
 from storeserver.notify import RecordingNotifier
+from storeserver.payments import SimulatedPaymentProvider
 from storeserver.runner import ServerThread
 from storeserver.store import Store
 
@@ -46,7 +47,13 @@ def notifier() -> RecordingNotifier:
 
 @pytest.fixture
 def store(tmp_path, clock, notifier) -> Iterator[Store]:
-    s = Store(tmp_path / "store.db", clock=clock, notifier=notifier)
+    # points + cash tests pay through the simulated provider, which must be asked for
+    s = Store(
+        tmp_path / "store.db",
+        clock=clock,
+        notifier=notifier,
+        provider=SimulatedPaymentProvider(),
+    )
     demo.seed(s, [KIOSK, OTHER_KIOSK])
     yield s
     s.close()
@@ -58,9 +65,9 @@ def server(store) -> Iterator[ServerThread]:
         yield srv
 
 
-def enroll(server: ServerThread, kiosk_id: str) -> Client:
+def enroll(server: ServerThread, kiosk_id: str, *, replace: bool = False) -> Client:
     with server.store.db.transaction() as conn:
-        code = kiosks.new_enrollment_code(conn, server.store.clock)
+        code = kiosks.new_enrollment_code(conn, server.store.clock, kiosk_id, replace=replace)
     resp = requests.post(
         server.url + "/v1/kiosks/enroll",
         json={"enrollment_code": code, "kiosk_id": kiosk_id},

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from storeserver import codes
@@ -33,8 +34,32 @@ def test_member_code_and_enroll_code(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     parsed, _, _ = codes.parse(out["code"])
     assert parsed.subject == "M0002" and parsed.expires - parsed.issued == 60
-    assert main(["enroll-code", "--db", db]) == 0
+    assert main(["enroll-code", "--db", db, "--kiosk", "kiosk-07"]) == 0
     assert len(capsys.readouterr().out.strip()) == 14  # XXXX-XXXX-XXXX
+
+
+def test_enroll_code_names_its_kiosk_and_replacing_one_takes_replace(tmp_path, capsys):
+    from storeserver import kiosks
+    from storeserver.store import Store
+
+    db = str(tmp_path / "s.db")
+    assert main(["enroll-code", "--db", db, "--kiosk", "kiosk-07"]) == 0
+    code = capsys.readouterr().out.strip()
+    store = Store(db)
+    try:
+        with store.db.transaction() as conn:
+            kiosks.enroll(conn, store.clock, code, "kiosk-07")
+    finally:
+        store.close()
+    with pytest.raises(SystemExit) as refused:
+        main(["enroll-code", "--db", db, "--kiosk", "kiosk-07"])
+    assert "kiosk kiosk-07 is already enrolled" in str(refused.value.code)
+    assert "storeserver enroll-code --kiosk kiosk-07 --replace" in str(refused.value.code)
+    assert main(["enroll-code", "--db", db, "--kiosk", "kiosk-07", "--replace"]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.strip()) == 14 and "its current token stops working" in out.err
+    with pytest.raises(SystemExit):
+        main(["enroll-code", "--db", db])  # --kiosk is required
 
 
 def test_member_code_for_unknown_member_fails_clearly(tmp_path):
@@ -48,11 +73,45 @@ def test_member_code_for_unknown_member_fails_clearly(tmp_path):
         raise AssertionError("expected an exit")
 
 
+def serve(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``storeserver serve`` that is expected to refuse to start (the timeout is a safety net:
+    a server that starts instead would serve forever)."""
+    return subprocess.run(
+        [sys.executable, "-m", "storeserver.cli", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_serve_without_a_payment_provider_refuses_to_start(tmp_path):
+    done = serve("--db", str(tmp_path / "s.db"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "no payment provider is configured" in done.stderr
+    assert '[payments] provider = "none"' in done.stderr and "--demo" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_refuses_a_bad_config_file_naming_it(tmp_path):
+    config = tmp_path / "server.toml"
+    config.write_text('[payments]\nprovider = "paypal"\n')
+    done = serve("--db", str(tmp_path / "s.db"), "--config", str(config))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f'{config}: payments.provider = "paypal": must be one of "simulated", "none"' in (
+        done.stderr
+    )
+    config.write_text('[payments]\nprovider = "none"\n')
+    done = serve("--db", str(tmp_path / "s.db"), "--config", str(config), "--demo")
+    assert done.returncode == 2 and "drop --demo or that setting" in done.stderr
+    done = serve("--db", str(tmp_path / "s.db"), "--demo", "--public-url", "store.example.com")
+    assert done.returncode == 2 and '--public-url = "store.example.com"' in done.stderr
+
+
 def test_serve_answers_and_stops_on_sigterm(tmp_path):
     db = str(tmp_path / "s.db")
     main(["seed-demo", "--db", db])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "storeserver.cli", "serve", "--db", db, "--port", "0"],
+        [sys.executable, "-m", "storeserver.cli", "serve", "--db", db, "--port", "0", "--demo"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -73,7 +132,10 @@ def test_serve_answers_and_stops_on_sigterm(tmp_path):
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal (systemd counts that as clean)
         assert proc.wait(timeout=10) in (0, -signal.SIGTERM)
-        assert "Traceback" not in proc.stderr.read()
+        err = proc.stderr.read()
+        assert "Traceback" not in err
+        # the demo's simulated payments are said loudly, first thing
+        assert err.startswith("WARNING: simulated payments: anyone can mark a payment paid")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -24,6 +24,7 @@ from schemathesis.checks import not_a_server_error
 from storeserver import accounts, codes, demo, demo_pictures, kiosks
 from storeserver.clock import ManualClock
 from storeserver.notify import RecordingNotifier
+from storeserver.payments import SimulatedPaymentProvider
 from storeserver.runner import ServerThread
 from storeserver.store import Store
 
@@ -167,11 +168,12 @@ def contract(tmp_path_factory) -> Iterator[Contract]:
         tmp_path_factory.mktemp("contract") / "store.db",
         clock=ManualClock(),
         notifier=RecordingNotifier(),
+        provider=SimulatedPaymentProvider(),  # points + cash holds take a payment
     )
     demo.seed(store, [KIOSK, OTHER_KIOSK])
     with ServerThread(store) as server:
         with store.db.transaction() as conn:
-            code = kiosks.new_enrollment_code(conn, store.clock)
+            code = kiosks.new_enrollment_code(conn, store.clock, KIOSK)
             accounts.add_account(conn, store.clock, "contract-manager", "manager")
             _, staff_token = accounts.issue_token(conn, store.clock, "contract-manager")
         resp = requests.post(

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from storeserver import kiosks
+from storeserver.errors import ApiError
 
-from .conftest import new_txn
+from .conftest import KIOSK, db_snapshot, new_txn
+
+
+def enroll_with(server, code: str, kiosk_id: str) -> requests.Response:
+    return requests.post(
+        server.url + "/v1/kiosks/enroll",
+        json={"enrollment_code": code, "kiosk_id": kiosk_id},
+        timeout=10,
+    )
+
+
+def new_code(store, kiosk_id: str, replace: bool = False) -> str:
+    with store.db.transaction() as conn:
+        return kiosks.new_enrollment_code(conn, store.clock, kiosk_id, replace=replace)
 
 
 def test_enrollment_code_is_one_time(server, store):
     with store.db.transaction() as conn:
-        code = kiosks.new_enrollment_code(conn, store.clock)
+        code = kiosks.new_enrollment_code(conn, store.clock, "kiosk-09")
     url = server.url + "/v1/kiosks/enroll"
     first = requests.post(url, json={"enrollment_code": code, "kiosk_id": "kiosk-09"}, timeout=10)
     assert first.status_code == 200 and first.json()["public_key"]
@@ -19,12 +34,57 @@ def test_enrollment_code_is_one_time(server, store):
     assert again.status_code == 401 and again.json()["error"] == "enrollment_code_used"
 
 
-def test_reenrolling_rotates_the_token(server, kiosk):
+def test_a_replacement_code_takes_the_id_over_and_the_old_token_stops_at_once(server, kiosk):
     from .conftest import enroll
 
-    fresh = enroll(server, "kiosk-01")
+    fresh = enroll(server, "kiosk-01", replace=True)
     assert fresh.get("/v1/catalog").status_code == 200
     assert kiosk.get("/v1/catalog").status_code == 401
+
+
+def test_a_code_for_another_kiosk_is_refused_and_changes_nothing(server, store, kiosk):
+    code = new_code(store, "kiosk-09")
+    before = db_snapshot(store)
+    refused = enroll_with(server, code, KIOSK)  # the attacker aims at a live kiosk's id
+    assert refused.status_code == 403, refused.text
+    assert refused.json() == {
+        "error": "enrollment_code_wrong_kiosk",
+        "message": "this enrollment code is not for kiosk kiosk-01: make one for it with "
+        "'storeserver enroll-code --kiosk kiosk-01'",
+    }
+    assert db_snapshot(store) == before
+    assert kiosk.get("/v1/catalog").status_code == 200  # the real kiosk is not locked out
+    assert enroll_with(server, code, "kiosk-09").status_code == 200  # still good for its own
+
+
+def test_a_spare_code_cannot_take_over_an_enrolled_kiosk(server, store):
+    spare = new_code(store, KIOSK)  # made before the kiosk enrolled, so without --replace
+    from .conftest import enroll
+
+    kiosk = enroll(server, KIOSK)
+    before = db_snapshot(store)
+    refused = enroll_with(server, spare, KIOSK)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == "kiosk_already_enrolled"
+    assert "storeserver enroll-code --kiosk kiosk-01 --replace" in refused.json()["message"]
+    assert db_snapshot(store) == before
+    assert kiosk.get("/v1/catalog").status_code == 200
+
+
+def test_a_plain_code_for_an_enrolled_kiosk_is_not_made(store, kiosk):
+    before = db_snapshot(store)
+    with pytest.raises(ApiError) as refused, store.db.transaction() as conn:
+        kiosks.new_enrollment_code(conn, store.clock, KIOSK)
+    assert refused.value.code == "kiosk_already_enrolled" and "--replace" in refused.value.message
+    assert db_snapshot(store) == before
+
+
+def test_a_code_made_before_codes_named_their_kiosk_is_refused(server, store):
+    code = new_code(store, "kiosk-09")
+    with store.db.transaction() as conn:  # as a database from before the column was added
+        conn.execute("UPDATE enrollment_codes SET kiosk_id = NULL")
+    refused = enroll_with(server, code, "kiosk-09")
+    assert refused.status_code == 403 and refused.json()["error"] == "enrollment_code_wrong_kiosk"
 
 
 def test_heartbeat_shows_in_staff_list(kiosk, staff):
@@ -125,3 +185,25 @@ def test_wrong_method_says_what_is_allowed(kiosk):
     resp = kiosk.session.delete(kiosk.base_url + "/v1/catalog", timeout=10)
     assert resp.status_code == 405 and resp.headers["Allow"] == "GET"
     assert resp.json()["error"] == "method_not_allowed"
+
+
+def test_an_older_database_gains_the_codes_kiosk_column(tmp_path):
+    import sqlite3
+
+    from storeserver.db import Database
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE enrollment_codes (code_sha256 TEXT PRIMARY KEY, created_at TEXT NOT NULL,"
+        " expires_at TEXT NOT NULL, used_by TEXT)"
+    )
+    old.execute("INSERT INTO enrollment_codes VALUES ('abc', 't0', 't1', NULL)")
+    old.commit()
+    old.close()
+    db = Database(path)
+    try:
+        row = db.connection().execute("SELECT * FROM enrollment_codes").fetchone()
+        assert (row["kiosk_id"], row["replace_existing"]) == (None, 0)
+    finally:
+        db.close()

@@ -38,6 +38,7 @@ from storeserver.clock import ManualClock
 from storeserver.errors import ApiError
 from storeserver.ledger import Ledger
 from storeserver.notify import RecordingNotifier
+from storeserver.payments import SimulatedPaymentProvider
 from storeserver.store import Store
 from tests.storeserver.conftest import KIOSK, OTHER_KIOSK, db_snapshot
 
@@ -89,7 +90,12 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="ledger-props-"))
         self.clock = ManualClock()
-        self.store = Store(self.tmp / "store.db", clock=self.clock, notifier=RecordingNotifier())
+        self.store = Store(
+            self.tmp / "store.db",
+            clock=self.clock,
+            notifier=RecordingNotifier(),
+            provider=SimulatedPaymentProvider(),
+        )
         demo.seed(self.store, KIOSKS)
         self.refused: list[Request] = []  # creates and spins refused when first sent
         self.ids = 0

@@ -8,7 +8,14 @@ from .conftest import new_txn
 
 
 def redeem(
-    client, member="M0002", sku="GIFT-MUG", compartment=1, points=800, cash_cents=0, txn=None
+    client,
+    member="M0002",
+    sku="GIFT-MUG",
+    compartment=1,
+    points=800,
+    cash_cents=0,
+    txn=None,
+    headers=None,
 ):
     body = {
         "txn_id": txn or new_txn(),
@@ -18,7 +25,7 @@ def redeem(
         "points": points,
         "cash_cents": cash_cents,
     }
-    return body, client.post("/v1/redemptions", body)
+    return body, client.post("/v1/redemptions", body, headers=headers)
 
 
 def stock(kiosk, sku):

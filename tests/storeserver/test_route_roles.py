@@ -16,6 +16,7 @@ from .conftest import Client, account, db_snapshot
 TXN = "3f0c2a1e-5b6d-4c7e-8f90-a1b2c3d4e5f6"
 PATH_VALUES = {
     "member_id": "M0001",
+    "kiosk_id": "kiosk-01",
     "txn_id": TXN,
     "payment_id": "pay_0123456789abcdef",
     "wheel_id": "LUCKY",
@@ -33,6 +34,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/kiosks/heartbeat"): KIOSK,
     ("POST", "/v1/kiosks/events"): KIOSK,
     ("GET", "/v1/kiosks"): frozenset({Role.MANAGER, Role.ADMIN, Role.TECHNICIAN}),
+    ("POST", "/v1/kiosks/{kiosk_id}/technician-codes"): frozenset({Role.ADMIN, Role.TECHNICIAN}),
     ("GET", "/v1/catalog"): KIOSK,
     ("GET", "/v1/pictures/{name}"): KIOSK,
     ("POST", "/v1/coupons/{code}/redeem"): TILL,

@@ -70,7 +70,7 @@ def client(proxy, store, tmp_path) -> Iterator[StoreServerClient]:
     """Enrolled through the proxy (a pass-through POST without a token)."""
     c = make_client(proxy.url, tmp_path)
     with store.db.transaction() as conn:
-        code = kiosks.new_enrollment_code(conn, store.clock)
+        code = kiosks.new_enrollment_code(conn, store.clock, KIOSK)
     c.enroll(code, KIOSK)
     proxy.clear_seen()
     yield c

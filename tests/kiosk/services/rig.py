@@ -28,8 +28,9 @@ from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox import Outbox
 from kiosk.sync.client import RetryPolicy, StoreServerClient
-from storeserver import demo, kiosks
+from storeserver import demo, kiosks, technicians
 from storeserver.clock import ManualClock
+from storeserver.payments import SimulatedPaymentProvider
 from storeserver.runner import ServerThread
 from storeserver.store import Store
 
@@ -95,15 +96,29 @@ class ServerSide:
         # starts at the real time: the kiosk checks member codes against its own clock
         self.clock = ManualClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
         folder.mkdir(parents=True, exist_ok=True)
-        self.store = Store(folder / "store.db", clock=self.clock)
+        # the member's phone "pays" through the simulated provider, which must be asked for
+        self.store = Store(
+            folder / "store.db", clock=self.clock, provider=SimulatedPaymentProvider()
+        )
         demo.seed(self.store, [KIOSK])
         self.thread = ServerThread(self.store, "127.0.0.1", 0)
         self.thread.start()
         self.url = self.thread.url
 
-    def enrollment_code(self) -> str:
+    def enrollment_code(self, kiosk_id: str = KIOSK, *, replace: bool | None = None) -> str:
+        """A one-time code for ``kiosk_id``; ``replace`` lets it take over an enrolled id (None:
+        when it is enrolled, as a test's fresh kiosk folder for the same id needs)."""
         with self.store.db.transaction() as conn:
-            return kiosks.new_enrollment_code(conn, self.store.clock)
+            if replace is None:
+                replace = kiosks.is_enrolled(conn, kiosk_id)
+            return kiosks.new_enrollment_code(conn, self.store.clock, kiosk_id, replace=replace)
+
+    def technician_code(self, kiosk_id: str = KIOSK, minutes: int = 15) -> str:
+        """A technician code issued by the server for ``kiosk_id`` (enrolled), as the CLI does."""
+        with self.store.db.transaction() as conn:
+            return technicians.issue_technician_code(
+                conn, self.clock, self.store.signing_key, kiosk_id, minutes, "tests"
+            ).code
 
     def balance(self, member_id: str) -> int:
         with self.store.db.transaction() as conn:

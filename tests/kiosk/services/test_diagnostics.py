@@ -29,12 +29,16 @@ from kiosk.services.diagnostics import (
     maintenance_reason,
     printer_down,
     run_live_selftest,
+)
+from kiosk.services.technician_codes import (
+    TECHNICIAN_NONCES,
+    technician_guard,
     verify_technician,
 )
 from kiosk.storage.journal import SAFE_MODE_NAME, Journal
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
-from storeserver import codes
+from storeserver import codes, kiosks
 
 from ..test_core import config
 from .rig import KIOSK, ServerSide
@@ -72,8 +76,14 @@ def errors() -> Iterator[ErrorBuffer]:
     logging.getLogger().removeHandler(buffer)
 
 
-def technician_code(server: ServerSide, kind=codes.CodeKind.TECHNICIAN, subject="T0001", **kw):
+def signed(server: ServerSide, kind=codes.CodeKind.TECHNICIAN, subject=KIOSK, **kw):
+    """A code signed with the store's key by hand (as the demo made technician codes)."""
     return codes.issue(server.store.signing_key, kind, subject, int(time.time()), **kw)
+
+
+def technician_code(server: ServerSide) -> str:
+    """A technician code the server issues for this kiosk (storeserver technician-code)."""
+    return server.technician_code(KIOSK)
 
 
 class Printer:
@@ -275,22 +285,74 @@ def test_the_live_selftest_prints_nothing_when_the_printer_is_not_ready(fake):
 def test_a_technician_code_verifies_with_the_store_key_and_nothing_else_does(core, server):
     key_file = core.config.server.public_key_file
     now = int(time.time())
-    assert verify_technician(technician_code(server), key_file, now).subject == "T0001"
+
+    def verify(code: str, at: int = now, key=key_file):
+        return verify_technician(code, key, at, KIOSK)
+
+    assert verify(technician_code(server)).subject == KIOSK
     with pytest.raises(CodeRejected) as member:
-        verify_technician(technician_code(server, codes.CodeKind.MEMBER, "M0002"), key_file, now)
+        verify(signed(server, codes.CodeKind.MEMBER, "M0002"))
     assert member.value.reason == "wrong_kind"
     with pytest.raises(CodeRejected) as staff:
-        verify_technician(technician_code(server, codes.CodeKind.STAFF, "S0001"), key_file, now)
+        verify(signed(server, codes.CodeKind.STAFF, "S0001"))
     assert staff.value.reason == "wrong_kind"
-    other = codes.issue(Ed25519PrivateKey.generate(), codes.CodeKind.TECHNICIAN, "T0001", now)
+    other = codes.issue(Ed25519PrivateKey.generate(), codes.CodeKind.TECHNICIAN, KIOSK, now)
     with pytest.raises(CodeRejected) as forged:
-        verify_technician(other, key_file, now)
+        verify(other)
     assert forged.value.reason == "forged"
     with pytest.raises(CodeRejected) as expired:
-        verify_technician(technician_code(server), key_file, now + 61)
+        verify(technician_code(server), now + 15 * 60)
     assert expired.value.reason == "expired"
     with pytest.raises(ConfigError, match="enroll"):
-        verify_technician(technician_code(server), key_file.with_name("missing.pub"), now)
+        verify(technician_code(server), key=key_file.with_name("missing.pub"))
+
+
+def test_a_technician_code_for_another_kiosk_is_refused(core, server):
+    # the demo's old hand-signed code (subject T0001) and a code issued for another kiosk
+    for code in (signed(server, subject="T0001"), signed(server, subject="kiosk-02")):
+        with pytest.raises(CodeRejected) as refused:
+            verify_technician(code, core.config.server.public_key_file, int(time.time()), KIOSK)
+        assert refused.value.reason == "wrong_kiosk"
+        assert f"storeserver technician-code --kiosk {KIOSK}" in str(refused.value)
+
+
+def test_the_flow_shows_nothing_for_another_kiosks_code_and_keeps_no_nonce(core, server):
+    with server.store.db.transaction() as conn:  # another kiosk of the store, enrolled
+        kiosks.enroll(conn, server.clock, server.enrollment_code("kiosk-02"), "kiosk-02")
+    flow, _ = flow_for(core)
+    flow.begin(server.technician_code("kiosk-02"))
+    assert flow.state.step is TechStep.REFUSED and flow.state.report is None
+    assert "is for kiosk kiosk-02, not this one" in flow.state.refusal
+    assert core.journal.all(TECHNICIAN_NONCES) == {}
+
+
+def test_a_technician_code_is_taken_once(core, server):
+    code = technician_code(server)
+    flow, _ = flow_for(core)
+    flow.begin(code)
+    assert flow.state.step is TechStep.READY
+    flow.back()
+    assert core.journal.get(TECHNICIAN_NONCES, codes.parse(code)[0].nonce) is not None
+    flow, _ = flow_for(core)  # a new flow reads the nonce from the journal
+    flow.begin(code)
+    assert flow.state.step is TechStep.REFUSED
+    assert "used here before" in flow.state.refusal and flow.state.report is None
+    flow.begin(technician_code(server))  # a fresh one works
+    assert flow.state.step is TechStep.READY
+
+
+def test_in_safe_mode_a_technician_code_still_opens_once(tmp_path, core, server):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / SAFE_MODE_NAME).write_text("journal corrupt: test\n", encoding="utf-8")
+    code = technician_code(server)
+    key_file, now = core.config.server.public_key_file, int(time.time())
+    with Journal.open(folder) as journal:
+        guard = technician_guard(journal)  # read-only journal: nonces kept in memory
+        assert verify_technician(code, key_file, now, KIOSK, guard).subject == KIOSK
+        with pytest.raises(CodeRejected) as again:
+            verify_technician(code, key_file, now, KIOSK, guard)
+    assert again.value.reason == "replayed"
 
 
 # ---- the flow -----------------------------------------------------------------------------------
@@ -313,11 +375,13 @@ def flow_for(core, **kw) -> tuple[DiagnosticsFlow, list]:
 
 def test_the_flow_shows_the_report_only_for_a_valid_code_and_runs_the_selftest(core, server):
     flow, exits = flow_for(core)
-    flow.begin(technician_code(server, codes.CodeKind.MEMBER, "M0002"))
+    flow.begin(signed(server, codes.CodeKind.MEMBER, "M0002"))
     assert flow.state.step is TechStep.REFUSED and flow.state.report is None
     assert "technician" in flow.state.refusal
-    flow.begin(technician_code(server))
-    assert flow.state.step is TechStep.READY and flow.state.technician == "T0001"
+    code = technician_code(server)
+    flow.begin(code)
+    assert flow.state.step is TechStep.READY
+    assert flow.state.code_nonce == codes.parse(code)[0].nonce
     assert flow.state.report is not None and flow.state.report.server.reachable
     assert not flow.state.busy
     flow.selftest()

@@ -120,7 +120,7 @@ def new_kiosk(server, store, clock, folder: Path, kiosk_id=KIOSK, cache_hours=24
         read_timeout_s=5.0,
     )
     with store.db.transaction() as conn:
-        enrollment_code = kiosks.new_enrollment_code(conn, store.clock)
+        enrollment_code = kiosks.new_enrollment_code(conn, store.clock, kiosk_id)
     enrollment = client.enroll(enrollment_code, kiosk_id)
     return Kiosk(Counting(client), folder, enrollment.public_key, clock, cache_hours).open()
 

@@ -68,9 +68,9 @@ def server(store) -> Iterator[ServerThread]:
         yield srv
 
 
-def enrollment_code(store: Store) -> str:
+def enrollment_code(store: Store, kiosk_id: str = KIOSK, *, replace: bool = False) -> str:
     with store.db.transaction() as conn:
-        return kiosks.new_enrollment_code(conn, store.clock)
+        return kiosks.new_enrollment_code(conn, store.clock, kiosk_id, replace=replace)
 
 
 def member_code(store: Store, member_id: str) -> str:
@@ -142,7 +142,7 @@ def test_enroll_stores_the_token_0600_and_the_key_and_a_config_client_uses_them(
 def test_re_enrolling_rotates_the_token_and_the_old_one_is_rejected(client, store, tmp_path):
     old = client.token
     fresh = make_client(client.base_url, tmp_path / "other")
-    fresh.enroll(enrollment_code(store), KIOSK)
+    fresh.enroll(enrollment_code(store, replace=True), KIOSK)
     assert fresh.token != old
     with pytest.raises(Rejected) as info:
         client.catalog()

@@ -65,7 +65,7 @@ def server(store) -> Iterator[ServerThread]:
 @pytest.fixture
 def client(server, store, tmp_path) -> Iterator[StoreServerClient]:
     with store.db.transaction() as conn:
-        code = kiosks.new_enrollment_code(conn, store.clock)
+        code = kiosks.new_enrollment_code(conn, store.clock, KIOSK)
     c = StoreServerClient(
         server.url, token_file=tmp_path / "kiosk" / "token",
         retry=RetryPolicy(attempts=2, base_delay_s=0.0, max_delay_s=0.0), sleep=lambda s: None,

@@ -95,7 +95,7 @@ def server(store: Store) -> Iterator[ServerThread]:
 @pytest.fixture
 def client(server: ServerThread, store: Store, tmp_path: Path) -> Iterator[StoreServerClient]:
     with store.db.transaction() as conn:
-        code = kiosks.new_enrollment_code(conn, store.clock)
+        code = kiosks.new_enrollment_code(conn, store.clock, KIOSK)
     c = StoreServerClient(
         server.url,
         token_file=tmp_path / "kiosk" / "token",

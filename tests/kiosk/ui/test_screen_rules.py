@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 
 from kiosk.domain.receipts import Bilingual
 from kiosk.services.staff_session import StaffStep
-from storeserver import codes, staff
+from storeserver import staff
 
 from .harness import UiDriver
 from .screen_walk import (
@@ -81,8 +80,7 @@ def test_every_visible_button_on_every_screen_is_at_least_48_px(ui_core, ui_serv
         ui.tap("exit_button")
         ui.wait_shown("attract")
 
-        ui.scan(codes.issue(ui_server.store.signing_key, codes.CodeKind.TECHNICIAN, "T0001",
-                            int(time.time())))  # fmt: skip
+        ui.scan(ui_server.technician_code())
         ui.wait_shown("diagnostics")
         tech = ui.screen.flow
         ui.wait(lambda: tech.state.step.name == "READY" and not tech.state.busy,

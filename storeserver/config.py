@@ -1,0 +1,146 @@
+"""The store server's configuration file (``storeserver serve --config PATH``, TOML).
+
+Every unknown section or key and every bad value is refused with a message naming the file,
+the key, the value and what is allowed: a server that guesses may take payments it cannot
+check. Each section is read by one small function in ``SECTIONS``; to add a section, write
+``_name(source, table, cfg)`` and list it there (and in docs/storeserver.md).
+
+```toml
+[server]
+public_url = "https://store.example.com"   # what phones reach the server by (pay links)
+
+[payments]
+provider = "none"                          # "none" (no points + cash) or "simulated" (demo)
+```
+"""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .payments import PaymentProvider, SimulatedPaymentProvider
+from .store import StoreSettings
+
+
+class ConfigError(Exception):
+    """A configuration the server refuses to start with; the message says what to change."""
+
+
+class PaymentsChoice(enum.StrEnum):
+    """``[payments] provider``: which payment provider takes the cash part of a redemption."""
+
+    SIMULATED = "simulated"  # anyone may mark a payment paid: the demo only
+    NONE = "none"  # a store without points + cash: a cash part is refused
+
+
+@dataclass
+class ServerConfig:
+    """What a config file (and the command line over it) says; ``payments`` None: not set."""
+
+    settings: StoreSettings = field(default_factory=StoreSettings)
+    payments: PaymentsChoice | None = None
+    source: str = "the command line"
+
+    def provider(self) -> PaymentProvider | None:
+        """The provider to build the store with (None: no cash payments)."""
+        if self.payments is PaymentsChoice.SIMULATED:
+            return SimulatedPaymentProvider()
+        return None
+
+
+def _show(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _keys(source: str, section: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"{source}: {section}.{key}: unknown key in [{section}]; "
+                f"allowed keys: {', '.join(allowed)}"
+            )
+
+
+def check_public_url(where: str, value: object) -> str:
+    """An http(s) base URL without query or fragment, returned without a trailing slash."""
+    allowed = (
+        "must be an http:// or https:// URL of the store server as phones reach it, "
+        'such as "https://store.example.com" (no query or fragment)'
+    )
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} = {_show(value)}: {allowed}")
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or (parts.fragment or "#" in value)
+    ):
+        raise ConfigError(f"{where} = {_show(value)}: {allowed}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{where} = {_show(value)}: {allowed}") from None
+    return value.rstrip("/")
+
+
+def _server(source: str, table: dict[str, Any], cfg: ServerConfig) -> None:
+    _keys(source, "server", table, ("public_url",))
+    if "public_url" in table:
+        where = f"{source}: server.public_url"
+        cfg.settings.public_url = check_public_url(where, table["public_url"])
+
+
+def _payments(source: str, table: dict[str, Any], cfg: ServerConfig) -> None:
+    _keys(source, "payments", table, ("provider",))
+    if "provider" not in table:
+        raise ConfigError(
+            f"{source}: payments.provider is missing: it must be one of "
+            + ", ".join(_show(c.value) for c in PaymentsChoice)
+        )
+    value = table["provider"]
+    try:
+        cfg.payments = PaymentsChoice(value) if isinstance(value, str) else None
+    except ValueError:
+        cfg.payments = None
+    if cfg.payments is None:
+        raise ConfigError(
+            f"{source}: payments.provider = {_show(value)}: must be one of "
+            + ", ".join(_show(c.value) for c in PaymentsChoice)
+            + ' ("simulated" lets anyone mark a payment paid: the demo only)'
+        )
+
+
+SECTIONS: dict[str, Callable[[str, dict[str, Any], ServerConfig], None]] = {
+    "server": _server,
+    "payments": _payments,
+}
+
+
+def load(path: Path, settings: StoreSettings | None = None) -> ServerConfig:
+    """Read ``path`` over ``settings`` (the command line's); ConfigError says what is wrong."""
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    cfg = ServerConfig(settings or StoreSettings(), source=source)
+    for name, table in data.items():
+        reader = SECTIONS.get(name)
+        if reader is None:
+            raise ConfigError(
+                f"{source}: [{name}]: unknown section; allowed sections: {', '.join(SECTIONS)}"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: {name} = {_show(table)}: must be a table, [{name}]")
+        reader(source, table, cfg)
+    return cfg
