@@ -24,13 +24,15 @@ def health(_: Caller = Depends(Public()), store: Store = Depends(store_of)) -> d
 def enroll(
     body: EnrollRequest, _: Caller = Depends(Public()), store: Store = Depends(store_of)
 ) -> dict:
-    """Exchange a one-time enrollment code for a kiosk token and the member-code public key."""
+    """Exchange a one-time enrollment code for a kiosk token and the member-code public key
+    (`public_key`: the current one; `public_keys`: every key codes may be signed with now)."""
     with store.db.transaction() as conn:
         tok = kiosks.enroll(conn, store.clock, body.enrollment_code, body.kiosk_id)
     return {
         "kiosk_id": body.kiosk_id,
         "token": tok,
         "public_key": codes.public_key_b64(store.signing_key),
+        "public_keys": codes.public_keys_b64(store.verify_keys),
         "server_time": iso(store.clock.now()),
     }
 
@@ -41,8 +43,12 @@ def heartbeat(
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
 ) -> dict:
+    """Store the kiosk's health; answers the server's clock and the member-code public keys
+    (`public_keys`, current first: a kiosk replaces its own with them, so a key rotation
+    reaches every kiosk within a heartbeat)."""
     with store.db.transaction() as conn:
-        return kiosks.heartbeat(conn, store.clock, caller.name, body.health)
+        answer = kiosks.heartbeat(conn, store.clock, caller.name, body.health)
+    return {**answer, "public_keys": codes.public_keys_b64(store.verify_keys)}
 
 
 @router.post("/v1/kiosks/events", tags=["kiosks"])
