@@ -24,7 +24,7 @@ from importlib import metadata
 from typing import Any
 
 from kiosk import __version__
-from kiosk.domain.member_codes import CodeKind, CodeRejected, VerifiedCode, load_public_key
+from kiosk.domain.member_codes import CodeKind, CodeRejected, VerifiedCode, load_public_keys
 from kiosk.domain.member_codes import verify_code as _verify_code
 from kiosk.domain.receipts import Bilingual, DeviceCheck, NamedValue, SelfTestPage
 from kiosk.errors import ConfigError, KioskError
@@ -308,10 +308,11 @@ def maintenance_reason(core, texts: Translator | None = None) -> Bilingual | Non
 
 
 def verify_technician(code: str, key_file, now_s: int) -> VerifiedCode:
-    """A technician code (kind T) checked with the store's public key: CodeRejected, or
-    ConfigError when the kiosk has no key (not enrolled: use ``kiosk selftest`` on the device)."""
+    """A technician code (kind T) checked with the store's public keys (the file as the sync
+    worker last wrote it): CodeRejected, or ConfigError when the kiosk has no key (not
+    enrolled: use ``kiosk selftest`` on the device)."""
     try:
-        key = load_public_key(key_file.read_text().strip())
+        key = load_public_keys(key_file.read_text())
     except OSError as exc:
         raise ConfigError(f"no store key at {key_file} ({exc}): enroll the kiosk") from exc
     return _verify_code(code, key, now_s, kinds=frozenset({CodeKind.TECHNICIAN}))

@@ -23,10 +23,12 @@ import requests
 import urllib3
 
 from kiosk.config import ServerSection
+from kiosk.domain.member_codes import MAX_KEYS
 from kiosk.errors import JournalError, Rejected, RetryLater, Unreachable
 from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption, StaffIdentity
 from kiosk.storage.atomic import write_file_atomic
 from kiosk.storage.pictures import MAX_PICTURE_BYTES
+from kiosk.storage.server_keys import write_public_keys
 from kiosk.sync import parse
 from kiosk.sync.parse import BadResponse
 from kiosk.sync.pictures import PICTURE_TYPES, read_picture_body
@@ -151,7 +153,7 @@ class StoreServerClient(requests.Session):
         )
 
     def enroll(self, enrollment_code: str, kiosk_id: str) -> Enrollment:
-        """Exchange a one-time code for a token; stores the token (0600) and the public key.
+        """Exchange a one-time code for a token; stores the token (0600) and the public keys.
 
         Never retried: the code works once, so a retry after a lost answer would be refused.
         """
@@ -163,11 +165,8 @@ class StoreServerClient(requests.Session):
             auth=False,
             parser=parse.keys(kiosk_id=str, token=str, public_key=str, server_time=str),
         )
-        try:
-            key = base64.b64decode(data["public_key"], validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if len(key) != 32 or not data["token"].isascii() or not data["token"].strip():
+        keys = _enrolled_keys(data)
+        if not keys or not data["token"].isascii() or not data["token"].strip():
             raise BadResponse(
                 f"store server at {self.base_url} answered garbage to enrollment "
                 "(bad token or public key): check server.url points at the store server"
@@ -178,15 +177,14 @@ class StoreServerClient(requests.Session):
                 self.token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 write_file_atomic(self.token_file, token.encode("ascii") + b"\n", 0o600)
             if self.public_key_file is not None:
-                self.public_key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                write_file_atomic(self.public_key_file, data["public_key"].encode() + b"\n", 0o644)
+                write_public_keys(self.public_key_file, [_b64(k) for k in keys])
         except OSError as exc:
             raise JournalError(
                 f"enrolled, but cannot store the kiosk token or key ({exc}): make the state "
                 "folder writable, then enroll again with a new code"
             ) from None
         self.token = token
-        return Enrollment(data["kiosk_id"], key, data["server_time"])
+        return Enrollment(data["kiosk_id"], keys[0], data["server_time"], keys)
 
     @property
     def lookup_budget_s(self) -> float:
@@ -295,7 +293,8 @@ class StoreServerClient(requests.Session):
         return results
 
     def heartbeat(self, health: Mapping[str, Any]) -> dict[str, Any]:
-        """Report the kiosk's health; returns the server's clock."""
+        """Report the kiosk's health; returns the server's clock (``server_time``) and the
+        store's public keys (``public_keys``, checked by the sync worker's heartbeat)."""
         return self._call(
             "POST",
             "/v1/kiosks/heartbeat",
@@ -456,6 +455,28 @@ class StoreServerClient(requests.Session):
             return False
         self._sleep(delay)
         return True
+
+
+def _enrolled_keys(data: Mapping[str, Any]) -> tuple[bytes, ...]:
+    """The raw keys of an enrollment answer, current first: ``public_keys`` when the server
+    sends it (it must start with ``public_key``), else ``public_key`` alone (older servers);
+    () when any is not a 32-byte key."""
+    listed = data.get("public_keys", [data["public_key"]])
+    if (
+        not isinstance(listed, list)
+        or not 1 <= len(listed) <= MAX_KEYS
+        or listed[0] != data["public_key"]
+    ):
+        return ()
+    try:
+        keys = tuple(base64.b64decode(k, validate=True) for k in listed)
+    except (binascii.Error, ValueError, TypeError):
+        return ()
+    return keys if all(len(k) == 32 for k in keys) else ()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
 
 
 def _seg(value: str) -> str:

@@ -5,6 +5,7 @@ Loopback only; every wait is bounded by a short timeout, and no test asserts on 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import ipaddress
@@ -33,6 +34,7 @@ from kiosk.domain.member_codes import CodeKind, load_public_key, verify_code
 from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
 from kiosk.ports import OutboxEvent, StoreServer
 from kiosk.sync.client import BadResponse, RetryPolicy, StoreServerClient
+from storeserver import codes as server_codes
 from storeserver import demo, kiosks, members
 from storeserver.clock import ManualClock
 from storeserver.runner import ServerThread
@@ -265,10 +267,11 @@ def test_events_are_applied_once_by_event_id(client):
     assert {"number": 6, "stock": 4} in mug["compartments"]
 
 
-def test_health_and_heartbeat(client, clock):
+def test_health_and_heartbeat(client, clock, store):
     assert client.health()["server_time"].startswith("2026-11-23")
     assert client.heartbeat({"paper": "ok", "outbox": 0}) == {
-        "server_time": "2026-11-23T02:00:00+00:00"
+        "server_time": "2026-11-23T02:00:00+00:00",
+        "public_keys": [server_codes.public_key_b64(store.signing_key)],
     }
 
 
@@ -490,6 +493,28 @@ def test_enrollment_with_a_bad_public_key_is_garbage_and_stores_nothing(tmp_path
             c.enroll("ABCD-EFGH-JKLM", KIOSK)
     assert not (tmp_path / "state" / "token").exists()
     assert c.token is None
+
+
+KEY_A, KEY_B = base64.b64encode(b"a" * 32).decode(), base64.b64encode(b"b" * 32).decode()
+
+
+def test_enrollment_stores_every_key_of_a_rotation_current_first(tmp_path):
+    answer = {"kiosk_id": KIOSK, "token": "tok", "public_key": KEY_A, "server_time": "x",
+              "public_keys": [KEY_A, KEY_B]}  # fmt: skip
+    with Stub([ok(answer)]) as stub:
+        enrollment = make_client(stub.url, tmp_path).enroll("ABCD-EFGH-JKLM", KIOSK)
+    assert enrollment.public_key == b"a" * 32
+    assert enrollment.public_keys == (b"a" * 32, b"b" * 32)
+    assert (tmp_path / "state" / "server_key.pub").read_text() == f"{KEY_A}\n{KEY_B}\n"
+
+
+@pytest.mark.parametrize("listed", [[KEY_B, KEY_A], [], [KEY_A, "c2hvcnQ="], KEY_A, [KEY_A] * 5])
+def test_enrollment_with_unusable_public_keys_is_garbage(tmp_path, listed):
+    answer = {"kiosk_id": KIOSK, "token": "tok", "public_key": KEY_A, "server_time": "x",
+              "public_keys": listed}  # fmt: skip
+    with Stub([ok(answer)]) as stub, pytest.raises(BadResponse):
+        make_client(stub.url, tmp_path).enroll("ABCD-EFGH-JKLM", KIOSK)
+    assert not (tmp_path / "state" / "server_key.pub").exists()
 
 
 def test_a_host_that_does_not_resolve_is_unreachable(tmp_path):
