@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import http.client
+import logging
 import os
 import random
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,7 @@ __all__ = [
     "StoreServerClient",
 ]
 
+log = logging.getLogger(__name__)
 MAX_EVENTS_PER_CALL = 200  # the server's EventsRequest.maxItems
 T = TypeVar("T")
 
@@ -53,8 +55,9 @@ T = TypeVar("T")
 class StoreServerClient(requests.Session):
     """The store server's kiosk API over one keep-alive session.
 
-    TLS verification is always on (``ca_bundle`` or the system CAs); ``pin_sha256`` also pins
-    the certificate. Environment proxies, ``REQUESTS_CA_BUNDLE`` and ``.netrc`` are ignored
+    TLS verification is always on (``ca_bundle`` or the system CAs); ``pins`` also pin the
+    server's public key (SPKI SHA-256, kiosk/sync/transport.py), ``pin_sha256`` (deprecated)
+    its certificate. Environment proxies, ``REQUESTS_CA_BUNDLE`` and ``.netrc`` are ignored
     (``trust_env = False``): what the kiosk trusts is in its config only.
     """
 
@@ -67,6 +70,7 @@ class StoreServerClient(requests.Session):
         public_key_file: str | os.PathLike[str] | None = None,
         ca_bundle: str | os.PathLike[str] | None = None,
         pin_sha256: str | None = None,
+        pins: Sequence[str] = (),
         connect_timeout_s: float = 3.0,
         read_timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
@@ -81,14 +85,15 @@ class StoreServerClient(requests.Session):
         self._verify: str | bool = str(ca_bundle) if ca_bundle else True
         self.verify = self._verify
         self.pin_sha256 = pin_sha256.lower().replace(":", "") if pin_sha256 else None
+        self.pins = tuple(pins)
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.headers["User-Agent"] = "loyalty-kiosk"
         self.headers["Accept"] = "application/json"
-        if self.pin_sha256:
-            self.mount("https://", PinningAdapter(self.pin_sha256))
+        if self.pins or self.pin_sha256:
+            self.mount("https://", PinningAdapter(self.pins, fingerprint=self.pin_sha256))
         if token is None and self.token_file is not None:
             token = self._read_token()
         self.token = token
@@ -103,12 +108,20 @@ class StoreServerClient(requests.Session):
         rng: random.Random | None = None,
     ) -> StoreServerClient:
         """A client from the [server] section; the token is read from ``token_file`` if present."""
+        if server.pin_sha256:
+            log.warning(
+                "server.pin_sha256 is deprecated: it pins the store's certificate, so the kiosk "
+                "refuses the server after every certificate renewal; replace it with "
+                'server.pins = ["sha256/..."] (print the pin with `storeserver tls-pin '
+                "server.pem`), which pins the server's key"
+            )
         return cls(
             server.url,
             token_file=server.token_file,
             public_key_file=server.public_key_file,
             ca_bundle=server.ca_bundle,
             pin_sha256=server.pin_sha256,
+            pins=server.pins,
             connect_timeout_s=server.connect_timeout_s,
             read_timeout_s=server.read_timeout_s,
             retry=retry,
