@@ -86,6 +86,8 @@ def run_doctor(config_path: str | os.PathLike[str], probes: Probes | None = None
     if cfg is not None:
         checks.append(ok("config", f"{cfg.source}: kiosk {cfg.kiosk.id}, server {cfg.server.url}"))
         checks.append(_enrollment(cfg.server))
+        if cfg.server.pin_sha256:
+            checks.append(_old_pin(cfg.server))
         checks += _server(cfg.server, p)
         checks += _devices(cfg, p)
         state_dir = cfg.kiosk.state_dir
@@ -132,6 +134,16 @@ def _enrollment(server: ServerSection) -> Check:
         )
         return warn(name, detail, f"chown --reference={token.parent} {token}")
     return ok(name, f"token {token} (0600) and store key {key} present")
+
+
+def _old_pin(server: ServerSection) -> Check:
+    return warn(
+        "pinning",
+        f"server.pin_sha256 pins the store's certificate ({server.pin_sha256[:16]}...): the kiosk "
+        "will refuse the server after its next certificate renewal",
+        'replace it with server.pins = ["sha256/..."] (on the store server: `storeserver '
+        "tls-pin server.pem`), which pins the server's key and survives renewals",
+    )
 
 
 def _server(server: ServerSection, p: Probes) -> list[Check]:

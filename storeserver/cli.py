@@ -43,8 +43,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server = ServerThread(store, args.host, args.port)
     except OSError as exc:
         sys.exit(f"storeserver: cannot listen on {args.host}:{args.port}: {exc.strerror}")
-    print(f"store server on {server.url} (database {args.db}, pictures {store.pictures.folder})",
-          flush=True)  # fmt: skip
+    print(f"store server on {server.url} (database {args.db}, pictures {store.pictures.folder}, "
+          f"signing key {store.keys.path})", flush=True)  # fmt: skip
     server.serve_forever()
     return 0
 

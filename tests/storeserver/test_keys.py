@@ -71,6 +71,30 @@ def test_a_key_in_an_old_database_moves_out_to_the_file(tmp_path, caplog):
     store.close()
 
 
+def put_in_db(db, key: Ed25519PrivateKey) -> None:
+    raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO meta(key, value) VALUES ('signing_key', ?)", (raw.hex(),))
+
+
+def test_a_move_cut_short_after_the_file_was_written_finishes_on_the_next_start(tmp_path):
+    store = Store(tmp_path / "store.db")
+    key = store.signing_key
+    store.close()
+    put_in_db(tmp_path / "store.db", key)  # the file is written, the row not yet deleted
+    again = Store(tmp_path / "store.db")
+    assert again.signing_key.public_key() == key.public_key()
+    assert again.db.get_meta("signing_key") is None
+    again.close()
+
+
+def test_a_database_and_a_file_holding_different_keys_stop_the_start(tmp_path):
+    Store(tmp_path / "store.db").close()
+    put_in_db(tmp_path / "store.db", Ed25519PrivateKey.generate())
+    with pytest.raises(keys.KeyFileError, match="holds another"):
+        Store(tmp_path / "store.db")
+
+
 def test_a_key_file_others_may_read_is_refused_at_start(tmp_path):
     Store(tmp_path / "store.db").close()
     path = tmp_path / "store.keys" / "signing.pem"
