@@ -66,9 +66,13 @@ class Store:
             self.db, self.clock, self.ledger, self.payments, self.settings.hold_expiry_s
         )
         key_file = Path(self.settings.signing_key_file or keys.default_key_file(db_path))
-        keys.open_keys(key_file, lambda: self.db.get_meta("signing_key"), self._forget_db_key)
         self.keys = keys.KeyRing(key_file, lambda: self.clock.now().timestamp())
-        self.keys.keys()  # a bad key file stops start-up, not the first request
+        try:
+            keys.open_keys(key_file, lambda: self.db.get_meta("signing_key"), self._forget_db_key)
+            self.keys.keys()  # a bad key file stops start-up, not the first request
+        except BaseException:
+            self.db.close()
+            raise
         self.pictures = PictureFolder(
             self.settings.pictures_dir or Path(db_path).resolve().parent / "pictures"
         )
