@@ -17,12 +17,11 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kiosk.domain.member_codes import MAX_KEYS
 from kiosk.storage.outbox import Outbox
 from kiosk.sync.parse import BadResponse
 
 __all__ = ["Heartbeat", "clean_health", "no_health", "read_public_keys"]
-
-MAX_KEYS = 4  # the store sends its current key, and its previous one during a rotation
 
 log = logging.getLogger(__name__)
 
