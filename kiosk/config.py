@@ -144,6 +144,32 @@ _KIOSK_ID = _string(
 _PIN = _Rule(
     "must be 64 hex digits (a SHA-256 fingerprint)", _string(64, r"[0-9a-fA-F]{64}").ok, str.lower
 )
+_SPKI_PIN = re.compile(r"sha256/[A-Za-z0-9+/]{43}=")
+MAX_PINS = 2  # the server's key and the one it will move to
+
+
+def _is_pin_list(value: Any) -> bool:
+    if isinstance(value, list) and any(
+        isinstance(v, str) and re.fullmatch(r"[0-9a-fA-F:]{64,95}", v) for v in value
+    ):
+        raise _Invalid(
+            'a pin names the server\'s public key, not the certificate: "sha256/" and 44 '
+            "base64 characters (print it with `storeserver tls-pin server.pem`)"
+        )
+    return (
+        isinstance(value, list)
+        and 1 <= len(value) <= MAX_PINS
+        and all(isinstance(v, str) and _SPKI_PIN.fullmatch(v) for v in value)
+        and len(set(value)) == len(value)
+    )
+
+
+_PINS = _Rule(
+    f'must be a list of 1 to {MAX_PINS} different pins, each "sha256/" and 44 base64 '
+    "characters (print one with `storeserver tls-pin server.pem`)",
+    _is_pin_list,
+    tuple,
+)
 _CAMERA_DEVICE = _Rule(
     "must be a camera index from 0 to 63 or a device path such as /dev/video0",
     lambda v: (type(v) is int and 0 <= v <= 63) or (isinstance(v, str) and v.startswith("/")),
@@ -183,7 +209,8 @@ class ServerSection:
     url: str = _key(_SERVER_URL)
     token_file: Path = _key(_path("kiosk.state_dir"), Path("token"))
     ca_bundle: Path | None = _key(_path(), None)
-    pin_sha256: str | None = _key(_PIN, None)
+    pin_sha256: str | None = _key(_PIN, None)  # deprecated: pins the certificate, not its key
+    pins: tuple[str, ...] = _key(_PINS, ())
     connect_timeout_s: float = _key(_number_range(0.1, 30), 3.0)
     read_timeout_s: float = _key(_number_range(0.1, 60), 10.0)
     public_key_file: Path = _key(_path("kiosk.state_dir"), Path("server_key.pub"))
@@ -373,6 +400,11 @@ def parse_config(data: dict[str, Any], source: str) -> KioskConfig:
 
     kiosk = section("kiosk", KioskSection)
     server = section("server", ServerSection)
+    if server.pins and server.pin_sha256:
+        raise ConfigError(
+            f"{source}: server.pin_sha256 = {server.pin_sha256!r}: remove it, server.pins "
+            "replaces it (pin_sha256 pins the certificate, which every renewal changes)"
+        )
     # Joining an absolute path onto state_dir keeps it as it is.
     server = replace(
         server,

@@ -33,6 +33,7 @@ from kiosk.storage.catalog_cache import CatalogCache
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox import STOCK_EVENT_KINDS, Outbox
 from kiosk.storage.pictures import PictureCache
+from kiosk.storage.server_keys import ServerKeyFile
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.pictures import PictureFetcher
 from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
@@ -193,7 +194,8 @@ def build_core(
         offline_limits=OfflineLimits.from_config(config.offline),
         payment_timeout_s=payment_timeout_s,
     )  # fmt: skip
-    key = _public_key(config)
+    keyfile = ServerKeyFile(config.server.public_key_file)
+    key = keyfile.load()  # TrustedKeys, shared with the verifiers: on_keys swaps them
     identifier = staff = None
     if key is not None:
         identifier = MemberIdentifier(
@@ -215,6 +217,7 @@ def build_core(
         on_wheel=lambda wid, info: core.on_wheel(wid, info),
         on_online_change=connectivity.changed,
         on_cycle=lambda status: core.housekeeping(status),
+        on_keys=keyfile.update,
     )  # fmt: skip
     outbox.on_queued(lambda event: event.kind in STOCK_EVENT_KINDS and sync.wake())
     core = KioskCore(
@@ -226,10 +229,3 @@ def build_core(
     if cached is not None:  # offline from the start still offers gifts
         core.on_catalog(cached[0], cached_at=cached[1])
     return core
-
-
-def _public_key(config: KioskConfig) -> str | None:
-    try:
-        return config.server.public_key_file.read_text().strip() or None
-    except FileNotFoundError:
-        return None

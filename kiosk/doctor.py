@@ -12,8 +12,6 @@ Everything outside Python goes through ``Probes`` (the command runner, disk usag
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import os
 import re
@@ -36,7 +34,8 @@ from kiosk.doctor_base import (  # noqa: F401 - re-exported: kiosk.doctor is the
     run_command,
     warn,
 )
-from kiosk.errors import KioskError, Rejected
+from kiosk.domain.member_codes import load_public_keys
+from kiosk.errors import ConfigError, KioskError, Rejected
 from kiosk.storage.journal import SAFE_MODE_NAME
 from kiosk.sync.client import RetryPolicy, StoreServerClient
 
@@ -87,6 +86,8 @@ def run_doctor(config_path: str | os.PathLike[str], probes: Probes | None = None
     if cfg is not None:
         checks.append(ok("config", f"{cfg.source}: kiosk {cfg.kiosk.id}, server {cfg.server.url}"))
         checks.append(_enrollment(cfg.server))
+        if cfg.server.pin_sha256:
+            checks.append(_old_pin(cfg.server))
         checks += _server(cfg.server, p)
         checks += _devices(cfg, p)
         state_dir = cfg.kiosk.state_dir
@@ -118,12 +119,10 @@ def _enrollment(server: ServerSection) -> Check:
         how = "run as root or the kiosk user (`sudo kiosk doctor`); if it stays unreadable, "
         return fail(name, f"cannot read the kiosk token {token}: {exc}", how + FIX_ENROLL)
     try:
-        raw = base64.b64decode(key.read_text(encoding="ascii").strip(), validate=True)
+        load_public_keys(key.read_text(encoding="ascii"))
     except FileNotFoundError:
         return fail(name, f"no store public key at {key}: codes cannot be checked", FIX_ENROLL)
-    except (OSError, UnicodeDecodeError, binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
+    except (OSError, UnicodeDecodeError, ConfigError):
         return fail(name, f"store public key {key} is not a 32-byte Ed25519 key", FIX_ENROLL)
     if st.st_mode & 0o077:
         mode = f"{st.st_mode & 0o777:04o}"
@@ -135,6 +134,16 @@ def _enrollment(server: ServerSection) -> Check:
         )
         return warn(name, detail, f"chown --reference={token.parent} {token}")
     return ok(name, f"token {token} (0600) and store key {key} present")
+
+
+def _old_pin(server: ServerSection) -> Check:
+    return warn(
+        "pinning",
+        f"server.pin_sha256 pins the store's certificate ({server.pin_sha256[:16]}...): the kiosk "
+        "will refuse the server after its next certificate renewal",
+        'replace it with server.pins = ["sha256/..."] (on the store server: `storeserver '
+        "tls-pin server.pem`), which pins the server's key and survives renewals",
+    )
 
 
 def _server(server: ServerSection, p: Probes) -> list[Check]:

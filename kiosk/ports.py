@@ -165,8 +165,9 @@ class Enrollment:
     """What enrollment returned; the token is already stored in the token file."""
 
     kiosk_id: str
-    public_key: bytes  # raw 32-byte Ed25519 key for member codes
+    public_key: bytes  # raw 32-byte Ed25519 key for member codes (the store's current one)
     server_time: str
+    public_keys: tuple[bytes, ...] = ()  # every key codes may be signed with now, current first
 
 
 @dataclass(frozen=True)

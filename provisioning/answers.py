@@ -30,6 +30,7 @@ FLAG_KEYS = {
     "language": ("kiosk", "language"),
     "timezone": ("kiosk", "timezone"),
     "server_url": ("server", "url"),
+    "server_pin": ("server", "pins"),
 }
 HEADER = (
     "# /etc/kiosk/kiosk.toml, written by kiosk-provision. Every key: docs/config.md.\n"
@@ -152,6 +153,8 @@ def build_config(
     for dest, value in given.items():
         section, key = FLAG_KEYS[dest]
         _table(data, section, origin)[key] = value
+    if "server_pin" in given and _table(data, "server", origin).pop("pin_sha256", None):
+        log.info("server.pin_sha256 dropped: --server-pin replaces it (server.pins)")
     if compartments:
         _table(data, "locker", origin)["compartments"] = compartments
     if sim:

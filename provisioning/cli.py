@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--answers", type=Path, metavar="FILE", help="a kiosk.toml, whole or in part")
     g.add_argument("--kiosk-id", metavar="ID", help="kiosk.id, e.g. store12-k1")
     g.add_argument("--server-url", metavar="URL", help="server.url, e.g. https://store.example.com")
+    g.add_argument(
+        "--server-pin",
+        action="append",
+        default=None,
+        metavar="PIN",
+        help="server.pins: the store server's key pin, sha256/... from 'storeserver tls-pin "
+        "server.pem'; once or twice (replaces them all, and any old pin_sha256)",
+    )
     g.add_argument("--store-name-zh", metavar="NAME", help="kiosk.store_name_zh")
     g.add_argument("--store-name-en", metavar="NAME", help="kiosk.store_name_en")
     g.add_argument("--language", choices=("zh", "en"), help="kiosk.language")

@@ -94,6 +94,7 @@ class EnrollStep(Step):
             public_key_file=self.target.path(s.public_key_file),
             ca_bundle=self.target.path(s.ca_bundle) if s.ca_bundle else None,
             pin_sha256=s.pin_sha256,
+            pins=s.pins,
             connect_timeout_s=s.connect_timeout_s,
             read_timeout_s=s.read_timeout_s,
             retry=RetryPolicy(attempts=1),  # enrollment is never retried: the code works once

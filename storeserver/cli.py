@@ -1,5 +1,6 @@
 """``storeserver`` command line: serve, seed-demo, enroll-code, technician-code, member-code,
-add-account, token, tokens, revoke-token, add-staff, staff-badge, disable-staff."""
+add-account, token, tokens, revoke-token, add-staff, staff-badge, disable-staff, rotate-key,
+tls-pin."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import accounts, demo, kiosks, members, staff, technicians, wheel
+from . import accounts, demo, keys, kiosks, members, staff, technicians, tls_pin, wheel
 from .config import ConfigError, PaymentsChoice, ServerConfig, check_public_url, load
 from .errors import ApiError
 from .notify import LogNotifier, Notifier, WebhookNotifier
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def _settings(args: argparse.Namespace) -> StoreSettings:
-    settings = StoreSettings(timezone=args.timezone, pictures_dir=args.pictures)
+    settings = StoreSettings(
+        timezone=args.timezone, pictures_dir=args.pictures, signing_key_file=args.signing_key
+    )
     if hasattr(args, "hold_expiry"):
         settings.hold_expiry_s = args.hold_expiry
         settings.payment_expiry_s = args.payment_expiry
@@ -89,8 +92,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server = ServerThread(store, args.host, args.port)
     except OSError as exc:
         sys.exit(f"storeserver: cannot listen on {args.host}:{args.port}: {exc.strerror}")
-    print(f"store server on {server.url} (database {args.db}, pictures {store.pictures.folder})",
-          flush=True)  # fmt: skip
+    print(f"store server on {server.url} (database {args.db}, pictures {store.pictures.folder}, "
+          f"signing key {store.keys.path})", flush=True)  # fmt: skip
     if store.pay_base_url():
         log.info("pay links start %s", store.pay_base_url())
     if (
@@ -255,6 +258,36 @@ def cmd_disable_staff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    store = _store(args)
+    path = store.keys.path
+    try:
+        if args.finish:
+            had = keys.finish_rotation(path)
+            print(f"previous signing key {'removed' if had else 'already gone'}: only {path} "
+                  "is trusted")  # fmt: skip
+            return 0
+        if args.overlap_days < 0:
+            sys.exit("storeserver: --overlap-days must be 0 or more")
+        now = int(store.clock.now().timestamp())
+        keys.rotate(path, now, args.overlap_days * 86400)
+    except (keys.KeyFileError, OSError) as exc:
+        sys.exit(f"storeserver: {exc}")
+    print(f"new signing key in {path}; the previous one is trusted for {args.overlap_days} "
+          "days (kiosks learn both at their next heartbeat). Print new staff badges now "
+          "(storeserver staff-badge): badges of the previous key stop working when the overlap "
+          "ends or with 'rotate-key --finish'.")  # fmt: skip
+    return 0
+
+
+def cmd_tls_pin(args: argparse.Namespace) -> int:
+    try:
+        print(tls_pin.pin_of_pem(args.cert.read_bytes()))
+    except (OSError, ValueError) as exc:
+        sys.exit(f"storeserver: cannot read a certificate from {args.cert}: {exc}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storeserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -273,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="folder of item pictures (PNG/JPEG named by items.picture; "
             "default: 'pictures' beside the database)",
+        )
+        p.add_argument(
+            "--signing-key",
+            type=Path,
+            default=None,
+            help="Ed25519 key file (PEM, owner-only) that signs codes and badges "
+            "(default: <db stem>.keys/signing.pem beside the database)",
         )
         p.set_defaults(func=func)
         return p
@@ -380,6 +420,26 @@ def build_parser() -> argparse.ArgumentParser:
         "stop a staff member's badges and PIN (kiosks drop their cached PIN when online)",
     )
     p.add_argument("staff_id")
+    p = command(
+        "rotate-key",
+        cmd_rotate_key,
+        "make a new signing key; the previous one stays trusted for an overlap",
+    )
+    p.add_argument(
+        "--overlap-days",
+        type=int,
+        default=keys.DEFAULT_OVERLAP_DAYS,
+        help=f"days the previous key stays trusted (default {keys.DEFAULT_OVERLAP_DAYS})",
+    )
+    p.add_argument(
+        "--finish", action="store_true", help="drop the previous key now (ends the overlap)"
+    )
+    p = sub.add_parser(
+        "tls-pin",
+        help="print a certificate's pin for the kiosks' server.pins (sha256/ + base64 SPKI)",
+    )
+    p.add_argument("cert", type=Path, help="the server certificate, PEM")
+    p.set_defaults(func=cmd_tls_pin)
     return parser
 
 

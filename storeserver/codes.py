@@ -17,6 +17,7 @@ import binascii
 import enum
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -79,6 +80,31 @@ def load_public_key(b64: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(b64))
 
 
+Keys = Ed25519PrivateKey | Ed25519PublicKey | Iterable[Ed25519PrivateKey | Ed25519PublicKey]
+
+
+def public_keys(keys: Keys) -> tuple[Ed25519PublicKey, ...]:
+    """The public keys to try: one key (private or public) or several, current first."""
+    many = [keys] if isinstance(keys, Ed25519PrivateKey | Ed25519PublicKey) else list(keys)
+    return tuple(k.public_key() if isinstance(k, Ed25519PrivateKey) else k for k in many)
+
+
+def public_keys_b64(keys: Keys) -> list[str]:
+    """Each key as enrollment and heartbeats send it (raw 32 bytes, base64), current first."""
+    return [base64.b64encode(k.public_bytes_raw()).decode("ascii") for k in public_keys(keys)]
+
+
+def signed_by_any(keys: Keys, signature: bytes, signed: bytes) -> bool:
+    """Whether one of ``keys`` made ``signature`` (at most two: current and previous)."""
+    for key in public_keys(keys):
+        try:
+            key.verify(signature, signed)
+        except InvalidSignature:
+            continue
+        return True
+    return False
+
+
 def issue(
     key: Ed25519PrivateKey,
     kind: CodeKind,
@@ -120,15 +146,12 @@ def parse(text: str) -> tuple[SignedCode, bytes, bytes]:
     return SignedCode(code_kind, subject, int(issued), int(expires), nonce), signed, signature
 
 
-def verify(public_key: Ed25519PublicKey, text: str, now_s: int) -> SignedCode:
-    """Check format, signature and time window. Replay checking is the caller's (it needs state)."""
+def verify(keys: Keys, text: str, now_s: int) -> SignedCode:
+    """Check format, signature (by any of ``keys``) and time window. Replay checking is the
+    caller's (it needs state)."""
     code, signed, signature = parse(text)
-    try:
-        public_key.verify(signature, signed)
-    except InvalidSignature:
-        raise CodeError(
-            "forged", "code signature does not verify: not issued by this store"
-        ) from None
+    if not signed_by_any(keys, signature, signed):
+        raise CodeError("forged", "code signature does not verify: not issued by this store")
     if code.expires <= code.issued or code.expires - code.issued > 3600:
         raise CodeError("malformed", "code validity window is not plausible")
     if now_s >= code.expires:

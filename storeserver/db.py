@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -61,6 +63,25 @@ def _upgrade_accounts(conn: sqlite3.Connection) -> None:
         )
 
 
+def _owner_only(path: str) -> None:
+    """The database, its WAL and SHM readable by the owner only (they hold every member's
+    points and the staff PIN hashes). SQLite gives the WAL and SHM the database file's mode, so
+    the file is made 0600 before SQLite opens it; wider existing files are narrowed."""
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            mode = stat.S_IMODE(os.stat(name).st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, mode & 0o700)
+            log.warning("database file %s was mode %04o: now %04o (owner only)",
+                        name, mode, mode & 0o700)  # fmt: skip
+
+
 class Database:
     """Owns the SQLite file. Each thread gets its own connection; writers use BEGIN IMMEDIATE.
 
@@ -77,6 +98,7 @@ class Database:
         # Writers of this process queue here rather than in SQLite's busy handler, which polls
         # with sleeps of up to 100 ms; BEGIN IMMEDIATE still guards against other processes.
         self._write_lock = threading.Lock()
+        _owner_only(self.path)
         conn = self.connection()
         conn.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
         _add_columns(conn)

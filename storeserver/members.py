@@ -103,12 +103,13 @@ def issue_code(
 
 
 def resolve_code(
-    ledger: Ledger, conn: sqlite3.Connection, key: Ed25519PrivateKey, kiosk_id: str, code: str
+    ledger: Ledger, conn: sqlite3.Connection, keys: codes.Keys, kiosk_id: str, code: str
 ) -> str:
-    """Verify a member code and remember its nonce; the same kiosk may retry, another may not."""
+    """Verify a member code (signed by any of ``keys``: the store's trusted keys) and remember
+    its nonce; the same kiosk may retry, another may not."""
     now = ledger.clock.now()
     try:
-        parsed = codes.verify(key.public_key(), code, int(now.timestamp()))
+        parsed = codes.verify(keys, code, int(now.timestamp()))
     except codes.CodeError as exc:
         status = 401 if exc.reason == "forged" else 400
         raise ApiError(f"code_{exc.reason}", str(exc), status) from None

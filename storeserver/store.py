@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from . import keys
 from .clock import Clock, SystemClock
 from .db import Database
 from .holds import DEFAULT_HOLD_EXPIRY_S, Redemptions
@@ -35,6 +35,8 @@ class StoreSettings:
     till_limits: TillLimits = field(default_factory=TillLimits)
     # what phones reach the server by (pay URLs); None: the listening URL, simulated payments only
     public_url: str | None = None
+    # the Ed25519 key of codes and badges; None: <db stem>.keys/signing.pem beside the database
+    signing_key_file: Path | None = None
 
 
 class Store:
@@ -72,7 +74,14 @@ class Store:
         self.redemptions = Redemptions(
             self.db, self.clock, self.ledger, self.payments, self.settings.hold_expiry_s
         )
-        self.signing_key = self._signing_key()
+        key_file = Path(self.settings.signing_key_file or keys.default_key_file(db_path))
+        self.keys = keys.KeyRing(key_file, lambda: self.clock.now().timestamp())
+        try:
+            keys.open_keys(key_file, lambda: self.db.get_meta("signing_key"), self._forget_db_key)
+            self.keys.keys()  # a bad key file stops start-up, not the first request
+        except BaseException:
+            self.db.close()
+            raise
         self.pictures = PictureFolder(
             self.settings.pictures_dir or Path(db_path).resolve().parent / "pictures"
         )
@@ -91,21 +100,19 @@ class Store:
     def today(self) -> dt.date:
         return self.ledger.today()
 
-    def _signing_key(self) -> Ed25519PrivateKey:
-        """The store's Ed25519 key for member codes, made once and kept in the database."""
-        stored = self.db.get_meta("signing_key")
-        if stored is not None:
-            return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(stored))
-        key = Ed25519PrivateKey.generate()
-        raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The current key: every new code and badge is signed with it."""
+        return self.keys.current()
+
+    @property
+    def verify_keys(self) -> tuple[Ed25519PublicKey, ...]:
+        """The keys a code may be signed with now: current, and previous during an overlap."""
+        return self.keys.trusted()
+
+    def _forget_db_key(self) -> None:
         with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('signing_key', ?)", (raw.hex(),)
-            )
-        # another process may have won the race: read back what is stored
-        return Ed25519PrivateKey.from_private_bytes(
-            bytes.fromhex(self.db.get_meta("signing_key") or "")
-        )
+            conn.execute("DELETE FROM meta WHERE key = 'signing_key'")
 
     def close(self) -> None:
         self.db.close()

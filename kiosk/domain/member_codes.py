@@ -1,6 +1,8 @@
 """Offline verification of signed member, staff and technician codes (``LK1.`` format).
 
-The kiosk holds only the store's Ed25519 public key, so it can check a code but never mint one.
+The kiosk holds only the store's Ed25519 public keys, so it can check a code but never mint one.
+It trusts one key, or two while the store rotates its key (:class:`TrustedKeys`): a code signed
+by any of them is accepted.
 Format and rules: docs/member-codes.md. Written independently of ``storeserver.codes`` (the
 kiosk does not import the server); tests cross-check the two.
 
@@ -15,6 +17,7 @@ import binascii
 import enum
 import re
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,8 +35,11 @@ __all__ = [
     "MemoryNonceStore",
     "NonceStore",
     "ReplayGuard",
+    "TrustedKeys",
     "VerifiedCode",
     "load_public_key",
+    "load_public_keys",
+    "trusted_keys",
     "verify_code",
 ]
 
@@ -41,6 +47,7 @@ PREFIX = "LK1"
 CLOCK_SKEW_S = 30  # a code "issued" this far in the future is still accepted (phone clocks drift)
 MAX_WINDOW_S = 3600  # members' codes live 60 s; anything over an hour was not made by the app
 MAX_CODE_LEN = 256
+MAX_KEYS = 4  # current and previous; a server that sends more is not this store's
 _ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _INT = re.compile(r"[0-9]{1,12}")
 _NONCE = re.compile(r"[0-9a-f]{16}")
@@ -94,6 +101,78 @@ def load_public_key(key: bytes | str) -> Ed25519PublicKey:
         ) from None
 
 
+def load_public_keys(text: str) -> tuple[Ed25519PublicKey, ...]:
+    """The store's trusted keys as the public key file holds them: one base64 key per line,
+    current first (a file of one line, as enrollment wrote before key rotation, is one key)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not 1 <= len(lines) <= MAX_KEYS:
+        raise ConfigError(
+            f"the store's public key file holds {len(lines)} keys (1 to {MAX_KEYS} expected): "
+            "re-enroll the kiosk to fetch them again"
+        )
+    return tuple(load_public_key(line) for line in lines)
+
+
+class TrustedKeys:
+    """The store keys a code may be signed with, current first; replaced whole when the store
+    announces others (a key rotation). Iterating gives a snapshot, so any thread may read it
+    while the sync worker replaces it."""
+
+    def __init__(self, keys: Iterable[Ed25519PublicKey]) -> None:
+        self._keys = self._checked(keys)
+
+    @staticmethod
+    def _checked(keys: Iterable[Ed25519PublicKey]) -> tuple[Ed25519PublicKey, ...]:
+        got = tuple(keys)
+        if not 1 <= len(got) <= MAX_KEYS:
+            raise ConfigError(f"the store must send 1 to {MAX_KEYS} public keys, not {len(got)}")
+        return got
+
+    def __iter__(self) -> Iterator[Ed25519PublicKey]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def raw(self) -> tuple[bytes, ...]:
+        return tuple(k.public_bytes_raw() for k in self._keys)
+
+    def replace(self, keys: Iterable[Ed25519PublicKey]) -> bool:
+        """Trust ``keys`` from now on; True if they differ from the keys trusted until now."""
+        new = self._checked(keys)
+        changed = tuple(k.public_bytes_raw() for k in new) != self.raw()
+        self._keys = new  # one reference swap: a reader sees the old tuple or the new one
+        return changed
+
+
+Keys = Ed25519PublicKey | Iterable[Ed25519PublicKey]
+
+
+def trusted_keys(keys: Keys | bytes | str) -> TrustedKeys:
+    """``keys`` as :class:`TrustedKeys`: the same object if it is one already (so a rotation
+    the sync worker learns reaches its users), else from a key, keys, raw bytes or the key
+    file's text."""
+    if isinstance(keys, TrustedKeys):
+        return keys
+    if isinstance(keys, str):
+        return TrustedKeys(load_public_keys(keys))
+    if isinstance(keys, bytes):
+        return TrustedKeys([load_public_key(keys)])
+    if isinstance(keys, Ed25519PublicKey):
+        return TrustedKeys([keys])
+    return TrustedKeys(keys)
+
+
+def _signed_by_any(keys: Keys, signature: bytes, signed: bytes) -> bool:
+    for key in (keys,) if isinstance(keys, Ed25519PublicKey) else keys:
+        try:
+            key.verify(signature, signed)
+        except InvalidSignature:
+            continue
+        return True
+    return False
+
+
 def _malformed(detail: str, code: VerifiedCode | None = None) -> CodeRejected:
     return CodeRejected(
         "malformed",
@@ -135,7 +214,7 @@ def _parse(text: object) -> tuple[VerifiedCode, bytes, bytes]:
 
 def verify_code(
     text: str,
-    public_key: Ed25519PublicKey,
+    public_keys: Keys,
     now_s: int,
     *,
     kinds: frozenset[CodeKind] | None = None,
@@ -143,21 +222,20 @@ def verify_code(
     max_window_s: int = MAX_WINDOW_S,
 ) -> VerifiedCode:
     """Check format, signature, window, expiry and issue time, in that order (as the server),
-    then the kind.
+    then the kind. The signature may be by any of ``public_keys`` (one key, or the store's
+    current and previous keys: at most two tries).
 
     ``max_window_s`` is the longest plausible life of a code (issue to expiry): an hour, as
     the server's; a staff badge passes its own (kiosk.domain.staff). Replay is not checked
     here: it needs state (see :class:`ReplayGuard`).
     """
     code, signed, signature = _parse(text)
-    try:
-        public_key.verify(signature, signed)
-    except InvalidSignature:
+    if not _signed_by_any(public_keys, signature, signed):
         raise CodeRejected(
             "forged",
             "code signature does not verify: it was not issued by this store "
             "(if every code fails, re-enroll the kiosk to refresh the store key)",
-        ) from None
+        )
     if code.expires <= code.issued or code.expires - code.issued > max_window_s:
         raise _malformed("validity window is not plausible", code)
     if now_s >= code.expires:
@@ -234,16 +312,18 @@ class ReplayGuard:
 
 
 class CodeVerifier:
-    """The store key, the clock-skew allowance and a replay guard, for the scan use case."""
+    """The store keys, the clock-skew allowance and a replay guard, for the scan use case.
+
+    ``public_keys`` is read at each check: pass :class:`TrustedKeys` to follow rotations."""
 
     def __init__(
         self,
-        public_key: Ed25519PublicKey,
+        public_keys: Keys,
         guard: ReplayGuard,
         *,
         clock_skew_s: int = CLOCK_SKEW_S,
     ) -> None:
-        self.public_key = public_key
+        self.public_keys = public_keys
         self.guard = guard
         self.clock_skew_s = clock_skew_s
 
@@ -252,7 +332,7 @@ class CodeVerifier:
     ) -> VerifiedCode:
         """Verify ``text`` and consume its nonce; any refusal is :class:`CodeRejected`."""
         code = verify_code(
-            text, self.public_key, now_s, kinds=kinds, clock_skew_s=self.clock_skew_s
+            text, self.public_keys, now_s, kinds=kinds, clock_skew_s=self.clock_skew_s
         )
         self.guard.check(code, now_s)
         return code

@@ -21,12 +21,11 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from kiosk.domain.member_codes import (
     CLOCK_SKEW_S,
     CodeKind,
     CodeRejected,
+    Keys,
     VerifiedCode,
     verify_code,
 )
@@ -133,7 +132,7 @@ _BADGE_REFUSALS = {
 
 
 def verify_badge(
-    text: str, public_key: Ed25519PublicKey, now_s: int, *, clock_skew_s: int = CLOCK_SKEW_S
+    text: str, public_keys: Keys, now_s: int, *, clock_skew_s: int = CLOCK_SKEW_S
 ) -> VerifiedCode:
     """Check a scanned staff badge offline: format, signature, kind ``S``, window, expiry.
 
@@ -143,7 +142,7 @@ def verify_badge(
     try:
         return verify_code(
             text,
-            public_key,
+            public_keys,
             now_s,
             kinds=_STAFF_ONLY,
             clock_skew_s=clock_skew_s,

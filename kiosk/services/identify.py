@@ -17,17 +17,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from kiosk.domain.member_codes import (
     CLOCK_SKEW_S,
     CodeKind,
     CodeRejected,
     CodeVerifier,
+    Keys,
     MemoryNonceStore,
     ReplayGuard,
     VerifiedCode,
-    load_public_key,
+    trusted_keys,
 )
 from kiosk.domain.member_view import (
     MemberView,
@@ -174,7 +173,7 @@ class MemberIdentifier:
         self,
         server: StoreServer,
         journal: Journal,
-        public_key: Ed25519PublicKey | bytes | str,
+        public_keys: Keys | bytes | str,
         *,
         now: Callable[[], float],
         cache_hours: int,
@@ -186,9 +185,7 @@ class MemberIdentifier:
         self._cache_s = cache_hours * 3600
         self._cache_hours = cache_hours
         self._clock_skew_s = clock_skew_s
-        key = (
-            public_key if isinstance(public_key, Ed25519PublicKey) else load_public_key(public_key)
-        )
+        key = trusted_keys(public_keys)  # shared TrustedKeys: a key rotation reaches us
         self._durable = CodeVerifier(
             key, ReplayGuard(JournalNonceStore(journal)), clock_skew_s=clock_skew_s
         )

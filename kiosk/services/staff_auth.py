@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from kiosk.domain.member_codes import load_public_key
+from kiosk.domain.member_codes import Keys, trusted_keys
 from kiosk.domain.staff import (
     CachedPin,
     FailureRecord,
@@ -62,17 +60,14 @@ class StaffAuthenticator:
         self,
         server: StoreServer,
         journal: Journal,
-        verifier_public_key: Ed25519PublicKey | bytes | str,
+        verifier_public_key: Keys | bytes | str,
         now: Callable[[], float] = time.time,
         *,
         cache_days: float = DEFAULT_CACHE_DAYS,
         policy: LockoutPolicy | None = None,
         hash_params: ScryptParams | None = None,
     ) -> None:
-        if isinstance(verifier_public_key, Ed25519PublicKey):
-            self._key = verifier_public_key
-        else:
-            self._key = load_public_key(verifier_public_key)
+        self._key = trusted_keys(verifier_public_key)  # shared: a key rotation reaches us
         self._server = server
         self._journal = journal
         self._now = now

@@ -16,7 +16,7 @@ from kiosk.domain.member_codes import (
     MemoryNonceStore,
     ReplayGuard,
     VerifiedCode,
-    load_public_key,
+    load_public_keys,
 )
 from kiosk.domain.member_codes import verify_code as _verify_code
 from kiosk.errors import ConfigError
@@ -41,11 +41,12 @@ def technician_guard(journal: Journal) -> ReplayGuard:
 def verify_technician(
     code: str, key_file, now_s: int, kiosk_id: str, guard: ReplayGuard | None = None
 ) -> VerifiedCode:
-    """A technician code (kind T) checked with the store's public key, made for ``kiosk_id``
+    """A technician code (kind T) checked with the store's public keys (the file as the sync
+    worker last wrote it: current and previous during a rotation), made for ``kiosk_id``
     and, given a ``guard``, not seen before (its nonce is then kept): CodeRejected, or
     ConfigError when the kiosk has no key (not enrolled: use ``kiosk selftest`` on the device)."""
     try:
-        key = load_public_key(key_file.read_text().strip())
+        key = load_public_keys(key_file.read_text())
     except OSError as exc:
         raise ConfigError(f"no store key at {key_file} ({exc}): enroll the kiosk") from exc
     who = _verify_code(code, key, now_s, kinds=frozenset({CodeKind.TECHNICIAN}))

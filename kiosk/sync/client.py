@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import http.client
+import logging
 import os
 import random
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,10 +24,12 @@ import requests
 import urllib3
 
 from kiosk.config import ServerSection
+from kiosk.domain.member_codes import MAX_KEYS
 from kiosk.errors import JournalError, Rejected, RetryLater, Unreachable
 from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption, StaffIdentity
 from kiosk.storage.atomic import write_file_atomic
 from kiosk.storage.pictures import MAX_PICTURE_BYTES
+from kiosk.storage.server_keys import write_public_keys
 from kiosk.sync import parse
 from kiosk.sync.parse import BadResponse
 from kiosk.sync.pictures import PICTURE_TYPES, read_picture_body
@@ -44,6 +47,7 @@ __all__ = [
     "StoreServerClient",
 ]
 
+log = logging.getLogger(__name__)
 MAX_EVENTS_PER_CALL = 200  # the server's EventsRequest.maxItems
 T = TypeVar("T")
 
@@ -51,8 +55,9 @@ T = TypeVar("T")
 class StoreServerClient(requests.Session):
     """The store server's kiosk API over one keep-alive session.
 
-    TLS verification is always on (``ca_bundle`` or the system CAs); ``pin_sha256`` also pins
-    the certificate. Environment proxies, ``REQUESTS_CA_BUNDLE`` and ``.netrc`` are ignored
+    TLS verification is always on (``ca_bundle`` or the system CAs); ``pins`` also pin the
+    server's public key (SPKI SHA-256, kiosk/sync/transport.py), ``pin_sha256`` (deprecated)
+    its certificate. Environment proxies, ``REQUESTS_CA_BUNDLE`` and ``.netrc`` are ignored
     (``trust_env = False``): what the kiosk trusts is in its config only.
     """
 
@@ -65,6 +70,7 @@ class StoreServerClient(requests.Session):
         public_key_file: str | os.PathLike[str] | None = None,
         ca_bundle: str | os.PathLike[str] | None = None,
         pin_sha256: str | None = None,
+        pins: Sequence[str] = (),
         connect_timeout_s: float = 3.0,
         read_timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
@@ -79,14 +85,15 @@ class StoreServerClient(requests.Session):
         self._verify: str | bool = str(ca_bundle) if ca_bundle else True
         self.verify = self._verify
         self.pin_sha256 = pin_sha256.lower().replace(":", "") if pin_sha256 else None
+        self.pins = tuple(pins)
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.headers["User-Agent"] = "loyalty-kiosk"
         self.headers["Accept"] = "application/json"
-        if self.pin_sha256:
-            self.mount("https://", PinningAdapter(self.pin_sha256))
+        if self.pins or self.pin_sha256:
+            self.mount("https://", PinningAdapter(self.pins, fingerprint=self.pin_sha256))
         if token is None and self.token_file is not None:
             token = self._read_token()
         self.token = token
@@ -101,12 +108,20 @@ class StoreServerClient(requests.Session):
         rng: random.Random | None = None,
     ) -> StoreServerClient:
         """A client from the [server] section; the token is read from ``token_file`` if present."""
+        if server.pin_sha256:
+            log.warning(
+                "server.pin_sha256 is deprecated: it pins the store's certificate, so the kiosk "
+                "refuses the server after every certificate renewal; replace it with "
+                'server.pins = ["sha256/..."] (print the pin with `storeserver tls-pin '
+                "server.pem`), which pins the server's key"
+            )
         return cls(
             server.url,
             token_file=server.token_file,
             public_key_file=server.public_key_file,
             ca_bundle=server.ca_bundle,
             pin_sha256=server.pin_sha256,
+            pins=server.pins,
             connect_timeout_s=server.connect_timeout_s,
             read_timeout_s=server.read_timeout_s,
             retry=retry,
@@ -151,7 +166,7 @@ class StoreServerClient(requests.Session):
         )
 
     def enroll(self, enrollment_code: str, kiosk_id: str) -> Enrollment:
-        """Exchange a one-time code for a token; stores the token (0600) and the public key.
+        """Exchange a one-time code for a token; stores the token (0600) and the public keys.
 
         Never retried: the code works once, so a retry after a lost answer would be refused.
         """
@@ -163,11 +178,8 @@ class StoreServerClient(requests.Session):
             auth=False,
             parser=parse.keys(kiosk_id=str, token=str, public_key=str, server_time=str),
         )
-        try:
-            key = base64.b64decode(data["public_key"], validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if len(key) != 32 or not data["token"].isascii() or not data["token"].strip():
+        keys = _enrolled_keys(data)
+        if not keys or not data["token"].isascii() or not data["token"].strip():
             raise BadResponse(
                 f"store server at {self.base_url} answered garbage to enrollment "
                 "(bad token or public key): check server.url points at the store server"
@@ -178,15 +190,14 @@ class StoreServerClient(requests.Session):
                 self.token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 write_file_atomic(self.token_file, token.encode("ascii") + b"\n", 0o600)
             if self.public_key_file is not None:
-                self.public_key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                write_file_atomic(self.public_key_file, data["public_key"].encode() + b"\n", 0o644)
+                write_public_keys(self.public_key_file, [_b64(k) for k in keys])
         except OSError as exc:
             raise JournalError(
                 f"enrolled, but cannot store the kiosk token or key ({exc}): make the state "
                 "folder writable, then enroll again with a new code"
             ) from None
         self.token = token
-        return Enrollment(data["kiosk_id"], key, data["server_time"])
+        return Enrollment(data["kiosk_id"], keys[0], data["server_time"], keys)
 
     @property
     def lookup_budget_s(self) -> float:
@@ -295,7 +306,8 @@ class StoreServerClient(requests.Session):
         return results
 
     def heartbeat(self, health: Mapping[str, Any]) -> dict[str, Any]:
-        """Report the kiosk's health; returns the server's clock."""
+        """Report the kiosk's health; returns the server's clock (``server_time``) and the
+        store's public keys (``public_keys``, checked by the sync worker's heartbeat)."""
         return self._call(
             "POST",
             "/v1/kiosks/heartbeat",
@@ -456,6 +468,28 @@ class StoreServerClient(requests.Session):
             return False
         self._sleep(delay)
         return True
+
+
+def _enrolled_keys(data: Mapping[str, Any]) -> tuple[bytes, ...]:
+    """The raw keys of an enrollment answer, current first: ``public_keys`` when the server
+    sends it (it must start with ``public_key``), else ``public_key`` alone (older servers);
+    () when any is not a 32-byte key."""
+    listed = data.get("public_keys", [data["public_key"]])
+    if (
+        not isinstance(listed, list)
+        or not 1 <= len(listed) <= MAX_KEYS
+        or listed[0] != data["public_key"]
+    ):
+        return ()
+    try:
+        keys = tuple(base64.b64decode(k, validate=True) for k in listed)
+    except (binascii.Error, ValueError, TypeError):
+        return ()
+    return keys if all(len(k) == 32 for k in keys) else ()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
 
 
 def _seg(value: str) -> str:

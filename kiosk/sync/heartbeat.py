@@ -2,22 +2,26 @@
 
 The report is the health provider's dict as plain finite JSON plus the worker's own state under
 "sync"; a provider that raises is reported, not fatal. The skew is the server's clock minus the
-kiosk's. Member codes are checked against the kiosk clock, so a skew over the limit is logged
+kiosk's. The answer also names the store's member-code public keys (``public_keys``, current
+first), so a key rotation reaches the kiosk within a heartbeat. Member codes are checked against the kiosk clock, so a skew over the limit is logged
 once, and once more when it is back within it. docs/kiosk-sync.md has the long form.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kiosk.domain.member_codes import MAX_KEYS
 from kiosk.storage.outbox import Outbox
 from kiosk.sync.parse import BadResponse
 
-__all__ = ["Heartbeat", "clean_health", "no_health"]
+__all__ = ["Heartbeat", "clean_health", "no_health", "read_public_keys"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,27 @@ class Heartbeat:
         elif abs(skew) <= limit and self._skew_warned:
             log.info("kiosk clock is within %.1f s of the store server's again", abs(skew))
         self._skew_warned = abs(skew) > limit
+
+
+def read_public_keys(answer: object) -> tuple[str, ...] | None:
+    """The heartbeat answer's ``public_keys`` (base64 of raw 32-byte keys, current first);
+    None from a server that does not send them; BadResponse when they are not such keys."""
+    keys = answer.get("public_keys") if isinstance(answer, dict) else None
+    if keys is None:
+        return None
+    if isinstance(keys, list) and 1 <= len(keys) <= MAX_KEYS and all(map(_is_key, keys)):
+        return tuple(keys)
+    raise BadResponse(
+        f"store server answered the heartbeat with unusable public_keys ({keys!r:.80}): "
+        "check the store server version"
+    )
+
+
+def _is_key(text: object) -> bool:
+    try:
+        return isinstance(text, str) and len(base64.b64decode(text, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def clean_health(value: Any, depth: int = 0) -> Any:

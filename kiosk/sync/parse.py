@@ -19,6 +19,7 @@ import requests
 
 from kiosk.errors import Rejected, RetryLater, StoreServerError, Unreachable
 from kiosk.ports import EventResult, Redemption, StaffIdentity
+from kiosk.sync.transport import PinMismatch
 
 __all__ = [
     "BadResponse",
@@ -181,6 +182,16 @@ def rejection(resp: requests.Response, what: str, base_url: str) -> StoreServerE
     return Rejected(resp.status_code, code, text)
 
 
+def _pin_mismatch(exc: BaseException) -> str | None:
+    """The message of the PinMismatch (kiosk/sync/transport.py) behind a requests SSLError:
+    requests wraps urllib3's MaxRetryError, whose ``reason`` it is."""
+    for inner in exc.args:
+        reason = getattr(inner, "reason", inner)
+        if isinstance(reason, PinMismatch):
+            return str(reason)
+    return None
+
+
 def transport_error(
     exc: requests.RequestException,
     what: str,
@@ -194,6 +205,9 @@ def transport_error(
     host = urllib.parse.urlsplit(base_url).netloc
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
+        mismatch = _pin_mismatch(exc)
+        if mismatch is not None:
+            return Unreachable(mismatch), False
         if "Fingerprints did not match" in text:
             return Unreachable(
                 f"the certificate of {host} does not match the pinned fingerprint "

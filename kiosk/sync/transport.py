@@ -1,15 +1,28 @@
 """What the store server client sends its requests through: the retry policy for idempotent
-calls and the certificate-pinning adapter (kiosk/sync/client.py uses both)."""
+calls and the pinning adapter (kiosk/sync/client.py uses both).
+
+Pins name the server's public key: ``sha256/`` + base64 of the SHA-256 of the certificate's
+SubjectPublicKeyInfo (DER), as HPKP's ``pin-sha256``. A certificate renewed with the same key
+keeps its pin; two pins let a store move to a new key without a day when kiosks refuse it.
+"""
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
 
-__all__ = ["PinningAdapter", "RetryPolicy"]
+__all__ = ["PinMismatch", "PinningAdapter", "RetryPolicy", "spki_pin"]
 
 
 # ---- values -------------------------------------------------------------------------------------
@@ -32,13 +45,76 @@ class RetryPolicy:
 # ---- transport ----------------------------------------------------------------------------------
 
 
-class PinningAdapter(HTTPAdapter):
-    """Checks the server certificate's SHA-256 (DER) on every connection, on top of CA checks."""
+def spki_pin(der_certificate: bytes) -> str:
+    """``sha256/<base64>`` of the certificate's SubjectPublicKeyInfo."""
+    key = x509.load_der_x509_certificate(der_certificate).public_key()
+    spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
 
-    def __init__(self, fingerprint: str, **kwargs: Any) -> None:
-        self._fingerprint = fingerprint  # before super(): it calls init_poolmanager
+
+class PinMismatch(urllib3.exceptions.SSLError):
+    """The server's public key is none of the pinned ones (an SSLError, so urllib3 and
+    requests pass it on as a TLS failure; kiosk/sync/parse.py words it for a technician)."""
+
+    def __init__(self, host: str, seen: str, pins: Sequence[str]) -> None:
+        super().__init__(
+            f"the public key of {host} ({seen}) matches none of the pinned keys "
+            f"(server.pins = {', '.join(pins)}): if the store moved its server to a new key, "
+            "add that key's pin (storeserver tls-pin server.pem) to server.pins; otherwise "
+            "something is intercepting the connection"
+        )
+        self.seen = seen
+        self.pins = tuple(pins)
+
+
+class _PinnedConnection(HTTPSConnection):
+    """An HTTPS connection that checks the server's key against the pins after each handshake
+    (CA and host name checks have already passed)."""
+
+    def __init__(self, *args: Any, pins: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pins = tuple(pins)
+
+    def connect(self) -> None:
+        super().connect()
+        der = self.sock.getpeercert(binary_form=True) if self.sock is not None else None
+        seen = spki_pin(der) if der else "no certificate"
+        if seen not in self._pins:
+            self.close()
+            raise PinMismatch(f"{self.host}:{self.port}", seen, self._pins)
+
+
+class _PinnedPoolManager(urllib3.PoolManager):
+    def __init__(self, *args: Any, pins: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pins = tuple(pins)
+
+    def _new_pool(self, scheme, host, port, request_context=None):
+        pool = super()._new_pool(scheme, host, port, request_context)
+        if scheme == "https":
+            pool.ConnectionCls = functools.partial(_PinnedConnection, pins=self._pins)
+        return pool
+
+
+class PinningAdapter(HTTPAdapter):
+    """Pins the server on every new connection, on top of CA checks: by its public key
+    (``pins``, SPKI SHA-256), or - deprecated - by the certificate's SHA-256 (``fingerprint``,
+    urllib3's ``assert_fingerprint``, which breaks at every certificate renewal)."""
+
+    def __init__(
+        self, pins: Sequence[str] = (), *, fingerprint: str | None = None, **kwargs: Any
+    ) -> None:
+        self._pins = tuple(pins)  # before super(): it calls init_poolmanager
+        self._fingerprint = fingerprint
         super().__init__(**kwargs)
 
     def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
-        pool_kwargs["assert_fingerprint"] = self._fingerprint
-        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+        if self._fingerprint:
+            pool_kwargs["assert_fingerprint"] = self._fingerprint
+        if not self._pins:
+            super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+            return
+        self._pool_connections, self._pool_maxsize, self._pool_block = connections, maxsize, block
+        self.poolmanager = _PinnedPoolManager(
+            num_pools=connections, maxsize=maxsize, block=block, pins=self._pins, **pool_kwargs
+        )

@@ -1,6 +1,7 @@
 """The sync worker: one daemon thread that keeps the kiosk and the store server in step.
 
-Each cycle it sends a heartbeat (every `heartbeat_s`, measuring clock skew), drains the outbox
+Each cycle it sends a heartbeat (every `heartbeat_s`, measuring clock skew and handing the
+store's public keys to `on_keys` when they change: a key rotation), drains the outbox
 in batches while that makes progress, and re-reads the catalog and wheels (every `refresh_s`),
 calling back only on change; the catalog's pictures are brought up to date at each read
 (`fetch_pictures`, which never fails the cycle). Any failure - the server down, a refusal,
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
 from kiosk.ports import EventResult, OutboxEvent, StoreServer
 from kiosk.storage.outbox import Outbox
-from kiosk.sync.heartbeat import Heartbeat, no_health
+from kiosk.sync.heartbeat import Heartbeat, no_health, read_public_keys
 from kiosk.sync.parse import BadResponse
 
 __all__ = ["SyncError", "SyncSettings", "SyncStatus", "SyncWorker"]
@@ -90,6 +91,7 @@ class SyncWorker:
         on_wheel: Callable[[str, dict[str, Any]], None] | None = None,
         on_online_change: Callable[[bool], None] | None = None,
         on_cycle: Callable[[SyncStatus], None] | None = None,
+        on_keys: Callable[[tuple[str, ...]], None] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         wait: Callable[[threading.Event, float], object] = threading.Event.wait,
@@ -104,6 +106,8 @@ class SyncWorker:
         self._on_wheel = on_wheel
         self._on_online_change = on_online_change
         self._on_cycle = on_cycle
+        self._on_keys = on_keys
+        self._keys: tuple[str, ...] | None = None  # the public keys last handed to on_keys
         self._clock = clock
         self._monotonic = monotonic
         self._wait = wait
@@ -326,6 +330,11 @@ class SyncWorker:
         sent = self._clock()
         answer = self._call("heartbeat", self._server.heartbeat, health)
         self._beat.read_skew(answer, sent, self._clock(), self.settings.skew_warn_s)
+        keys = read_public_keys(answer)
+        if keys is not None and keys != self._keys:
+            # Recorded only once the callback took them: a failed callback gets them again.
+            self._callback("on_keys", self._on_keys, keys)
+            self._keys = keys
         self._next_heartbeat = self._monotonic() + self.settings.heartbeat_s
 
     # --- outbox -------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ def health(_: Caller = Depends(Public()), store: Store = Depends(store_of)) -> d
 def enroll(
     body: EnrollRequest, _: Caller = Depends(Public()), store: Store = Depends(store_of)
 ) -> dict:
-    """Exchange a one-time enrollment code for a kiosk token and the member-code public key.
+    """Exchange a one-time enrollment code for a kiosk token and the member-code public key
+    (`public_key`: the current one; `public_keys`: every key codes may be signed with now).
 
     A code enrolls only the kiosk id it was made for (else 403 `enrollment_code_wrong_kiosk`);
     an enrolled id only with a replacement code (else 409 `kiosk_already_enrolled`), whose use
@@ -47,6 +48,7 @@ def enroll(
         "kiosk_id": body.kiosk_id,
         "token": tok,
         "public_key": codes.public_key_b64(store.signing_key),
+        "public_keys": codes.public_keys_b64(store.verify_keys),
         "server_time": iso(store.clock.now()),
     }
 
@@ -57,8 +59,12 @@ def heartbeat(
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
 ) -> dict:
+    """Store the kiosk's health; answers the server's clock and the member-code public keys
+    (`public_keys`, current first: a kiosk replaces its own with them, so a key rotation
+    reaches every kiosk within a heartbeat)."""
     with store.db.transaction() as conn:
-        return kiosks.heartbeat(conn, store.clock, caller.name, body.health)
+        answer = kiosks.heartbeat(conn, store.clock, caller.name, body.health)
+    return {**answer, "public_keys": codes.public_keys_b64(store.verify_keys)}
 
 
 @router.post("/v1/kiosks/events", tags=["kiosks"])

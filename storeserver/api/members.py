@@ -105,6 +105,6 @@ def resolve(
     """Verify a scanned member code and return the member view for this kiosk."""
     with store.db.transaction() as conn:
         member_id = members.resolve_code(
-            store.ledger, conn, store.signing_key, caller.name, body.code
+            store.ledger, conn, store.verify_keys, caller.name, body.code
         )
         return members.view(store.ledger, conn, member_id, caller.name)

@@ -40,6 +40,6 @@ def verify_staff(
     in a row locks the staff member for 5 minutes (423 `staff_locked`, `Retry-After`).
     """
     found = staff.verify(
-        store.db, store.clock, store.signing_key, caller.name, body.badge, body.pin
+        store.db, store.clock, store.verify_keys, caller.name, body.badge, body.pin
     )
     return StaffVerified(**found)

@@ -21,6 +21,7 @@ from kiosk.errors import ConfigError
 
 EXAMPLE = Path(config.__file__).parent / "kiosk.example.toml"
 SOURCE = "kiosk.toml"
+PIN_A, PIN_B = "sha256/" + "A" * 43 + "=", "sha256/" + "b+/9" * 10 + "xyz="
 
 
 def minimal() -> dict[str, Any]:
@@ -116,6 +117,20 @@ def test_server_files_resolve_relative_to_state_dir() -> None:
     assert cfg.server.public_key_file == Path("/etc/kiosk/server.pub")
 
 
+def test_two_key_pins_are_read_in_order() -> None:
+    data = minimal()
+    data["server"]["pins"] = [PIN_A, PIN_B]
+    assert parse_config(data, SOURCE).server.pins == (PIN_A, PIN_B)
+    assert parse_config(minimal(), SOURCE).server.pins == ()
+
+
+def test_the_old_certificate_pin_next_to_pins_is_an_error_saying_remove_it() -> None:
+    data = minimal()
+    data["server"].update(pins=[PIN_A], pin_sha256="ab" * 32)
+    message = error_of(data)
+    assert "server.pin_sha256" in message and "remove it, server.pins replaces it" in message
+
+
 def test_values_are_converted() -> None:
     data = minimal()
     data["server"].update(url="https://store.example.com/", pin_sha256="AB" * 32)
@@ -169,6 +184,11 @@ BAD_VALUES = [
     ("server", "url", "https://", "must be an http:// or https:// URL"),
     ("server", "url", "https://store.example.com:99999", "must be an http:// or https:// URL"),
     ("server", "pin_sha256", "abc", "must be 64 hex digits"),
+    ("server", "pins", "sha256/" + "A" * 43 + "=", "must be a list of 1 to 2 different pins"),
+    ("server", "pins", [], "must be a list of 1 to 2 different pins"),
+    ("server", "pins", [PIN_A, PIN_B, "sha256/" + "C" * 43 + "="], "must be a list of 1 to 2"),
+    ("server", "pins", [PIN_A, PIN_A], "must be a list of 1 to 2 different pins"),
+    ("server", "pins", ["AB" * 32], "a pin names the server's public key, not the certificate"),
     ("server", "connect_timeout_s", 0, "must be a number from 0.1 to 30"),
     ("server", "read_timeout_s", 61, "must be a number from 0.1 to 60"),
     ("server", "ca_bundle", "ca.pem", "must be an absolute path"),

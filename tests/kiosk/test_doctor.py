@@ -163,6 +163,16 @@ def test_missing_public_key(site):
     assert_problem(doctor(site)["enrollment"], "32-byte", "enroll-code")
 
 
+def test_the_old_certificate_pin_is_a_warning_saying_write_pins(site, tmp_path):
+    old = tmp_path / "old-pin.toml"
+    old.write_text(
+        site.path.read_text().replace("[server]\n", "[server]\npin_sha256 = '" + "ab" * 32 + "'\n")
+    )
+    found = by_name(run_doctor(old, site.probes))
+    assert_problem(found["pinning"], "certificate renewal", "server.pins")
+    assert "pinning" not in by_name(run_doctor(site.path, site.probes))
+
+
 def test_server_down(site, tmp_path):
     dead = tmp_path / "dead.toml"
     dead.write_text(site.path.read_text().replace(site.cfg.server.url, "http://127.0.0.1:9"))

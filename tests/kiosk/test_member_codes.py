@@ -16,8 +16,11 @@ from kiosk.domain.member_codes import (
     CodeVerifier,
     MemoryNonceStore,
     ReplayGuard,
+    TrustedKeys,
     VerifiedCode,
     load_public_key,
+    load_public_keys,
+    trusted_keys,
     verify_code,
 )
 from kiosk.errors import ConfigError, KioskError
@@ -78,6 +81,47 @@ def test_load_public_key_takes_base64_or_raw_bytes():
 def test_a_bad_public_key_is_a_config_error_saying_re_enroll(bad):
     with pytest.raises(ConfigError, match="re-enroll"):
         load_public_key(bad)
+
+
+# ---- several keys (a store key rotation) -------------------------------------------------------
+
+
+def test_a_code_of_either_trusted_key_verifies_and_of_another_key_is_forged():
+    other = OTHER_KEY.public_key()
+    assert verify_code(code(), [other, PUB], NOW).subject == "M0002"  # the previous key
+    assert verify_code(code(), (PUB,), NOW).subject == "M0002"
+    with pytest.raises(CodeRejected) as info:
+        verify_code(code(), [other], NOW)
+    assert info.value.reason == "forged"
+
+
+def test_the_key_file_holds_one_key_a_line_current_first():
+    lines = f"{server_codes.public_key_b64(OTHER_KEY)}\n{server_codes.public_key_b64(KEY)}\n"
+    keys = load_public_keys(lines)
+    assert [k.public_bytes_raw() for k in keys] == [
+        OTHER_KEY.public_key().public_bytes_raw(),
+        PUB.public_bytes_raw(),
+    ]
+    assert len(load_public_keys(server_codes.public_key_b64(KEY))) == 1  # as enrollment wrote it
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", (server_codes.public_key_b64(KEY) + "\n") * 5])
+def test_a_key_file_without_1_to_4_keys_is_a_config_error(text):
+    with pytest.raises(ConfigError, match="re-enroll"):
+        load_public_keys(text)
+
+
+def test_a_verifier_follows_the_trusted_keys_when_they_are_replaced():
+    trusted = TrustedKeys([PUB])
+    verifier = CodeVerifier(trusted_keys(trusted), ReplayGuard(MemoryNonceStore()))
+    assert verifier.accept(code(nonce="0000000000000001"), NOW)
+    assert trusted.replace([OTHER_KEY.public_key()])
+    with pytest.raises(CodeRejected) as info:
+        verifier.accept(code(nonce="0000000000000002"), NOW)
+    assert info.value.reason == "forged"
+    assert not trusted.replace([OTHER_KEY.public_key()])  # the same keys: no change
+    with pytest.raises(ConfigError):
+        trusted.replace([])
 
 
 # ---- time ------------------------------------------------------------------------------------

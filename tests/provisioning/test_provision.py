@@ -225,6 +225,22 @@ def test_a_changed_flag_changes_only_that_key_and_keeps_the_old_file(tmp_path, p
     assert load_config(root / "etc/kiosk/kiosk.toml.bak").server.url == "http://127.0.0.1:9"
 
 
+def test_server_pins_are_written_and_replace_an_old_certificate_pin(tmp_path, provision):
+    pins = ["sha256/" + "A" * 43 + "=", "sha256/" + "B" * 43 + "="]
+    root = tmp_path / "image"
+    assert provision("--root", root, *BASE, "--skip", "selftest")[0] == 0
+    path = root / "etc/kiosk/kiosk.toml"
+    path.write_text(
+        path.read_text().replace("[server]\n", '[server]\npin_sha256 = "' + "ab" * 32 + '"\n')
+    )
+    assert load_config(path).server.pin_sha256 == "ab" * 32
+    flags = ("--server-pin", pins[0], "--server-pin", pins[1])
+    status, out, _ = provision("--root", root, *flags, "--skip", "selftest")
+    assert status == 0 and results(out)["config"] == "changed", out
+    cfg = load_config(path)
+    assert cfg.server.pins == tuple(pins) and cfg.server.pin_sha256 is None
+
+
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, provision):
     fresh = tmp_path / "fresh"
     status, out, _ = provision("--root", fresh, *BASE, "--dry-run")

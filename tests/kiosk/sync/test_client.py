@@ -5,6 +5,8 @@ Loopback only; every wait is bounded by a short timeout, and no test asserts on 
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
@@ -33,6 +35,7 @@ from kiosk.domain.member_codes import CodeKind, load_public_key, verify_code
 from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
 from kiosk.ports import OutboxEvent, StoreServer
 from kiosk.sync.client import BadResponse, RetryPolicy, StoreServerClient
+from storeserver import codes as server_codes
 from storeserver import demo, kiosks, members
 from storeserver.clock import ManualClock
 from storeserver.runner import ServerThread
@@ -265,10 +268,11 @@ def test_events_are_applied_once_by_event_id(client):
     assert {"number": 6, "stock": 4} in mug["compartments"]
 
 
-def test_health_and_heartbeat(client, clock):
+def test_health_and_heartbeat(client, clock, store):
     assert client.health()["server_time"].startswith("2026-11-23")
     assert client.heartbeat({"paper": "ok", "outbox": 0}) == {
-        "server_time": "2026-11-23T02:00:00+00:00"
+        "server_time": "2026-11-23T02:00:00+00:00",
+        "public_keys": [server_codes.public_key_b64(store.signing_key)],
     }
 
 
@@ -492,6 +496,28 @@ def test_enrollment_with_a_bad_public_key_is_garbage_and_stores_nothing(tmp_path
     assert c.token is None
 
 
+KEY_A, KEY_B = base64.b64encode(b"a" * 32).decode(), base64.b64encode(b"b" * 32).decode()
+
+
+def test_enrollment_stores_every_key_of_a_rotation_current_first(tmp_path):
+    answer = {"kiosk_id": KIOSK, "token": "tok", "public_key": KEY_A, "server_time": "x",
+              "public_keys": [KEY_A, KEY_B]}  # fmt: skip
+    with Stub([ok(answer)]) as stub:
+        enrollment = make_client(stub.url, tmp_path).enroll("ABCD-EFGH-JKLM", KIOSK)
+    assert enrollment.public_key == b"a" * 32
+    assert enrollment.public_keys == (b"a" * 32, b"b" * 32)
+    assert (tmp_path / "state" / "server_key.pub").read_text() == f"{KEY_A}\n{KEY_B}\n"
+
+
+@pytest.mark.parametrize("listed", [[KEY_B, KEY_A], [], [KEY_A, "c2hvcnQ="], KEY_A, [KEY_A] * 5])
+def test_enrollment_with_unusable_public_keys_is_garbage(tmp_path, listed):
+    answer = {"kiosk_id": KIOSK, "token": "tok", "public_key": KEY_A, "server_time": "x",
+              "public_keys": listed}  # fmt: skip
+    with Stub([ok(answer)]) as stub, pytest.raises(BadResponse):
+        make_client(stub.url, tmp_path).enroll("ABCD-EFGH-JKLM", KIOSK)
+    assert not (tmp_path / "state" / "server_key.pub").exists()
+
+
 def test_a_host_that_does_not_resolve_is_unreachable(tmp_path):
     c = make_client("http://store.invalid", tmp_path, retry=RetryPolicy(attempts=1))
     with pytest.raises(Unreachable, match=r"cannot resolve the store server.s name store\.invalid"):
@@ -583,11 +609,14 @@ class Cert:
     pem: Path
     key: Path
     sha256: str
+    private_key: ec.EllipticCurvePrivateKey
+    pin: str  # sha256/ + base64 of the SPKI's SHA-256, computed here independently
 
 
-def make_cert(folder: Path, name: str) -> Cert:
-    """A self-signed certificate for 127.0.0.1, usable as its own CA bundle."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def make_cert(folder: Path, name: str, key: ec.EllipticCurvePrivateKey | None = None) -> Cert:
+    """A self-signed certificate for 127.0.0.1, usable as its own CA bundle; ``key`` given,
+    a renewal of a certificate with that key."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"store {name}")])
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -621,7 +650,11 @@ def make_cert(folder: Path, name: str) -> Cert:
         )
     )
     der = cert.public_bytes(serialization.Encoding.DER)
-    return Cert(pem, key_path, hashlib.sha256(der).hexdigest())
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    pin = "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    return Cert(pem, key_path, hashlib.sha256(der).hexdigest(), key, pin)
 
 
 @pytest.fixture
@@ -682,3 +715,103 @@ def test_config_pin_and_bundle_flow_through_from_config(tls_stub, tmp_path):
         pin_sha256=cert.sha256,
     )
     assert StoreServerClient.from_config(section, sleep=Sleeps()).health() == HEALTH
+
+
+# ---- pinning by the server's public key (SPKI) ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def serving(cert: Cert) -> Iterator[Stub]:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert.pem, cert.key)
+    with Stub([ok(HEALTH)], tls=ctx) as stub:
+        yield stub
+
+
+@pytest.fixture
+def certs(tmp_path) -> tuple[Cert, Cert, Cert, Path]:
+    """The store's certificate, its renewal (same key, another certificate), a certificate
+    with another key, and a CA bundle trusting all three (so only the pin decides)."""
+    first = make_cert(tmp_path, "first")
+    renewed = make_cert(tmp_path, "renewed", key=first.private_key)
+    other = make_cert(tmp_path, "otherkey")
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(b"".join(c.pem.read_bytes() for c in (first, renewed, other)))
+    assert renewed.sha256 != first.sha256 and renewed.pin == first.pin != other.pin
+    return first, renewed, other, bundle
+
+
+def test_a_key_pin_survives_a_certificate_renewal(certs, tmp_path):
+    first, renewed, _, bundle = certs
+    for cert in (first, renewed):
+        with serving(cert) as stub:
+            c = make_client(stub.url, tmp_path, ca_bundle=bundle, pins=[first.pin])
+            assert c.health() == HEALTH
+            c.close()
+
+
+def test_the_old_certificate_pin_breaks_at_the_renewal(certs, tmp_path):
+    first, renewed, _, bundle = certs
+    with serving(renewed) as stub:
+        c = make_client(stub.url, tmp_path, ca_bundle=bundle, pin_sha256=first.sha256)
+        with pytest.raises(Unreachable, match="does not match the pinned fingerprint"):
+            c.health()
+
+
+def test_another_key_is_refused_naming_both_pins_and_the_one_seen(certs, tmp_path):
+    first, _, other, bundle = certs
+    spare = make_cert(tmp_path, "spare").pin
+    sleeps = Sleeps()
+    with serving(other) as stub:
+        c = make_client(stub.url, tmp_path, ca_bundle=bundle, pins=[first.pin, spare], sleep=sleeps)
+        with pytest.raises(Unreachable) as info:
+            c.health()
+        assert stub.requests == []  # refused before a byte of the request was sent
+    text = str(info.value)
+    assert first.pin in text and spare in text and f"({other.pin})" in text
+    assert "matches none of the pinned keys" in text and "storeserver tls-pin" in text
+    assert sleeps.calls == []  # never retried: the same key would be refused again
+
+
+def test_either_of_two_pins_is_accepted(certs, tmp_path):
+    first, _, other, bundle = certs
+    with serving(other) as stub:
+        c = make_client(stub.url, tmp_path, ca_bundle=bundle, pins=[first.pin, other.pin])
+        assert c.health() == HEALTH
+
+
+def test_a_key_pin_does_not_switch_off_ca_verification(certs, tmp_path):
+    first, _, _, _ = certs
+    with serving(first) as stub:
+        c = make_client(stub.url, tmp_path, pins=[first.pin])  # system CAs: self-signed fails
+        with pytest.raises(Unreachable, match="TLS verification"):
+            c.health()
+
+
+def test_the_pin_is_checked_on_every_new_connection(certs, tmp_path):
+    first, _, other, bundle = certs
+    c = make_client("https://127.0.0.1:1", tmp_path, ca_bundle=bundle, pins=[first.pin])
+    with serving(first) as stub:
+        c.base_url = stub.url
+        assert c.health() == HEALTH  # the stub closes each connection: the next is new
+    with serving(other) as stub:
+        c.base_url = stub.url
+        with pytest.raises(Unreachable, match="matches none of the pinned keys"):
+            c.health()
+
+
+def test_pins_flow_through_from_config_and_the_old_key_warns(certs, tmp_path, caplog):
+    first, _, _, bundle = certs
+    with serving(first) as stub:
+        section = ServerSection(
+            url=stub.url, token_file=tmp_path / "t", public_key_file=tmp_path / "k",
+            ca_bundle=bundle, pins=(first.pin,),
+        )  # fmt: skip
+        assert StoreServerClient.from_config(section, sleep=Sleeps()).health() == HEALTH
+        assert "deprecated" not in caplog.text
+        legacy = ServerSection(
+            url=stub.url, token_file=tmp_path / "t", public_key_file=tmp_path / "k",
+            ca_bundle=bundle, pin_sha256=first.sha256,
+        )  # fmt: skip
+        assert StoreServerClient.from_config(legacy, sleep=Sleeps()).health() == HEALTH
+    assert "server.pin_sha256 is deprecated" in caplog.text and "server.pins" in caplog.text

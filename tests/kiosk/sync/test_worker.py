@@ -636,3 +636,54 @@ def test_a_conflict_reads_the_catalog_again_at_once(outbox) -> None:
     worker.run_once()
     assert [a.alert_id for a in outbox.alerts()] == [event.event_id]
     assert stub.calls.count("catalog") == 2  # read again right after the conflict
+
+
+# ---- the store's public keys (key rotation) -----------------------------------------------------
+
+KEY_A, KEY_B = "A" * 43 + "=", "B" * 43 + "="
+
+
+def beat_with(keys: object) -> Callable[[], Any]:
+    return returns({"server_time": "2026-11-23T02:00:00+00:00", "public_keys": keys})
+
+
+def test_public_keys_reach_on_keys_only_when_they_change(outbox) -> None:
+    got: list[tuple[str, ...]] = []
+    stub = Stub(fail={"heartbeat": beat_with([KEY_A])})
+    worker = SyncWorker(stub, outbox, on_keys=got.append, settings=SyncSettings(heartbeat_s=0))
+    worker.run_once()
+    worker.run_once()
+    stub.fail["heartbeat"] = beat_with([KEY_B, KEY_A])
+    worker.run_once()
+    assert got == [(KEY_A,), (KEY_B, KEY_A)]
+
+
+def test_a_server_without_public_keys_leaves_the_keys_alone(outbox) -> None:
+    got: list[tuple[str, ...]] = []
+    worker = SyncWorker(Stub(), outbox, on_keys=got.append)
+    worker.run_once()
+    assert got == [] and worker.status().last_error is None
+
+
+@pytest.mark.parametrize("keys", [[], "AAAA", ["c2hvcnQ="], [KEY_A] * 5, [7]])
+def test_unusable_public_keys_fail_the_cycle(outbox, keys) -> None:
+    got: list[tuple[str, ...]] = []
+    worker = SyncWorker(Stub(fail={"heartbeat": beat_with(keys)}), outbox, on_keys=got.append)
+    worker.run_once()
+    assert got == [] and "unusable public_keys" in (worker.status().last_error or "")
+
+
+def test_keys_a_failed_on_keys_did_not_take_are_offered_again(outbox) -> None:
+    calls: list[tuple[str, ...]] = []
+
+    def on_keys(keys: tuple[str, ...]) -> None:
+        calls.append(keys)
+        if len(calls) == 1:
+            raise JournalError("disk full")
+
+    stub = Stub(fail={"heartbeat": beat_with([KEY_A])})
+    worker = SyncWorker(stub, outbox, on_keys=on_keys, settings=SyncSettings(heartbeat_s=0))
+    worker.run_once()
+    assert worker.status().consecutive_failures == 1
+    worker.run_once()
+    assert calls == [(KEY_A,), (KEY_A,)] and worker.status().consecutive_failures == 0
