@@ -1,5 +1,5 @@
 """``storeserver`` command line: serve, seed-demo, enroll-code, member-code, staff-token,
-add-staff, staff-badge, disable-staff."""
+add-staff, staff-badge, disable-staff, unlock-staff."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def cmd_member_code(args: argparse.Namespace) -> int:
 def cmd_add_staff(args: argparse.Namespace) -> int:
     pin = args.pin
     if pin is None:
-        pin = getpass.getpass(f"PIN for {args.id} (4-12 digits): ")
+        pin = getpass.getpass(f"PIN for {args.id} (6-12 digits): ")
         if getpass.getpass("again: ") != pin:
             sys.exit("storeserver: the PINs differ; nothing was changed")
     store = _store(args)
@@ -117,7 +117,21 @@ def cmd_disable_staff(args: argparse.Namespace) -> int:
             staff.set_active(conn, args.staff_id, False)
     except ApiError as exc:
         sys.exit(f"storeserver: {exc.message}")
-    print(f"staff {args.staff_id} disabled: their badges and PIN no longer work online")
+    print(
+        f"staff {args.staff_id} disabled: their badges and PIN no longer work online, nor "
+        "offline once a kiosk has synced (its next heartbeat)"
+    )
+    return 0
+
+
+def cmd_unlock_staff(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        with store.db.transaction() as conn:
+            staff.unlock(conn, args.staff_id)
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    print(f"staff {args.staff_id} unlocked: wrong-PIN counts and locks cleared")
     return 0
 
 
@@ -170,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("add-staff", cmd_add_staff, "add a staff member who restocks kiosks")
     p.add_argument("--id", required=True, help="staff id, e.g. S0001 (the badge's subject)")
     p.add_argument("--name", required=True)
-    p.add_argument("--pin", help="4-12 digits (default: ask, without echo)")
+    p.add_argument("--pin", help="6-12 digits (default: ask, without echo)")
     p.add_argument(
         "--replace",
         action="store_true",
@@ -192,7 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "disable-staff",
         cmd_disable_staff,
-        "stop a staff member's badges and PIN (kiosks drop their cached PIN when online)",
+        "stop a staff member's badges and PIN (kiosks drop their cached PIN at their next sync)",
+    )
+    p.add_argument("staff_id")
+    p = command(
+        "unlock-staff",
+        cmd_unlock_staff,
+        "clear a staff member's wrong-PIN lock (the one that waits for a manager) and counts",
     )
     p.add_argument("staff_id")
     return parser

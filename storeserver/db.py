@@ -15,6 +15,15 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = "1"
 
 
+_STAFF_LOCKOUT_COLUMNS = (
+    ("lock_level", "INTEGER NOT NULL DEFAULT 0"),
+    ("last_lock_day", "TEXT"),
+    ("fail_day", "TEXT"),
+    ("fail_day_count", "INTEGER NOT NULL DEFAULT 0"),
+    ("until_reset", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
 def _add_columns(conn: sqlite3.Connection) -> None:
     """Columns added to schema 1 since it was first released, for files made before them
     (``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it is)."""
@@ -24,6 +33,11 @@ def _add_columns(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE redemptions ADD COLUMN seq INTEGER")
         conn.execute("UPDATE redemptions SET seq = rowid")  # rows are never deleted: in order
     conn.execute("CREATE INDEX IF NOT EXISTS redemptions_seq ON redemptions(seq)")
+    staff = {row["name"] for row in conn.execute("PRAGMA table_info(staff)")}
+    for column, ddl in _STAFF_LOCKOUT_COLUMNS:
+        if column not in staff:
+            log.info("database: adding staff.%s (the escalating PIN lockout)", column)
+            conn.execute(f"ALTER TABLE staff ADD COLUMN {column} {ddl}")
     conn.execute(
         "CREATE INDEX IF NOT EXISTS redemptions_compartment "
         "ON redemptions(kiosk_id, compartment, seq)"
