@@ -1,7 +1,8 @@
 """The sync worker's heartbeat: the health report it sends, and the clock skew it reads back.
 
 The report is the health provider's dict as plain finite JSON plus the worker's own state under
-"sync"; a provider that raises is reported, not fatal. The skew is the server's clock minus the
+"sync"; a provider that raises is reported, not fatal. The answer also carries the store's list
+of staff who may not sign in offline (``revoked_staff``, read by :func:`revoked_staff`). The skew is the server's clock minus the
 kiosk's. Member codes are checked against the kiosk clock, so a skew over the limit is logged
 once, and once more when it is back within it. docs/kiosk-sync.md has the long form.
 """
@@ -14,10 +15,11 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kiosk.domain.staff import RevokedStaff
 from kiosk.storage.outbox import Outbox
 from kiosk.sync.parse import BadResponse
 
-__all__ = ["Heartbeat", "clean_health", "no_health"]
+__all__ = ["Heartbeat", "clean_health", "no_health", "revoked_staff"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,21 @@ class Heartbeat:
         elif abs(skew) <= limit and self._skew_warned:
             log.info("kiosk clock is within %.1f s of the store server's again", abs(skew))
         self._skew_warned = abs(skew) > limit
+
+
+def revoked_staff(answer: object) -> RevokedStaff | None:
+    """The heartbeat answer's list of staff who may not sign in offline; None from a server
+    older than the list; BadResponse when it is there but not a list."""
+    raw = answer.get("revoked_staff") if isinstance(answer, dict) else None
+    if raw is None:
+        return None
+    try:
+        return RevokedStaff.from_record(raw)
+    except ValueError as exc:
+        raise BadResponse(
+            f"store server answered the heartbeat with an unusable revoked_staff ({exc}): "
+            "check the store server version"
+        ) from None
 
 
 def clean_health(value: Any, depth: int = 0) -> Any:

@@ -1,6 +1,7 @@
 """The sync worker: one daemon thread that keeps the kiosk and the store server in step.
 
-Each cycle it sends a heartbeat (every `heartbeat_s`, measuring clock skew), drains the outbox
+Each cycle it sends a heartbeat (every `heartbeat_s`, measuring clock skew and passing on the
+store's list of staff who may not sign in offline when it changed), drains the outbox
 in batches while that makes progress, and re-reads the catalog and wheels (every `refresh_s`),
 calling back only on change; the catalog's pictures are brought up to date at each read
 (`fetch_pictures`, which never fails the cycle). Any failure - the server down, a refusal,
@@ -22,10 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from kiosk.domain.staff import RevokedStaff
 from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
 from kiosk.ports import EventResult, OutboxEvent, StoreServer
 from kiosk.storage.outbox import Outbox
-from kiosk.sync.heartbeat import Heartbeat, no_health
+from kiosk.sync.heartbeat import Heartbeat, no_health, revoked_staff
 from kiosk.sync.parse import BadResponse
 
 __all__ = ["SyncError", "SyncSettings", "SyncStatus", "SyncWorker"]
@@ -90,6 +92,7 @@ class SyncWorker:
         on_wheel: Callable[[str, dict[str, Any]], None] | None = None,
         on_online_change: Callable[[bool], None] | None = None,
         on_cycle: Callable[[SyncStatus], None] | None = None,
+        on_revoked_staff: Callable[[RevokedStaff], None] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         wait: Callable[[threading.Event, float], object] = threading.Event.wait,
@@ -104,6 +107,8 @@ class SyncWorker:
         self._on_wheel = on_wheel
         self._on_online_change = on_online_change
         self._on_cycle = on_cycle
+        self._on_revoked_staff = on_revoked_staff
+        self._revoked_version: str | None = None
         self._clock = clock
         self._monotonic = monotonic
         self._wait = wait
@@ -326,6 +331,11 @@ class SyncWorker:
         sent = self._clock()
         answer = self._call("heartbeat", self._server.heartbeat, health)
         self._beat.read_skew(answer, sent, self._clock(), self.settings.skew_warn_s)
+        revoked = revoked_staff(answer)
+        if revoked is not None and revoked.version != self._revoked_version:
+            # recorded only once the callback took it: a failed callback gets it again
+            self._callback("on_revoked_staff", self._on_revoked_staff, revoked)
+            self._revoked_version = revoked.version
         self._next_heartbeat = self._monotonic() + self.settings.heartbeat_s
 
     # --- outbox -------------------------------------------------------------------------------

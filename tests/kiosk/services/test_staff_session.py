@@ -188,6 +188,17 @@ def test_a_kiosk_not_enrolled_says_so_and_checks_nothing(rig):
     assert rig.state.step is StaffStep.PIN and rig.auth.calls == []
 
 
+def test_a_lock_until_a_manager_unlocks_says_so_without_a_countdown(rig):
+    rig.auth.error = StaffLocked(None)
+    rig.flow.begin(BADGE)
+    state = rig.type_pin("246810")
+    assert state.step is StaffStep.PIN and state.error and state.locked_s is None
+    assert "manager unlocks you" in state.message.en and "店长" in state.message.zh
+    rig.clock.t += 10
+    rig.flow.tick()  # nothing to count down
+    assert rig.state.locked_s is None
+
+
 def test_a_lockout_does_not_hold_the_kiosk_past_the_idle_timeout(rig):
     rig.auth.error = StaffLocked(300)
     rig.flow.begin(BADGE)
