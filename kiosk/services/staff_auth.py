@@ -236,6 +236,10 @@ class StaffAuthenticator:
     ) -> KioskError:
         counted = register_failure(failures, now, self._today(now), self._policy)
         self._save_failures(staff_id, counted)
+        if counted.until_online and not seconds_locked(counted, now):
+            # the server answered "wrong PIN", not "locked": this kiosk's lock until online
+            # is about its offline checks, and says nothing of the tries the server allows
+            return StaffRejected("bad_pin", "密码错误", "Wrong PIN", detail=detail)
         return self._refusal(staff_id, counted, now, detail)
 
     def _refusal(

@@ -47,7 +47,11 @@ def test_offline_locks_escalate_to_until_an_online_sign_in(online, offline, jour
     clock.advance(hours=5)
     with pytest.raises(StaffLocked):  # waiting and the right PIN do not help offline
         a.authenticate(code, RIGHT)
-    # the server never saw those guesses: online, its yes lifts the kiosk's lock
+    # the server never saw those guesses: online it has its own count, and its yes lifts the
+    # kiosk's lock
+    with pytest.raises(StaffRejected) as typo:
+        auth(online, journal, store, clock).authenticate(code, WRONG)
+    assert typo.value.attempts_left is None and typo.value.message_en == "Wrong PIN"
     assert auth(online, journal, store, clock).authenticate(code, RIGHT).online
     assert not a.authenticate(code, RIGHT).online
 
