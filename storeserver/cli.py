@@ -1,5 +1,5 @@
 """``storeserver`` command line: serve, seed-demo, enroll-code, member-code, staff-token,
-add-staff, staff-badge, disable-staff, unlock-staff."""
+add-staff, staff-badge, disable-staff, unlock-staff, revoke-badges."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import demo, kiosks, members, staff, wheel
+from . import demo, kiosks, members, staff, staff_revocation, wheel
 from .errors import ApiError
 from .notify import LogNotifier, Notifier, WebhookNotifier
 from .store import DEFAULT_TIMEZONE, Store, StoreSettings
@@ -135,6 +135,20 @@ def cmd_unlock_staff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_revoke_badges(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        with store.db.transaction() as conn:
+            staff_revocation.revoke_badges(conn, store.clock, args.staff_id)
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    print(
+        f"badges of staff {args.staff_id} printed until now are revoked (online at once, offline "
+        f"after each kiosk's next heartbeat): print a new one with 'staff-badge {args.staff_id}'"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storeserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
         "unlock-staff",
         cmd_unlock_staff,
         "clear a staff member's wrong-PIN lock (the one that waits for a manager) and counts",
+    )
+    p.add_argument("staff_id")
+    p = command(
+        "revoke-badges",
+        cmd_revoke_badges,
+        "revoke every badge of a staff member printed until now (a lost card); they keep "
+        "working with a newly printed one",
     )
     p.add_argument("staff_id")
     return parser

@@ -21,6 +21,7 @@ _STAFF_LOCKOUT_COLUMNS = (
     ("fail_day", "TEXT"),
     ("fail_day_count", "INTEGER NOT NULL DEFAULT 0"),
     ("until_reset", "INTEGER NOT NULL DEFAULT 0"),
+    ("badges_from", "INTEGER"),
 )
 
 
@@ -36,7 +37,7 @@ def _add_columns(conn: sqlite3.Connection) -> None:
     staff = {row["name"] for row in conn.execute("PRAGMA table_info(staff)")}
     for column, ddl in _STAFF_LOCKOUT_COLUMNS:
         if column not in staff:
-            log.info("database: adding staff.%s (the escalating PIN lockout)", column)
+            log.info("database: adding staff.%s (PIN lockout, badge revocation)", column)
             conn.execute(f"ALTER TABLE staff ADD COLUMN {column} {ddl}")
     conn.execute(
         "CREATE INDEX IF NOT EXISTS redemptions_compartment "

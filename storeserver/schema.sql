@@ -214,6 +214,7 @@ CREATE TABLE IF NOT EXISTS staff (
     fail_day TEXT,                        -- the store day fail_day_count counts
     fail_day_count INTEGER NOT NULL DEFAULT 0,
     until_reset INTEGER NOT NULL DEFAULT 0,  -- 1: locked until a manager unlocks
+    badges_from INTEGER,                  -- Unix s: badges issued before are revoked (lost cards)
     active INTEGER NOT NULL DEFAULT 1,
     created_at TEXT NOT NULL
 );

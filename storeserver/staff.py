@@ -11,8 +11,9 @@ is replaced. A PIN has too few values for any hash to keep it secret from someon
 database; the lockout and the badge are what protect it. The hash keeps PINs out of sight and
 makes cracking them in bulk cost something.
 
-Staff who may not sign in offline (disabled, or locked until a manager unlocks them) go to the
-kiosks with every heartbeat answer (:func:`revoked`), so a kiosk refuses them without the server.
+Staff who may not sign in offline (disabled, or locked until a manager unlocks them) and badges
+revoked by ``revoke-badges`` go to the kiosks with every heartbeat answer
+(``staff_revocation.py``), so a kiosk refuses them without the server.
 """
 
 from __future__ import annotations
@@ -195,18 +196,6 @@ def unlock(conn: sqlite3.Connection, staff_id: str) -> None:
     log.info("staff %s unlocked", staff_id)
 
 
-def revoked(conn: sqlite3.Connection) -> dict:
-    """Staff who may not sign in offline: disabled, or locked until a manager unlocks them.
-
-    ``{"version", "ids"}``; the version is a digest of the ids, so a kiosk rewrites its copy
-    only when it changed. Kiosks read it from every heartbeat answer.
-    """
-    rows = conn.execute("SELECT id FROM staff WHERE active = 0 OR until_reset = 1 ORDER BY id")
-    ids = [r["id"] for r in rows]
-    version = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
-    return {"version": version, "ids": ids}
-
-
 def set_active(conn: sqlite3.Connection, staff_id: str, active: bool) -> None:
     """Disable (or enable) a staff member: their badges and cached PINs stop working online."""
     cur = conn.execute("UPDATE staff SET active = ? WHERE id = ?", (int(active), staff_id))
@@ -237,7 +226,12 @@ def issue_badge(
 
 
 def badge_subject(key: Ed25519PrivateKey, text: str, now_s: int) -> str:
-    """The staff id of a valid staff badge; anything else is :class:`BadBadge`.
+    """The staff id of a valid staff badge; anything else is :class:`BadBadge`."""
+    return parse_badge(key, text, now_s).subject
+
+
+def parse_badge(key: Ed25519PrivateKey, text: str, now_s: int) -> codes.SignedCode:
+    """A valid staff badge; anything else is :class:`BadBadge`.
 
     Not ``codes.verify``: that one caps a code's life at an hour (members' codes live 60 s).
     """
@@ -265,7 +259,7 @@ def badge_subject(key: Ed25519PrivateKey, text: str, now_s: int) -> str:
         )
     if code.issued > now_s + codes.CLOCK_SKEW_S:
         raise BadBadge("badge is issued in the future: check the store server's clock")
-    return code.subject
+    return code
 
 
 # ---- the PIN check --------------------------------------------------------------------------
@@ -289,8 +283,10 @@ def verify(
     """
     now = clock.now()
     today = now.astimezone(tz).date()
-    staff_id = badge_subject(key, badge, int(now.timestamp()))
+    code = parse_badge(key, badge, int(now.timestamp()))
+    staff_id = code.subject
     row = _active_row(db.connection(), staff_id)
+    _refuse_revoked_badge(row, code)
     _refuse_if_locked(row, now)
     ok = pin_matches(row["pin_hash"], pin)
     refusal: ApiError | None = None
@@ -355,6 +351,14 @@ def _save(
             staff_id,
         ),
     )
+
+
+def _refuse_revoked_badge(row: sqlite3.Row, code: codes.SignedCode) -> None:
+    if row["badges_from"] is not None and code.issued < row["badges_from"]:
+        raise BadBadge(
+            f"this badge of {row['id']} was revoked ('storeserver revoke-badges'): scan the "
+            f"newer one, or print one with 'storeserver staff-badge {row['id']}'"
+        )
 
 
 def _refuse_if_locked(row: sqlite3.Row, now: dt.datetime) -> None:

@@ -13,10 +13,11 @@ import threading
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from storeserver import codes, demo, staff
+from storeserver import codes, demo, staff, staff_revocation
 from storeserver.cli import main
 from storeserver.db import Database
 from storeserver.errors import ApiError
+from storeserver.staff_revocation import revoked
 
 from .conftest import KIOSK, OTHER_KIOSK, db_snapshot, enroll
 
@@ -215,16 +216,35 @@ def test_an_old_database_gains_the_lockout_columns(tmp_path):
 
 def test_the_revocation_list_names_disabled_and_unlock_waiting_staff(store):
     with store.db.transaction() as conn:
-        empty = staff.revoked(conn)
+        empty = revoked(conn)
         staff.set_active(conn, "S0002", False)
-        one = staff.revoked(conn)
+        one = revoked(conn)
         conn.execute("UPDATE staff SET until_reset = 1 WHERE id = 'S0001'")
-        two = staff.revoked(conn)
+        two = revoked(conn)
         staff.unlock(conn, "S0001")
     assert (empty["ids"], one["ids"], two["ids"]) == ([], ["S0002"], ["S0001", "S0002"])
     assert len({empty["version"], one["version"], two["version"]}) == 3
     with store.db.transaction() as conn:
-        assert staff.revoked(conn) == one  # the version is the list's, not a counter
+        assert revoked(conn) == one  # the version is the list's, not a counter
+
+
+def test_revoked_badges_are_refused_and_a_newer_one_works(kiosk, store, clock):
+    old = badge(store)
+    clock.advance(days=30)
+    with store.db.transaction() as conn:
+        revoked_at = staff_revocation.revoke_badges(conn, store.clock, "S0001")
+    resp = kiosk.post(VERIFY, {"badge": old, "pin": "246810"})
+    assert resp.status_code == 403 and resp.json()["error"] == "bad_badge"
+    assert "revoked" in resp.json()["message"] and row(store)["failed_count"] == 0
+    new = badge(store)  # printed in the second of the revocation, or later
+    assert kiosk.post(VERIFY, {"badge": new, "pin": "246810"}).status_code == 200
+    with store.db.transaction() as conn:
+        listed = revoked(conn)
+    assert revoked_at == int(clock.now().timestamp())
+    assert listed["ids"] == [] and listed["badges_before"] == {"S0001": revoked_at}
+    assert main(["revoke-badges", "--db", store.db.path, "S0002"]) == 0  # the real clock
+    with pytest.raises(SystemExit, match="no staff with id 'S0009'"):
+        main(["revoke-badges", "--db", store.db.path, "S0009"])
 
 
 def test_the_heartbeat_answer_carries_the_revocation_list(kiosk, store):
