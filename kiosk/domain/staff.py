@@ -19,7 +19,7 @@ import hmac
 import math
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -328,14 +328,26 @@ _STAFF_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")  # a badge's subject (storeserver
 
 @dataclass(frozen=True)
 class RevokedStaff:
-    """Staff ids the store server says may not sign in offline (disabled, or locked until a
-    manager unlocks them), as of ``version``; sent with every heartbeat answer."""
+    """What the store server says this kiosk must refuse offline, as of ``version`` (sent with
+    every heartbeat answer): ``staff_ids`` may not sign in at all (disabled, or locked until a
+    manager unlocks them); badges of staff in ``badges_before`` issued before that Unix second
+    are revoked (a lost card)."""
 
     version: str
     staff_ids: frozenset[str]
+    badges_before: dict[str, int] = field(default_factory=dict)
+
+    def refuses(self, badge: VerifiedCode) -> bool:
+        """Whether a badge (already verified) must be refused offline."""
+        before = self.badges_before.get(badge.subject)
+        return badge.subject in self.staff_ids or (before is not None and badge.issued < before)
 
     def to_record(self) -> dict[str, Any]:
-        return {"version": self.version, "ids": sorted(self.staff_ids)}
+        return {
+            "version": self.version,
+            "ids": sorted(self.staff_ids),
+            "badges_before": dict(sorted(self.badges_before.items())),
+        }
 
     @classmethod
     def from_record(cls, record: object) -> RevokedStaff:
@@ -348,4 +360,10 @@ class RevokedStaff:
             isinstance(i, str) and _STAFF_ID.fullmatch(i) for i in ids
         ):
             raise ValueError(f"revoked staff ids are not a list of staff ids: {ids!r}"[:200])
-        return cls(version, frozenset(ids))
+        before = record.get("badges_before", {})  # type: ignore[union-attr]
+        if not isinstance(before, dict) or not all(
+            isinstance(k, str) and _STAFF_ID.fullmatch(k) and type(v) is int and v >= 0
+            for k, v in before.items()
+        ):
+            raise ValueError(f"revoked badges are not staff ids and times: {before!r}"[:200])
+        return cls(version, frozenset(ids), dict(before))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kiosk.domain.member_codes import load_public_key
+from kiosk.domain.member_codes import VerifiedCode, load_public_key
 from kiosk.domain.staff import (
     CachedPin,
     FailureRecord,
@@ -108,7 +108,8 @@ class StaffAuthenticator:
                     "Staff sign-in is unavailable: call a technician",
                     detail=self._journal.safe_mode_reason or "journal in safe mode",
                 )
-            staff_id = verify_badge(badge_text, self._key, int(now)).subject
+            badge = verify_badge(badge_text, self._key, int(now))
+            staff_id = badge.subject
             check_pin_format(pin)
             failures = self._failures(staff_id)
             locked = seconds_locked(failures, now)
@@ -118,7 +119,7 @@ class StaffAuthenticator:
                 identity = self._server.verify_staff(badge_text, pin)
             except Unreachable as exc:
                 log.info("staff %s: store server unreachable, checking offline (%s)", staff_id, exc)
-                return self._offline(staff_id, pin, failures, now)
+                return self._offline(badge, pin, failures, now)
             except Rejected as exc:
                 raise self._refused_online(staff_id, pin, failures, exc, now) from None
             if identity.staff_id != staff_id:
@@ -187,12 +188,13 @@ class StaffAuthenticator:
     # ---- offline ----------------------------------------------------------------------------------
 
     def _offline(
-        self, staff_id: str, pin: str, failures: FailureRecord, now: float
+        self, badge: VerifiedCode, pin: str, failures: FailureRecord, now: float
     ) -> StaffSession:
-        revoked = self._revoked()
-        if revoked is not None and staff_id in revoked.staff_ids:
-            self._journal.delete(PIN_TABLE, staff_id)
-            log.warning("staff %s refused offline: on the store server's revoked list", staff_id)
+        staff_id, revoked = badge.subject, self._revoked()
+        if revoked is not None and revoked.refuses(badge):
+            if staff_id in revoked.staff_ids:  # a revoked badge: their newer one still works
+                self._journal.delete(PIN_TABLE, staff_id)
+            log.warning("staff %s badge refused offline: on the revoked list", staff_id)
             raise StaffRejected(
                 "bad_badge",
                 "此工牌已停用，请联系店长",

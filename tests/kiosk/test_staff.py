@@ -9,6 +9,7 @@ from kiosk.domain.staff import (
     BADGE_MAX_WINDOW_S,
     CachedPin,
     PinHash,
+    RevokedStaff,
     ScryptParams,
     StaffAuthError,
     StaffLocked,
@@ -154,3 +155,27 @@ def test_errors_carry_both_languages_and_the_wait():
     assert str(locked) == f"{locked.message_zh} / {locked.message_en} (staff S0001)"
     assert "40 s" in StaffLocked(40).message_en
     assert isinstance(locked, StaffAuthError)
+
+
+# ---- the revoked staff list ---------------------------------------------------------------------
+
+
+def test_the_revoked_list_refuses_listed_staff_and_badges_issued_before_the_cut():
+    revoked = RevokedStaff.from_record(
+        {"version": "v1", "ids": ["S0002"], "badges_before": {"S0001": NOW}}
+    )
+    key = KEY.public_key()
+    assert revoked.refuses(verify_badge(make_badge("S0002"), key, NOW))
+    assert revoked.refuses(verify_badge(make_badge("S0001", issued=NOW - 1), key, NOW))
+    assert not revoked.refuses(verify_badge(make_badge("S0001", issued=NOW), key, NOW))
+    assert not revoked.refuses(verify_badge(make_badge("S0003", issued=NOW - 1), key, NOW))
+    assert RevokedStaff.from_record(revoked.to_record()) == revoked
+    older_server = RevokedStaff.from_record({"version": "v0", "ids": []})
+    assert older_server.badges_before == {}
+    for junk in (
+        {"version": "v", "ids": [], "badges_before": {"S0001": "soon"}},
+        {"version": "v", "ids": [], "badges_before": {"S 1": 5}},
+        {"version": "v", "ids": [], "badges_before": [["S0001", 5]]},
+    ):
+        with pytest.raises(ValueError):
+            RevokedStaff.from_record(junk)

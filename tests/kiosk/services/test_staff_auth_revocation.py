@@ -10,7 +10,7 @@ from kiosk.domain.staff import RevokedStaff, StaffAuthUnavailable, StaffLocked, 
 from kiosk.services.staff_auth import PIN_TABLE, REVOKED_KEY, REVOKED_TABLE, StaffAuthenticator
 from kiosk.storage.outbox import Outbox
 from kiosk.sync.worker import SyncWorker
-from storeserver import staff
+from storeserver import staff, staff_revocation
 
 from . import test_staff_auth as base
 from .test_staff_auth import auth, badge
@@ -142,3 +142,20 @@ def test_no_cache_days_keeps_no_pin_hash(online, offline, journal, store, clock)
         auth(offline, journal, store, clock, cache_days=0).authenticate(code, RIGHT)
     with pytest.raises(ValueError, match="0 to 7"):
         auth(online, journal, store, clock, cache_days=8)
+
+
+def test_a_revoked_badge_is_refused_offline_and_the_new_one_works(
+    online, offline, journal, store, clock
+):
+    old = badge(store)
+    a = auth(online, journal, store, clock)
+    a.authenticate(old, RIGHT)
+    clock.advance(days=1)
+    with store.db.transaction() as conn:  # the card was lost
+        staff_revocation.revoke_badges(conn, store.clock, "S0001")
+    new = badge(store)
+    SyncWorker(online, Outbox(journal), on_revoked_staff=a.set_revoked).run_once()
+    with pytest.raises(StaffRejected) as info:  # the network is cut
+        auth(offline, journal, store, clock).authenticate(old, RIGHT)
+    assert info.value.reason == "bad_badge"
+    assert not auth(offline, journal, store, clock).authenticate(new, RIGHT).online
