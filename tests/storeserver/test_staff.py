@@ -177,8 +177,12 @@ def test_locks_escalate_5_minutes_1_hour_then_until_a_manager_unlocks(kiosk, sto
 def test_a_right_pin_on_a_later_store_day_lowers_the_level(kiosk, store, clock):
     code = badge(store)
     wrong(kiosk, code, 5)  # 10:00 in Shanghai: lock 1
-    clock.advance(hours=14)  # 00:00 the next store day (Asia/Shanghai, the demo's zone)
+    clock.advance(hours=14, seconds=-1)  # 23:59:59 the same store day (Asia/Shanghai)
     assert kiosk.post(VERIFY, {"badge": code, "pin": "246810"}).status_code == 200
+    assert row(store)["lock_level"] == 1
+    clock.advance(seconds=1)  # 00:00 the next store day
+    assert kiosk.post(VERIFY, {"badge": code, "pin": "246810"}).status_code == 200
+    assert row(store)["lock_level"] == 0
     assert wrong(kiosk, code, 5)[-1].headers["Retry-After"] == "300"  # lock 1 again
 
 
