@@ -138,7 +138,7 @@ class StaffAuthenticator:
 
     def set_revoked(self, revoked: RevokedStaff) -> None:
         """The store server's revocation list (from a heartbeat): kept in the journal, and the
-        cached PINs of everyone on it dropped."""
+        cached PINs of the staff it names dropped (revoked badges keep their owner's)."""
         with self._lock:
             stored = self._revoked()
             if stored is not None and stored.version == revoked.version:
@@ -192,14 +192,17 @@ class StaffAuthenticator:
     ) -> StaffSession:
         staff_id, revoked = badge.subject, self._revoked()
         if revoked is not None and revoked.refuses(badge):
-            if staff_id in revoked.staff_ids:  # a revoked badge: their newer one still works
+            # a staff member on the list loses the cached PIN too; a revoked badge does not:
+            # its owner's newer badge still signs in with it
+            if staff_id in revoked.staff_ids:
                 self._journal.delete(PIN_TABLE, staff_id)
             log.warning("staff %s badge refused offline: on the revoked list", staff_id)
             raise StaffRejected(
                 "bad_badge",
                 "此工牌已停用，请联系店长",
                 "This badge is no longer accepted: ask the manager",
-                detail=f"staff {staff_id} is on revoked list {revoked.version}",
+                detail=f"staff {staff_id} or this badge of theirs (issued {badge.issued}) is "
+                f"revoked (list {revoked.version})",
             )
         if failures.until_online:
             raise StaffLocked(None, detail=f"staff {staff_id} locked until an online sign-in")
