@@ -292,6 +292,7 @@ def verify(
     refusal: ApiError | None = None
     with db.transaction() as conn:
         row = _active_row(conn, staff_id)  # another kiosk may have locked it meanwhile
+        _refuse_revoked_badge(row, code)  # or a manager revoked the badge
         _refuse_if_locked(row, now)
         if ok:
             _save(conn, staff_id, after_right(_lockout(row), today), None)
