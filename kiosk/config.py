@@ -273,6 +273,8 @@ class OfflineSection:
     per_member_daily_points: int = _key(_int_range(0, 1_000_000), 500)
     per_kiosk_daily_points: int = _key(_int_range(0, 10_000_000), 3000)
     member_cache_hours: int = _key(_int_range(0, 168), 24)
+    # a staff PIN hash on the SD card is crackable by whoever takes the card: keep it briefly
+    staff_pin_cache_days: float = _key(_number_range(0, 7), 3.0)
     max_offline_hours: int = _key(_int_range(0, 72), 8)
 
 

@@ -201,7 +201,10 @@ def build_core(
         identifier = MemberIdentifier(
             client, journal, key, now=time.time, cache_hours=config.offline.member_cache_hours
         )
-        staff = StaffAuthenticator(client, journal, key)
+        staff = StaffAuthenticator(
+            client, journal, key,
+            cache_days=config.offline.staff_pin_cache_days, tz=store.tz,
+        )  # fmt: skip
     else:
         log.warning("no store public key at %s: enroll the kiosk (kiosk-provision)",
                     config.server.public_key_file)  # fmt: skip
@@ -218,6 +221,7 @@ def build_core(
         on_online_change=connectivity.changed,
         on_cycle=lambda status: core.housekeeping(status),
         on_keys=keyfile.update,
+        on_revoked_staff=staff.set_revoked if staff is not None else None,
     )  # fmt: skip
     outbox.on_queued(lambda event: event.kind in STOCK_EVENT_KINDS and sync.wake())
     core = KioskCore(

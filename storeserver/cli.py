@@ -1,6 +1,6 @@
 """``storeserver`` command line: serve, seed-demo, enroll-code, technician-code, member-code,
-add-account, token, tokens, revoke-token, add-staff, staff-badge, disable-staff, rotate-key,
-tls-pin."""
+add-account, token, tokens, revoke-token, add-staff, staff-badge, disable-staff, unlock-staff,
+revoke-badges, rotate-key, tls-pin."""
 
 from __future__ import annotations
 
@@ -11,7 +11,18 @@ import logging
 import sys
 from pathlib import Path
 
-from . import accounts, demo, keys, kiosks, members, staff, technicians, tls_pin, wheel
+from . import (
+    accounts,
+    demo,
+    keys,
+    kiosks,
+    members,
+    staff,
+    staff_revocation,
+    technicians,
+    tls_pin,
+    wheel,
+)
 from .config import ConfigError, PaymentsChoice, ServerConfig, check_public_url, load
 from .errors import ApiError
 from .notify import LogNotifier, Notifier, WebhookNotifier
@@ -223,7 +234,7 @@ def cmd_member_code(args: argparse.Namespace) -> int:
 def cmd_add_staff(args: argparse.Namespace) -> int:
     pin = args.pin
     if pin is None:
-        pin = getpass.getpass(f"PIN for {args.id} (4-12 digits): ")
+        pin = getpass.getpass(f"PIN for {args.id} (6-12 digits): ")
         if getpass.getpass("again: ") != pin:
             sys.exit("storeserver: the PINs differ; nothing was changed")
     store = _store(args)
@@ -254,7 +265,35 @@ def cmd_disable_staff(args: argparse.Namespace) -> int:
             staff.set_active(conn, args.staff_id, False)
     except ApiError as exc:
         sys.exit(f"storeserver: {exc.message}")
-    print(f"staff {args.staff_id} disabled: their badges and PIN no longer work online")
+    print(
+        f"staff {args.staff_id} disabled: their badges and PIN no longer work online, nor "
+        "offline once a kiosk has synced (its next heartbeat)"
+    )
+    return 0
+
+
+def cmd_unlock_staff(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        with store.db.transaction() as conn:
+            staff.unlock(conn, args.staff_id)
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    print(f"staff {args.staff_id} unlocked: wrong-PIN counts and locks cleared")
+    return 0
+
+
+def cmd_revoke_badges(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        with store.db.transaction() as conn:
+            staff_revocation.revoke_badges(conn, store.clock, args.staff_id)
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    print(
+        f"badges of staff {args.staff_id} printed until now are revoked (online at once, offline "
+        f"after each kiosk's next heartbeat): print a new one with 'staff-badge {args.staff_id}'"
+    )
     return 0
 
 
@@ -395,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("add-staff", cmd_add_staff, "add a staff member who restocks kiosks")
     p.add_argument("--id", required=True, help="staff id, e.g. S0001 (the badge's subject)")
     p.add_argument("--name", required=True)
-    p.add_argument("--pin", help="4-12 digits (default: ask, without echo)")
+    p.add_argument("--pin", help="6-12 digits (default: ask, without echo)")
     p.add_argument(
         "--replace",
         action="store_true",
@@ -417,7 +456,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "disable-staff",
         cmd_disable_staff,
-        "stop a staff member's badges and PIN (kiosks drop their cached PIN when online)",
+        "stop a staff member's badges and PIN (kiosks drop their cached PIN at their next sync)",
+    )
+    p.add_argument("staff_id")
+    p = command(
+        "unlock-staff",
+        cmd_unlock_staff,
+        "clear a staff member's wrong-PIN lock (the one that waits for a manager) and counts",
+    )
+    p.add_argument("staff_id")
+    p = command(
+        "revoke-badges",
+        cmd_revoke_badges,
+        "revoke every badge of a staff member printed until now (a lost card); they keep "
+        "working with a newly printed one",
     )
     p.add_argument("staff_id")
     p = command(

@@ -17,6 +17,16 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = "1"
 
 
+_STAFF_LOCKOUT_COLUMNS = (
+    ("lock_level", "INTEGER NOT NULL DEFAULT 0"),
+    ("last_lock_day", "TEXT"),
+    ("fail_day", "TEXT"),
+    ("fail_day_count", "INTEGER NOT NULL DEFAULT 0"),
+    ("until_reset", "INTEGER NOT NULL DEFAULT 0"),
+    ("badges_from", "INTEGER"),
+)
+
+
 def _add_columns(conn: sqlite3.Connection) -> None:
     """Columns added to schema 1 since it was first released, for files made before them
     (``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it is)."""
@@ -33,6 +43,11 @@ def _add_columns(conn: sqlite3.Connection) -> None:
         conn.execute(
             "ALTER TABLE enrollment_codes ADD COLUMN replace_existing INTEGER NOT NULL DEFAULT 0"
         )
+    staff = {row["name"] for row in conn.execute("PRAGMA table_info(staff)")}
+    for column, ddl in _STAFF_LOCKOUT_COLUMNS:
+        if column not in staff:
+            log.info("database: adding staff.%s (PIN lockout, badge revocation)", column)
+            conn.execute(f"ALTER TABLE staff ADD COLUMN {column} {ddl}")
     conn.execute(
         "CREATE INDEX IF NOT EXISTS redemptions_compartment "
         "ON redemptions(kiosk_id, compartment, seq)"

@@ -51,8 +51,8 @@ MEMBERS = [
 
 # staff id, name, PIN: sign in at a kiosk with a badge ('storeserver staff-badge S0001') + PIN
 STAFF = [
-    ("S0001", "王店长 / Manager Wang", "2468"),
-    ("S0002", "陈店员 / Clerk Chen", "1357"),
+    ("S0001", "王店长 / Manager Wang", "246810"),
+    ("S0002", "陈店员 / Clerk Chen", "135791"),
 ]
 
 WHEEL = ("LUCKY", "幸运大转盘", "Lucky wheel", 100, 3)

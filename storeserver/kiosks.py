@@ -10,7 +10,7 @@ import re
 import secrets
 import sqlite3
 
-from . import catalog
+from . import catalog, staff_revocation
 from .clock import Clock, iso, parse_iso
 from .errors import ApiError, BadRequest, Unauthorized
 from .holds import Redemptions, request_hash
@@ -129,7 +129,8 @@ def heartbeat(conn: sqlite3.Connection, clock: Clock, kiosk_id: str, health: dic
         "UPDATE kiosks SET last_seen = ?, health = ? WHERE id = ?",
         (now, json.dumps(health, ensure_ascii=False, sort_keys=True), kiosk_id),
     )
-    return {"server_time": now}
+    # the kiosks' copy of who may not sign in offline rides on every heartbeat
+    return {"server_time": now, "revoked_staff": staff_revocation.revoked(conn)}
 
 
 def list_kiosks(conn: sqlite3.Connection) -> list[dict]:

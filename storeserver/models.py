@@ -123,7 +123,8 @@ class StaffVerifyRequest(Strict):
         description="the staff badge code as scanned (LK1.S....)"
     )
     pin: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,12}$")] = Field(
-        description="the PIN the staff member typed, 4 to 12 digits"
+        description="the PIN the staff member typed, 4 to 12 digits (a new PIN has 6 or more; "
+        "shorter ones set earlier still sign in until replaced)"
     )
 
 

@@ -245,7 +245,14 @@ CREATE TABLE IF NOT EXISTS staff (
     pin_hash TEXT NOT NULL,               -- scrypt$n$r$p$salt$hash (base64 parts); never the PIN
     failed_count INTEGER NOT NULL DEFAULT 0 CHECK (failed_count >= 0),  -- wrong PINs in a row
     last_failed_at TEXT,
-    locked_until TEXT,                    -- NULL or a past time: not locked
+    locked_until TEXT,                    -- NULL or a past time: not locked (unless until_reset)
+    -- the escalating lockout (staff_lockout.py); db.py _add_columns adds them to older files
+    lock_level INTEGER NOT NULL DEFAULT 0,   -- locks earned
+    last_lock_day TEXT,                   -- store day (YYYY-MM-DD) of the last lock
+    fail_day TEXT,                        -- the store day fail_day_count counts
+    fail_day_count INTEGER NOT NULL DEFAULT 0,
+    until_reset INTEGER NOT NULL DEFAULT 0,  -- 1: locked until a manager unlocks
+    badges_from INTEGER,                  -- Unix s: badges issued before are revoked (lost cards)
     active INTEGER NOT NULL DEFAULT 1,
     created_at TEXT NOT NULL
 );

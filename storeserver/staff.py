@@ -2,13 +2,18 @@
 
 The badge says who (it is a printed card, so it lives for months, not a minute, and it carries
 no replay check: the same card is scanned every day); the PIN proves it is them. PINs are kept
-only as salted scrypt hashes. Wrong PINs count per staff member across all kiosks: 5 in a row,
-each within 15 minutes of the one before, lock the staff member for 5 minutes (423). A right
-PIN resets the count. The kiosk-side mirror of these rules is ``kiosk/domain/staff.py``.
+only as salted scrypt hashes. Wrong PINs count per staff member across all kiosks and lock
+them out for longer and longer, then until a manager unlocks them (the rule:
+``staff_lockout.py``; the kiosk-side mirror: ``kiosk/domain/staff_lockout.py``).
 
-A 4-12 digit PIN has too few values for any hash to keep it secret from someone holding the
+A new PIN has 6 to 12 digits; a 4- or 5-digit PIN set before that rule still signs in until it
+is replaced. A PIN has too few values for any hash to keep it secret from someone holding the
 database; the lockout and the badge are what protect it. The hash keeps PINs out of sight and
 makes cracking them in bulk cost something.
+
+Staff who may not sign in offline (disabled, or locked until a manager unlocks them) and badges
+revoked by ``revoke-badges`` go to the kiosks with every heartbeat answer
+(``staff_revocation.py``), so a kiosk refuses them without the server.
 """
 
 from __future__ import annotations
@@ -31,16 +36,15 @@ from . import codes
 from .clock import Clock, iso, parse_iso
 from .db import Database
 from .errors import ApiError, BadRequest, Conflict, NotFound
+from .staff_lockout import Lockout, after_right, after_wrong
 
 log = logging.getLogger(__name__)
 
-MAX_FAILURES = 5
-LOCKOUT = dt.timedelta(minutes=5)
-FAILURE_WINDOW = dt.timedelta(minutes=15)  # a quieter gap between wrong PINs starts a new count
 BADGE_DEFAULT_DAYS = 365
 BADGE_MAX_DAYS = 1098  # three years: longer than any card should live without a reprint
 STAFF_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # a code subject (codes.py)
-PIN = re.compile(r"^[0-9]{4,12}$")
+PIN = re.compile(r"^[0-9]{4,12}$")  # what signs in: PINs set before NEW_PIN still do
+NEW_PIN = re.compile(r"^[0-9]{6,12}$")  # what add-staff accepts
 
 # scrypt at 32 MiB and about 0.1 s a check; stored with each hash, so it can be raised later
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2**15, 8, 1, 32
@@ -64,16 +68,23 @@ class BadPin(ApiError):
 
 
 class StaffLocked(ApiError):
-    """Too many wrong PINs; ``retry_after_s`` goes out as the Retry-After header."""
+    """Too many wrong PINs; ``retry_after_s`` goes out as the Retry-After header. None: locked
+    until a manager unlocks them (no Retry-After)."""
 
     status = 423
 
-    def __init__(self, staff_id: str, retry_after_s: int) -> None:
-        super().__init__(
-            "staff_locked",
-            f"staff {staff_id} is locked after {MAX_FAILURES} wrong PINs: try again in "
-            f"{retry_after_s} s (or reset the PIN with 'storeserver add-staff --replace')",
-        )
+    def __init__(self, staff_id: str, retry_after_s: int | None) -> None:
+        if retry_after_s is None:
+            text = (
+                f"staff {staff_id} is locked after too many wrong PINs until a manager unlocks "
+                f"them ('storeserver unlock-staff {staff_id}')"
+            )
+        else:
+            text = (
+                f"staff {staff_id} is locked after too many wrong PINs: try again in "
+                f"{retry_after_s} s (or a manager unlocks them: 'storeserver unlock-staff')"
+            )
+        super().__init__("staff_locked", text)
         self.retry_after_s = retry_after_s
 
 
@@ -87,14 +98,15 @@ class StaffMember:
 # ---- PIN hashes -----------------------------------------------------------------------------
 
 
-def check_pin_format(pin: str) -> None:
-    if not isinstance(pin, str) or not PIN.match(pin):
-        raise BadRequest("invalid_pin", "a staff PIN is 4 to 12 digits")
+def check_new_pin(pin: str) -> None:
+    """A PIN being set: 6 to 12 digits (a million values at least)."""
+    if not isinstance(pin, str) or not NEW_PIN.match(pin):
+        raise BadRequest("invalid_pin", "a new staff PIN is 6 to 12 digits")
 
 
 def hash_pin(pin: str, salt: bytes | None = None) -> str:
-    """``scrypt$n$r$p$salt$hash`` (base64 parts) of a PIN; a fresh random salt unless given."""
-    check_pin_format(pin)
+    """``scrypt$n$r$p$salt$hash`` (base64 parts) of a new PIN; a fresh random salt unless given."""
+    check_new_pin(pin)
     salt = salt if salt is not None else secrets.token_bytes(16)
     digest = _scrypt(pin, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN)
     return "$".join(
@@ -153,7 +165,7 @@ def add_staff(
     name = name.strip()
     if not name or len(name) > 64:
         raise BadRequest("invalid_name", "a staff name is 1 to 64 characters")
-    check_pin_format(pin)
+    check_new_pin(pin)
     exists = conn.execute("SELECT 1 FROM staff WHERE id = ?", (staff_id,)).fetchone()
     if exists and not replace:
         raise Conflict(
@@ -163,10 +175,24 @@ def add_staff(
     conn.execute(
         "INSERT INTO staff(id, name, pin_hash, created_at) VALUES (?,?,?,?) "
         "ON CONFLICT(id) DO UPDATE SET name = excluded.name, pin_hash = excluded.pin_hash, "
-        "failed_count = 0, last_failed_at = NULL, locked_until = NULL, active = 1",
+        f"active = 1, {_UNLOCKED}",
         (staff_id, name, pin_hash or hash_pin(pin), iso(clock.now())),
     )
     return StaffMember(staff_id, name, True)
+
+
+_UNLOCKED = (
+    "failed_count = 0, last_failed_at = NULL, locked_until = NULL, lock_level = 0, "
+    "last_lock_day = NULL, fail_day = NULL, fail_day_count = 0, until_reset = 0"
+)
+
+
+def unlock(conn: sqlite3.Connection, staff_id: str) -> None:
+    """A manager's unlock: every wrong-PIN count and lock of the staff member back to zero."""
+    cur = conn.execute(f"UPDATE staff SET {_UNLOCKED} WHERE id = ?", (staff_id,))
+    if cur.rowcount == 0:
+        raise NotFound("unknown_staff", f"no staff with id {staff_id!r}")
+    log.info("staff %s unlocked", staff_id)
 
 
 def set_active(conn: sqlite3.Connection, staff_id: str, active: bool) -> None:
@@ -199,7 +225,13 @@ def issue_badge(
 
 
 def badge_subject(keys: codes.Keys, text: str, now_s: int) -> str:
-    """The staff id of a valid staff badge; anything else is :class:`BadBadge`.
+    """The staff id of a valid staff badge; anything else is :class:`BadBadge`."""
+    return parse_badge(keys, text, now_s).subject
+
+
+def parse_badge(keys: codes.Keys, text: str, now_s: int) -> codes.SignedCode:
+    """A valid staff badge, signed by any of ``keys`` (current and previous during a key
+    rotation); anything else is :class:`BadBadge`.
 
     Not ``codes.verify``: that one caps a code's life at an hour (members' codes live 60 s).
     """
@@ -225,7 +257,7 @@ def badge_subject(keys: codes.Keys, text: str, now_s: int) -> str:
         )
     if code.issued > now_s + codes.CLOCK_SKEW_S:
         raise BadBadge("badge is issued in the future: check the store server's clock")
-    return code.subject
+    return code
 
 
 # ---- the PIN check --------------------------------------------------------------------------
@@ -238,29 +270,32 @@ def verify(
     kiosk_id: str,
     badge: str,
     pin: str,
+    *,
+    tz: dt.tzinfo = dt.UTC,
 ) -> dict:
     """Check a badge and PIN; ``{staff_id, name}`` or BadBadge / BadPin / StaffLocked.
 
     Unlike other refusals, a wrong PIN changes something: the failure is committed, then
     refused. The slow hash runs outside the write transaction, so other writers do not wait.
+    ``tz`` is the store's: its calendar day is the day of the daily cap.
     """
     now = clock.now()
-    staff_id = badge_subject(keys, badge, int(now.timestamp()))
+    today = now.astimezone(tz).date()
+    code = parse_badge(keys, badge, int(now.timestamp()))
+    staff_id = code.subject
     row = _active_row(db.connection(), staff_id)
+    _refuse_revoked_badge(row, code)
     _refuse_if_locked(row, now)
     ok = pin_matches(row["pin_hash"], pin)
     refusal: ApiError | None = None
     with db.transaction() as conn:
         row = _active_row(conn, staff_id)  # another kiosk may have locked it meanwhile
+        _refuse_revoked_badge(row, code)  # or a manager revoked the badge
         _refuse_if_locked(row, now)
         if ok:
-            conn.execute(
-                "UPDATE staff SET failed_count = 0, last_failed_at = NULL, locked_until = NULL "
-                "WHERE id = ?",
-                (staff_id,),
-            )
+            _save(conn, staff_id, after_right(_lockout(row), today), None)
         else:
-            refusal = _count_failure(conn, kiosk_id, row, now)
+            refusal = _count_failure(conn, kiosk_id, row, now, today)
     if refusal is not None:
         raise refusal
     log.info("staff %s signed in at kiosk %s", staff_id, kiosk_id)
@@ -277,43 +312,89 @@ def _active_row(conn: sqlite3.Connection, staff_id: str) -> sqlite3.Row:
     return row
 
 
+def _lockout(row: sqlite3.Row) -> Lockout:
+    def day(text: str | None) -> dt.date | None:
+        return None if text is None else dt.date.fromisoformat(text)
+
+    until = row["locked_until"]
+    return Lockout(
+        in_a_row=row["failed_count"],
+        level=row["lock_level"],
+        last_lock_day=day(row["last_lock_day"]),
+        day=day(row["fail_day"]),
+        day_count=row["fail_day_count"],
+        locked_until=None if until is None else parse_iso(until),
+        until_reset=bool(row["until_reset"]),
+    )
+
+
+def _save(
+    conn: sqlite3.Connection, staff_id: str, rec: Lockout, failed_at: dt.datetime | None
+) -> None:
+    def text(day: dt.date | None) -> str | None:
+        return None if day is None else day.isoformat()
+
+    conn.execute(
+        "UPDATE staff SET failed_count = ?, last_failed_at = COALESCE(?, last_failed_at), "
+        "locked_until = ?, lock_level = ?, last_lock_day = ?, fail_day = ?, "
+        "fail_day_count = ?, until_reset = ? WHERE id = ?",
+        (
+            rec.in_a_row,
+            None if failed_at is None else iso(failed_at),
+            None if rec.locked_until is None else iso(rec.locked_until),
+            rec.level,
+            text(rec.last_lock_day),
+            text(rec.day),
+            rec.day_count,
+            int(rec.until_reset),
+            staff_id,
+        ),
+    )
+
+
+def _refuse_revoked_badge(row: sqlite3.Row, code: codes.SignedCode) -> None:
+    if row["badges_from"] is not None and code.issued < row["badges_from"]:
+        raise BadBadge(
+            f"this badge of {row['id']} was revoked ('storeserver revoke-badges'): scan the "
+            f"newer one, or print one with 'storeserver staff-badge {row['id']}'"
+        )
+
+
 def _refuse_if_locked(row: sqlite3.Row, now: dt.datetime) -> None:
-    if row["locked_until"] is None:
-        return
-    left = (parse_iso(row["locked_until"]) - now).total_seconds()
-    if left > 0:
-        raise StaffLocked(row["id"], max(1, int(left + 0.999)))
+    rec = _lockout(row)
+    if rec.is_locked(now):
+        raise StaffLocked(row["id"], rec.seconds_left(now))
 
 
 def _count_failure(
-    conn: sqlite3.Connection, kiosk_id: str, row: sqlite3.Row, now: dt.datetime
+    conn: sqlite3.Connection, kiosk_id: str, row: sqlite3.Row, now: dt.datetime, today: dt.date
 ) -> ApiError:
-    last = row["last_failed_at"]
-    recent = last is not None and now - parse_iso(last) <= FAILURE_WINDOW
-    count = (row["failed_count"] if recent else 0) + 1
-    if count >= MAX_FAILURES:
-        until = now + LOCKOUT
-        conn.execute(
-            "UPDATE staff SET failed_count = 0, last_failed_at = NULL, locked_until = ? "
-            "WHERE id = ?",
-            (iso(until), row["id"]),
-        )
-        detail = {"staff_id": row["id"], "locked_until": iso(until)}
+    rec = after_wrong(_lockout(row), now, today)
+    _save(conn, row["id"], rec, now)
+    if rec.is_locked(now):
+        left = rec.seconds_left(now)
+        detail = {
+            "staff_id": row["id"],
+            "locked_until": None if rec.locked_until is None else iso(rec.locked_until),
+            "until_unlocked": left is None,
+            "level": rec.level,
+            "wrong_today": rec.day_count,
+        }
         conn.execute(
             "INSERT INTO alerts(kiosk_id, kind, at, detail) VALUES (?,?,?,?)",
             (kiosk_id, "staff_locked", iso(now), json.dumps(detail)),
         )
-        log.warning("staff %s locked after %d wrong PINs at kiosk %s", row["id"], count, kiosk_id)
-        return StaffLocked(row["id"], int(LOCKOUT.total_seconds()))
-    conn.execute(
-        "UPDATE staff SET failed_count = ?, last_failed_at = ? WHERE id = ?",
-        (count, iso(now), row["id"]),
-    )
-    left = MAX_FAILURES - count
+        log.warning(
+            "staff %s locked (%s) after a wrong PIN at kiosk %s: lock %d, %d wrong today",
+            row["id"], "until unlocked" if left is None else f"{left} s", kiosk_id,
+            rec.level, rec.day_count,
+        )  # fmt: skip
+        return StaffLocked(row["id"], left)
+    left = rec.wrong_left()
     log.info("wrong PIN for staff %s at kiosk %s (%d left)", row["id"], kiosk_id, left)
     return BadPin(
         f"wrong PIN for staff {row['id']}: {left} attempt{'s' if left != 1 else ''} left "
-        f"before a {int(LOCKOUT.total_seconds()) // 60}-minute lock"
+        "before a lock"
     )
 
 

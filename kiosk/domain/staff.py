@@ -3,8 +3,9 @@
 A staff member restocking the lockers scans their badge (a signed code of kind ``S``, printed
 on a card and valid for months) and types a PIN. The store server checks the PIN; when it
 cannot be reached, the kiosk checks a salted hash it made itself from the last PIN the server
-accepted. Either way 5 wrong PINs in a row, each within 15 minutes of the one before, lock the
-staff member for 5 minutes (the server's rule too: storeserver/staff.py).
+accepted, if the kiosk may still use it (``cache_days``, and the staff member is not on the
+revocation list the server sends with each heartbeat: :class:`RevokedStaff`). Wrong PINs lock
+for longer and longer (kiosk/domain/staff_lockout.py, re-exported here).
 
 Pure: no I/O. Times are Unix seconds passed in by the caller; the salt is random unless given.
 """
@@ -18,7 +19,7 @@ import hmac
 import math
 import re
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk.domain.member_codes import (
@@ -29,6 +30,16 @@ from kiosk.domain.member_codes import (
     VerifiedCode,
     verify_code,
 )
+from kiosk.domain.staff_lockout import (
+    FailureRecord,
+    LockoutPolicy,
+    attempts_left,
+    is_locked,
+    mirror_server_lock,
+    register_failure,
+    register_success,
+    seconds_locked,
+)
 from kiosk.errors import KioskError
 
 __all__ = [
@@ -37,6 +48,7 @@ __all__ = [
     "FailureRecord",
     "LockoutPolicy",
     "PinHash",
+    "RevokedStaff",
     "ScryptParams",
     "StaffAuthError",
     "StaffAuthUnavailable",
@@ -45,9 +57,11 @@ __all__ = [
     "attempts_left",
     "check_pin_format",
     "hash_pin",
+    "is_locked",
     "mirror_server_lock",
     "pin_matches",
     "register_failure",
+    "register_success",
     "seconds_locked",
     "verify_badge",
 ]
@@ -94,13 +108,20 @@ class StaffRejected(StaffAuthError):
 
 
 class StaffLocked(StaffAuthError):
-    """Too many wrong PINs: no sign-in for ``seconds_left`` more seconds."""
+    """Too many wrong PINs: no sign-in for ``seconds_left`` more seconds, or (None) until a
+    manager unlocks the staff member on the store server and they sign in online."""
 
-    def __init__(self, seconds_left: int, detail: str = "") -> None:
-        zh, en = _wait_text(seconds_left)
-        super().__init__(
-            f"密码错误次数过多，请{zh}后再试", f"Too many wrong PINs: try again in {en}", detail
-        )
+    def __init__(self, seconds_left: int | None, detail: str = "") -> None:
+        if seconds_left is None:
+            zh, en = (
+                "密码错误次数过多，已锁定：请店长解锁",
+                "Too many wrong PINs: ask a manager to unlock you",
+            )
+        else:
+            wait_zh, wait_en = _wait_text(seconds_left)
+            zh = f"密码错误次数过多，请{wait_zh}后再试"
+            en = f"Too many wrong PINs: try again in {wait_en}"
+        super().__init__(zh, en, detail)
         self.seconds_left = seconds_left
 
 
@@ -180,95 +201,16 @@ def check_pin_format(pin: object) -> None:
         raise StaffRejected("bad_pin", "密码应为 4 至 12 位数字", "The PIN is 4 to 12 digits")
 
 
-# ---- lockout ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LockoutPolicy:
-    """``max_failures`` wrong PINs, each within ``window_s`` of the previous, lock for
-    ``lockout_s``."""
-
-    max_failures: int = 5
-    lockout_s: float = 300.0
-    window_s: float = 900.0
-
-
-@dataclass(frozen=True)
-class FailureRecord:
-    """Wrong PINs of one staff member on this kiosk (journalled, so a restart keeps them)."""
-
-    count: int = 0
-    last_failed_at: float | None = None
-    locked_until: float | None = None
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "last_failed_at": self.last_failed_at,
-            "locked_until": self.locked_until,
-        }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> FailureRecord:
-        """Raises ValueError for a record this module did not write."""
-        count, last, until = (
-            record.get("count"),
-            record.get("last_failed_at"),
-            record.get("locked_until"),
-        )
-        if type(count) is not int or count < 0 or not _opt_time(last) or not _opt_time(until):
-            raise ValueError(f"not a staff failure record: {record!r}"[:200])
-        return cls(count, last, until)
-
-
-def _opt_time(value: object) -> bool:
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-
-
-def seconds_locked(record: FailureRecord, now: float) -> int:
-    """Whole seconds (rounded up) until the lock ends; 0 when not locked."""
-    if record.locked_until is None or record.locked_until <= now:
-        return 0
-    return math.ceil(record.locked_until - now)
-
-
-def _recent_count(record: FailureRecord, now: float, policy: LockoutPolicy) -> int:
-    if seconds_locked(record, now) or record.last_failed_at is None:
-        return 0
-    return record.count if now - record.last_failed_at <= policy.window_s else 0
-
-
-def attempts_left(record: FailureRecord, now: float, policy: LockoutPolicy) -> int:
-    """Wrong PINs still allowed before a lock (0 while locked)."""
-    if seconds_locked(record, now):
-        return 0
-    return max(0, policy.max_failures - _recent_count(record, now, policy))
-
-
-def register_failure(record: FailureRecord, now: float, policy: LockoutPolicy) -> FailureRecord:
-    """The record after one more wrong PIN; the last allowed one starts the lock."""
-    count = _recent_count(record, now, policy) + 1
-    if count >= policy.max_failures:
-        return FailureRecord(0, None, now + policy.lockout_s)
-    return FailureRecord(count, now, None)
-
-
-def mirror_server_lock(record: FailureRecord, now: float, retry_after_s: float) -> FailureRecord:
-    """The record after the server said the staff member is locked for ``retry_after_s``."""
-    until = now + retry_after_s
-    if record.locked_until is not None and record.locked_until > until:
-        return record  # never shorten a lock this kiosk already holds
-    return replace(record, count=0, last_failed_at=None, locked_until=until)
-
-
 # ---- PIN hashes ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ScryptParams:
-    """scrypt cost: 16 MiB and a fraction of a second on a Raspberry Pi 4 with the defaults."""
+    """scrypt cost. The defaults: 64 MiB and about 0.19 s on an x86_64 server core, so about
+    0.9 s on a Raspberry Pi 4 (bench/pin_kdf_bench.py; docs/storeserver.md has the figures and
+    what they mean for a stolen SD card). Stored with each hash: raising them later is safe."""
 
-    n: int = 2**14
+    n: int = 2**16
     r: int = 8
     p: int = 1
 
@@ -374,3 +316,53 @@ class CachedPin:
         if not isinstance(name, str) or not _opt_time(cached_at) or cached_at is None:
             raise ValueError(f"not a cached staff PIN record for {staff_id}")
         return cls(staff_id, name, PinHash.from_record(record), float(cached_at))
+
+
+def _opt_time(value: object) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+_STAFF_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")  # a badge's subject (storeserver/staff.py)
+
+
+@dataclass(frozen=True)
+class RevokedStaff:
+    """What the store server says this kiosk must refuse offline, as of ``version`` (sent with
+    every heartbeat answer): ``staff_ids`` may not sign in at all (disabled, or locked until a
+    manager unlocks them); badges of staff in ``badges_before`` issued before that Unix second
+    are revoked (a lost card)."""
+
+    version: str
+    staff_ids: frozenset[str]
+    badges_before: dict[str, int] = field(default_factory=dict)
+
+    def refuses(self, badge: VerifiedCode) -> bool:
+        """Whether a badge (already verified) must be refused offline."""
+        before = self.badges_before.get(badge.subject)
+        return badge.subject in self.staff_ids or (before is not None and badge.issued < before)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "ids": sorted(self.staff_ids),
+            "badges_before": dict(sorted(self.badges_before.items())),
+        }
+
+    @classmethod
+    def from_record(cls, record: object) -> RevokedStaff:
+        """From the heartbeat's ``revoked_staff`` or the journal; ValueError for anything else."""
+        version = record.get("version") if isinstance(record, dict) else None
+        ids = record.get("ids") if isinstance(record, dict) else None
+        if not isinstance(version, str) or not 0 < len(version) <= 64:
+            raise ValueError(f"revoked staff list without a usable version: {record!r}"[:200])
+        if not isinstance(ids, list) or not all(
+            isinstance(i, str) and _STAFF_ID.fullmatch(i) for i in ids
+        ):
+            raise ValueError(f"revoked staff ids are not a list of staff ids: {ids!r}"[:200])
+        before = record.get("badges_before", {})  # type: ignore[union-attr]
+        if not isinstance(before, dict) or not all(
+            isinstance(k, str) and _STAFF_ID.fullmatch(k) and type(v) is int and v >= 0
+            for k, v in before.items()
+        ):
+            raise ValueError(f"revoked badges are not staff ids and times: {before!r}"[:200])
+        return cls(version, frozenset(ids), dict(before))

@@ -3,23 +3,30 @@
 Online, the store server checks the PIN and keeps the authoritative lockout; the kiosk mirrors
 its answers. On success the kiosk stores its own salted hash of the PIN (journal table
 ``staff_pins``), so the same staff member can sign in while the server is unreachable, for
-``cache_days``. Wrong PINs are counted per staff id in the journal (``staff_failures``), so a
-restart does not lift a lockout, and the same 5-wrong / 5-minute rule applies offline.
+``cache_days`` (3 by default, at most 7; 0 keeps no hash at all). Wrong PINs are counted per
+staff id in the journal (``staff_failures``), so a restart does not lift a lockout, and the
+server's escalating rule applies offline (kiosk/domain/staff_lockout.py).
+
+The server's list of staff who may not sign in offline (disabled, or locked until a manager
+unlocks them) arrives with each heartbeat (:meth:`StaffAuthenticator.set_revoked`, journal table
+``staff_revoked``): their cached PINs are dropped and offline they are refused.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kiosk.domain.member_codes import Keys, trusted_keys
+from kiosk.domain.member_codes import Keys, VerifiedCode, trusted_keys
 from kiosk.domain.staff import (
     CachedPin,
     FailureRecord,
     LockoutPolicy,
+    RevokedStaff,
     ScryptParams,
     StaffAuthUnavailable,
     StaffLocked,
@@ -30,6 +37,7 @@ from kiosk.domain.staff import (
     mirror_server_lock,
     pin_matches,
     register_failure,
+    register_success,
     seconds_locked,
     verify_badge,
 )
@@ -41,7 +49,9 @@ log = logging.getLogger(__name__)
 
 PIN_TABLE = "staff_pins"
 FAILURE_TABLE = "staff_failures"
-DEFAULT_CACHE_DAYS = 30
+REVOKED_TABLE, REVOKED_KEY = "staff_revoked", "list"
+DEFAULT_CACHE_DAYS = 3
+MAX_CACHE_DAYS = 7  # a stolen card's hashes are of PINs at most this old
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,10 @@ class StaffAuthenticator:
         cache_days: float = DEFAULT_CACHE_DAYS,
         policy: LockoutPolicy | None = None,
         hash_params: ScryptParams | None = None,
+        tz: dt.tzinfo = dt.UTC,
     ) -> None:
+        if not 0 <= cache_days <= MAX_CACHE_DAYS:
+            raise ValueError(f"cache_days must be 0 to {MAX_CACHE_DAYS}, not {cache_days}")
         self._key = trusted_keys(verifier_public_key)  # shared: a key rotation reaches us
         self._server = server
         self._journal = journal
@@ -74,6 +87,7 @@ class StaffAuthenticator:
         self._cache_max_age_s = cache_days * 86400
         self._policy = policy or LockoutPolicy()
         self._hash_params = hash_params or ScryptParams()
+        self._tz = tz  # the store's: the day of the daily cap
         # one sign-in at a time: each reads, then rewrites, the staff member's failure record
         self._lock = threading.Lock()
 
@@ -89,17 +103,18 @@ class StaffAuthenticator:
                     "Staff sign-in is unavailable: call a technician",
                     detail=self._journal.safe_mode_reason or "journal in safe mode",
                 )
-            staff_id = verify_badge(badge_text, self._key, int(now)).subject
+            badge = verify_badge(badge_text, self._key, int(now))
+            staff_id = badge.subject
             check_pin_format(pin)
             failures = self._failures(staff_id)
             locked = seconds_locked(failures, now)
-            if locked:
+            if locked:  # a lock until online is left to the server when it answers
                 raise StaffLocked(locked, detail=f"staff {staff_id} locked on this kiosk")
             try:
                 identity = self._server.verify_staff(badge_text, pin)
             except Unreachable as exc:
                 log.info("staff %s: store server unreachable, checking offline (%s)", staff_id, exc)
-                return self._offline(staff_id, pin, failures, now)
+                return self._offline(badge, pin, failures, now)
             except Rejected as exc:
                 raise self._refused_online(staff_id, pin, failures, exc, now) from None
             if identity.staff_id != staff_id:
@@ -107,11 +122,30 @@ class StaffAuthenticator:
                     f"store server accepted staff {identity.staff_id} for a badge of {staff_id}: "
                     "check the store server version"
                 )
-            entry = CachedPin(staff_id, identity.name, hash_pin(pin, self._hash_params), now)
-            self._journal.put(PIN_TABLE, staff_id, entry.to_record())
-            self._clear_failures(staff_id)
+            if self._cache_max_age_s > 0:
+                entry = CachedPin(staff_id, identity.name, hash_pin(pin, self._hash_params), now)
+                self._journal.put(PIN_TABLE, staff_id, entry.to_record())
+            else:
+                self._journal.delete(PIN_TABLE, staff_id)  # offline sign-in is off: keep none
+            self._save_failures(staff_id, register_success(failures, self._today(now)))
             log.info("staff %s signed in online", staff_id)
             return StaffSession(staff_id, identity.name, online=True)
+
+    def set_revoked(self, revoked: RevokedStaff) -> None:
+        """The store server's revocation list (from a heartbeat): kept in the journal, and the
+        cached PINs of the staff it names dropped (revoked badges keep their owner's)."""
+        with self._lock:
+            stored = self._revoked()
+            if stored is not None and stored.version == revoked.version:
+                return
+            self._journal.put(REVOKED_TABLE, REVOKED_KEY, revoked.to_record())
+            for staff_id in sorted(revoked.staff_ids):
+                if self._journal.get(PIN_TABLE, staff_id) is not None:
+                    self._journal.delete(PIN_TABLE, staff_id)
+                    log.warning(
+                        "staff %s revoked by the store server: cached PIN dropped", staff_id
+                    )
+            log.info("revoked staff list %s: %d staff", revoked.version, len(revoked.staff_ids))
 
     # ---- online refusals ------------------------------------------------------------------------
 
@@ -120,11 +154,13 @@ class StaffAuthenticator:
     ) -> KioskError:
         if exc.code == "staff_locked":
             # a kiosk.errors.RetryLater carries the server's Retry-After (read by name: the
-            # StoreServer port promises the attribute, not the class)
-            wait = getattr(exc, "retry_after_s", None) or self._policy.lockout_s
+            # StoreServer port promises the attribute, not the class); none: until unlocked
+            wait = getattr(exc, "retry_after_s", None)
             self._save_failures(staff_id, mirror_server_lock(failures, now, wait))
-            log.warning("staff %s is locked by the store server for %s s", staff_id, wait)
-            return StaffLocked(int(wait), detail=str(exc))
+            if wait is None:  # nor offline: the PIN may be what someone is guessing
+                self._journal.delete(PIN_TABLE, staff_id)
+            log.warning("staff %s is locked by the store server (%s s)", staff_id, wait)
+            return StaffLocked(None if wait is None else int(wait), detail=str(exc))
         if exc.code == "bad_pin":
             cached = self._cached(staff_id)
             if cached is not None and pin_matches(cached.pin_hash, pin):
@@ -147,8 +183,24 @@ class StaffAuthenticator:
     # ---- offline ----------------------------------------------------------------------------------
 
     def _offline(
-        self, staff_id: str, pin: str, failures: FailureRecord, now: float
+        self, badge: VerifiedCode, pin: str, failures: FailureRecord, now: float
     ) -> StaffSession:
+        staff_id, revoked = badge.subject, self._revoked()
+        if revoked is not None and revoked.refuses(badge):
+            # a staff member on the list loses the cached PIN too; a revoked badge does not:
+            # its owner's newer badge still signs in with it
+            if staff_id in revoked.staff_ids:
+                self._journal.delete(PIN_TABLE, staff_id)
+            log.warning("staff %s badge refused offline: on the revoked list", staff_id)
+            raise StaffRejected(
+                "bad_badge",
+                "此工牌已停用，请联系店长",
+                "This badge is no longer accepted: ask the manager",
+                detail=f"staff {staff_id} or this badge of theirs (issued {badge.issued}) is "
+                f"revoked (list {revoked.version})",
+            )
+        if failures.until_online:
+            raise StaffLocked(None, detail=f"staff {staff_id} locked until an online sign-in")
         cached = self._cached(staff_id)
         if cached is None:
             raise StaffAuthUnavailable(
@@ -168,10 +220,11 @@ class StaffAuthenticator:
             )
         # Count the attempt before checking it: cutting the power during the check must not
         # give a free try. A right PIN clears the count again.
-        counted = register_failure(failures, now, self._policy)
+        today = self._today(now)
+        counted = register_failure(failures, now, today, self._policy)
         self._save_failures(staff_id, counted)
         if pin_matches(cached.pin_hash, pin):
-            self._clear_failures(staff_id)
+            self._save_failures(staff_id, register_success(failures, today))
             log.info("staff %s signed in offline (cached PIN)", staff_id)
             return StaffSession(staff_id, cached.name, online=False)
         raise self._refusal(staff_id, counted, now, detail="offline check against cached PIN")
@@ -181,18 +234,25 @@ class StaffAuthenticator:
     def _count_failure(
         self, staff_id: str, failures: FailureRecord, now: float, detail: str
     ) -> KioskError:
-        counted = register_failure(failures, now, self._policy)
+        counted = register_failure(failures, now, self._today(now), self._policy)
         self._save_failures(staff_id, counted)
+        if counted.until_online and not seconds_locked(counted, now):
+            # the server answered "wrong PIN", not "locked": this kiosk's lock until online
+            # is about its offline checks, and says nothing of the tries the server allows
+            return StaffRejected("bad_pin", "密码错误", "Wrong PIN", detail=detail)
         return self._refusal(staff_id, counted, now, detail)
 
     def _refusal(
         self, staff_id: str, counted: FailureRecord, now: float, detail: str
     ) -> KioskError:
+        if counted.until_online:
+            log.warning("staff %s locked on this kiosk until an online sign-in", staff_id)
+            return StaffLocked(None, detail=detail)
         locked = seconds_locked(counted, now)
         if locked:
             log.warning("staff %s locked on this kiosk for %d s", staff_id, locked)
             return StaffLocked(locked, detail=detail)
-        left = attempts_left(counted, now, self._policy)
+        left = attempts_left(counted, now, self._today(now), self._policy)
         return StaffRejected(
             "bad_pin",
             f"密码错误，还可尝试 {left} 次",
@@ -212,10 +272,24 @@ class StaffAuthenticator:
             return FailureRecord()
 
     def _save_failures(self, staff_id: str, record: FailureRecord) -> None:
-        self._journal.put(FAILURE_TABLE, staff_id, record.to_record())
+        if record == FailureRecord():
+            self._journal.delete(FAILURE_TABLE, staff_id)  # writes nothing when there is none
+        else:
+            self._journal.put(FAILURE_TABLE, staff_id, record.to_record())
 
-    def _clear_failures(self, staff_id: str) -> None:
-        self._journal.delete(FAILURE_TABLE, staff_id)  # writes nothing when there is none
+    def _today(self, now: float) -> dt.date:
+        return dt.datetime.fromtimestamp(now, self._tz).date()
+
+    def _revoked(self) -> RevokedStaff | None:
+        record = self._journal.get(REVOKED_TABLE, REVOKED_KEY)
+        if record is None:
+            return None
+        try:
+            return RevokedStaff.from_record(record)
+        except ValueError as exc:  # only this class writes it: whoever could damage it could
+            # as well delete it, so failing closed here would protect nothing
+            log.error("unreadable revoked staff list ignored until the next heartbeat: %s", exc)
+            return None
 
     def _cached(self, staff_id: str) -> CachedPin | None:
         record = self._journal.get(PIN_TABLE, staff_id)

@@ -157,6 +157,9 @@ class StaffFlow:
         try:
             who = self.authenticate(badge, pin)  # type: ignore[misc]
         except StaffLocked as exc:
+            if exc.seconds_left is None:  # no countdown: a manager must unlock them
+                self._set(gen, busy=False, message=self.say("staff.locked_manager"), error=True)
+                return
             self._locked_until = self.clock() + exc.seconds_left
             self._set(gen, busy=False, locked_s=exc.seconds_left, error=True,
                       message=self._locked_text(exc.seconds_left))  # fmt: skip

@@ -3,7 +3,9 @@
 The report is the health provider's dict as plain finite JSON plus the worker's own state under
 "sync"; a provider that raises is reported, not fatal. The skew is the server's clock minus the
 kiosk's. The answer also names the store's member-code public keys (``public_keys``, current
-first), so a key rotation reaches the kiosk within a heartbeat. Member codes are checked against the kiosk clock, so a skew over the limit is logged
+first), so a key rotation reaches the kiosk within a heartbeat, and the store's list of staff
+who may not sign in offline (``revoked_staff``, read by :func:`revoked_staff`). Member codes
+are checked against the kiosk clock, so a skew over the limit is logged
 once, and once more when it is back within it. docs/kiosk-sync.md has the long form.
 """
 
@@ -18,10 +20,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kiosk.domain.member_codes import MAX_KEYS
+from kiosk.domain.staff import RevokedStaff
 from kiosk.storage.outbox import Outbox
 from kiosk.sync.parse import BadResponse
 
-__all__ = ["Heartbeat", "clean_health", "no_health", "read_public_keys"]
+__all__ = ["Heartbeat", "clean_health", "no_health", "read_public_keys", "revoked_staff"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,21 @@ def _is_key(text: object) -> bool:
         return isinstance(text, str) and len(base64.b64decode(text, validate=True)) == 32
     except (binascii.Error, ValueError):
         return False
+
+
+def revoked_staff(answer: object) -> RevokedStaff | None:
+    """The heartbeat answer's list of staff who may not sign in offline; None from a server
+    older than the list; BadResponse when it is there but not a list."""
+    raw = answer.get("revoked_staff") if isinstance(answer, dict) else None
+    if raw is None:
+        return None
+    try:
+        return RevokedStaff.from_record(raw)
+    except ValueError as exc:
+        raise BadResponse(
+            f"store server answered the heartbeat with an unusable revoked_staff ({exc}): "
+            "check the store server version"
+        ) from None
 
 
 def clean_health(value: Any, depth: int = 0) -> Any:

@@ -1,7 +1,8 @@
 """The sync worker: one daemon thread that keeps the kiosk and the store server in step.
 
-Each cycle it sends a heartbeat (every `heartbeat_s`, measuring clock skew and handing the
-store's public keys to `on_keys` when they change: a key rotation), drains the outbox
+Each cycle it sends a heartbeat (every `heartbeat_s`, measuring clock skew, handing the
+store's public keys to `on_keys` when they change (a key rotation) and passing on the store's
+list of staff who may not sign in offline when it changed), drains the outbox
 in batches while that makes progress, and re-reads the catalog and wheels (every `refresh_s`),
 calling back only on change; the catalog's pictures are brought up to date at each read
 (`fetch_pictures`, which never fails the cycle). Any failure - the server down, a refusal,
@@ -23,10 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from kiosk.domain.staff import RevokedStaff
 from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
 from kiosk.ports import EventResult, OutboxEvent, StoreServer
 from kiosk.storage.outbox import Outbox
-from kiosk.sync.heartbeat import Heartbeat, no_health, read_public_keys
+from kiosk.sync.heartbeat import Heartbeat, no_health, read_public_keys, revoked_staff
 from kiosk.sync.parse import BadResponse
 
 __all__ = ["SyncError", "SyncSettings", "SyncStatus", "SyncWorker"]
@@ -92,6 +94,7 @@ class SyncWorker:
         on_online_change: Callable[[bool], None] | None = None,
         on_cycle: Callable[[SyncStatus], None] | None = None,
         on_keys: Callable[[tuple[str, ...]], None] | None = None,
+        on_revoked_staff: Callable[[RevokedStaff], None] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         wait: Callable[[threading.Event, float], object] = threading.Event.wait,
@@ -108,6 +111,8 @@ class SyncWorker:
         self._on_cycle = on_cycle
         self._on_keys = on_keys
         self._keys: tuple[str, ...] | None = None  # the public keys last handed to on_keys
+        self._on_revoked_staff = on_revoked_staff
+        self._revoked_version: str | None = None
         self._clock = clock
         self._monotonic = monotonic
         self._wait = wait
@@ -335,6 +340,11 @@ class SyncWorker:
             # Recorded only once the callback took them: a failed callback gets them again.
             self._callback("on_keys", self._on_keys, keys)
             self._keys = keys
+        revoked = revoked_staff(answer)
+        if revoked is not None and revoked.version != self._revoked_version:
+            # recorded only once the callback took it: a failed callback gets it again
+            self._callback("on_revoked_staff", self._on_revoked_staff, revoked)
+            self._revoked_version = revoked.version
         self._next_heartbeat = self._monotonic() + self.settings.heartbeat_s
 
     # --- outbox -------------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _staff_locked(request: Request, exc: staff.StaffLocked) -> JSONResponse:
         # the body stays {error, message} like every refusal; the wait goes in the standard header
         response = error_response(exc.status, exc.code, exc.message)
-        response.headers["Retry-After"] = str(exc.retry_after_s)
+        if exc.retry_after_s is not None:  # None: locked until a manager unlocks
+            response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
 
     @app.exception_handler(RequestValidationError)

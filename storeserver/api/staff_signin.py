@@ -19,7 +19,7 @@ router = APIRouter()
         403: {"model": ErrorBody, "description": "bad_badge or bad_pin"},
         423: {
             "model": ErrorBody,
-            "description": "staff_locked: too many wrong PINs",
+            "description": "staff_locked: too many wrong PINs (no Retry-After: until unlocked)",
             "headers": {
                 "Retry-After": {
                     "description": "seconds until the lock ends",
@@ -37,9 +37,13 @@ def verify_staff(
     """Check a staff badge and PIN (restocking sign-in).
 
     Badge problems are 403 `bad_badge`; a wrong PIN is 403 `bad_pin` and counts: the fifth
-    in a row locks the staff member for 5 minutes (423 `staff_locked`, `Retry-After`).
+    in a row locks the staff member (423 `staff_locked`) for 5 minutes, the next time for an
+    hour (`Retry-After`), the third time, or at the 20th wrong PIN of a store day, until a
+    manager unlocks them (no `Retry-After`). New PINs have 6-12 digits; 4-5 digit PINs set
+    earlier are still accepted here until they are replaced.
     """
     found = staff.verify(
-        store.db, store.clock, store.verify_keys, caller.name, body.badge, body.pin
-    )
+        store.db, store.clock, store.verify_keys, caller.name, body.badge, body.pin,
+        tz=store.ledger.tz,
+    )  # fmt: skip
     return StaffVerified(**found)

@@ -201,3 +201,25 @@ def test_a_count_wakes_the_sync_worker_and_the_stamp_keeps_a_gift_held_before_it
         assert server.stock(2) == 6
     finally:
         core.stop()
+
+
+def test_the_core_keeps_the_servers_revoked_staff_list_for_its_staff_sign_in(tmp_path, enrolled):
+    from kiosk.services.staff_auth import PIN_TABLE, REVOKED_KEY, REVOKED_TABLE
+    from storeserver import staff
+
+    server, paper = enrolled
+    with server.store.db.transaction() as conn:
+        staff.set_active(conn, "S0002", False)
+    cfg = config(tmp_path, server.url, offline={"staff_pin_cache_days": 0})
+    fast = SyncSettings(heartbeat_s=0.2, refresh_s=3600, wheel_ids=())
+    core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=fast)
+    core.start()
+    try:
+        wait_for(lambda: core.journal.get(REVOKED_TABLE, REVOKED_KEY) is not None)
+        assert core.journal.get(REVOKED_TABLE, REVOKED_KEY)["ids"] == ["S0002"]
+        with server.store.db.transaction() as conn:
+            code = staff.issue_badge(conn, server.store.clock, server.store.signing_key, "S0001")
+        assert core.staff.authenticate(code["code"], "246810").online
+        assert core.journal.get(PIN_TABLE, "S0001") is None  # staff_pin_cache_days = 0
+    finally:
+        core.stop()

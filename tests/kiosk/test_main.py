@@ -98,7 +98,7 @@ def test_the_demo_keys_act_on_the_rig_and_a_failing_key_keeps_the_demo_running()
     def broken_code():
         raise RuntimeError("the server is gone")
 
-    server = SimpleNamespace(staff_badge=lambda: ("badge", "2468"), relay=relay,
+    server = SimpleNamespace(staff_badge=lambda: ("badge", "246810"), relay=relay,
                              technician_code=broken_code)  # fmt: skip
     rig = SimpleNamespace(server=server, check_jam=lambda: None, paper_loaded=True,
                           cover_open=False, present=lambda code: None)  # fmt: skip
@@ -106,7 +106,7 @@ def test_the_demo_keys_act_on_the_rig_and_a_failing_key_keeps_the_demo_running()
     shown: list[str] = []
     panel.set_text = shown.append  # what the strip would show
     assert panel.on_char("N") and panel.last == "N: network cut" and not relay.up
-    assert "network CUT" in shown[-1] and "PIN 2468" in shown[-1]
+    assert "network CUT" in shown[-1] and "PIN 246810" in shown[-1]
     assert not panel.on_char("Q")  # not a simulator key: the app may use it
     assert panel.on_char("T") and panel.last == "T failed: the server is gone"
     assert toggles == [1]

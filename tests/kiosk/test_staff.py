@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given
-from hypothesis import strategies as st
 
 from kiosk.domain.staff import (
     BADGE_MAX_WINDOW_S,
     CachedPin,
-    FailureRecord,
-    LockoutPolicy,
     PinHash,
+    RevokedStaff,
     ScryptParams,
     StaffAuthError,
     StaffLocked,
     StaffRejected,
-    attempts_left,
     check_pin_format,
     hash_pin,
-    mirror_server_lock,
     pin_matches,
-    register_failure,
-    seconds_locked,
     verify_badge,
 )
 from kiosk.errors import KioskError
@@ -32,7 +25,6 @@ from storeserver import codes
 NOW = 1_795_430_568
 YEAR = 365 * 86400
 KEY = Ed25519PrivateKey.generate()
-POLICY = LockoutPolicy()
 CHEAP = ScryptParams(n=2**10, r=8, p=1)  # the rules do not depend on the cost
 
 
@@ -106,88 +98,24 @@ def test_the_pin_format_is_4_to_12_ascii_digits():
             check_pin_format(bad)
 
 
-# ---- lockout ------------------------------------------------------------------------------------
-
-
-def fail(times: int, start: float = NOW, every: float = 10) -> FailureRecord:
-    record = FailureRecord()
-    for i in range(times):
-        record = register_failure(record, start + i * every, POLICY)
-    return record
-
-
-def test_five_failures_lock_for_five_minutes_then_release():
-    four = fail(4)
-    assert seconds_locked(four, NOW + 40) == 0 and attempts_left(four, NOW + 40, POLICY) == 1
-    five = register_failure(four, NOW + 40, POLICY)
-    assert seconds_locked(five, NOW + 40) == 300
-    assert attempts_left(five, NOW + 40, POLICY) == 0
-    assert seconds_locked(five, NOW + 339.5) == 1  # rounded up: never "0 s left" while locked
-    assert seconds_locked(five, NOW + 340) == 0
-    # after the lock a fresh count starts
-    assert attempts_left(five, NOW + 340, POLICY) == 5
-    assert register_failure(five, NOW + 340, POLICY).count == 1
-
-
-def test_failures_further_apart_than_the_window_start_a_new_count():
-    record = fail(4, every=60)
-    later = NOW + 3 * 60 + POLICY.window_s + 1
-    assert attempts_left(record, later, POLICY) == 5
-    assert register_failure(record, later, POLICY) == FailureRecord(1, later, None)
-
-
-def test_a_server_lock_is_mirrored_but_never_shortened():
-    mirrored = mirror_server_lock(fail(2), NOW, 200)
-    assert mirrored == FailureRecord(0, None, NOW + 200)
-    longer = FailureRecord(0, None, NOW + 280)
-    assert mirror_server_lock(longer, NOW, 200) == longer
-
-
-@given(st.lists(st.floats(min_value=0, max_value=2000), min_size=1, max_size=40))
-def test_never_more_than_five_counted_failures_without_a_lock(gaps):
-    """Whatever the timing, wrong PINs tried while unlocked and within the window of each
-    other never reach six before a lock."""
-    record, now, run = FailureRecord(), float(NOW), 0
-    for gap in gaps:
-        now += gap
-        if seconds_locked(record, now):
-            continue  # refused before any PIN check
-        if record.last_failed_at is None or now - record.last_failed_at > POLICY.window_s:
-            run = 0
-        record = register_failure(record, now, POLICY)
-        run += 1
-        assert run <= POLICY.max_failures
-        if run == POLICY.max_failures:
-            assert seconds_locked(record, now) == POLICY.lockout_s
-            run = 0
-
-
-def test_a_failure_record_round_trips_and_garbage_is_refused():
-    record = fail(3)
-    assert FailureRecord.from_record(record.to_record()) == record
-    for junk in ({"count": -1}, {"count": "2"}, {"count": 1, "locked_until": "soon"}, {}):
-        with pytest.raises(ValueError):
-            FailureRecord.from_record(junk)
-
-
 # ---- PIN hash -----------------------------------------------------------------------------------
 
 
 def test_a_pin_hash_is_salted_checks_the_pin_and_holds_no_pin():
-    first, second = hash_pin("2468", CHEAP), hash_pin("2468", CHEAP)
+    first, second = hash_pin("246810", CHEAP), hash_pin("246810", CHEAP)
     assert first.salt != second.salt and first.digest != second.digest
-    assert pin_matches(first, "2468") and pin_matches(second, "2468")
-    for wrong in ("2469", "02468", "", "24 68"):
+    assert pin_matches(first, "246810") and pin_matches(second, "246810")
+    for wrong in ("246811", "0246810", "", "246 810"):
         assert not pin_matches(first, wrong)
     record = first.to_record()
     assert set(record) == {"alg", "n", "r", "p", "salt", "hash"} and record["alg"] == "scrypt"
-    assert "2468" not in repr(record)
+    assert "246810" not in repr(record)
     assert PinHash.from_record(record) == first
 
 
 def test_the_default_cost_is_the_documented_scrypt():
-    h = hash_pin("1357")
-    assert (h.params.n, h.params.r, h.params.p) == (2**14, 8, 1)
+    h = hash_pin("135791")
+    assert (h.params.n, h.params.r, h.params.p) == (2**16, 8, 1)  # 64 MiB
     assert len(h.salt) == 16 and len(h.digest) == 32
 
 
@@ -206,11 +134,11 @@ def test_the_default_cost_is_the_documented_scrypt():
 )
 def test_a_damaged_hash_record_is_refused(change):
     with pytest.raises(ValueError):
-        PinHash.from_record({**hash_pin("2468", CHEAP).to_record(), **change})
+        PinHash.from_record({**hash_pin("246810", CHEAP).to_record(), **change})
 
 
 def test_a_cached_pin_is_fresh_for_its_age_only():
-    cached = CachedPin("S0001", "王店长", hash_pin("2468", CHEAP), cached_at=NOW)
+    cached = CachedPin("S0001", "王店长", hash_pin("246810", CHEAP), cached_at=NOW)
     day = 86400
     assert cached.is_fresh(NOW + 30 * day, 30 * day)
     assert not cached.is_fresh(NOW + 30 * day + 1, 30 * day)
@@ -227,3 +155,27 @@ def test_errors_carry_both_languages_and_the_wait():
     assert str(locked) == f"{locked.message_zh} / {locked.message_en} (staff S0001)"
     assert "40 s" in StaffLocked(40).message_en
     assert isinstance(locked, StaffAuthError)
+
+
+# ---- the revoked staff list ---------------------------------------------------------------------
+
+
+def test_the_revoked_list_refuses_listed_staff_and_badges_issued_before_the_cut():
+    revoked = RevokedStaff.from_record(
+        {"version": "v1", "ids": ["S0002"], "badges_before": {"S0001": NOW}}
+    )
+    key = KEY.public_key()
+    assert revoked.refuses(verify_badge(make_badge("S0002"), key, NOW))
+    assert revoked.refuses(verify_badge(make_badge("S0001", issued=NOW - 1), key, NOW))
+    assert not revoked.refuses(verify_badge(make_badge("S0001", issued=NOW), key, NOW))
+    assert not revoked.refuses(verify_badge(make_badge("S0003", issued=NOW - 1), key, NOW))
+    assert RevokedStaff.from_record(revoked.to_record()) == revoked
+    older_server = RevokedStaff.from_record({"version": "v0", "ids": []})
+    assert older_server.badges_before == {}
+    for junk in (
+        {"version": "v", "ids": [], "badges_before": {"S0001": "soon"}},
+        {"version": "v", "ids": [], "badges_before": {"S 1": 5}},
+        {"version": "v", "ids": [], "badges_before": [["S0001", 5]]},
+    ):
+        with pytest.raises(ValueError):
+            RevokedStaff.from_record(junk)

@@ -64,7 +64,7 @@ KIOSK_CALLS = [
     (
         "POST",
         "/v1/staff/verify",
-        {"badge": "LK1.S.S0001.1.61.0123456789abcdef.AAAA", "pin": "2468"},
+        {"badge": "LK1.S.S0001.1.61.0123456789abcdef.AAAA", "pin": "246810"},
     ),
 ]
 STAFF_CALLS = [

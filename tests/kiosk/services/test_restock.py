@@ -433,7 +433,7 @@ def online(tmp_path, server) -> Iterator[KioskSide]:
     k.close()
 
 
-def sign_in(server: ServerSide, kiosk: KioskSide, staff_id: str = "S0001", pin: str = "2468"):
+def sign_in(server: ServerSide, kiosk: KioskSide, staff_id: str = "S0001", pin: str = "246810"):
     with server.store.db.transaction() as conn:
         badge = staff.issue_badge(conn, server.clock, server.store.signing_key, staff_id, 365)
     auth = StaffAuthenticator(

@@ -100,11 +100,11 @@ def server_failures(store, staff_id: str = "S0001") -> int:
 
 
 def test_online_sign_in_caches_a_salted_hash_never_the_pin(online, journal, store, clock):
-    session = auth(online, journal, store, clock).authenticate(badge(store), "2468")
+    session = auth(online, journal, store, clock).authenticate(badge(store), "246810")
     assert session == StaffSession("S0001", MANAGER, online=True)
     record = journal.get(PIN_TABLE, "S0001")
     assert record["name"] == MANAGER and record["cached_at"] == clock.now().timestamp()
-    assert {"alg", "n", "r", "p", "salt", "hash"} <= set(record) and "2468" not in repr(record)
+    assert {"alg", "n", "r", "p", "salt", "hash"} <= set(record) and "246810" not in repr(record)
     assert journal.get(FAILURE_TABLE, "S0001") is None
 
 
@@ -117,9 +117,10 @@ def test_a_wrong_pin_online_is_counted_on_the_server_and_the_kiosk(online, journ
     assert server_failures(store) == 1
     assert journal.get(FAILURE_TABLE, "S0001")["count"] == 1
     assert journal.get(PIN_TABLE, "S0001") is None  # nothing cached from a refused PIN
-    # a right PIN clears both counts
-    assert a.authenticate(badge(store), "2468").online
-    assert server_failures(store) == 0 and journal.get(FAILURE_TABLE, "S0001") is None
+    # a right PIN clears both runs of wrong PINs (not the day's count: see the daily cap)
+    assert a.authenticate(badge(store), "246810").online
+    kept = FailureRecord.from_record(journal.get(FAILURE_TABLE, "S0001"))
+    assert server_failures(store) == 0 and (kept.count, kept.day_count) == (0, 1)
 
 
 def test_five_wrong_pins_lock_for_five_minutes_then_release(online, journal, store, clock):
@@ -133,10 +134,10 @@ def test_five_wrong_pins_lock_for_five_minutes_then_release(online, journal, sto
     assert locked.value.seconds_left == 300 and "5 分钟" in locked.value.message_zh
     clock.advance(seconds=299)
     with pytest.raises(StaffLocked) as still:
-        a.authenticate(code, "2468")  # even the right PIN
+        a.authenticate(code, "246810")  # even the right PIN
     assert still.value.seconds_left == 1
     clock.advance(seconds=1)
-    assert a.authenticate(code, "2468") == StaffSession("S0001", MANAGER, True)
+    assert a.authenticate(code, "246810") == StaffSession("S0001", MANAGER, True)
 
 
 def test_a_lock_made_at_another_kiosk_is_mirrored_with_the_servers_wait(
@@ -148,11 +149,11 @@ def test_a_lock_made_at_another_kiosk_is_mirrored_with_the_servers_wait(
             staff.verify(store.db, store.clock, store.signing_key, "kiosk-02", code, "1111")
     clock.advance(seconds=100)
     with pytest.raises(StaffLocked) as info:
-        auth(online, journal, store, clock).authenticate(code, "2468")
+        auth(online, journal, store, clock).authenticate(code, "246810")
     assert info.value.seconds_left == 200
     # the lock is in the journal, so it holds offline too
     with pytest.raises(StaffLocked):
-        auth(offline, journal, store, clock).authenticate(code, "2468")
+        auth(offline, journal, store, clock).authenticate(code, "246810")
 
 
 def test_a_badge_or_pin_format_problem_never_reaches_the_server(online, journal, store, clock):
@@ -160,7 +161,7 @@ def test_a_badge_or_pin_format_problem_never_reaches_the_server(online, journal,
     now = int(clock.now().timestamp())
     member = codes.issue(store.signing_key, codes.CodeKind.MEMBER, "M0001", now)
     with pytest.raises(StaffRejected) as info:
-        a.authenticate(member, "2468")
+        a.authenticate(member, "246810")
     assert info.value.reason == "bad_badge" and "not a staff badge" in info.value.message_en
     with pytest.raises(StaffRejected, match="4 to 12 digits"):
         a.authenticate(badge(store), "12")
@@ -171,40 +172,40 @@ def test_a_member_code_scanned_as_a_badge_keeps_its_nonce_unused(online, journal
     with store.db.transaction() as conn:
         code = members.issue_code(store.ledger, conn, store.signing_key, "M0002")["code"]
     with pytest.raises(StaffRejected):
-        auth(online, journal, store, clock).authenticate(code, "2468")
+        auth(online, journal, store, clock).authenticate(code, "246810")
     assert online.resolve_member(code)["member_id"] == "M0002"
 
 
 def test_a_disabled_staff_member_loses_the_offline_cache(online, offline, journal, store, clock):
     code = badge(store)
-    auth(online, journal, store, clock).authenticate(code, "2468")
+    auth(online, journal, store, clock).authenticate(code, "246810")
     with store.db.transaction() as conn:
         staff.set_active(conn, "S0001", False)
     with pytest.raises(StaffRejected) as info:
-        auth(online, journal, store, clock).authenticate(code, "2468")
+        auth(online, journal, store, clock).authenticate(code, "246810")
     assert info.value.reason == "bad_badge" and "停用" in info.value.message_zh
     assert journal.get(PIN_TABLE, "S0001") is None
     with pytest.raises(StaffAuthUnavailable) as off:
-        auth(offline, journal, store, clock).authenticate(code, "2468")
+        auth(offline, journal, store, clock).authenticate(code, "246810")
     assert off.value.reason == "offline_no_cache"
 
 
 def test_a_pin_changed_on_the_server_drops_the_cached_old_pin(online, journal, store, clock):
     code = badge(store)
-    auth(online, journal, store, clock).authenticate(code, "2468")
+    auth(online, journal, store, clock).authenticate(code, "246810")
     with store.db.transaction() as conn:
-        staff.add_staff(conn, store.clock, "S0001", MANAGER, "9999", replace=True)
+        staff.add_staff(conn, store.clock, "S0001", MANAGER, "999999", replace=True)
     with pytest.raises(StaffRejected):
-        auth(online, journal, store, clock).authenticate(code, "2468")
+        auth(online, journal, store, clock).authenticate(code, "246810")
     assert journal.get(PIN_TABLE, "S0001") is None
-    assert auth(online, journal, store, clock).authenticate(code, "9999").online
+    assert auth(online, journal, store, clock).authenticate(code, "999999").online
 
 
 def test_another_refusal_is_left_to_the_technician(journal, store, clock, tmp_path):
     with ServerThread(store, "127.0.0.1", 0) as server:
         bad_token = make_client(server.url, tmp_path / "x", token="not-a-kiosk-token")
         with pytest.raises(Rejected) as info:
-            auth(bad_token, journal, store, clock).authenticate(badge(store), "2468")
+            auth(bad_token, journal, store, clock).authenticate(badge(store), "246810")
         bad_token.close()
     assert info.value.code == "bad_token" and not isinstance(info.value, StaffRejected)
     assert journal.get(FAILURE_TABLE, "S0001") is None
@@ -217,10 +218,10 @@ def test_offline_with_a_cached_pin_signs_in_and_counts_wrong_pins(
     online, offline, journal, store, clock
 ):
     code = badge(store)
-    auth(online, journal, store, clock).authenticate(code, "2468")
+    auth(online, journal, store, clock).authenticate(code, "246810")
     clock.advance(days=3)
     a = auth(offline, journal, store, clock)
-    assert a.authenticate(code, "2468") == StaffSession("S0001", MANAGER, online=False)
+    assert a.authenticate(code, "246810") == StaffSession("S0001", MANAGER, online=False)
     with pytest.raises(StaffRejected) as info:
         a.authenticate(code, "1111")
     assert info.value.attempts_left == 4
@@ -229,7 +230,7 @@ def test_offline_with_a_cached_pin_signs_in_and_counts_wrong_pins(
 
 def test_offline_without_a_cached_pin_asks_for_one_online_sign_in(offline, journal, store, clock):
     with pytest.raises(StaffAuthUnavailable) as info:
-        auth(offline, journal, store, clock).authenticate(badge(store, "S0002"), "1357")
+        auth(offline, journal, store, clock).authenticate(badge(store, "S0002"), "135791")
     err = info.value
     assert err.reason == "offline_no_cache"
     assert "联网时登录一次" in err.message_zh and "sign in once while" in err.message_en
@@ -238,17 +239,17 @@ def test_offline_without_a_cached_pin_asks_for_one_online_sign_in(offline, journ
 
 def test_a_stale_cached_pin_is_refused_and_dropped(online, offline, journal, store, clock):
     code = badge(store)
-    auth(online, journal, store, clock).authenticate(code, "2468")
+    auth(online, journal, store, clock).authenticate(code, "246810")
     clock.advance(days=7, seconds=1)
     with pytest.raises(StaffAuthUnavailable) as info:
-        auth(offline, journal, store, clock, cache_days=7).authenticate(code, "2468")
+        auth(offline, journal, store, clock, cache_days=7).authenticate(code, "246810")
     assert info.value.reason == "offline_cache_stale" and "7 days" in info.value.detail
     assert journal.get(PIN_TABLE, "S0001") is None
 
 
 def test_offline_lockout_and_release(online, offline, journal, store, clock):
     code = badge(store)
-    auth(online, journal, store, clock).authenticate(code, "2468")
+    auth(online, journal, store, clock).authenticate(code, "246810")
     a = auth(offline, journal, store, clock)
     for _ in range(4):
         with pytest.raises(StaffRejected):
@@ -258,14 +259,14 @@ def test_offline_lockout_and_release(online, offline, journal, store, clock):
     assert locked.value.seconds_left == 300
     clock.advance(seconds=299)
     with pytest.raises(StaffLocked):
-        a.authenticate(code, "2468")
+        a.authenticate(code, "246810")
     clock.advance(seconds=1)
-    assert not a.authenticate(code, "2468").online
+    assert not a.authenticate(code, "246810").online
 
 
 def test_online_and_offline_wrong_pins_add_up(online, offline, journal, store, clock):
     code = badge(store)
-    auth(online, journal, store, clock).authenticate(code, "2468")
+    auth(online, journal, store, clock).authenticate(code, "246810")
     for client in (online, online, online, offline):
         with pytest.raises(StaffRejected):
             auth(client, journal, store, clock).authenticate(code, "1111")
@@ -277,45 +278,45 @@ def test_the_lockout_survives_reopening_the_journal(online, offline, store, cloc
     code = badge(store)
     folder = tmp_path / "journal"
     with Journal.open(folder) as j:
-        auth(online, j, store, clock).authenticate(code, "2468")
+        auth(online, j, store, clock).authenticate(code, "246810")
         for _ in range(5):
             with pytest.raises((StaffRejected, StaffLocked)):
                 auth(offline, j, store, clock).authenticate(code, "1111")
     clock.advance(seconds=60)
     with Journal.open(folder) as j:  # a restart
         with pytest.raises(StaffLocked) as info:
-            auth(offline, j, store, clock).authenticate(code, "2468")
+            auth(offline, j, store, clock).authenticate(code, "246810")
         assert info.value.seconds_left == 240
         with pytest.raises(StaffLocked):  # and online: the kiosk's own lock is kept
-            auth(online, j, store, clock).authenticate(code, "2468")
+            auth(online, j, store, clock).authenticate(code, "246810")
 
 
 def test_an_offline_attempt_is_counted_before_the_pin_is_checked(
     online, offline, journal, store, clock, monkeypatch
 ):
     code = badge(store)
-    auth(online, journal, store, clock).authenticate(code, "2468")
+    auth(online, journal, store, clock).authenticate(code, "246810")
 
     def power_cut(*args):
         raise SystemExit("power cut during the PIN check")
 
     monkeypatch.setattr(staff_auth, "pin_matches", power_cut)
     with pytest.raises(SystemExit):
-        auth(offline, journal, store, clock).authenticate(code, "2468")
+        auth(offline, journal, store, clock).authenticate(code, "246810")
     assert FailureRecord.from_record(journal.get(FAILURE_TABLE, "S0001")).count == 1
 
 
 def test_a_damaged_cached_pin_counts_as_no_cache(online, offline, journal, store, clock):
     code = badge(store)
-    auth(online, journal, store, clock).authenticate(code, "2468")
+    auth(online, journal, store, clock).authenticate(code, "246810")
     journal.put(PIN_TABLE, "S0001", {**journal.get(PIN_TABLE, "S0001"), "n": 2**30})
     with pytest.raises(StaffAuthUnavailable) as info:
-        auth(offline, journal, store, clock).authenticate(code, "2468")
+        auth(offline, journal, store, clock).authenticate(code, "246810")
     assert info.value.reason == "offline_no_cache"
 
 
 def test_cached_record_is_the_domain_record(online, journal, store, clock):
-    auth(online, journal, store, clock).authenticate(badge(store), "2468")
+    auth(online, journal, store, clock).authenticate(badge(store), "246810")
     cached = CachedPin.from_record("S0001", journal.get(PIN_TABLE, "S0001"))
     assert cached.pin_hash.params == CHEAP and cached.name == MANAGER
 

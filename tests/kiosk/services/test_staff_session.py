@@ -29,7 +29,7 @@ WANG = StaffSession("S0001", "王店长 / Manager Wang", online=True)
 
 
 class ScriptedAuth:
-    """The PIN 2468 signs in; other PINs count down to a five-minute lock, as the server's."""
+    """The PIN 246810 signs in; other PINs count down to a five-minute lock, as the server's."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
@@ -43,7 +43,7 @@ class ScriptedAuth:
             self.gate.wait(5)
         if self.error is not None:
             raise self.error
-        if pin == "2468":
+        if pin == "246810":
             return WANG
         self.wrong += 1
         if self.wrong >= 5:
@@ -106,7 +106,7 @@ class Rig:
 
     def sign_in(self) -> StaffState:
         self.flow.begin(BADGE)
-        return self.type_pin("2468")
+        return self.type_pin("246810")
 
 
 @pytest.fixture
@@ -176,7 +176,7 @@ def test_a_refusal_without_attempts_shows_the_services_own_words(rig):
         "offline_no_cache", "请先联网登录", "Sign in online first"
     )
     rig.flow.begin(BADGE)
-    state = rig.type_pin("2468")
+    state = rig.type_pin("246810")
     assert state.step is StaffStep.PIN and state.message.en == "Sign in online first"
 
 
@@ -184,14 +184,25 @@ def test_a_kiosk_not_enrolled_says_so_and_checks_nothing(rig):
     rig.flow.authenticate = None
     rig.flow.begin(BADGE)
     assert rig.state.error and "not enrolled" in rig.state.message.en
-    rig.type_pin("2468")
+    rig.type_pin("246810")
     assert rig.state.step is StaffStep.PIN and rig.auth.calls == []
+
+
+def test_a_lock_until_a_manager_unlocks_says_so_without_a_countdown(rig):
+    rig.auth.error = StaffLocked(None)
+    rig.flow.begin(BADGE)
+    state = rig.type_pin("246810")
+    assert state.step is StaffStep.PIN and state.error and state.locked_s is None
+    assert "manager unlocks you" in state.message.en and "店长" in state.message.zh
+    rig.clock.t += 10
+    rig.flow.tick()  # nothing to count down
+    assert rig.state.locked_s is None
 
 
 def test_a_lockout_does_not_hold_the_kiosk_past_the_idle_timeout(rig):
     rig.auth.error = StaffLocked(300)
     rig.flow.begin(BADGE)
-    rig.type_pin("2468")
+    rig.type_pin("246810")
     rig.clock.t += 50
     rig.flow.tick()
     assert rig.state.locked_s == 250 and "4:10" in rig.state.message.en
@@ -213,7 +224,7 @@ def test_idle_on_the_pin_pad_returns_to_attract(rig):
 def test_leaving_while_the_pin_is_checked_releases_the_kiosk(rig):
     rig.auth.gate = threading.Event()
     rig.flow.begin(BADGE)
-    for digit in "2468":
+    for digit in "246810":
         rig.flow.key(digit)
     rig.flow.submit_pin()
     assert rig.state.busy
@@ -391,7 +402,7 @@ def test_an_idle_restock_ends_by_itself_with_its_summary(rig):
 def test_taps_while_busy_are_ignored(rig):
     rig.auth.gate = threading.Event()
     rig.flow.begin(BADGE)
-    for digit in "2468":
+    for digit in "246810":
         rig.flow.key(digit)
     rig.flow.submit_pin()
     rig.flow.submit_pin()  # the Pi's double report

@@ -47,7 +47,7 @@ def badge(store, staff_id: str = "S0001") -> str:
 
 
 def test_a_right_pin_returns_the_staff_identity(client, store):
-    assert client.verify_staff(badge(store), "2468") == StaffIdentity(
+    assert client.verify_staff(badge(store), "246810") == StaffIdentity(
         "S0001", "王店长 / Manager Wang"
     )
 
@@ -59,7 +59,7 @@ def test_a_wrong_pin_and_a_bad_badge_are_rejected_with_the_server_code(client, s
     assert not isinstance(wrong.value, RetryLater)
     assert "4 attempts left" in str(wrong.value)
     with pytest.raises(Rejected) as bad:
-        client.verify_staff(badge(store).replace("S0001", "S0002", 1), "2468")
+        client.verify_staff(badge(store).replace("S0001", "S0002", 1), "246810")
     assert (bad.value.status, bad.value.code) == (403, "bad_badge")
 
 
@@ -74,7 +74,7 @@ def test_a_locked_staff_member_is_retry_later_with_the_seconds_left(client, stor
     assert locked.value.retry_after_s == 300
     clock.advance(seconds=120)
     with pytest.raises(RetryLater) as still:
-        client.verify_staff(code, "2468")
+        client.verify_staff(code, "246810")
     assert still.value.retry_after_s == 180
 
 
@@ -83,11 +83,11 @@ def test_a_pin_check_is_never_retried_after_a_5xx(tmp_path):
     with Stub([raw(503, '{"error":"x","message":"busy"}')]) as stub:
         c = make_client(stub.url, tmp_path, sleep=sleeps, token="t")
         with pytest.raises(Unreachable, match="HTTP 503"):
-            c.verify_staff("LK1.S.x", "2468")
+            c.verify_staff("LK1.S.x", "246810")
     assert len(stub.requests) == 1 and sleeps.calls == []
     method, path, headers, body = stub.requests[0]
     assert (method, path) == ("POST", "/v1/staff/verify")
-    assert json.loads(body) == {"badge": "LK1.S.x", "pin": "2468"}
+    assert json.loads(body) == {"badge": "LK1.S.x", "pin": "246810"}
     assert headers["Authorization"] == "Bearer t"
 
 
@@ -96,7 +96,7 @@ def test_a_pin_check_is_never_retried_after_a_read_timeout(tmp_path):
     with Stub([HANG]) as stub:
         c = make_client(stub.url, tmp_path, sleep=sleeps, token="t", read_timeout_s=0.3)
         with pytest.raises(Unreachable, match="may have acted on it"):
-            c.verify_staff("LK1.S.x", "2468")
+            c.verify_staff("LK1.S.x", "246810")
     assert len(stub.requests) == 1 and sleeps.calls == []
 
 
@@ -114,7 +114,7 @@ def test_a_malformed_answer_is_bad_response(tmp_path, answer):
     with Stub([ok(answer)]) as stub:
         c = make_client(stub.url, tmp_path, token="t")
         with pytest.raises(BadResponse, match="answered garbage"):
-            c.verify_staff("LK1.S.x", "2468")
+            c.verify_staff("LK1.S.x", "246810")
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_retry_after_is_read_as_whole_seconds_only(tmp_path, header, expected):
     with Stub([raw(423, body, headers=[header])]) as stub:
         c = make_client(stub.url, tmp_path, token="t")
         with pytest.raises(Rejected) as info:
-            c.verify_staff("LK1.S.x", "2468")
+            c.verify_staff("LK1.S.x", "246810")
     assert info.value.code == "staff_locked"
     if expected is None:
         assert not isinstance(info.value, RetryLater)

@@ -14,7 +14,7 @@ import pytest
 
 from kiosk.storage import Journal
 from kiosk.storage.outbox import Outbox
-from kiosk.sync.heartbeat import Heartbeat, clean_health, no_health
+from kiosk.sync.heartbeat import Heartbeat, clean_health, no_health, revoked_staff
 from kiosk.sync.parse import BadResponse
 
 
@@ -100,3 +100,12 @@ def test_a_large_skew_is_logged_once_and_its_end_once(outbox, caplog) -> None:
     assert len(messages) == 2
     assert "60.0 s ahead of" in messages[0] and "NTP" in messages[0]
     assert "within 10.0 s" in messages[1]
+
+
+def test_the_revoked_staff_list_is_read_and_an_older_server_has_none() -> None:
+    listed = revoked_staff({"server_time": "x", "revoked_staff": {"version": "v", "ids": ["S1"]}})
+    assert listed is not None and listed.staff_ids == frozenset({"S1"})
+    assert revoked_staff({"server_time": "x"}) is None
+    for bad in ({"version": "", "ids": []}, {"version": "v", "ids": ["S 1"]}, ["S1"]):
+        with pytest.raises(BadResponse, match="revoked_staff"):
+            revoked_staff({"revoked_staff": bad})

@@ -687,3 +687,49 @@ def test_keys_a_failed_on_keys_did_not_take_are_offered_again(outbox) -> None:
     assert worker.status().consecutive_failures == 1
     worker.run_once()
     assert calls == [(KEY_A,), (KEY_A,)] and worker.status().consecutive_failures == 0
+
+
+# ---- the revoked staff list (kiosk/sync/heartbeat.py revoked_staff) ------------------------------
+
+
+def test_the_revoked_staff_list_is_passed_on_when_its_version_changes(outbox) -> None:
+    stub, fake, got = Stub(), FakeTime(), []
+    listed = {"version": "a1", "ids": ["S0003"]}
+    stub.fail["heartbeat"] = lambda: {"server_time": stub.server_time, "revoked_staff": listed}
+    worker = SyncWorker(stub, outbox, monotonic=fake.monotonic, on_revoked_staff=got.append)
+    worker.run_once()
+    fake.now += worker.settings.heartbeat_s
+    worker.run_once()  # the same version: not again
+    assert [(r.version, r.staff_ids) for r in got] == [("a1", frozenset({"S0003"}))]
+    listed = {"version": "b2", "ids": []}
+    fake.now += worker.settings.heartbeat_s
+    worker.run_once()
+    assert [r.version for r in got] == ["a1", "b2"] and got[-1].staff_ids == frozenset()
+
+
+def test_a_failed_revoked_staff_callback_gets_the_list_again(outbox) -> None:
+    stub, fake, got = Stub(), FakeTime(), []
+    answer = {"server_time": stub.server_time, "revoked_staff": {"version": "a1", "ids": []}}
+    stub.fail["heartbeat"] = lambda: answer
+
+    def flaky(revoked) -> None:
+        got.append(revoked.version)
+        if len(got) == 1:
+            raise OSError("journal full")
+
+    worker = SyncWorker(stub, outbox, monotonic=fake.monotonic, on_revoked_staff=flaky)
+    worker.run_once()
+    assert worker.status().consecutive_failures == 1
+    worker.run_once()
+    assert got == ["a1", "a1"] and worker.status().consecutive_failures == 0
+
+
+def test_a_garbled_revoked_staff_list_fails_the_cycle(outbox) -> None:
+    stub, got = Stub(), []
+    answer = {"server_time": stub.server_time, "revoked_staff": {"version": "x", "ids": "S1"}}
+    stub.fail["heartbeat"] = lambda: answer
+    worker = SyncWorker(stub, outbox, on_revoked_staff=got.append)
+    worker.run_once()
+    status = worker.status()
+    assert got == [] and status.consecutive_failures == 1
+    assert "revoked_staff" in (status.last_error or "")

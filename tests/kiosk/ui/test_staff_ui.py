@@ -90,7 +90,7 @@ def test_staff_signs_in_restocks_a_compartment_reprints_and_leaves(ui_core, ui_s
         ui.tap("key_clear")
         wait_text(ui, "pin_display", "员工密码")
         ui.pump(0.1)  # key_2 again after the keypad's debounce
-        type_pin(ui, "2468")
+        type_pin(ui, "246810")
         wait_shown_state(ui, lambda s: s.step is StaffStep.RESTOCK, "the grid")
         screen = ui.screen
         tile = screen.compartment_button(1)
@@ -222,7 +222,7 @@ def test_a_conflict_from_the_server_is_shown_to_staff_until_marked_handled(
         assert (alert.status, alert.reason) == ("conflict", "price_changed")
         ui.scan(badge(ui_server))
         ui.wait_shown("staff")
-        type_pin(ui, "2468")
+        type_pin(ui, "246810")
         wait_shown_state(ui, lambda s: s.step is StaffStep.RESTOCK, "the grid")
         assert "1 条同步提醒" in ui.text("message")
         assert ui.widget("alerts_button").opacity == 1 and "(1)" in ui.text("alerts_button")
