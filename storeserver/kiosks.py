@@ -10,7 +10,7 @@ import re
 import secrets
 import sqlite3
 
-from . import catalog
+from . import alerts, catalog
 from .clock import Clock, iso, parse_iso
 from .errors import ApiError, BadRequest, Unauthorized
 from .holds import Redemptions, request_hash
@@ -279,11 +279,7 @@ def _offline_redemption(
 
 
 def _alert(conn: sqlite3.Connection, clock: Clock, kiosk_id: str, kind: str, detail: dict) -> None:
-    log.warning("kiosk %s alert %s: %s", kiosk_id, kind, detail)
-    conn.execute(
-        "INSERT INTO alerts(kiosk_id, kind, at, detail) VALUES (?,?,?,?)",
-        (kiosk_id, kind, iso(clock.now()), json.dumps(detail, ensure_ascii=False, default=str)),
-    )
+    alerts.record(conn, clock, kiosk_id, kind, detail)
 
 
 def _int(payload: dict, key: str, lo: int, hi: int) -> int:

@@ -85,6 +85,13 @@ class SpinRequest(Strict):
     txn_id: TxnId
     member_id: MemberId
     wheel_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+    cost_points: int | None = Field(
+        default=None,
+        ge=0,
+        le=10_000_000,
+        description="the cost the member was shown: another cost is refused (409 price_changed) "
+        "before anything is drawn, since a drawn spin cannot be voided",
+    )
 
 
 class CouponRedeemRequest(Strict):

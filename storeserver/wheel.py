@@ -38,6 +38,26 @@ RULES_EN = (
     "committed in advance by its SHA-256 and revealed the next day, so anyone can recompute every "
     "outcome from HMAC-SHA256(seed, txn_id)."
 )
+# A drawn spin is final: every spin counts against the daily limit, and its cost comes back only
+# when a gift prize could not be dispensed (the door did not confirm). Otherwise a member could
+# void every spin until the prize they want came up (docs/transactions.md, "The wheel's rule").
+GIFT_NOT_DISPENSED = "gift_not_dispensed"
+
+
+def spin_void_refusal(prize_kind: str, compartment: int | None, reason: str) -> str | None:
+    """Why a held spin may not be voided with ``reason``, or None when it may: only a gift
+    prize behind a door, with a reason that says the gift was not dispensed."""
+    if prize_kind != "gift" or compartment is None:
+        return (
+            f"its {prize_kind} prize is the member's: a spin is final once drawn; "
+            "capture it (only a gift whose door failed may be voided)"
+        )
+    if reason.split(":", 1)[0].strip() != GIFT_NOT_DISPENSED:
+        return (
+            f"a spin is voided only when its gift was not dispensed: send reason "
+            f"'{GIFT_NOT_DISPENSED}: <what the door did>', or capture it"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -48,4 +48,4 @@ def spin(
     store: Store = Depends(store_of),
 ) -> dict:
     """Spin: hold the cost, draw the prize, reserve its stock. Idempotent by txn_id."""
-    return spins.spin(store.redemptions, caller.name, body.model_dump())
+    return spins.spin(store.redemptions, caller.name, body.model_dump(exclude_none=True))
