@@ -67,8 +67,12 @@ def cmd_enroll_code(args: argparse.Namespace) -> int:
 
 def cmd_staff_token(args: argparse.Namespace) -> int:
     store = _store(args)
-    with store.db.transaction() as conn:
-        print(kiosks.new_staff_token(conn, store.clock, args.name))
+    try:
+        with store.db.transaction() as conn:
+            token = kiosks.new_staff_token(conn, store.clock, args.name)
+    except ApiError as exc:
+        sys.exit(f"storeserver: {exc.message}")
+    print(token)
     return 0
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from . import alerts, catalog, wheel
 from .clock import Clock, iso
 from .db import Database
-from .errors import ApiError, BadRequest, Conflict, NotFound
+from .errors import ApiError, BadRequest, Conflict, NotFound, shown
 from .ledger import Ledger
 from .payments import Payments
 
@@ -177,7 +177,7 @@ class Redemptions:
     def row(self, conn: sqlite3.Connection, txn_id: str) -> sqlite3.Row:
         row = conn.execute("SELECT * FROM redemptions WHERE txn_id = ?", (txn_id,)).fetchone()
         if row is None:
-            raise NotFound("unknown_txn", f"no redemption with txn_id {txn_id}")
+            raise NotFound("unknown_txn", f"no redemption with txn_id {shown(txn_id)}")
         return row
 
     def view(self, conn: sqlite3.Connection, txn_id: str) -> dict:
@@ -325,7 +325,7 @@ class Redemptions:
         r = self.row(conn, txn_id)
         if r["kiosk_id"] != kiosk_id:
             raise NotFound(
-                "unknown_txn", f"no redemption with txn_id {txn_id} for kiosk {kiosk_id}"
+                "unknown_txn", f"no redemption with txn_id {shown(txn_id)} for kiosk {kiosk_id}"
             )
         return r
 

@@ -10,10 +10,11 @@ import re
 import secrets
 import sqlite3
 
-from . import alerts, catalog
+from . import alerts, catalog, event_payloads
 from .clock import Clock, iso, parse_iso
-from .errors import ApiError, BadRequest, Unauthorized
+from .errors import ApiError, BadRequest, Unauthorized, shown
 from .holds import Redemptions, request_hash
+from .text import hidden_character
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ def new_enrollment_code(conn: sqlite3.Connection, clock: Clock) -> str:
 def enroll(conn: sqlite3.Connection, clock: Clock, code: str, kiosk_id: str) -> str:
     """Exchange a one-time code for a kiosk token (re-enrolling an id rotates its token)."""
     if not KIOSK_ID.match(kiosk_id):
-        raise BadRequest("invalid_kiosk_id", f"kiosk_id {kiosk_id!r} must match {KIOSK_ID.pattern}")
+        raise BadRequest(
+            "invalid_kiosk_id", f"kiosk_id {shown(kiosk_id)} must match {KIOSK_ID.pattern}"
+        )
     row = conn.execute(
         "SELECT * FROM enrollment_codes WHERE code_sha256 = ?", (_sha(code.strip().upper()),)
     ).fetchone()
@@ -71,6 +74,10 @@ def enroll(conn: sqlite3.Connection, clock: Clock, code: str, kiosk_id: str) -> 
 
 
 def new_staff_token(conn: sqlite3.Connection, clock: Clock, name: str) -> str:
+    if not 1 <= len(name) <= 64 or hidden_character(name) is not None:
+        raise BadRequest(
+            "invalid_name", "a token name is 1 to 64 plain characters (no control characters)"
+        )
     token = "stf_" + secrets.token_urlsafe(32)
     conn.execute(
         "INSERT INTO staff_tokens(token_sha256, name, created_at) VALUES (?,?,?)",
@@ -169,47 +176,25 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
 def _apply_one(
     redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, event: dict
 ) -> dict:
-    kind, payload = event["kind"], event.get("payload") or {}
-    clock = redemptions.clock
-    if kind == "inventory":
-        number, count = _int(payload, "compartment", 1, 99), _int(payload, "count", 0, 10_000)
-        sku = payload.get("sku")
-        if sku is not None and not isinstance(sku, str):
-            raise BadRequest("invalid_payload", "payload.sku must be a string or null")
-        return _count(conn, kiosk_id, number, sku, count, payload)
-    if kind in ("fault", "door_alarm", "needs_check"):
-        _alert(conn, clock, kiosk_id, kind, payload)
-        return {"status": "applied"}
-    if kind == "offline_redemption":
+    kind = event["kind"]
+    payload = event_payloads.parse_payload(kind, event.get("payload") or {})
+    if isinstance(payload, event_payloads.InventoryPayload):
+        return _count(conn, kiosk_id, payload)
+    if isinstance(payload, event_payloads.OfflineRedemptionPayload):
         return _offline_redemption(redemptions, conn, kiosk_id, payload)
-    raise BadRequest("unknown_event_kind", f"event kind {kind!r} is not known to this server")
+    _alert(conn, redemptions.clock, kiosk_id, kind, payload.model_dump(exclude_none=True))
+    return {"status": "applied"}
 
 
-MAX_OPEN_HOLDS = 50  # a kiosk runs one transaction at a time: a few at most are unsettled
-_TXN_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-
-
-def _count(
-    conn: sqlite3.Connection, kiosk_id: str, number: int, sku: str | None, count: int, p: dict
-) -> dict:
+def _count(conn: sqlite3.Connection, kiosk_id: str, p: event_payloads.InventoryPayload) -> dict:
     """A restock count: the compartment holds ``count`` less the holds made after the count
     (docs/restock.md). ``after_hold_seq`` is the last hold the kiosk had seen when staff
     counted; a count without it (an older kiosk) is taken as of now."""
-    if "after_hold_seq" not in p:
+    number, sku, count = p.compartment, p.sku, p.count
+    if p.after_hold_seq is None:
         catalog.set_compartment(conn, kiosk_id, number, sku, count)
         return {"status": "applied", "stock": count}
-    seen = _int(p, "after_hold_seq", 0, 2**53)
-    open_holds = p.get("open_holds", [])
-    if not (
-        isinstance(open_holds, list)
-        and len(open_holds) <= MAX_OPEN_HOLDS
-        and all(isinstance(t, str) and _TXN_ID.match(t) for t in open_holds)
-    ):
-        raise BadRequest(
-            "invalid_payload",
-            f"payload.open_holds must be a list of at most {MAX_OPEN_HOLDS} transaction ids",
-        )
-    since = catalog.holds_after_count(conn, kiosk_id, number, seen, open_holds)
+    since = catalog.holds_after_count(conn, kiosk_id, number, p.after_hold_seq, p.open_holds)
     stock = max(0, count - since)
     if since > count:  # more gifts left than staff counted: the count or a door was wrong
         log.warning(
@@ -232,15 +217,14 @@ def _gift_out(conn: sqlite3.Connection, kiosk_id: str, payload: dict) -> None:
 
 
 def _offline_redemption(
-    redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, p: dict
+    redemptions: Redemptions,
+    conn: sqlite3.Connection,
+    kiosk_id: str,
+    payload: event_payloads.OfflineRedemptionPayload,
 ) -> dict:
     """A gift dispensed while offline: charge the points now, or report a conflict for staff."""
-    for key in ("txn_id", "member_id", "sku"):
-        if not isinstance(p.get(key), str) or not p[key]:
-            raise BadRequest("invalid_payload", f"payload.{key} must be a non-empty string")
-    points = _int(p, "points", 0, 10_000_000)
-    # checked like inventory's: an unchecked int (2**70) overflowed SQLite's INTEGER (500)
-    compartment = None if p.get("compartment") is None else _int(p, "compartment", 1, 99)
+    p = payload.model_dump(exclude_none=True)
+    points, compartment = payload.points, payload.compartment
     existing = conn.execute(
         "SELECT state FROM redemptions WHERE txn_id = ?", (p["txn_id"],)
     ).fetchone()
@@ -258,7 +242,7 @@ def _offline_redemption(
             409,
         )
     redemptions.ledger.allocate(conn, p["member_id"], points, p["txn_id"], "offline_redeem")
-    if isinstance(compartment, int):
+    if compartment is not None:
         _gift_out(conn, kiosk_id, p)
     body_hash = request_hash({"kiosk_id": kiosk_id, "offline": p})
     redemptions.insert(
@@ -269,7 +253,7 @@ def _offline_redemption(
         kiosk_id,
         p["member_id"],
         p["sku"],
-        compartment if isinstance(compartment, int) else None,
+        compartment,
         points,
         0,
         state="captured",
@@ -280,12 +264,3 @@ def _offline_redemption(
 
 def _alert(conn: sqlite3.Connection, clock: Clock, kiosk_id: str, kind: str, detail: dict) -> None:
     alerts.record(conn, clock, kiosk_id, kind, detail)
-
-
-def _int(payload: dict, key: str, lo: int, hi: int) -> int:
-    value = payload.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise BadRequest(
-            "invalid_payload", f"payload.{key} must be an integer from {lo} to {hi}, got {value!r}"
-        )
-    return value

@@ -24,7 +24,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from . import catalog
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, shown
 
 RULES_ZH = (
     "每次抽奖消耗积分；每位会员每天抽奖次数有限。每个奖项的中奖概率等于其权重除以当时有库存的奖项权重之和；"
@@ -111,7 +111,7 @@ def segments(conn: sqlite3.Connection, wheel_id: str) -> list[Segment]:
 def wheel_row(conn: sqlite3.Connection, wheel_id: str) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM wheels WHERE id = ? AND active = 1", (wheel_id,)).fetchone()
     if row is None:
-        raise NotFound("unknown_wheel", f"no active wheel {wheel_id!r}")
+        raise NotFound("unknown_wheel", f"no active wheel {shown(wheel_id)}")
     return row
 
 
@@ -195,7 +195,7 @@ def info(conn: sqlite3.Connection, wheel_id: str, today: dt.date, kiosk_id: str)
 def revealed_seed(conn: sqlite3.Connection, wheel_id: str, day: dt.date, today: dt.date) -> dict:
     # a wheel switched off keeps its past seeds public: no active filter here
     if conn.execute("SELECT 1 FROM wheels WHERE id = ?", (wheel_id,)).fetchone() is None:
-        raise NotFound("unknown_wheel", f"no wheel {wheel_id!r}")
+        raise NotFound("unknown_wheel", f"no wheel {shown(wheel_id)}")
     if day >= today:
         raise Conflict(
             "seed_not_revealed", f"the seed of {day.isoformat()} is revealed after that day"

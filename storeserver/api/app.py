@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import staff
-from ..errors import ApiError
+from ..errors import MAX_MESSAGE_CHARS, SHOWN_CHARS, ApiError, capped
 from ..models import ErrorBody
 from ..store import Store
 from . import catalog, kiosks, members, payments, redemptions, staff_signin, wheel
@@ -23,7 +23,10 @@ ROUTERS = (kiosks, catalog, members, staff_signin, redemptions, payments, wheel)
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+    """Every refusal's body; the message capped, so none echoes client input at any length."""
+    return JSONResponse(
+        {"error": code, "message": capped(message, MAX_MESSAGE_CHARS)}, status_code=status
+    )
 
 
 def create_app(store: Store) -> FastAPI:
@@ -59,7 +62,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "malformed_json", "the request body is not valid JSON")
         first = errors[0] if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        # a location may name a key the client made up: each part capped
+        where = ".".join(capped(str(p), SHOWN_CHARS) for p in first.get("loc", ()) if p != "body")
         return error_response(
             422, "invalid_request", f"{where or 'body'}: {first.get('msg', 'invalid')}"
         )

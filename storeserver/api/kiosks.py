@@ -42,7 +42,9 @@ def heartbeat(
     store: Store = Depends(store_of),
 ) -> dict:
     with store.db.transaction() as conn:
-        return kiosks.heartbeat(conn, store.clock, caller.name, body.health)
+        return kiosks.heartbeat(
+            conn, store.clock, caller.name, body.health.model_dump(exclude_unset=True)
+        )
 
 
 @router.post("/v1/kiosks/events", tags=["kiosks"])
