@@ -15,10 +15,11 @@ from ..models import ErrorBody
 from ..store import Store
 from . import catalog, kiosks, members, payments, redemptions, staff_signin, wheel
 from .auth import API_VERSION
+from .limits import BodyLimit
 
 log = logging.getLogger(__name__)
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422)}
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422)}
 ROUTERS = (kiosks, catalog, members, staff_signin, redemptions, payments, wheel)
 
 
@@ -38,6 +39,8 @@ def create_app(store: Store) -> FastAPI:
         responses=_ERRORS,
     )
     app.state.store = store
+    # outermost: a body over the limit is refused before any route or model reads it
+    app.add_middleware(BodyLimit)
     _add_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)
