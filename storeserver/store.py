@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +19,7 @@ from .ledger import Ledger
 from .notify import LogNotifier, Notifier
 from .payments import DEFAULT_PAYMENT_EXPIRY_S, PaymentProvider, Payments, SimulatedPaymentProvider
 from .pictures import PictureFolder
+from .ratelimit import DEFAULT_RATES, Rate, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ class StoreSettings:
     payment_expiry_s: int = DEFAULT_PAYMENT_EXPIRY_S
     lot_validity_days: int = 365
     pictures_dir: Path | None = None  # item pictures; None: pictures/ beside the database
+    # per token and route group (resolve, holds, spins, pin): storeserver/ratelimit.py
+    rate_limits: dict[str, Rate] = field(default_factory=lambda: dict(DEFAULT_RATES))
 
 
 class Store:
@@ -63,6 +67,8 @@ class Store:
         self.redemptions = Redemptions(
             self.db, self.clock, self.ledger, self.payments, self.settings.hold_expiry_s
         )
+        # real elapsed time, not the store's (possibly manual) clock: a rate is about requests
+        self.rate_limiter = RateLimiter(self.settings.rate_limits, time.monotonic)
         self.signing_key = self._signing_key()
         self.pictures = PictureFolder(
             self.settings.pictures_dir or Path(db_path).resolve().parent / "pictures"

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import staff
-from ..errors import MAX_MESSAGE_CHARS, SHOWN_CHARS, ApiError, capped
+from ..errors import MAX_MESSAGE_CHARS, SHOWN_CHARS, ApiError, TooManyRequests, capped
 from ..models import ErrorBody
 from ..store import Store
 from . import catalog, kiosks, members, payments, redemptions, staff_signin, wheel
@@ -51,6 +51,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(TooManyRequests)
+    async def _rate_limited(request: Request, exc: TooManyRequests) -> JSONResponse:
+        response = error_response(exc.status, exc.code, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(staff.StaffLocked)
     async def _staff_locked(request: Request, exc: staff.StaffLocked) -> JSONResponse:

@@ -7,16 +7,18 @@ from fastapi import APIRouter, Depends, Request
 from ..models import RedemptionRequest, VoidRequest
 from ..store import Store
 from .auth import Allowed, Caller, Role, store_of
+from .throttle import RATE_LIMITED, RateLimited
 
 router = APIRouter()
 
 
-@router.post("/v1/redemptions", tags=["redemptions"])
+@router.post("/v1/redemptions", tags=["redemptions"], responses=RATE_LIMITED)
 def create_redemption(
     request: Request,
     body: RedemptionRequest,
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
+    _rate: None = Depends(RateLimited("holds")),
 ) -> dict:
     """Hold points and stock (and open a payment for a cash part). Idempotent by txn_id."""
     return store.redemptions.create(caller.name, body.model_dump(), str(request.base_url))
