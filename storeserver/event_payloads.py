@@ -8,7 +8,7 @@ own (``invalid_payload``), as before: the rest of the batch is applied.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -53,10 +53,11 @@ class _WithExtras(BaseModel):
     """Known fields typed; extra keys a probe adds, bounded."""
 
     model_config = ConfigDict(extra="allow", strict=True)
+    extra_limits: ClassVar[JsonLimits] = _EXTRA_LIMITS
 
     @model_validator(mode="after")
     def _bounded_extras(self) -> _WithExtras:
-        check_json(self.model_extra or {}, _EXTRA_LIMITS)
+        check_json(self.model_extra or {}, self.extra_limits)
         return self
 
 
@@ -109,6 +110,8 @@ class SyncHealth(_WithExtras):
 class KioskHealth(_WithExtras):
     """A heartbeat's health: the sync worker's state and whatever the kiosk's probes report
     (printer paper, doors, camera, versions), bounded."""
+
+    extra_limits: ClassVar[JsonLimits] = HEALTH_LIMITS
 
     sync: SyncHealth | None = None
     health_error: Annotated[str, StringConstraints(max_length=300)] | None = None

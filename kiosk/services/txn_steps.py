@@ -166,7 +166,8 @@ class TxnSteps:
             )
         self.outbox.add(
             "needs_check",
-            {"compartment": number, "txn_id": txn.txn_id, "sku": txn.sku, "reason": reason},
+            # the server takes a reason of 1000 characters (a locker error's text is the device's)
+            {"compartment": number, "txn_id": txn.txn_id, "sku": txn.sku, "reason": reason[:500]},
             event_id=f"{txn.txn_id}:needs_check",
         )
         log.warning("txn %s: compartment %d flagged needs-check: %s", txn.txn_id, number, reason)
