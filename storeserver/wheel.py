@@ -27,12 +27,15 @@ from . import catalog
 from .errors import Conflict, NotFound, shown
 
 RULES_ZH = (
-    "每次抽奖消耗积分；每位会员每天抽奖次数有限。每个奖项的中奖概率等于其权重除以当时有库存的奖项权重之和；"
+    "每次抽奖消耗积分；每位会员每天抽奖次数有限，每次抽奖都计入次数。抽奖结果一经抽出即为最终结果，"
+    "仅当礼品因柜门故障未能取出时退回积分（不退回抽奖次数）。每个奖项的中奖概率等于其权重除以当时有库存的奖项权重之和；"
     "奖品抽完即退出抽奖，其余奖项按原权重比例分配，不会被暗中替换。每天的随机种子提前公布其 SHA-256 承诺值，"
     "次日公开种子，任何人都可以用 HMAC-SHA256(种子, 交易号) 复算每一次结果。"
 )
 RULES_EN = (
-    "Each spin costs points; each member has a daily spin limit. A prize's chance is its weight divided by "
+    "Each spin costs points; each member has a daily spin limit, and every spin counts. A spin's "
+    "result is final: its points come back only when a gift prize could not be taken out because "
+    "its door failed (the spin still counts). A prize's chance is its weight divided by "
     "the sum of the weights of the prizes in stock at the time of the spin; a prize that runs out leaves "
     "the draw and the others keep their relative weights, never a silent swap. Each day's seed is "
     "committed in advance by its SHA-256 and revealed the next day, so anyone can recompute every "
