@@ -46,5 +46,10 @@ def void(
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
 ) -> dict:
-    """Release the hold: points and stock back, payment cancelled or refunded. Idempotent."""
+    """Release the hold: points and stock back, payment cancelled or refunded. Idempotent.
+
+    A spin is voided only when its prize is a gift that was not dispensed (reason
+    `gift_not_dispensed: ...`, e.g. its door jammed), which raises a staff alert; any other
+    void of a spin is 409 `spin_not_voidable`: a drawn spin is final, capture it.
+    """
     return store.redemptions.void(caller.name, txn_id, body.reason)

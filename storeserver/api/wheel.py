@@ -49,5 +49,10 @@ def spin(
     store: Store = Depends(store_of),
     _rate: None = Depends(RateLimited("spins")),
 ) -> dict:
-    """Spin: hold the cost, draw the prize, reserve its stock. Idempotent by txn_id."""
+    """Spin: hold the cost, draw the prize, reserve its stock. Idempotent by txn_id.
+
+    Every spin counts against the member's daily limit, whatever becomes of it. `cost_points`
+    (the cost the member was shown) refuses another cost before the draw (409
+    `price_changed`).
+    """
     return spins.spin(store.redemptions, caller.name, body.model_dump(exclude_none=True))
