@@ -529,3 +529,24 @@ def test_a_switched_off_wheel_still_reveals_its_past_seeds(store, kiosk, anon, c
     assert revealed.status_code == 200 and [s["txn_id"] for s in revealed.json()["spins"]] == [
         body["txn_id"]
     ]
+
+
+def test_a_stale_coupon_spin_whose_coupon_was_retired_is_released_not_a_failed_sweep(
+    store, kiosk
+) -> None:
+    """The expiry capture of a coupon prize needs the coupon item; retired since, the spin is
+    released instead, and the write that swept it still succeeds."""
+    start = balance(store)
+    with store.db.transaction() as conn:  # the ¥10 coupon only
+        conn.execute("UPDATE wheel_segments SET stock = 0 WHERE idx != 3")
+    stale = str(uuid.uuid4())
+    assert post_spin(kiosk, stale).status_code == 200
+    with store.db.transaction() as conn:
+        conn.execute("UPDATE items SET active = 0 WHERE sku = 'CPN-10'")
+        conn.execute("UPDATE wheel_segments SET stock = NULL WHERE idx = 1")  # 50 points
+    store.clock.advance(seconds=store.redemptions.hold_expiry_s + 1)
+    resp = post_spin(kiosk, str(uuid.uuid4()))  # its sweep meets the stale spin
+    assert resp.status_code == 200, resp.text
+    states = dict(ledger_figures(store)[1])
+    assert states[stale] == "expired"
+    assert balance(store) == start - 100  # the stale spin's cost back; the new one held
