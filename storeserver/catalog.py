@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from .clock import Clock, iso, parse_iso
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, shown
 from .pictures import PictureFolder
 
 _COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the till
@@ -25,7 +25,7 @@ def coupon_valid_until(issued_at: str, tz: dt.tzinfo) -> dt.date:
 def item_row(conn: sqlite3.Connection, sku: str) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM items WHERE sku = ? AND active = 1", (sku,)).fetchone()
     if row is None:
-        raise NotFound("unknown_item", f"no active catalog item {sku!r}")
+        raise NotFound("unknown_item", f"no active catalog item {shown(sku)}")
     return row
 
 
@@ -89,7 +89,7 @@ def take_compartment_stock(
     if row["sku"] != sku:
         raise Conflict(
             "wrong_compartment",
-            f"compartment {compartment} holds {row['sku']!r}, not {sku!r}: refresh the catalog",
+            f"compartment {compartment} holds {shown(row['sku'])}, not {shown(sku)}: refresh the catalog",
         )
     if row["stock"] <= 0:
         raise Conflict("out_of_stock", f"compartment {compartment} of kiosk {kiosk_id} is empty")
@@ -184,7 +184,7 @@ def redeem_coupon(
 ) -> dict:
     row = conn.execute("SELECT * FROM coupons WHERE code = ?", (code,)).fetchone()
     if row is None:
-        raise NotFound("unknown_coupon", f"no coupon {code!r}: check the code on the receipt")
+        raise NotFound("unknown_coupon", f"no coupon {shown(code)}: check the code on the receipt")
     valid_until = coupon_valid_until(row["issued_at"], tz)
     if clock.now().astimezone(tz).date() > valid_until:
         raise Conflict("coupon_expired", f"coupon {code} was valid until {valid_until.isoformat()}")

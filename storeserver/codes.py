@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from .errors import shown
+
 PREFIX = "LK1"
 DEFAULT_VALIDITY_S = 60
 CLOCK_SKEW_S = 30
@@ -131,7 +133,7 @@ def parse(text: str) -> tuple[SignedCode, bytes, bytes]:
     try:
         code_kind = CodeKind(kind)
     except ValueError:
-        raise CodeError("malformed", f"unknown code kind {kind!r}") from None
+        raise CodeError("malformed", f"unknown code kind {shown(kind)}") from None
     if not _ID.match(subject) or not _INT.match(issued) or not _INT.match(expires):
         raise CodeError("malformed", "code fields are malformed")
     if not _NONCE.match(nonce):

@@ -97,6 +97,42 @@ def _owner_only(path: str) -> None:
                         name, mode, mode & 0o700)  # fmt: skip
 
 
+_KIOSK_EVENTS_COLUMNS = "event_id, kiosk_id, kind, at, payload, result, received_at"
+
+
+def _key_events_by_kiosk(conn: sqlite3.Connection) -> None:
+    """Files made when ``kiosk_events.event_id`` alone was the primary key (kiosk B's event id
+    collided with kiosk A's) get the key (kiosk_id, event_id): SQLite cannot change a key in
+    place, so the table is rebuilt (create, copy, drop, rename) in one transaction."""
+
+    def event_id_alone() -> bool:
+        key = {r["name"]: r["pk"] for r in conn.execute("PRAGMA table_info(kiosk_events)")}
+        return key.get("event_id") == 1 and key.get("kiosk_id") == 0
+
+    if not event_id_alone():
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if event_id_alone():  # another process may have migrated it meanwhile
+            n = conn.execute("SELECT COUNT(*) FROM kiosk_events").fetchone()[0]
+            log.info("database: keying kiosk_events by (kiosk_id, event_id) (%d events)", n)
+            conn.execute(
+                "CREATE TABLE kiosk_events_by_kiosk (event_id TEXT NOT NULL, kiosk_id TEXT NOT "
+                "NULL, kind TEXT NOT NULL, at TEXT NOT NULL, payload TEXT NOT NULL, result TEXT "
+                "NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (kiosk_id, event_id))"
+            )
+            conn.execute(
+                f"INSERT INTO kiosk_events_by_kiosk ({_KIOSK_EVENTS_COLUMNS}) "
+                f"SELECT {_KIOSK_EVENTS_COLUMNS} FROM kiosk_events ORDER BY rowid"
+            )
+            conn.execute("DROP TABLE kiosk_events")
+            conn.execute("ALTER TABLE kiosk_events_by_kiosk RENAME TO kiosk_events")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class Database:
     """Owns the SQLite file. Each thread gets its own connection; writers use BEGIN IMMEDIATE.
 
@@ -118,6 +154,7 @@ class Database:
         conn.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
         _add_columns(conn)
         _upgrade_accounts(conn)
+        _key_events_by_kiosk(conn)
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
         )

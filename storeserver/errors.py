@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+SHOWN_CHARS = 64  # the most of a client's value a message echoes
+MAX_MESSAGE_CHARS = 300  # the most any refusal's message says
+
+
+def capped(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value the client sent, as a message quotes it: its repr, capped, so no refusal
+    echoes client input at any length."""
+    return capped(repr(value), limit)
+
 
 class ApiError(Exception):
     """A request the server refuses; nothing was changed."""
@@ -9,6 +23,7 @@ class ApiError(Exception):
     status = 400
 
     def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        message = capped(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.code = code
         self.message = message
@@ -30,3 +45,13 @@ class Unauthorized(ApiError):
 
 class BadRequest(ApiError):
     status = 400
+
+
+class TooManyRequests(ApiError):
+    """A caller over its rate limit; ``retry_after_s`` goes in the Retry-After header."""
+
+    status = 429
+
+    def __init__(self, code: str, message: str, retry_after_s: int) -> None:
+        super().__init__(code, message)
+        self.retry_after_s = retry_after_s

@@ -11,15 +11,18 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import sqlite3
 from collections.abc import Iterator
 
-from . import catalog, wheel
+from . import alerts, catalog, wheel
 from .clock import Clock, iso
 from .db import Database
-from .errors import ApiError, BadRequest, Conflict, NotFound
+from .errors import ApiError, BadRequest, Conflict, NotFound, shown
 from .ledger import Ledger
 from .payments import Payments
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HOLD_EXPIRY_S = 600
 
@@ -177,7 +180,7 @@ class Redemptions:
     def row(self, conn: sqlite3.Connection, txn_id: str) -> sqlite3.Row:
         row = conn.execute("SELECT * FROM redemptions WHERE txn_id = ?", (txn_id,)).fetchone()
         if row is None:
-            raise NotFound("unknown_txn", f"no redemption with txn_id {txn_id}")
+            raise NotFound("unknown_txn", f"no redemption with txn_id {shown(txn_id)}")
         return row
 
     def view(self, conn: sqlite3.Connection, txn_id: str) -> dict:
@@ -239,20 +242,24 @@ class Redemptions:
                 )
             if r["payment_id"] and self.payments.get(conn, r["payment_id"]).status != "paid":
                 raise Conflict("payment_pending", f"the cash part of txn {txn_id} is not paid yet")
-            coupon = None
-            if r["kind"] == "redeem" and r["sku"]:
-                item = catalog.item_row(conn, r["sku"])
-                if item["kind"] == "coupon":
-                    coupon = catalog.issue_coupon(
-                        conn, self.clock, txn_id, r["member_id"], item["coupon_value_cents"]
-                    )
-            elif r["kind"] == "spin":
-                coupon = self._award_prize(conn, r)
-            conn.execute(
-                "UPDATE redemptions SET state = 'captured', finished_at = ?, coupon_code = ? WHERE txn_id = ?",
-                (iso(self.clock.now()), coupon, txn_id),
-            )
+            self._capture_row(conn, r)
             return self.view(conn, txn_id)
+
+    def _capture_row(self, conn: sqlite3.Connection, r: sqlite3.Row) -> None:
+        txn_id = r["txn_id"]
+        coupon = None
+        if r["kind"] == "redeem" and r["sku"]:
+            item = catalog.item_row(conn, r["sku"])
+            if item["kind"] == "coupon":
+                coupon = catalog.issue_coupon(
+                    conn, self.clock, txn_id, r["member_id"], item["coupon_value_cents"]
+                )
+        elif r["kind"] == "spin":
+            coupon = self._award_prize(conn, r)
+        conn.execute(
+            "UPDATE redemptions SET state = 'captured', finished_at = ?, coupon_code = ? WHERE txn_id = ?",
+            (iso(self.clock.now()), coupon, txn_id),
+        )
 
     def void(self, kiosk_id: str, txn_id: str, reason: str) -> dict:
         """Release a hold: points back to their lots, stock back, payment cancelled or refunded."""
@@ -264,7 +271,15 @@ class Redemptions:
                 raise Conflict(
                     "already_captured", f"txn {txn_id} was captured; it cannot be voided"
                 )
+            if r["kind"] == "spin":
+                self._check_spin_void(conn, r, reason)
             self._release(conn, r, "voided", reason)
+            if r["kind"] == "spin":
+                alerts.record(
+                    conn, self.clock, kiosk_id, "spin_gift_not_dispensed",
+                    {"txn_id": txn_id, "member_id": r["member_id"], "sku": r["sku"],
+                     "compartment": r["compartment"], "reason": reason},
+                )  # fmt: skip
             return self.view(conn, txn_id)
 
     def sweep(self, conn: sqlite3.Connection) -> None:
@@ -277,7 +292,23 @@ class Redemptions:
         for r in conn.execute(
             "SELECT * FROM redemptions WHERE state = 'held' AND expires_at <= ?", (now,)
         ).fetchall():
+            self._expire(conn, r)
+
+    def _expire(self, conn: sqlite3.Connection, r: sqlite3.Row) -> None:
+        """A stale hold releases its points and stock, except a spin: a drawn spin is final,
+        so one without a door (points, coupon, nothing) is captured and the member keeps the
+        prize; a gift nobody confirmed is released like a door failure, and staff are told."""
+        if r["kind"] != "spin":
             self._release(conn, r, "expired", "hold_expired")
+        elif r["compartment"] is None and self._captured_by_expiry(conn, r):
+            log.info("txn %s: spin not captured in time: captured by expiry", r["txn_id"])
+        else:
+            self._release(conn, r, "expired", "hold_expired")
+            alerts.record(
+                conn, self.clock, r["kiosk_id"], "spin_gift_expired",
+                {"txn_id": r["txn_id"], "member_id": r["member_id"], "sku": r["sku"],
+                 "compartment": r["compartment"]},
+            )  # fmt: skip
 
     # ---- internals -----------------------------------------------------------------------
     def _coupon_value(self, conn: sqlite3.Connection, kind: str, sku: str | None) -> int | None:
@@ -297,7 +328,7 @@ class Redemptions:
         r = self.row(conn, txn_id)
         if r["kiosk_id"] != kiosk_id:
             raise NotFound(
-                "unknown_txn", f"no redemption with txn_id {txn_id} for kiosk {kiosk_id}"
+                "unknown_txn", f"no redemption with txn_id {shown(txn_id)} for kiosk {kiosk_id}"
             )
         return r
 
@@ -318,6 +349,30 @@ class Redemptions:
             "UPDATE redemptions SET state = ?, finished_at = ?, void_reason = ? WHERE txn_id = ?",
             (state, iso(self.clock.now()), reason, r["txn_id"]),
         )
+
+    def _captured_by_expiry(self, conn: sqlite3.Connection, r: sqlite3.Row) -> bool:
+        """Capture a stale doorless spin; False when its prize cannot be awarded any more
+        (a coupon item retired since), so the sweep never fails the request it runs in."""
+        conn.execute("SAVEPOINT expiry_capture")
+        try:
+            self._capture_row(conn, r)
+        except ApiError as exc:
+            conn.execute("ROLLBACK TO SAVEPOINT expiry_capture")
+            log.error("txn %s: stale spin cannot be captured (%s): released", r["txn_id"], exc)
+            return False
+        finally:
+            conn.execute("RELEASE SAVEPOINT expiry_capture")
+        return True
+
+    def _check_spin_void(self, conn: sqlite3.Connection, r: sqlite3.Row, reason: str) -> None:
+        row = conn.execute(
+            "SELECT g.prize_kind FROM spins s JOIN wheel_segments g "
+            "ON g.wheel_id = s.wheel_id AND g.idx = s.segment_idx WHERE s.txn_id = ?",
+            (r["txn_id"],),
+        ).fetchone()
+        refusal = wheel.spin_void_refusal(row["prize_kind"], r["compartment"], reason)
+        if refusal is not None:
+            raise Conflict("spin_not_voidable", f"spin {r['txn_id']} cannot be voided: {refusal}")
 
     def _award_prize(self, conn: sqlite3.Connection, r: sqlite3.Row) -> str | None:
         spin = conn.execute(

@@ -10,9 +10,9 @@ import re
 import secrets
 import sqlite3
 
-from . import catalog, staff_revocation
+from . import alerts, catalog, event_payloads, staff_revocation
 from .clock import Clock, iso, parse_iso
-from .errors import ApiError, BadRequest, Unauthorized
+from .errors import ApiError, BadRequest, Unauthorized, shown
 from .holds import Redemptions, request_hash
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,9 @@ def _sha(text: str) -> str:
 
 def _check_kiosk_id(kiosk_id: str) -> None:
     if not KIOSK_ID.match(kiosk_id):
-        raise BadRequest("invalid_kiosk_id", f"kiosk_id {kiosk_id!r} must match {KIOSK_ID.pattern}")
+        raise BadRequest(
+            "invalid_kiosk_id", f"kiosk_id {shown(kiosk_id)} must match {KIOSK_ID.pattern}"
+        )
 
 
 def is_enrolled(conn: sqlite3.Connection, kiosk_id: str) -> bool:
@@ -156,13 +158,11 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
         redemptions.sweep(conn)
         for event in events:
             stored = conn.execute(
-                "SELECT kiosk_id, result FROM kiosk_events WHERE event_id = ?", (event["event_id"],)
+                "SELECT result FROM kiosk_events WHERE kiosk_id = ? AND event_id = ?",
+                (kiosk_id, event["event_id"]),
             ).fetchone()
-            if stored is not None:
-                result = json.loads(stored["result"])
-                if stored["kiosk_id"] != kiosk_id:
-                    result = {"status": "rejected", "reason": "event_id_reused"}
-                results.append({"event_id": event["event_id"], **result})
+            if stored is not None:  # an event id is the kiosk's own: another's never collides
+                results.append({"event_id": event["event_id"], **json.loads(stored["result"])})
                 continue
             conn.execute("SAVEPOINT event")
             try:
@@ -196,47 +196,25 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
 def _apply_one(
     redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, event: dict
 ) -> dict:
-    kind, payload = event["kind"], event.get("payload") or {}
-    clock = redemptions.clock
-    if kind == "inventory":
-        number, count = _int(payload, "compartment", 1, 99), _int(payload, "count", 0, 10_000)
-        sku = payload.get("sku")
-        if sku is not None and not isinstance(sku, str):
-            raise BadRequest("invalid_payload", "payload.sku must be a string or null")
-        return _count(conn, kiosk_id, number, sku, count, payload)
-    if kind in ("fault", "door_alarm", "needs_check"):
-        _alert(conn, clock, kiosk_id, kind, payload)
-        return {"status": "applied"}
-    if kind == "offline_redemption":
+    kind = event["kind"]
+    payload = event_payloads.parse_payload(kind, event.get("payload") or {})
+    if isinstance(payload, event_payloads.InventoryPayload):
+        return _count(conn, kiosk_id, payload)
+    if isinstance(payload, event_payloads.OfflineRedemptionPayload):
         return _offline_redemption(redemptions, conn, kiosk_id, payload)
-    raise BadRequest("unknown_event_kind", f"event kind {kind!r} is not known to this server")
+    _alert(conn, redemptions.clock, kiosk_id, kind, payload.model_dump(exclude_none=True))
+    return {"status": "applied"}
 
 
-MAX_OPEN_HOLDS = 50  # a kiosk runs one transaction at a time: a few at most are unsettled
-_TXN_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-
-
-def _count(
-    conn: sqlite3.Connection, kiosk_id: str, number: int, sku: str | None, count: int, p: dict
-) -> dict:
+def _count(conn: sqlite3.Connection, kiosk_id: str, p: event_payloads.InventoryPayload) -> dict:
     """A restock count: the compartment holds ``count`` less the holds made after the count
     (docs/restock.md). ``after_hold_seq`` is the last hold the kiosk had seen when staff
     counted; a count without it (an older kiosk) is taken as of now."""
-    if "after_hold_seq" not in p:
+    number, sku, count = p.compartment, p.sku, p.count
+    if p.after_hold_seq is None:
         catalog.set_compartment(conn, kiosk_id, number, sku, count)
         return {"status": "applied", "stock": count}
-    seen = _int(p, "after_hold_seq", 0, 2**53)
-    open_holds = p.get("open_holds", [])
-    if not (
-        isinstance(open_holds, list)
-        and len(open_holds) <= MAX_OPEN_HOLDS
-        and all(isinstance(t, str) and _TXN_ID.match(t) for t in open_holds)
-    ):
-        raise BadRequest(
-            "invalid_payload",
-            f"payload.open_holds must be a list of at most {MAX_OPEN_HOLDS} transaction ids",
-        )
-    since = catalog.holds_after_count(conn, kiosk_id, number, seen, open_holds)
+    since = catalog.holds_after_count(conn, kiosk_id, number, p.after_hold_seq, p.open_holds)
     stock = max(0, count - since)
     if since > count:  # more gifts left than staff counted: the count or a door was wrong
         log.warning(
@@ -259,15 +237,14 @@ def _gift_out(conn: sqlite3.Connection, kiosk_id: str, payload: dict) -> None:
 
 
 def _offline_redemption(
-    redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, p: dict
+    redemptions: Redemptions,
+    conn: sqlite3.Connection,
+    kiosk_id: str,
+    payload: event_payloads.OfflineRedemptionPayload,
 ) -> dict:
     """A gift dispensed while offline: charge the points now, or report a conflict for staff."""
-    for key in ("txn_id", "member_id", "sku"):
-        if not isinstance(p.get(key), str) or not p[key]:
-            raise BadRequest("invalid_payload", f"payload.{key} must be a non-empty string")
-    points = _int(p, "points", 0, 10_000_000)
-    # checked like inventory's: an unchecked int (2**70) overflowed SQLite's INTEGER (500)
-    compartment = None if p.get("compartment") is None else _int(p, "compartment", 1, 99)
+    p = payload.model_dump(exclude_none=True)
+    points, compartment = payload.points, payload.compartment
     existing = conn.execute(
         "SELECT state FROM redemptions WHERE txn_id = ?", (p["txn_id"],)
     ).fetchone()
@@ -285,7 +262,7 @@ def _offline_redemption(
             409,
         )
     redemptions.ledger.allocate(conn, p["member_id"], points, p["txn_id"], "offline_redeem")
-    if isinstance(compartment, int):
+    if compartment is not None:
         _gift_out(conn, kiosk_id, p)
     body_hash = request_hash({"kiosk_id": kiosk_id, "offline": p})
     redemptions.insert(
@@ -296,7 +273,7 @@ def _offline_redemption(
         kiosk_id,
         p["member_id"],
         p["sku"],
-        compartment if isinstance(compartment, int) else None,
+        compartment,
         points,
         0,
         state="captured",
@@ -306,17 +283,4 @@ def _offline_redemption(
 
 
 def _alert(conn: sqlite3.Connection, clock: Clock, kiosk_id: str, kind: str, detail: dict) -> None:
-    log.warning("kiosk %s alert %s: %s", kiosk_id, kind, detail)
-    conn.execute(
-        "INSERT INTO alerts(kiosk_id, kind, at, detail) VALUES (?,?,?,?)",
-        (kiosk_id, kind, iso(clock.now()), json.dumps(detail, ensure_ascii=False, default=str)),
-    )
-
-
-def _int(payload: dict, key: str, lo: int, hi: int) -> int:
-    value = payload.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise BadRequest(
-            "invalid_payload", f"payload.{key} must be an integer from {lo} to {hi}, got {value!r}"
-        )
-    return value
+    alerts.record(conn, clock, kiosk_id, kind, detail)

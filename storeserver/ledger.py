@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .clock import Clock, iso
 from .db import Database
-from .errors import BadRequest, Conflict, NotFound
+from .errors import BadRequest, Conflict, NotFound, shown
 from .notify import Notification, Notifier
 
 DEFAULT_LOT_VALIDITY_DAYS = 365
@@ -80,7 +80,7 @@ class Ledger:
     def member_row(self, conn: sqlite3.Connection, member_id: str) -> sqlite3.Row:
         row = conn.execute("SELECT * FROM members WHERE id = ?", (member_id,)).fetchone()
         if row is None:
-            raise NotFound("unknown_member", f"no member with id {member_id!r}")
+            raise NotFound("unknown_member", f"no member with id {shown(member_id)}")
         return row
 
     def balance(self, conn: sqlite3.Connection, member_id: str, today: dt.date) -> int:

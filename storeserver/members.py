@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import catalog, codes
 from .clock import iso
-from .errors import ApiError, BadRequest, Conflict
+from .errors import ApiError, BadRequest, Conflict, shown
 from .ledger import REFERRAL_BONUS, REGISTRATION_BONUS, TOPUP_POINTS_PER_YUAN_X10, Ledger
 
 EXPIRING_WINDOW_DAYS = 30
@@ -36,7 +36,7 @@ def register(
         raise BadRequest("invalid_name", "name must be 1 to 64 characters")
     if not _PHONE.match(phone):
         raise BadRequest(
-            "invalid_phone", f"phone {phone!r} must be 6 to 15 digits, optional leading +"
+            "invalid_phone", f"phone {shown(phone)} must be 6 to 15 digits, optional leading +"
         )
     if conn.execute("SELECT 1 FROM members WHERE phone = ?", (phone,)).fetchone():
         # one member per phone: otherwise one phone farms referral and registration bonuses

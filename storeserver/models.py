@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from . import event_payloads
+from .event_payloads import KioskHealth
+from .text import check_plain
 
 TxnId = Annotated[
     str,
@@ -18,25 +21,20 @@ Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
 EventId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 ]
-Ref = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(check_plain)]
+# a name a person typed: shown again on screens and receipts (storeserver/text.py)
+PersonName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(check_plain)
+]
 
 
-def _storable(value: dict[str, Any]) -> dict[str, Any]:
-    """Free-form JSON is stored as standard JSON in UTF-8: a lone surrogate escape ("\\ud800")
-    and NaN or Infinity cannot be."""
-    try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(
-            "contains an unpaired surrogate (\\ud800-\\udfff): send valid UTF-8 text"
-        ) from None
-    except ValueError:
-        raise ValueError("contains NaN or Infinity, which JSON cannot carry: send null") from None
-    return value
+# free-form JSON a kiosk sends, bounded (storeserver/bounded.py): it used to be stored at any size
+EventPayload = Annotated[dict[str, Any], AfterValidator(event_payloads.bounded_payload)]
 
 
-# pydantic checks str fields, but not strings nested in Any: without this they reached SQLite (500)
-JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
+def _bounded_health(health: KioskHealth) -> KioskHealth:
+    event_payloads.bounded_health(health.model_dump(exclude_unset=True))
+    return health
 
 
 class Strict(BaseModel):
@@ -54,7 +52,7 @@ class EnrollRequest(Strict):
 
 
 class RegisterRequest(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    name: PersonName
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{6,15}$")]
     referred_by: MemberId | None = None
 
@@ -91,6 +89,13 @@ class SpinRequest(Strict):
     txn_id: TxnId
     member_id: MemberId
     wheel_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+    cost_points: int | None = Field(
+        default=None,
+        ge=0,
+        le=10_000_000,
+        description="the cost the member was shown: another cost is refused (409 price_changed) "
+        "before anything is drawn, since a drawn spin cannot be voided",
+    )
 
 
 class TechnicianCodeRequest(Strict):
@@ -105,7 +110,12 @@ class KioskEvent(Strict):
     event_id: EventId
     kind: Literal["inventory", "fault", "door_alarm", "needs_check", "offline_redemption"]
     at: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    payload: JsonObject = Field(default_factory=dict)
+    payload: EventPayload = Field(
+        default_factory=dict,
+        description="at most 4 KB; checked against its kind's model "
+        "(storeserver/event_payloads.py): one that does not fit is answered "
+        "rejected (or conflict) with reason invalid_payload",
+    )
 
 
 class EventsRequest(Strict):
@@ -113,8 +123,9 @@ class EventsRequest(Strict):
 
 
 class HeartbeatRequest(Strict):
-    health: JsonObject = Field(
-        description="printer paper, doors, camera, outbox length, versions: whatever the kiosk reports"
+    health: Annotated[KioskHealth, AfterValidator(_bounded_health)] = Field(
+        description="the sync worker's state and what the kiosk's probes report (printer "
+        "paper, doors, camera, versions): at most 16 KB, depth 6, strings of 1000 characters"
     )
 
 

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from .clock import Clock, iso, parse_iso
 from .db import Database
-from .errors import ApiError, Conflict, NotFound
+from .errors import ApiError, Conflict, NotFound, shown
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Payments:
     def get(self, conn: sqlite3.Connection, payment_id: str) -> Payment:
         row = conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
         if row is None:
-            raise NotFound("unknown_payment", f"no payment with id {payment_id!r}")
+            raise NotFound("unknown_payment", f"no payment with id {shown(payment_id)}")
         return Payment.from_row(row)
 
     def mark_paid(self, conn: sqlite3.Connection, payment_id: str) -> Payment:

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, NotFound, shown
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,9 @@ class PictureFolder:
         try:
             st = path.stat()
         except OSError:
-            raise NotFound("unknown_picture", f"no picture {name!r} on this store server") from None
+            raise NotFound(
+                "unknown_picture", f"no picture {shown(name)} on this store server"
+            ) from None
         key = (st.st_size, st.st_mtime_ns, st.st_ino)
         with self._lock:
             cached = self._cache.get(name)
@@ -98,9 +100,9 @@ class PictureFolder:
             return None
 
     def _read(self, path: Path, name: str, size: int) -> Picture:
-        unusable = f"picture {name!r} on this store server is unusable"
+        unusable = f"picture {shown(name)} on this store server is unusable"
         if not path.is_file():
-            raise NotFound("unknown_picture", f"no picture {name!r} on this store server")
+            raise NotFound("unknown_picture", f"no picture {shown(name)} on this store server")
         if size > MAX_PICTURE_BYTES:
             log.warning("picture %s is %d bytes, over %d: not served", path, size,
                         MAX_PICTURE_BYTES)  # fmt: skip

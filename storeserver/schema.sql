@@ -220,14 +220,17 @@ CREATE TABLE IF NOT EXISTS spins (
 );
 CREATE INDEX IF NOT EXISTS spins_member_day ON spins(member_id, wheel_id, day);
 
+-- an event id is the kiosk's own: each kiosk's ids are a space of their own (db.py migrates
+-- files where event_id alone was the key)
 CREATE TABLE IF NOT EXISTS kiosk_events (
-    event_id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
     kiosk_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     at TEXT NOT NULL,
     payload TEXT NOT NULL,
     result TEXT NOT NULL,
-    received_at TEXT NOT NULL
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (kiosk_id, event_id)
 );
 
 CREATE TABLE IF NOT EXISTS alerts (

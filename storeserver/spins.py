@@ -2,7 +2,9 @@
 
 Capture and void go through ``Redemptions`` like any hold: a gift prize is dispensed through the
 locker and captured after the door sensor confirms; points and coupon prizes are awarded on
-capture; a void returns the cost and puts the prize back in stock.
+capture. A drawn spin is final (``wheel.spin_void_refusal``): only a gift whose door failed is
+voided, which returns the cost and puts the prize back in stock but not the spin; a stale
+spin without a door is captured by expiry.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ def spin(redemptions: Redemptions, kiosk_id: str, body: dict) -> dict:
         if (first := redemptions.replay(conn, txn_id, body_hash)) is not None:
             return first
         w = wheel.wheel_row(conn, wheel_id)
+        shown = body.get("cost_points")
+        if shown is not None and shown != w["cost_points"]:
+            raise Conflict(
+                "price_changed",
+                f"wheel {wheel_id} costs {w['cost_points']} points now: refresh the wheel",
+            )
         ledger.member_row(conn, member_id)
         today = ledger.today()
         used = spins_used(conn, member_id, wheel_id, today)
@@ -85,9 +93,9 @@ def spins_left(redemptions: Redemptions, member_id: str, wheel_id: str) -> int:
 
 
 def spins_used(conn: sqlite3.Connection, member_id: str, wheel_id: str, day: dt.date) -> int:
-    """Spins that count against the daily limit: held or captured (a voided spin gives it back)."""
+    """Spins that count against the daily limit: every spin drawn that day, voided or expired
+    too (a void that gave the spin back let a member re-spin until the prize they wanted)."""
     return conn.execute(
-        "SELECT COUNT(*) AS n FROM spins s JOIN redemptions r ON r.txn_id = s.txn_id "
-        "WHERE s.member_id = ? AND s.wheel_id = ? AND s.day = ? AND r.state IN ('held', 'captured')",
+        "SELECT COUNT(*) AS n FROM spins WHERE member_id = ? AND wheel_id = ? AND day = ?",
         (member_id, wheel_id, day.isoformat()),
     ).fetchone()["n"]

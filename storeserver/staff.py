@@ -35,8 +35,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from . import codes
 from .clock import Clock, iso, parse_iso
 from .db import Database
-from .errors import ApiError, BadRequest, Conflict, NotFound
+from .errors import ApiError, BadRequest, Conflict, NotFound, shown
 from .staff_lockout import Lockout, after_right, after_wrong
+from .text import hidden_character
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +162,18 @@ def add_staff(
     ``pin_hash`` is a precomputed ``hash_pin(pin)`` (the demo seed reuses one).
     """
     if not STAFF_ID.match(staff_id):
-        raise BadRequest("invalid_staff_id", f"staff id {staff_id!r} must match {STAFF_ID.pattern}")
+        raise BadRequest(
+            "invalid_staff_id", f"staff id {shown(staff_id)} must match {STAFF_ID.pattern}"
+        )
     name = name.strip()
     if not name or len(name) > 64:
         raise BadRequest("invalid_name", "a staff name is 1 to 64 characters")
+    if (hidden := hidden_character(name)) is not None:
+        raise BadRequest(
+            "invalid_name",
+            f"the staff name contains the control or formatting character {hidden}: "
+            "retype it as plain text",
+        )
     check_new_pin(pin)
     exists = conn.execute("SELECT 1 FROM staff WHERE id = ?", (staff_id,)).fetchone()
     if exists and not replace:
@@ -199,7 +208,7 @@ def set_active(conn: sqlite3.Connection, staff_id: str, active: bool) -> None:
     """Disable (or enable) a staff member: their badges and cached PINs stop working online."""
     cur = conn.execute("UPDATE staff SET active = ? WHERE id = ?", (int(active), staff_id))
     if cur.rowcount == 0:
-        raise NotFound("unknown_staff", f"no staff with id {staff_id!r}")
+        raise NotFound("unknown_staff", f"no staff with id {shown(staff_id)}")
 
 
 def issue_badge(
@@ -216,7 +225,7 @@ def issue_badge(
     if row is None or not row["active"]:
         raise NotFound(
             "unknown_staff",
-            f"no active staff with id {staff_id!r}: add them with 'storeserver add-staff'",
+            f"no active staff with id {shown(staff_id)}: add them with 'storeserver add-staff'",
         )
     now_s = int(clock.now().timestamp())
     code = codes.issue(key, codes.CodeKind.STAFF, staff_id, now_s, validity_s=days * 86400)
@@ -401,5 +410,5 @@ def _count_failure(
 def get(conn: sqlite3.Connection, staff_id: str) -> StaffMember:
     row = conn.execute("SELECT id, name, active FROM staff WHERE id = ?", (staff_id,)).fetchone()
     if row is None:
-        raise NotFound("unknown_staff", f"no staff with id {staff_id!r}")
+        raise NotFound("unknown_staff", f"no staff with id {shown(staff_id)}")
     return StaffMember(row["id"], row["name"], bool(row["active"]))

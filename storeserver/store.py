@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +19,7 @@ from .ledger import Ledger
 from .notify import LogNotifier, Notifier
 from .payments import DEFAULT_PAYMENT_EXPIRY_S, PaymentProvider, Payments, SimulatedPaymentProvider
 from .pictures import PictureFolder
+from .ratelimit import DEFAULT_RATES, Rate, RateLimiter
 from .till import TillLimits
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ class StoreSettings:
     public_url: str | None = None
     # the Ed25519 key of codes and badges; None: <db stem>.keys/signing.pem beside the database
     signing_key_file: Path | None = None
+    # per token and route group (resolve, holds, spins, pin): storeserver/ratelimit.py
+    rate_limits: dict[str, Rate] = field(default_factory=lambda: dict(DEFAULT_RATES))
 
 
 class Store:
@@ -82,6 +86,8 @@ class Store:
         except BaseException:
             self.db.close()
             raise
+        # real elapsed time, not the store's (possibly manual) clock: a rate is about requests
+        self.rate_limiter = RateLimiter(self.settings.rate_limits, time.monotonic)
         self.pictures = PictureFolder(
             self.settings.pictures_dir or Path(db_path).resolve().parent / "pictures"
         )

@@ -24,20 +24,43 @@ import sqlite3
 from dataclasses import dataclass
 
 from . import catalog
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, shown
 
 RULES_ZH = (
-    "每次抽奖消耗积分；每位会员每天抽奖次数有限。每个奖项的中奖概率等于其权重除以当时有库存的奖项权重之和；"
+    "每次抽奖消耗积分；每位会员每天抽奖次数有限，每次抽奖都计入次数。抽奖结果一经抽出即为最终结果，"
+    "仅当礼品因柜门故障未能取出时退回积分（不退回抽奖次数）。每个奖项的中奖概率等于其权重除以当时有库存的奖项权重之和；"
     "奖品抽完即退出抽奖，其余奖项按原权重比例分配，不会被暗中替换。每天的随机种子提前公布其 SHA-256 承诺值，"
     "次日公开种子，任何人都可以用 HMAC-SHA256(种子, 交易号) 复算每一次结果。"
 )
 RULES_EN = (
-    "Each spin costs points; each member has a daily spin limit. A prize's chance is its weight divided by "
+    "Each spin costs points; each member has a daily spin limit, and every spin counts. A spin's "
+    "result is final: its points come back only when a gift prize could not be taken out because "
+    "its door failed (the spin still counts). A prize's chance is its weight divided by "
     "the sum of the weights of the prizes in stock at the time of the spin; a prize that runs out leaves "
     "the draw and the others keep their relative weights, never a silent swap. Each day's seed is "
     "committed in advance by its SHA-256 and revealed the next day, so anyone can recompute every "
     "outcome from HMAC-SHA256(seed, txn_id)."
 )
+# A drawn spin is final: every spin counts against the daily limit, and its cost comes back only
+# when a gift prize could not be dispensed (the door did not confirm). Otherwise a member could
+# void every spin until the prize they want came up (docs/transactions.md, "The wheel's rule").
+GIFT_NOT_DISPENSED = "gift_not_dispensed"
+
+
+def spin_void_refusal(prize_kind: str, compartment: int | None, reason: str) -> str | None:
+    """Why a held spin may not be voided with ``reason``, or None when it may: only a gift
+    prize behind a door, with a reason that says the gift was not dispensed."""
+    if prize_kind != "gift" or compartment is None:
+        return (
+            f"its {prize_kind} prize is the member's: a spin is final once drawn; "
+            "capture it (only a gift whose door failed may be voided)"
+        )
+    if reason.split(":", 1)[0].strip() != GIFT_NOT_DISPENSED:
+        return (
+            f"a spin is voided only when its gift was not dispensed: send reason "
+            f"'{GIFT_NOT_DISPENSED}: <what the door did>', or capture it"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -91,7 +114,7 @@ def segments(conn: sqlite3.Connection, wheel_id: str) -> list[Segment]:
 def wheel_row(conn: sqlite3.Connection, wheel_id: str) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM wheels WHERE id = ? AND active = 1", (wheel_id,)).fetchone()
     if row is None:
-        raise NotFound("unknown_wheel", f"no active wheel {wheel_id!r}")
+        raise NotFound("unknown_wheel", f"no active wheel {shown(wheel_id)}")
     return row
 
 
@@ -175,7 +198,7 @@ def info(conn: sqlite3.Connection, wheel_id: str, today: dt.date, kiosk_id: str)
 def revealed_seed(conn: sqlite3.Connection, wheel_id: str, day: dt.date, today: dt.date) -> dict:
     # a wheel switched off keeps its past seeds public: no active filter here
     if conn.execute("SELECT 1 FROM wheels WHERE id = ?", (wheel_id,)).fetchone() is None:
-        raise NotFound("unknown_wheel", f"no wheel {wheel_id!r}")
+        raise NotFound("unknown_wheel", f"no wheel {shown(wheel_id)}")
     if day >= today:
         raise Conflict(
             "seed_not_revealed", f"the seed of {day.isoformat()} is revealed after that day"

@@ -191,6 +191,22 @@ def advance(txn: Transaction, new_state: TxnState, *, at: float, **facts: Any) -
     return replace(txn, state=new_state, history=(*txn.history, (new_state, at)), **facts)
 
 
+# ---- the wheel's rule ------------------------------------------------------------------------
+
+GIFT_NOT_DISPENSED = "gift_not_dispensed"
+MAX_REASON = 200  # the server's VoidRequest.reason
+
+
+def server_void_reason(txn: Transaction, reason: str) -> str:
+    """The void reason the server is sent. The server voids a drawn spin only for a gift that
+    was not dispensed (docs/transactions.md, "The wheel's rule"), so a spin whose prize sits
+    behind a door says so; every other void is sent as it is."""
+    gift = txn.kind is TxnKind.SPIN and txn.compartment is not None
+    if gift and not reason.startswith(GIFT_NOT_DISPENSED):
+        reason = f"{GIFT_NOT_DISPENSED}: {reason}"
+    return reason[:MAX_REASON]
+
+
 # ---- journal records ------------------------------------------------------------------------
 
 
@@ -298,6 +314,9 @@ class Recovery(enum.Enum):
 
     NOTHING = "nothing"  # terminal: compactable once synced
     VOID = "void"  # idempotent by txn_id: release the hold, refund/cancel the cash part
+    # a spin the server may have drawn, with no gift door to fail: a drawn spin is final, so
+    # ask the server and capture what it drew (void only what it never drew, or a gift)
+    SETTLE_SPIN = "settle_spin"
     MARK_NEEDS_CHECK_AND_VOID = "mark_needs_check_and_void"
     CAPTURE = "capture"  # idempotent by txn_id
     REPRINT_OR_QUEUE = "reprint_or_queue"
@@ -320,6 +339,9 @@ def recovery_action(txn: Transaction) -> RecoveryAction:
     s, tid = txn.state, txn.txn_id
     if s in TERMINAL:
         return RecoveryAction(Recovery.NOTHING, f"{tid}: {s.name}, nothing to do")
+    if txn.kind is TxnKind.SPIN and (s is S.NEW or (s is S.HELD and txn.compartment is None)):
+        why = f"{tid}: spin at {s.name}: ask the server; a drawn spin is captured, never voided"
+        return RecoveryAction(Recovery.SETTLE_SPIN, why)
     if s in (S.NEW, S.HELD, S.PAID):
         why = f"{tid}: crashed at {s.name} before any door opened: void the hold"
         return RecoveryAction(Recovery.VOID, why)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from kiosk.domain.transaction import (
     TERMINAL,
+    Recovery,
     Transaction,
     TxnState,
     recovery_action,
@@ -24,6 +25,7 @@ from kiosk.domain.txn_receipts import TxnContext
 from kiosk.errors import JournalError, KioskError, Rejected
 from kiosk.i18n import bilingual
 from kiosk.logctx import txn_context
+from kiosk.ports import Redemption
 from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE, Outcome, TxnSteps
 from kiosk.storage.outbox import OUTBOX_TABLE
 
@@ -75,17 +77,14 @@ def settle_unfinished(steps: TxnSteps, *, skip: frozenset[str] = frozenset()) ->
 def _settle_one(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[TxnState, str]:
     action = recovery_action(txn)
     s = txn.state
+    if action.action is Recovery.SETTLE_SPIN:
+        return _settle_spin(steps, txn, ctx)
     if s in (S.NEW, S.HELD, S.PAID):
         if s is not S.NEW and txn.compartment is None and not txn.offline:
             # No door: the capture may have reached the server just before the crash.
             r = steps.server.get_redemption(txn.txn_id)
             if r.state == "captured":
-                ctx = replace(
-                    ctx, balance_final=r.balance, coupon_code=r.coupon_code,
-                    coupon_valid_until=r.raw.get("coupon_valid_until") if r.coupon_code else None,
-                )  # fmt: skip
-                txn = steps.step(txn, ctx, S.CAPTURED)
-                return _finish(steps, txn, ctx)
+                return _captured(steps, txn, ctx, r)
         result = steps.void(txn, ctx, "restart_before_door", RESTART, present=False)
         return result.txn.state, action.reason
     if s is S.DOOR_OPENING:
@@ -122,6 +121,47 @@ def _settle_one(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[Txn
         return _finish(steps, txn, ctx)
     assert s is S.PRINTED, s
     return steps.step(txn, ctx, S.DONE).state, action.reason
+
+
+def _settle_spin(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[TxnState, str]:
+    """A spin at NEW (the draw may have happened) or HELD with no gift door. A drawn spin is
+    final: capture what the server drew, void only what it never drew (or a gift, whose door
+    never opened); docs/transactions.md, "The wheel's rule"."""
+    try:
+        r = steps.server.get_redemption(txn.txn_id)
+    except Rejected as exc:
+        if exc.status != 404:
+            raise
+        result = steps.void(txn, ctx, "spin_never_drawn", RESTART, present=False)
+        return result.txn.state, "the server never drew it"
+    if r.state in ("voided", "expired"):  # released by the server: the void only reads it
+        result = steps.void(txn, ctx, r.void_reason or r.state, RESTART, present=False)
+        return result.txn.state, f"released by the server ({r.state})"
+    if txn.state is S.NEW:
+        txn, ctx = steps.spin_held(txn, ctx, r)  # Unreachable if unusable: tried again later
+        if txn.compartment is not None:  # a gift nobody took out: its door never opened
+            result = steps.void(txn, ctx, "restart_before_door", RESTART, present=False)
+            return result.txn.state, "a gift drawn but never dispensed: voided"
+    if r.state == "captured":
+        return _captured(steps, txn, ctx, r)
+    if ctx.capture_refused:
+        return txn.state, f"capture refused earlier ({ctx.capture_refused}): waiting for staff"
+    txn, ctx, failed = steps.capture(txn, ctx)
+    if failed:
+        return txn.state, f"capture {failed}: the spin stays the member's; try again later"
+    return _finish(steps, txn, ctx)
+
+
+def _captured(
+    steps: TxnSteps, txn: Transaction, ctx: TxnContext, r: Redemption
+) -> tuple[TxnState, str]:
+    """The server captured it before the crash: journal it and queue the receipt."""
+    ctx = replace(
+        ctx, balance_final=r.balance, coupon_code=r.coupon_code,
+        coupon_valid_until=r.raw.get("coupon_valid_until") if r.coupon_code else None,
+    )  # fmt: skip
+    txn = steps.step(txn, ctx, S.CAPTURED)
+    return _finish(steps, txn, ctx)
 
 
 def _finish(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[TxnState, str]:

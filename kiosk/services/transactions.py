@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from kiosk.domain.offline import OfflineLimits, OfflineSpend, check_offline_redemption
-from kiosk.domain.receipts import Bilingual, PrizeKind
+from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import Transaction, TxnKind, new_transaction
-from kiosk.domain.txn_receipts import Prize, TxnContext
+from kiosk.domain.txn_receipts import TxnContext
 from kiosk.errors import LockerError, Rejected, Unreachable
 from kiosk.i18n import bilingual
 from kiosk.logctx import txn_scope
@@ -88,8 +88,8 @@ MSG_BUSY = bilingual("txn.busy")
 MSG_RESTOCKING = bilingual("txn.restocking")
 MSG_CHECK = bilingual("txn.needs_check")
 MSG_OFFLINE = bilingual("txn.offline")
-MSG_PRICE = bilingual("txn.price_changed")
 MSG_OFFLINE_BALANCE = bilingual("txn.offline_balance")
+MSG_SPIN_UNSETTLED = bilingual("txn.spin_unsettled")
 # the store server's refusal codes a member can act on; any other shows its code for staff
 _REFUSALS = {
     code: bilingual(f"txn.refused.{code}")
@@ -175,26 +175,37 @@ class TransactionEngine(TxnSteps):
             ctx = TxnContext(member.masked_name)
             self.save(txn, ctx)
             try:
-                r = self.server.spin(txn.txn_id, member.member_id, wheel_id)
-            except Rejected as exc:
+                r = self.server.spin(
+                    txn.txn_id, member.member_id, wheel_id, cost_points=cost_points
+                )
+            except Rejected as exc:  # nothing drawn (another cost is refused before the draw)
                 return self._refused(txn, ctx, exc)
-            except Unreachable:
-                return self.void(txn, ctx, "spin_unreachable", MSG_NETWORK, present=True)
+            except Unreachable:  # it may have been drawn, and a drawn spin is never voided
+                return self._spin_unsettled(txn, ctx, "spin_unreachable", None)
             try:
-                prize = _prize(r)
+                txn, ctx = self.spin_held(txn, ctx, r, progress)
             except Unreachable as exc:
-                log.error("txn %s: %s", txn.txn_id, exc)
-                return self.void(txn, ctx, "bad_prize", MSG_NETWORK, present=True)
-            if r.points != txn.points:  # the member was shown another price: do not charge it
-                log.warning("txn %s: wheel cost %d, not %d", txn.txn_id, r.points, txn.points)
-                return self.void(txn, ctx, "price_changed", MSG_PRICE, present=True)
-            ctx = replace(ctx, balance_held=r.balance, prize=prize, item_zh=prize.label_zh,
-                          item_en=prize.label_en)  # fmt: skip
-            txn = self.step(txn, ctx, S.HELD, progress, hold_id=r.txn_id, sku=r.sku,
-                            compartment=r.compartment, hold_seq=r.hold_seq)  # fmt: skip
+                return self._spin_unsettled(txn, ctx, "spin_answer_unusable", exc)
             if txn.compartment is not None and self._flag_of(txn.compartment):
+                # the gift's door waits for staff: the one kind of spin that is voided
                 return self.void(txn, ctx, "compartment_needs_check", MSG_CHECK, present=True)
             return self._dispense(txn, ctx, progress)
+
+    def _spin_unsettled(
+        self, txn: Transaction, ctx: TxnContext, what: str, exc: Exception | None
+    ) -> TxnResult:
+        """The member never saw the draw, but the server may have made it: the spin stays
+        NEW and recovery asks the server (a drawn spin is captured: the member keeps it)."""
+        if exc is not None:
+            log.error("txn %s: %s", txn.txn_id, exc)
+            self.outbox.add(
+                "fault",
+                {"txn_id": txn.txn_id, "what": what, "detail": str(exc)[:300]},
+                event_id=f"{txn.txn_id}:{what}",
+            )
+        else:
+            log.warning("txn %s: %s: recovery asks the server", txn.txn_id, what)
+        return TxnResult(txn, ctx, Outcome.VOID_PENDING, MSG_SPIN_UNSETTLED)
 
     def settle(self) -> list[Settled]:
         """Recover or retry unfinished transactions (start-up, then periodically).
@@ -261,6 +272,8 @@ class TransactionEngine(TxnSteps):
     def _dispense(self, txn: Transaction, ctx: TxnContext, progress: ProgressFn) -> TxnResult:
         if txn.compartment is None:
             txn, ctx, failed = self.capture(txn, ctx, progress)
+            if failed == "refused" and txn.kind is TxnKind.SPIN:  # drawn: staff settle it
+                return TxnResult(txn, ctx, Outcome.VOID_PENDING, MSG_ISSUE_UNCONFIRMED)
             if failed == "refused":  # nothing was handed out: release the hold
                 return self.void(txn, ctx, "capture_refused", MSG_NETWORK, present=True)
             if failed:  # HELD stays: recovery asks the server what happened, and the
@@ -363,23 +376,3 @@ class TransactionEngine(TxnSteps):
 def _payment(r: Redemption) -> dict:
     pay = r.payment or {}
     return {"payment_id": pay.get("id"), "pay_url": pay.get("pay_url")}
-
-
-def _prize(r: Redemption) -> Prize:
-    p = r.prize
-    if not isinstance(p, dict):
-        raise Unreachable(f"store server answered a spin without a prize (txn {r.txn_id})")
-    try:
-        return Prize(
-            wheel_id=str(p["wheel_id"]),
-            segment_idx=int(p["segment_idx"]),
-            kind=PrizeKind(p["kind"]),
-            label_zh=str(p["label_zh"]),
-            label_en=str(p["label_en"]),
-            points=int(p["points"]),
-            day=str(p["day"]),
-            commitment=str(p["commitment"]),
-            coupon_value_cents=p.get("coupon_value_cents"),
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise Unreachable(f"store server answered a spin with an unusable prize: {exc}") from exc

@@ -16,13 +16,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from kiosk.domain.receipts import Bilingual
-from kiosk.domain.transaction import Transaction, TxnState, advance, from_record, to_record
+from kiosk.domain.receipts import Bilingual, PrizeKind
+from kiosk.domain.transaction import (
+    Transaction,
+    TxnKind,
+    TxnState,
+    advance,
+    from_record,
+    server_void_reason,
+    to_record,
+)
 from kiosk.domain.txn_receipts import Prize, StoreInfo, TxnContext, success_receipts, voucher
 from kiosk.errors import KioskError, Rejected, Unreachable
 from kiosk.i18n import bilingual
 from kiosk.logctx import bind_txn
-from kiosk.ports import Locker, OutboxEvent, StoreServer
+from kiosk.ports import Locker, OutboxEvent, Redemption, StoreServer
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.storage.journal import Journal
 
@@ -158,7 +166,8 @@ class TxnSteps:
             )
         self.outbox.add(
             "needs_check",
-            {"compartment": number, "txn_id": txn.txn_id, "sku": txn.sku, "reason": reason},
+            # the server takes a reason of 1000 characters (a locker error's text is the device's)
+            {"compartment": number, "txn_id": txn.txn_id, "sku": txn.sku, "reason": reason[:500]},
             event_id=f"{txn.txn_id}:needs_check",
         )
         log.warning("txn %s: compartment %d flagged needs-check: %s", txn.txn_id, number, reason)
@@ -187,7 +196,7 @@ class TxnSteps:
             self.journal.delete(SPEND_TABLE, txn.txn_id)
         else:
             try:
-                r = self.server.void(txn.txn_id, reason)
+                r = self.server.void(txn.txn_id, server_void_reason(txn, reason))
             except Unreachable as exc:
                 log.warning("txn %s: void not confirmed, retried later: %s", txn.txn_id, exc)
                 return TxnResult(txn, ctx, Outcome.VOID_PENDING, _VOID_PENDING)
@@ -218,6 +227,28 @@ class TxnSteps:
         printed, queued = self._hand_out(slips, txn, present)
         return TxnResult(txn, ctx, outcome, why, printed, queued)
 
+    # ---- the wheel ------------------------------------------------------------------------------
+    def spin_held(
+        self, txn: Transaction, ctx: TxnContext, r: Redemption, progress: ProgressFn = _ignore
+    ) -> tuple[Transaction, TxnContext]:
+        """-> HELD with the server's draw (the UI shows it from here on). Unreachable, with
+        nothing journalled, when the answer cannot be used: no prize the kiosk can read, or
+        another cost than the member was shown."""
+        prize = prize_of(r)
+        if r.points != txn.points:
+            raise Unreachable(
+                f"store server held {r.points} points for a spin shown at {txn.points}"
+            )
+        ctx = replace(
+            ctx, balance_held=r.balance, prize=prize, item_zh=prize.label_zh,
+            item_en=prize.label_en,
+        )  # fmt: skip
+        txn = self.step(
+            txn, ctx, S.HELD, progress, hold_id=r.txn_id, sku=r.sku, compartment=r.compartment,
+            hold_seq=r.hold_seq,
+        )  # fmt: skip
+        return txn, ctx
+
     # ---- capture and receipts ---------------------------------------------------------------
     def capture(
         self, txn: Transaction, ctx: TxnContext, progress: ProgressFn = _ignore
@@ -242,9 +273,10 @@ class TxnSteps:
         except Rejected as exc:
             ctx = replace(ctx, capture_refused=f"{exc.code}: {exc}")
             self.save(txn, ctx)
-            if txn.state is S.DISPENSED:
-                # The gift is out and the server will not charge it (e.g. the hold expired
-                # while the door was open): never retry blindly; staff settle it.
+            if txn.state is S.DISPENSED or txn.kind is TxnKind.SPIN:
+                # The gift is out (or the spin drawn, which is final) and the server will not
+                # charge it (e.g. the hold expired while the door was open): never retry
+                # blindly, never void; staff settle it.
                 self.outbox.add(
                     "fault",
                     {"txn_id": txn.txn_id, "what": "capture_refused", "code": exc.code,
@@ -301,6 +333,27 @@ class TxnSteps:
             else:
                 queued = True
         return bool(slips) and not queued, queued
+
+
+def prize_of(r: Redemption) -> Prize:
+    """The prize of a spin as the server drew it; Unreachable if the answer has none usable."""
+    p = r.prize
+    if not isinstance(p, dict):
+        raise Unreachable(f"store server answered a spin without a prize (txn {r.txn_id})")
+    try:
+        return Prize(
+            wheel_id=str(p["wheel_id"]),
+            segment_idx=int(p["segment_idx"]),
+            kind=PrizeKind(p["kind"]),
+            label_zh=str(p["label_zh"]),
+            label_en=str(p["label_en"]),
+            points=int(p["points"]),
+            day=str(p["day"]),
+            commitment=str(p["commitment"]),
+            coupon_value_cents=p.get("coupon_value_cents"),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise Unreachable(f"store server answered a spin with an unusable prize: {exc}") from exc
 
 
 MSG_NETWORK = bilingual("txn.network")

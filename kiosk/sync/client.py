@@ -269,9 +269,14 @@ class StoreServerClient(requests.Session):
             "POST", f"/v1/redemptions/{_seg(txn_id)}/void", txn_id, json={"reason": reason}
         )
 
-    def spin(self, txn_id: str, member_id: str, wheel_id: str) -> Redemption:
-        """``POST /v1/wheel/spins``: hold the cost and draw the prize; idempotent by ``txn_id``."""
-        body = {"txn_id": txn_id, "member_id": member_id, "wheel_id": wheel_id}
+    def spin(
+        self, txn_id: str, member_id: str, wheel_id: str, *, cost_points: int | None = None
+    ) -> Redemption:
+        """``POST /v1/wheel/spins``: hold the cost and draw the prize; idempotent by ``txn_id``.
+        ``cost_points``, the cost the member was shown: another is refused before the draw."""
+        body: dict[str, Any] = {"txn_id": txn_id, "member_id": member_id, "wheel_id": wheel_id}
+        if cost_points is not None:
+            body["cost_points"] = cost_points
         return self._txn("POST", "/v1/wheel/spins", txn_id, json=body)
 
     def wheel_info(self, wheel_id: str, member_id: str | None = None) -> dict[str, Any]:

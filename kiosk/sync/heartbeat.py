@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -62,6 +63,11 @@ class Heartbeat:
             log.exception("sync health provider failed")
             self._on_provider_error()
             health = {"health_error": f"{type(exc).__name__}: {exc}"[:200]}
+        if not _fits(health):
+            log.warning("sync health report over %d bytes: only its size is sent", MAX_REPORT_BYTES)
+            health = {
+                "health_error": f"health report over {MAX_REPORT_BYTES} bytes: trim the probes"
+            }
         sync = {"outbox": len(self._outbox), "alerts": len(self._outbox.alerts())}
         health.setdefault("sync", {**sync, "clock_skew_s": self.skew, "failures": failures})
         return health
@@ -101,6 +107,17 @@ class Heartbeat:
         self._skew_warned = abs(skew) > limit
 
 
+# The store server's bounds on a heartbeat's health (storeserver/event_payloads.py): a report
+# over them is refused whole, so every heartbeat would fail; the kiosk cuts its report to fit.
+MAX_DEPTH = 5  # containers nested at most this deep; the server allows 6
+MAX_JSON_KEYS = 64
+MAX_KEY_CHARS = 64
+MAX_STRING_CHARS = 1000
+MAX_ITEMS = 100
+MAX_INT = 2**53
+MAX_REPORT_BYTES = 12_000  # the server takes 16 KB
+
+
 def read_public_keys(answer: object) -> tuple[str, ...] | None:
     """The heartbeat answer's ``public_keys`` (base64 of raw 32-byte keys, current first);
     None from a server that does not send them; BadResponse when they are not such keys."""
@@ -138,16 +155,25 @@ def revoked_staff(answer: object) -> RevokedStaff | None:
 
 
 def clean_health(value: Any, depth: int = 0) -> Any:
-    """The health report as plain finite JSON: the server refuses NaN, and odd objects become
-    text, so a sloppy probe cannot get every heartbeat refused."""
-    if value is None or isinstance(value, bool | int):
+    """The health report as plain finite JSON within the server's bounds: the server refuses
+    NaN and oversized values, and odd objects become text, so a sloppy probe cannot get every
+    heartbeat refused."""
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        return value if abs(value) <= MAX_INT else repr(value)[:200]
     if isinstance(value, str):  # a lone surrogate cannot be sent as UTF-8
-        return value.encode("utf-8", "replace").decode()
+        return value.encode("utf-8", "replace").decode()[:MAX_STRING_CHARS]
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if depth < 8 and isinstance(value, Mapping):
-        return {clean_health(str(k)): clean_health(v, depth + 1) for k, v in value.items()}
-    if depth < 8 and isinstance(value, list | tuple | set | frozenset):
-        return [clean_health(v, depth + 1) for v in value]
+    if depth < MAX_DEPTH and isinstance(value, Mapping):
+        items = list(value.items())[:MAX_JSON_KEYS]
+        return {clean_health(str(k))[:MAX_KEY_CHARS]: clean_health(v, depth + 1) for k, v in items}
+    if depth < MAX_DEPTH and isinstance(value, list | tuple | set | frozenset):
+        return [clean_health(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
     return repr(value)[:200]
+
+
+def _fits(health: dict[str, Any]) -> bool:
+    size = len(json.dumps(health, ensure_ascii=False, separators=(",", ":")).encode())
+    return size <= MAX_REPORT_BYTES

@@ -10,20 +10,24 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import staff
-from ..errors import ApiError
+from ..errors import MAX_MESSAGE_CHARS, SHOWN_CHARS, ApiError, TooManyRequests, capped
 from ..models import ErrorBody
 from ..store import Store
 from . import catalog, kiosks, members, payments, redemptions, staff_signin, wheel
 from .auth import API_VERSION
+from .limits import BodyLimit
 
 log = logging.getLogger(__name__)
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422)}
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422)}
 ROUTERS = (kiosks, catalog, members, staff_signin, redemptions, payments, wheel)
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+    """Every refusal's body; the message capped, so none echoes client input at any length."""
+    return JSONResponse(
+        {"error": code, "message": capped(message, MAX_MESSAGE_CHARS)}, status_code=status
+    )
 
 
 def create_app(store: Store) -> FastAPI:
@@ -35,6 +39,8 @@ def create_app(store: Store) -> FastAPI:
         responses=_ERRORS,
     )
     app.state.store = store
+    # outermost: a body over the limit is refused before any route or model reads it
+    app.add_middleware(BodyLimit)
     _add_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)
@@ -47,6 +53,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(TooManyRequests)
+    async def _rate_limited(request: Request, exc: TooManyRequests) -> JSONResponse:
+        response = error_response(exc.status, exc.code, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(staff.StaffLocked)
     async def _staff_locked(request: Request, exc: staff.StaffLocked) -> JSONResponse:
@@ -62,7 +74,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "malformed_json", "the request body is not valid JSON")
         first = errors[0] if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        # a location may name a key the client made up: each part capped
+        where = ".".join(capped(str(p), SHOWN_CHARS) for p in first.get("loc", ()) if p != "body")
         return error_response(
             422, "invalid_request", f"{where or 'body'}: {first.get('msg', 'invalid')}"
         )

@@ -63,7 +63,9 @@ def heartbeat(
     (`public_keys`, current first: a kiosk replaces its own with them, so a key rotation
     reaches every kiosk within a heartbeat)."""
     with store.db.transaction() as conn:
-        answer = kiosks.heartbeat(conn, store.clock, caller.name, body.health)
+        answer = kiosks.heartbeat(
+            conn, store.clock, caller.name, body.health.model_dump(exclude_unset=True)
+        )
     return {**answer, "public_keys": codes.public_keys_b64(store.verify_keys)}
 
 

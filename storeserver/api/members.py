@@ -8,6 +8,7 @@ from .. import members, till
 from ..models import AmountRequest, ManualPointsRequest, RegisterRequest, ResolveRequest
 from ..store import Store
 from .auth import Allowed, Caller, Forbidden, Role, store_of
+from .throttle import RATE_LIMITED, RateLimited
 
 router = APIRouter()
 
@@ -96,11 +97,12 @@ def member_code(
         return members.issue_code(store.ledger, conn, store.signing_key, member_id)
 
 
-@router.post("/v1/members/resolve", tags=["kiosks"])
+@router.post("/v1/members/resolve", tags=["kiosks"], responses=RATE_LIMITED)
 def resolve(
     body: ResolveRequest,
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
+    _rate: None = Depends(RateLimited("resolve")),
 ) -> dict:
     """Verify a scanned member code and return the member view for this kiosk."""
     with store.db.transaction() as conn:

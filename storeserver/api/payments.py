@@ -13,7 +13,7 @@ import json
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
-from ..errors import NotFound
+from ..errors import NotFound, shown
 from ..store import Store
 from .auth import Allowed, Caller, Public, Role, store_of
 
@@ -34,7 +34,7 @@ def get_payment(
         store.redemptions.get(caller.name, payment.txn_id)
     except NotFound:
         raise NotFound(
-            "unknown_payment", f"no payment {payment_id!r} for kiosk {caller.name}"
+            "unknown_payment", f"no payment {shown(payment_id)} for kiosk {caller.name}"
         ) from None
     return payment.view()
 

@@ -7,15 +7,17 @@ from fastapi import APIRouter, Depends
 from ..models import RedemptionRequest, VoidRequest
 from ..store import Store
 from .auth import Allowed, Caller, Role, store_of
+from .throttle import RATE_LIMITED, RateLimited
 
 router = APIRouter()
 
 
-@router.post("/v1/redemptions", tags=["redemptions"])
+@router.post("/v1/redemptions", tags=["redemptions"], responses=RATE_LIMITED)
 def create_redemption(
     body: RedemptionRequest,
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
+    _rate: None = Depends(RateLimited("holds")),
 ) -> dict:
     """Hold points and stock (and open a payment for a cash part). Idempotent by txn_id.
 
@@ -46,5 +48,10 @@ def void(
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
 ) -> dict:
-    """Release the hold: points and stock back, payment cancelled or refunded. Idempotent."""
+    """Release the hold: points and stock back, payment cancelled or refunded. Idempotent.
+
+    A spin is voided only when its prize is a gift that was not dispensed (reason
+    `gift_not_dispensed: ...`, e.g. its door jammed), which raises a staff alert; any other
+    void of a spin is 409 `spin_not_voidable`: a drawn spin is final, capture it.
+    """
     return store.redemptions.void(caller.name, txn_id, body.reason)

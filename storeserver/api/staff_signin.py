@@ -8,6 +8,7 @@ from .. import staff
 from ..models import ErrorBody, StaffVerified, StaffVerifyRequest
 from ..store import Store
 from .auth import Allowed, Caller, Role, store_of
+from .throttle import RATE_LIMITED, RateLimited
 
 router = APIRouter()
 
@@ -27,12 +28,14 @@ router = APIRouter()
                 }
             },
         },
+        **RATE_LIMITED,
     },
 )
 def verify_staff(
     body: StaffVerifyRequest,
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
+    _rate: None = Depends(RateLimited("pin")),
 ) -> StaffVerified:
     """Check a staff badge and PIN (restocking sign-in).
 

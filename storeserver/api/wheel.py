@@ -10,6 +10,7 @@ from .. import spins, wheel
 from ..models import SpinRequest
 from ..store import Store
 from .auth import Allowed, Caller, Public, Role, store_of
+from .throttle import RATE_LIMITED, RateLimited
 
 router = APIRouter()
 
@@ -41,11 +42,17 @@ def get_seed(
         return wheel.revealed_seed(conn, wheel_id, day, store.today())
 
 
-@router.post("/v1/wheel/spins", tags=["wheel"])
+@router.post("/v1/wheel/spins", tags=["wheel"], responses=RATE_LIMITED)
 def spin(
     body: SpinRequest,
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
+    _rate: None = Depends(RateLimited("spins")),
 ) -> dict:
-    """Spin: hold the cost, draw the prize, reserve its stock. Idempotent by txn_id."""
-    return spins.spin(store.redemptions, caller.name, body.model_dump())
+    """Spin: hold the cost, draw the prize, reserve its stock. Idempotent by txn_id.
+
+    Every spin counts against the member's daily limit, whatever becomes of it. `cost_points`
+    (the cost the member was shown) refuses another cost before the draw (409
+    `price_changed`).
+    """
+    return spins.spin(store.redemptions, caller.name, body.model_dump(exclude_none=True))

@@ -207,3 +207,27 @@ def test_an_older_database_gains_the_codes_kiosk_column(tmp_path):
         assert (row["kiosk_id"], row["replace_existing"]) == (None, 0)
     finally:
         db.close()
+
+
+def test_event_ids_are_each_kiosks_own(kiosk, other_kiosk, store):
+    """Kiosk B's event id used to collide with kiosk A's (event_id_reused): now each kiosk's
+    ids are its own, and a replay is still answered once per kiosk."""
+    counts = {}
+    for client, count in ((kiosk, 4), (other_kiosk, 2)):
+        event = {
+            "event_id": "inv-1",
+            "kind": "inventory",
+            "at": "2026-11-23T10:00:00+08:00",
+            "payload": {"compartment": 6, "sku": "GIFT-MUG", "count": count},
+        }
+        resp = client.post("/v1/kiosks/events", {"events": [event]})
+        assert resp.json()["results"] == [
+            {"event_id": "inv-1", "status": "applied", "stock": count}
+        ]
+        again = {**event, "payload": {**event["payload"], "count": 9}}
+        assert client.post("/v1/kiosks/events", {"events": [again]}).json() == resp.json()
+        counts[client] = count
+    rows = store.db.connection().execute(
+        "SELECT kiosk_id, stock FROM compartments WHERE number = 6 ORDER BY kiosk_id"
+    )
+    assert [tuple(r) for r in rows] == [("kiosk-01", 4), ("kiosk-02", 2)]

@@ -267,7 +267,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(
         target=finishes,
         of=holds,
-        reason=st.sampled_from(["door_jammed", "member_cancelled"]),
+        reason=st.sampled_from(
+            ["door_jammed", "member_cancelled", "gift_not_dispensed: door_jammed"]
+        ),
         own_kiosk=st.booleans() | st.just(True),
     )
     def void(self, of: Request, reason: str, own_kiosk: bool) -> Request:
@@ -276,6 +278,9 @@ class LedgerMachine(RuleBasedStateMachine):
         answer = self.attempt(req)
         if answer is not None:
             assert answer["state"] in ("voided", "expired")
+            if of.op == "spin" and answer["state"] == "voided":  # the wheel's rule
+                assert answer["prize"]["kind"] == "gift", answer
+                assert answer["void_reason"].startswith("gift_not_dispensed"), answer
         return req
 
     @rule(of=holds)
@@ -448,13 +453,21 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert status in allowed, (r["state"], status)
         assert set(held) <= txns, "allocations without a redemption"
 
-        # spins: never more active spins in a day than the daily limit
+        # spins: never more spins drawn in a day than the daily limit, voided or expired too
         for r in conn.execute(
-            "SELECT s.member_id, s.day, COUNT(*) AS n FROM spins s "
-            "JOIN redemptions r ON r.txn_id = s.txn_id "
-            "WHERE r.state IN ('held', 'captured') GROUP BY s.member_id, s.day"
+            "SELECT member_id, day, COUNT(*) AS n FROM spins GROUP BY member_id, day"
         ):
             assert r["n"] <= DAILY_LIMIT, dict(r)
+        # a drawn spin is final: only a gift that was not dispensed is ever given back
+        for r in conn.execute(
+            "SELECT r.state, r.void_reason, r.compartment, g.prize_kind FROM spins s "
+            "JOIN redemptions r ON r.txn_id = s.txn_id JOIN wheel_segments g "
+            "ON g.wheel_id = s.wheel_id AND g.idx = s.segment_idx "
+            "WHERE r.state IN ('voided', 'expired')"
+        ):
+            assert r["prize_kind"] == "gift" and r["compartment"] is not None, dict(r)
+            if r["state"] == "voided":
+                assert r["void_reason"].startswith("gift_not_dispensed"), dict(r)
 
 
 TestLedgerProperties = LedgerMachine.TestCase

@@ -138,6 +138,12 @@ class ServerSide:
         rows = self.store.db.connection().execute("SELECT txn_id, state FROM redemptions")
         return {r["txn_id"]: r["state"] for r in rows}
 
+    def void_reason(self, txn_id: str) -> str | None:
+        row = self.store.db.connection().execute(
+            "SELECT void_reason FROM redemptions WHERE txn_id = ?", (txn_id,)
+        )
+        return row.fetchone()["void_reason"]
+
     def only_prize(self, idx: int, wheel_id: str = "LUCKY") -> None:
         """Make segment ``idx`` the one prize the wheel can draw: every other segment is out
         of stock, and an out-of-stock prize leaves the draw (storeserver/wheel.py)."""

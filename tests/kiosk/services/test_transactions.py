@@ -155,10 +155,37 @@ def test_wheel_spins_match_the_server_and_print_the_fairness_proof(server, kiosk
     assert refused.outcome is Outcome.REFUSED and server.balance("M0004") == 23000 - 300 + won
 
 
-def test_a_price_change_voids_the_spin_instead_of_charging_another_price(server, kiosk):
+def test_a_price_change_refuses_the_spin_before_the_draw(server, kiosk):
     result = kiosk.engine.spin(member("M0004"), "LUCKY", 90)
-    assert result.outcome is Outcome.VOIDED and result.txn.void_reason == "price_changed"
+    assert result.outcome is Outcome.REFUSED and result.txn.void_reason == "refused:price_changed"
     assert server.balance("M0004") == 23000
+    assert result.txn.txn_id not in server.redemptions()  # nothing drawn, nothing to void
+    assert kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"] == 3
+
+
+def test_a_spin_whose_answer_was_lost_is_kept_by_the_member_not_voided(server, kiosk):
+    """The server drew the spin but the answer never reached the kiosk: the member saw no
+    result, yet the draw is final. The spin waits at NEW; recovery asks the server and
+    captures the prize (here 50 points), queueing the receipt for staff."""
+    server.only_prize(1)  # 50 points
+    real_spin = kiosk.client.spin
+
+    def answer_lost(*args, **kwargs):
+        real_spin(*args, **kwargs)
+        raise Unreachable("the answer was lost on the way back")
+
+    kiosk.client.spin = answer_lost
+    result = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+    kiosk.client.spin = real_spin
+    txn_id = result.txn.txn_id
+    assert result.outcome is Outcome.VOID_PENDING and result.txn.state is TxnState.NEW
+    assert "drawn" in result.message.en
+    assert server.redemptions()[txn_id] == "held"
+    (settled,) = kiosk.engine.settle()
+    assert (settled.before, settled.after) == (TxnState.NEW, TxnState.DONE)
+    assert server.redemptions()[txn_id] == "captured"
+    assert server.balance("M0004") == 23000 - 100 + 50
+    assert len(kiosk.receipts) == 1  # nobody was there: queued for staff
 
 
 def test_offline_redemption_within_limits_then_uploaded(server, kiosk):
@@ -343,9 +370,11 @@ def test_a_jammed_door_on_a_wheel_gift_returns_the_cost_and_the_spin_with_a_clai
     assert result.txn.void_reason.startswith("door_jammed")
     assert kiosk.pulses(2) == 1 and 2 in kiosk.engine.flagged()
     assert server.redemptions()[txn_id] == "voided"
-    # a void returns the cost, the spin and the stock (docs/storeserver.md)
+    assert server.void_reason(txn_id).startswith("gift_not_dispensed: door_jammed")
+    # a void returns the cost and the stock, not the spin (docs/transactions.md)
     assert server.balance("M0004") == 23000 and result.ctx.points_returned == 100
-    assert kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"] == spins_before == 3
+    assert spins_before == 3
+    assert kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"] == 2
     assert server.stock(2) == 5 and server.prize_stock(TOTE_PRIZE) == 5
     (voucher,) = kiosk.printer.wait_for_receipts(1)
     assert txn_id in flat(voucher.text) and "staff" in flat(voucher.text)
@@ -355,5 +384,10 @@ def test_a_jammed_door_on_a_wheel_gift_returns_the_cost_and_the_spin_with_a_clai
     again = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
     assert again.outcome is Outcome.VOIDED and again.txn.void_reason == "compartment_needs_check"
     assert kiosk.pulses(2) == 1 and server.redemptions()[again.txn.txn_id] == "voided"
+    assert server.void_reason(again.txn.txn_id) == "gift_not_dispensed: compartment_needs_check"
     assert server.balance("M0004") == 23000
-    assert kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"] == 3
+    assert kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"] == 1
+    alerts = server.store.db.connection().execute(
+        "SELECT COUNT(*) FROM alerts WHERE kind = 'spin_gift_not_dispensed'"
+    )
+    assert alerts.fetchone()[0] == 2  # staff look at each gift the wheel gave but never handed

@@ -1,8 +1,8 @@
 """SIGKILL at every journal write of a flow, during recovery and at random moments, then
 recovery and the invariants (txn_crash.py).
 
-CI runs every write of seven flows (a gift, a paid, a cancelled and a server-expired points +
-cash purchase, a wheel spin that wins a gift, an offline redemption and its upload, a restock
+CI runs every write of eight flows (a gift, a paid, a cancelled and a server-expired points +
+cash purchase, a wheel spin that wins points and one that wins a gift, an offline redemption and its upload, a restock
 counted offline with a tote taken online before the count's upload), a few kills of the
 recovery itself, random kills within every flow, and checks that the campaign sees a broken
 engine and counts sent without their stamp; the whole campaign (every flow, every recovery write, 1,000 random points) is
@@ -18,7 +18,8 @@ import pytest
 from .txn_crash import FLOWS, Campaign, KillPoint, run_campaign
 
 CI_FLOWS = (
-    "redeem", "cash", "cash_cancel", "cash_expired", "spin_gift", "offline", "restock_reconnect",
+    "redeem", "cash", "cash_cancel", "cash_expired", "spin_points", "spin_gift", "offline",
+    "restock_reconnect",
 )  # fmt: skip
 # NEW, HELD, [VOIDING, VOIDED | DOOR_OPENING, DISPENSED, CAPTURED, PRINTED, DONE], receipt put+del
 MIN_WRITES = {
@@ -26,6 +27,7 @@ MIN_WRITES = {
     "cash": 10,
     "cash_cancel": 6,
     "cash_expired": 6,
+    "spin_points": 7,  # NEW, HELD, CAPTURED, receipt put+del, PRINTED, DONE
     "spin_gift": 9,
     "offline": 12,
     "restock_reconnect": 18,  # restock: session, door, count, outbox, slip; then the tote
@@ -71,6 +73,7 @@ def test_random_kills_land_within_every_flow(tmp_path):
         ("no_door_journal", KillPoint("redeem", "before", 3)),  # killed right at the pulse
         ("no_upload", KillPoint("offline", "none")),
         ("unstamped_counts", KillPoint("restock_reconnect", "none")),  # the stock invariant
+        ("void_drawn_spins", KillPoint("spin_points", "none")),  # a drawn spin is final
     ],
 )
 def test_the_campaign_sees_a_broken_engine(tmp_path, bug, point):

@@ -97,7 +97,7 @@ class FuzzServer:
     def create_redemption(self, txn_id, member_id, sku, points, **kw):
         return self._answer(txn_id, points)
 
-    def spin(self, txn_id, member_id, wheel_id):
+    def spin(self, txn_id, member_id, wheel_id, *, cost_points=None):
         return self._answer(txn_id, 100)
 
     def get_redemption(self, txn_id):

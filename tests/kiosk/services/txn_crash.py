@@ -8,6 +8,7 @@ ledger, the journal and the locker's pulse log:
 
 - the journal opens (no safe mode) and every transaction in it is finished;
 - no hold is left open on the server, and no payment is left pending or paid on a void;
+- a spin is voided only for a gift whose door was not confirmed (a drawn spin is final);
 - no door pulsed twice for a transaction, and recovery never pulsed at all (nor a recovery
   run that was itself killed);
 - a gift is charged only if its door was confirmed open (DISPENSED journalled), a dispensed
@@ -426,6 +427,7 @@ class Campaign:
             if state == "held":
                 bad.append(f"{point}: hold {txn_id} left open on the server")
             bad += _payment_check(point, conn, row)
+            bad += _spin_rule(point, row)
             coupons = [
                 c["code"]
                 for c in conn.execute("SELECT code FROM coupons WHERE txn_id = ?", (txn_id,))
@@ -515,6 +517,17 @@ def _doors(point: KillPoint, pulses: list[int], txns: dict, kiosk: KioskSide) ->
         ):
             bad.append(f"{point}: door {number} needs a check but is not flagged")
     return bad
+
+
+def _spin_rule(point: KillPoint, row: dict) -> list[str]:
+    """A drawn spin is final: only a gift behind a door the kiosk could not confirm is voided
+    (docs/transactions.md, "The wheel's rule")."""
+    if row["kind"] != "spin" or row["state"] not in ("voided", "expired"):
+        return []
+    gift = row["compartment"] is not None
+    if not gift or not (row["void_reason"] or "").startswith("gift_not_dispensed"):
+        return [f"{point}: spin {row['txn_id']} {row['state']} ({row['void_reason']})"]
+    return []
 
 
 def _payment_check(point: KillPoint, conn, row: dict) -> list[str]:

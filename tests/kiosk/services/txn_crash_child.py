@@ -29,7 +29,9 @@ from pathlib import Path
 
 import requests
 
+from kiosk.errors import Unreachable
 from kiosk.services.restock import RestockService
+from kiosk.services.txn_steps import MSG_NETWORK
 from kiosk.storage.atomic import fsync_dir
 from kiosk.sync.worker import SyncWorker
 
@@ -178,6 +180,16 @@ def _inject(kiosk: KioskSide, bug: str) -> None:
             return real_add(kind, payload, **kw)
 
         kiosk.outbox.add = add
+    elif bug == "void_drawn_spins":  # the old rule: a spin the kiosk cannot use is voided
+        engine = kiosk.engine
+
+        def unusable(*a, **kw):
+            raise Unreachable("planted: the prize is unusable")
+
+        engine.spin_held = unusable
+        engine._spin_unsettled = lambda txn, ctx, what, exc: engine.void(
+            txn, ctx, what, MSG_NETWORK, present=True
+        )
     elif bug:
         raise SystemExit(f"unknown bug {bug}")
 

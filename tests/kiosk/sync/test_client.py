@@ -242,7 +242,13 @@ def test_wheel_info_and_a_spin(client):
     assert (spun.kind, spun.state, spun.points) == ("spin", "held", 100)
     assert spun.prize is not None and spun.prize["wheel_id"] == "LUCKY"
     assert client.spin(txn, "M0003", "LUCKY") == spun
-    assert client.void(txn, "member walked away").state == "voided"
+    with pytest.raises(Rejected) as info:  # a drawn spin is final (docs/transactions.md)
+        client.void(txn, "member walked away")
+    assert (info.value.status, info.value.code) == (409, "spin_not_voidable")
+    assert client.capture(txn).state == "captured"
+    with pytest.raises(Rejected) as info:  # another cost than shown: refused before the draw
+        client.spin(new_txn(), "M0003", "LUCKY", cost_points=90)
+    assert (info.value.status, info.value.code) == (409, "price_changed")
 
 
 def test_events_are_applied_once_by_event_id(client):

@@ -109,3 +109,24 @@ def test_the_revoked_staff_list_is_read_and_an_older_server_has_none() -> None:
     for bad in ({"version": "", "ids": []}, {"version": "v", "ids": ["S 1"]}, ["S1"]):
         with pytest.raises(BadResponse, match="revoked_staff"):
             revoked_staff({"revoked_staff": bad})
+
+
+def test_a_report_is_cut_to_what_the_store_server_accepts(outbox) -> None:
+    """The server refuses a heartbeat over its bounds whole (storeserver/event_payloads.py):
+    the kiosk cuts long strings, lists and key counts, and replaces a report still too big."""
+    from storeserver.models import HeartbeatRequest
+
+    probes = {
+        "log": "x" * 5000,
+        "lines": list(range(500)),
+        "many": {f"k{i}": i for i in range(200)},
+        "k" * 100: 1,
+        "huge": 2**70,
+    }
+    report = beat(outbox, lambda: probes).report(failures=0)
+    HeartbeatRequest.model_validate({"health": report})  # would raise over the bounds
+    assert len(report["log"]) == 1000 and len(report["lines"]) == 100
+    big = {f"p{i}": "y" * 900 for i in range(40)}  # 36 KB: over the report limit
+    report = beat(outbox, lambda: big).report(failures=0)
+    HeartbeatRequest.model_validate({"health": report})
+    assert "over" in report["health_error"] and report["sync"]["outbox"] == 0
