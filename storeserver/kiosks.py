@@ -10,10 +10,10 @@ import re
 import secrets
 import sqlite3
 
-from . import catalog
+from . import catalog, offline
 from .clock import Clock, iso, parse_iso
 from .errors import ApiError, BadRequest, Unauthorized
-from .holds import Redemptions, request_hash
+from .holds import Redemptions
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,11 @@ def list_kiosks(conn: sqlite3.Connection) -> list[dict]:
     ]
 
 
-def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) -> list[dict]:
-    """Apply a batch of outbox events, each once; a replayed event gets its first result again."""
+def apply_events(
+    redemptions: Redemptions, kiosk_id: str, events: list[dict], rules: offline.OfflineRules
+) -> list[dict]:
+    """Apply a batch of outbox events, each once; a replayed event gets its first result again.
+    Offline redemptions are checked against ``rules`` (storeserver/offline.py)."""
     results = []
     clock = redemptions.clock
     with redemptions.db.transaction() as conn:
@@ -139,7 +142,7 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
                 continue
             conn.execute("SAVEPOINT event")
             try:
-                result = _apply_one(redemptions, conn, kiosk_id, event)
+                result = _apply_one(redemptions, conn, kiosk_id, event, rules)
                 conn.execute("RELEASE SAVEPOINT event")
             except ApiError as exc:
                 conn.execute("ROLLBACK TO SAVEPOINT event")
@@ -147,8 +150,11 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
                 status = "conflict" if event["kind"] == "offline_redemption" else "rejected"
                 result = {"status": status, "reason": exc.code, "message": exc.message}
                 if status == "conflict":
-                    _alert(conn, clock, kiosk_id, "offline_conflict", {"event": event, **result})
-                    _gift_out(conn, kiosk_id, event.get("payload") or {})
+                    kept = {**event, "payload": _bounded(event.get("payload") or {})}
+                    _alert(conn, clock, kiosk_id, "offline_conflict", {"event": kept, **result})
+                    if not isinstance(exc, offline.Unverified):  # a genuine code: it is out
+                        number = (event.get("payload") or {}).get("compartment")
+                        offline.gift_out(conn, kiosk_id, number)
             conn.execute(
                 "INSERT INTO kiosk_events(event_id, kiosk_id, kind, at, payload, result, received_at) "
                 "VALUES (?,?,?,?,?,?,?)",
@@ -157,7 +163,7 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
                     kiosk_id,
                     event["kind"],
                     event["at"],
-                    json.dumps(event.get("payload", {}), ensure_ascii=False),
+                    json.dumps(_bounded(event.get("payload") or {}), ensure_ascii=False),
                     json.dumps(result),
                     iso(clock.now()),
                 ),
@@ -167,7 +173,11 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
 
 
 def _apply_one(
-    redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, event: dict
+    redemptions: Redemptions,
+    conn: sqlite3.Connection,
+    kiosk_id: str,
+    event: dict,
+    rules: offline.OfflineRules,
 ) -> dict:
     kind, payload = event["kind"], event.get("payload") or {}
     clock = redemptions.clock
@@ -181,7 +191,7 @@ def _apply_one(
         _alert(conn, clock, kiosk_id, kind, payload)
         return {"status": "applied"}
     if kind == "offline_redemption":
-        return _offline_redemption(redemptions, conn, kiosk_id, payload)
+        return offline.redeem(redemptions, conn, rules, kiosk_id, event)
     raise BadRequest("unknown_event_kind", f"event kind {kind!r} is not known to this server")
 
 
@@ -220,62 +230,13 @@ def _count(
     return {"status": "applied", "stock": stock}
 
 
-def _gift_out(conn: sqlite3.Connection, kiosk_id: str, payload: dict) -> None:
-    """An offline gift is out of the locker whatever the ledger says (charged or a conflict):
-    count it, even if the server thought the compartment empty."""
-    number = payload.get("compartment")
-    if type(number) is int and 1 <= number <= 99:
-        conn.execute(
-            "UPDATE compartments SET stock = MAX(stock - 1, 0) WHERE kiosk_id = ? AND number = ?",
-            (kiosk_id, number),
-        )
+MAX_KEPT_PAYLOAD = 4096  # bytes of an event's payload kept in the event log and alerts
 
 
-def _offline_redemption(
-    redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, p: dict
-) -> dict:
-    """A gift dispensed while offline: charge the points now, or report a conflict for staff."""
-    for key in ("txn_id", "member_id", "sku"):
-        if not isinstance(p.get(key), str) or not p[key]:
-            raise BadRequest("invalid_payload", f"payload.{key} must be a non-empty string")
-    points = _int(p, "points", 0, 10_000_000)
-    # checked like inventory's: an unchecked int (2**70) overflowed SQLite's INTEGER (500)
-    compartment = None if p.get("compartment") is None else _int(p, "compartment", 1, 99)
-    existing = conn.execute(
-        "SELECT state FROM redemptions WHERE txn_id = ?", (p["txn_id"],)
-    ).fetchone()
-    if existing is not None:
-        return {"status": "applied", "note": "txn already known"}
-    item = catalog.item_row(conn, p["sku"])
-    if item["kind"] != "gift":
-        raise BadRequest(
-            "not_offline_item", f"{p['sku']} is a coupon: coupons are issued online only"
-        )
-    if item["points"] != points:
-        raise ApiError(
-            "price_changed",
-            f"{p['sku']} costs {item['points']} points, kiosk charged {points}",
-            409,
-        )
-    redemptions.ledger.allocate(conn, p["member_id"], points, p["txn_id"], "offline_redeem")
-    if isinstance(compartment, int):
-        _gift_out(conn, kiosk_id, p)
-    body_hash = request_hash({"kiosk_id": kiosk_id, "offline": p})
-    redemptions.insert(
-        conn,
-        p["txn_id"],
-        body_hash,
-        "offline",
-        kiosk_id,
-        p["member_id"],
-        p["sku"],
-        compartment if isinstance(compartment, int) else None,
-        points,
-        0,
-        state="captured",
-    )
-    redemptions.first_response(conn, p["txn_id"])
-    return {"status": "applied"}
+def _bounded(payload: dict) -> dict:
+    """The payload as kept on record: a huge one (a 1 MB txn_id) only by its size."""
+    size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+    return payload if size <= MAX_KEPT_PAYLOAD else {"oversized_payload_bytes": size}
 
 
 def _alert(conn: sqlite3.Connection, clock: Clock, kiosk_id: str, kind: str, detail: dict) -> None:

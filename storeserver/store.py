@@ -15,7 +15,9 @@ from .clock import Clock, SystemClock
 from .db import Database
 from .holds import DEFAULT_HOLD_EXPIRY_S, Redemptions
 from .ledger import Ledger
+from .member_sessions import DEFAULT_SESSION_S
 from .notify import LogNotifier, Notifier
+from .offline import OfflineRules
 from .payments import DEFAULT_PAYMENT_EXPIRY_S, PaymentProvider, Payments, SimulatedPaymentProvider
 from .pictures import PictureFolder
 
@@ -31,6 +33,20 @@ class StoreSettings:
     payment_expiry_s: int = DEFAULT_PAYMENT_EXPIRY_S
     lot_validity_days: int = 365
     pictures_dir: Path | None = None  # item pictures; None: pictures/ beside the database
+    # how long a resolved member code lets its kiosk hold and spin for that member
+    member_session_s: int = DEFAULT_SESSION_S
+    # offline floor limits, enforced on upload and sent to kiosks with the catalog
+    offline_member_daily_points: int = 500
+    offline_kiosk_daily_points: int = 3000
+    offline_max_hours: int = 8
+
+    def offline_limits(self) -> dict[str, int]:
+        """The offline caps as kiosks receive them (the catalog's ``offline``)."""
+        return {
+            "per_member_daily_points": self.offline_member_daily_points,
+            "per_kiosk_daily_points": self.offline_kiosk_daily_points,
+            "max_offline_hours": self.offline_max_hours,
+        }
 
 
 class Store:
@@ -71,6 +87,16 @@ class Store:
     @property
     def simulated_payments(self) -> bool:
         return isinstance(self.provider, SimulatedPaymentProvider)
+
+    def offline_rules(self) -> OfflineRules:
+        """What an uploaded offline redemption is checked against (storeserver/offline.py)."""
+        s = self.settings
+        return OfflineRules(
+            self.signing_key.public_key(),
+            s.offline_member_daily_points,
+            s.offline_kiosk_daily_points,
+            s.offline_max_hours,
+        )
 
     def today(self) -> dt.date:
         return self.ledger.today()

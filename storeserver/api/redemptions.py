@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from ..models import RedemptionRequest, VoidRequest
 from ..store import Store
 from .auth import Allowed, Caller, Role, store_of
+from .members import MemberSession
 
 router = APIRouter()
 
@@ -15,11 +16,16 @@ router = APIRouter()
 def create_redemption(
     request: Request,
     body: RedemptionRequest,
+    member_session: MemberSession = None,
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
 ) -> dict:
-    """Hold points and stock (and open a payment for a cash part). Idempotent by txn_id."""
-    return store.redemptions.create(caller.name, body.model_dump(), str(request.base_url))
+    """Hold points and stock (and open a payment for a cash part) for the member whose code
+    this kiosk resolved (`X-Member-Session`). Idempotent by txn_id: the same request again
+    returns the first answer, with or without a session."""
+    return store.redemptions.create(
+        caller.name, body.model_dump(), str(request.base_url), member_session
+    )
 
 
 @router.get("/v1/redemptions/{txn_id}", tags=["redemptions"])

@@ -20,7 +20,7 @@ import pytest
 
 from storeserver import demo, spins, wheel
 from storeserver.errors import ApiError
-from tests.storeserver.conftest import KIOSK
+from tests.storeserver.conftest import KIOSK, open_session
 
 MEMBER = "M0004"  # 23,000 points: can pay for a thousand spins
 
@@ -115,11 +115,15 @@ def test_thousand_spins_recompute_from_revealed_seed(store, clock, kiosk, anon) 
     served: dict[str, tuple[int, list[list[int]]]] = {}
     voided = captured = 0
     balance_before = balance(store)
+    session = open_session(store, KIOSK, MEMBER)  # the member scanned their code
     for _ in range(1000):
         txn_id = str(uuid.uuid4())
         eligible_now = expected_eligible()
         answer = spins.spin(
-            store.redemptions, KIOSK, {"txn_id": txn_id, "member_id": MEMBER, "wheel_id": BIG}
+            store.redemptions,
+            KIOSK,
+            {"txn_id": txn_id, "member_id": MEMBER, "wheel_id": BIG},
+            session,
         )
         prize = answer["prize"]
         assert answer["state"] == "held"
@@ -248,7 +252,11 @@ def test_the_fit_test_rejects_wrong_weights(demo_draws, wrong) -> None:
 
 # ---- out of stock, daily limit, void -------------------------------------------------------------
 def lucky_info(kiosk, member_id: str = MEMBER) -> dict:
-    resp = kiosk.get(f"/v1/wheels/{demo.WHEEL[0]}", params={"member_id": member_id})
+    resp = kiosk.get(
+        f"/v1/wheels/{demo.WHEEL[0]}",
+        params={"member_id": member_id},
+        headers=kiosk.member_session(member_id),
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -277,6 +285,7 @@ def post_spin(kiosk, txn_id: str, member_id: str = MEMBER):
     return kiosk.post(
         "/v1/wheel/spins",
         json={"txn_id": txn_id, "member_id": member_id, "wheel_id": demo.WHEEL[0]},
+        headers=kiosk.member_session(member_id),
     )
 
 
@@ -354,6 +363,7 @@ def test_daily_limit_and_void_gives_the_spin_and_the_prize_back(store, kiosk) ->
             store.redemptions,
             KIOSK,
             {"txn_id": str(uuid.uuid4()), "member_id": MEMBER, "wheel_id": lucky},
+            open_session(store, KIOSK, MEMBER),
         )
     assert exc.value.code == "daily_limit_reached"
     assert balance(store) == start - daily_limit * cost
@@ -417,7 +427,7 @@ def test_commitments_are_published_a_day_ahead(store, kiosk, clock) -> None:
 
 def test_a_switched_off_wheel_still_reveals_its_past_seeds(store, kiosk, anon, clock) -> None:
     body = {"txn_id": str(uuid.uuid4()), "member_id": "M0004", "wheel_id": "LUCKY"}
-    spins.spin(store.redemptions, KIOSK, body)
+    spins.spin(store.redemptions, KIOSK, body, open_session(store, KIOSK, "M0004"))
     day = store.today().isoformat()
     with store.db.transaction() as conn:
         conn.execute("UPDATE wheels SET active = 0 WHERE id = 'LUCKY'")

@@ -31,7 +31,9 @@ def session(kiosk, server):
         identifier=identifier, engine=kiosk.engine, catalog=lambda: catalog,
         online=kiosk.link.online, post=lambda fn: fn(), run=lambda fn: fn(),
         clock=clock, wheel_info=lambda: kiosk.client.wheel_info("LUCKY"),
-        member_wheel_info=lambda member_id: kiosk.client.wheel_info("LUCKY", member_id),
+        member_wheel_info=lambda member_id, member_session: kiosk.client.wheel_info(
+            "LUCKY", member_id, member_session
+        ),
     )  # fmt: skip
     s.test_clock = clock
     seen = []
@@ -166,7 +168,7 @@ def test_the_wheel_shows_the_members_spins_left_today_and_counts_a_spin(session,
 
 
 def test_without_an_answer_the_wheel_keeps_the_synced_info(session, server, kiosk):
-    def down(_member_id):
+    def down(_member_id, _member_session):
         raise Unreachable("store server at http://127.0.0.1:1 unreachable: connection refused")
 
     session.member_wheel_info = down
