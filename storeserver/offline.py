@@ -223,12 +223,14 @@ def _within_caps(
         raise Unverified(
             "offline_member_limit",
             f"member {member_id} would spend {member_used + points} points offline on {day}, "
-            f"over the store's {rules.per_member_daily_points}",
+            f"over the store's {rules.per_member_daily_points}: nothing charged, staff count "
+            "the compartment",
         )
     kiosk_used = used("kiosk_id = ?", kiosk_id)
     if kiosk_used + points > rules.per_kiosk_daily_points:
         raise Unverified(
             "offline_kiosk_limit",
             f"kiosk {kiosk_id} would spend {kiosk_used + points} points offline on {day}, "
-            f"over the store's {rules.per_kiosk_daily_points}",
+            f"over the store's {rules.per_kiosk_daily_points}: nothing charged, staff count "
+            "the compartment",
         )
