@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from storeserver import demo, kiosks
+from storeserver import codes, demo, kiosks
 from storeserver.runner import ServerThread
 from storeserver.store import Store
 
@@ -43,7 +43,12 @@ def setup(store: Store, n_kiosks: int) -> list[str]:
     return tokens
 
 
-def run_level(url: str, tokens: list[str], clients: int, holds: int) -> dict:
+def member_code(store: Store, member_id: str) -> str:
+    now = int(store.clock.now().timestamp())
+    return codes.issue(store.signing_key, codes.CodeKind.MEMBER, member_id, now)
+
+
+def run_level(store: Store, url: str, tokens: list[str], clients: int, holds: int) -> dict:
     latencies: list[float] = []
     lock = threading.Lock()
     per_client = holds // clients
@@ -53,6 +58,11 @@ def run_level(url: str, tokens: list[str], clients: int, holds: int) -> dict:
     def client(k: int) -> None:
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {tokens[k]}"
+        # the member scans their code first: the hold carries the session it opens
+        resolved = http.post(
+            f"{url}/v1/members/resolve", json={"code": member_code(store, f"B{k:03d}")}, timeout=30
+        )
+        http.headers["X-Member-Session"] = resolved.json()["member_session"]["token"]
         mine = []
         barrier.wait()
         for _ in range(per_client):
@@ -100,12 +110,12 @@ def main() -> None:
         store = Store(Path(tmp) / "bench.db")
         tokens = setup(store, max(levels))
         with ServerThread(store) as server:
-            run_level(server.url, tokens, 1, 20)  # warm-up
+            run_level(store, server.url, tokens, 1, 20)  # warm-up
             print(
                 f"{'clients':>7} {'holds':>6} {'holds/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'failed':>6}"
             )
             for clients in levels:
-                r = run_level(server.url, tokens, clients, args.holds)
+                r = run_level(store, server.url, tokens, clients, args.holds)
                 print(
                     f"{r['clients']:>7} {r['holds']:>6} {r['per_s']:>8.1f} {r['p50_ms']:>7.1f} "
                     f"{r['p95_ms']:>7.1f} {r['failures']:>6}"

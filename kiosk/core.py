@@ -120,6 +120,7 @@ class KioskCore:
             return
         fetched_at = time.time() if cached_at is None else cached_at
         self.catalog, self.catalog_fetched_at = catalog, fetched_at
+        self.engine.use_server_limits(catalog.offline)  # the caps the server checks uploads by
         self.restock.update_catalog(catalog)
         if cached_at is not None:
             log.info("catalog version %s from the cache until the server answers",

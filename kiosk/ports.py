@@ -238,7 +238,10 @@ class StoreServer(Protocol):
         *,
         compartment: int | None = None,
         cash_cents: int = 0,
-    ) -> Redemption: ...
+        member_session: str | None = None,
+    ) -> Redemption:
+        """Hold for the member of ``member_session`` (from ``resolve_member``'s answer)."""
+        ...
 
     def get_redemption(self, txn_id: str) -> Redemption: ...
 
@@ -247,10 +250,18 @@ class StoreServer(Protocol):
     def void(self, txn_id: str, reason: str) -> Redemption: ...
 
     def spin(
-        self, txn_id: str, member_id: str, wheel_id: str, *, cost_points: int | None = None
+        self,
+        txn_id: str,
+        member_id: str,
+        wheel_id: str,
+        *,
+        cost_points: int | None = None,
+        member_session: str | None = None,
     ) -> Redemption: ...
 
-    def wheel_info(self, wheel_id: str, member_id: str | None = None) -> dict[str, Any]: ...
+    def wheel_info(
+        self, wheel_id: str, member_id: str | None = None, member_session: str | None = None
+    ) -> dict[str, Any]: ...
 
     def send_events(self, events: Iterable[OutboxEvent]) -> list[EventResult]: ...
 

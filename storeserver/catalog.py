@@ -30,12 +30,18 @@ def item_row(conn: sqlite3.Connection, sku: str) -> sqlite3.Row:
 
 
 def catalog_for(
-    conn: sqlite3.Connection, kiosk_id: str, pictures: PictureFolder | None = None
+    conn: sqlite3.Connection,
+    kiosk_id: str,
+    pictures: PictureFolder | None = None,
+    offline: dict[str, int] | None = None,
 ) -> dict:
     """Items with their stock in this kiosk's compartments, and a version that changes with them.
 
     ``picture_sha256`` is the named picture's hash in ``pictures`` (None: no usable file), so
-    a replaced picture changes the version too and kiosks fetch it again.
+    a replaced picture changes the version too and kiosks fetch it again. ``offline`` are the
+    store's offline caps (StoreSettings.offline_limits): the kiosk's offline limiter uses them,
+    so kiosk and server agree on what an upload may spend; a change reaches kiosks like a
+    price change.
     """
     items = []
     for row in conn.execute("SELECT * FROM items WHERE active = 1 ORDER BY points, sku"):
@@ -63,8 +69,12 @@ def catalog_for(
             }
         )
     hold_seq = last_hold_seq(conn, kiosk_id)
-    body = json.dumps([items, hold_seq], sort_keys=True, ensure_ascii=False).encode()
-    return {"version": hashlib.sha256(body).hexdigest()[:16], "items": items, "hold_seq": hold_seq}
+    versioned: list = [items, hold_seq] if offline is None else [items, hold_seq, offline]
+    body = json.dumps(versioned, sort_keys=True, ensure_ascii=False).encode()
+    out = {"version": hashlib.sha256(body).hexdigest()[:16], "items": items, "hold_seq": hold_seq}
+    if offline is not None:
+        out["offline"] = offline
+    return out
 
 
 def last_hold_seq(conn: sqlite3.Connection, kiosk_id: str) -> int:

@@ -47,6 +47,10 @@ def _settings(args: argparse.Namespace) -> StoreSettings:
     if hasattr(args, "hold_expiry"):
         settings.hold_expiry_s = args.hold_expiry
         settings.payment_expiry_s = args.payment_expiry
+        settings.member_session_s = args.member_session
+        settings.offline_member_daily_points = args.offline_member_points
+        settings.offline_kiosk_daily_points = args.offline_kiosk_points
+        settings.offline_max_hours = args.offline_max_hours
     return settings
 
 
@@ -327,6 +331,20 @@ def cmd_tls_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _natural(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storeserver", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -376,6 +394,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--payment-expiry", type=int, default=300, help="seconds before an unpaid payment expires"
     )
+    defaults = StoreSettings()
+    p.add_argument(
+        "--member-session", type=_positive, default=defaults.member_session_s,
+        help="seconds a resolved member code lets its kiosk hold and spin for the member",
+    )  # fmt: skip
+    p.add_argument(
+        "--offline-member-points", type=_natural, default=defaults.offline_member_daily_points,
+        help="points one member may redeem offline per store day (kiosks receive it)",
+    )  # fmt: skip
+    p.add_argument(
+        "--offline-kiosk-points", type=_natural, default=defaults.offline_kiosk_daily_points,
+        help="points one kiosk may hand out offline per store day (kiosks receive it)",
+    )  # fmt: skip
+    p.add_argument(
+        "--offline-max-hours", type=_natural, default=defaults.offline_max_hours,
+        help="hours after a member code's expiry an offline redemption with it may be made; "
+        "kiosks stop offline redemption this long into an outage (0: no offline redemption)",
+    )  # fmt: skip
     p = command("seed-demo", cmd_seed_demo, "write the demo store and print its members")
     p.add_argument(
         "--kiosk", action="append", default=None, help="kiosk id to give compartments (repeatable)"

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 
-from . import alerts, catalog, wheel
+from . import alerts, catalog, member_sessions, wheel
 from .clock import Clock, iso
 from .db import Database
 from .errors import ApiError, BadRequest, Conflict, NotFound, shown
@@ -82,14 +82,17 @@ class Redemptions:
             )
         return json.loads(row["first_response"])
 
-    def create(self, kiosk_id: str, body: dict, base_url: str | None) -> dict:
-        """Hold points (and stock, and a payment for the cash part) for one catalog item;
-        ``base_url`` is the server's public URL for pay links (None: none configured)."""
+    def create(self, kiosk_id: str, body: dict, base_url: str | None, session: str | None) -> dict:
+        """Hold points (and stock, and a payment for the cash part) for one catalog item, for
+        the member of ``session`` (member_sessions.py); ``base_url`` is the server's public URL
+        for pay links (None: none configured). A replay of a request this kiosk made returns
+        its first answer without the session: the hold exists already."""
         txn_id = body["txn_id"]
         body_hash = request_hash({"kiosk_id": kiosk_id, **body})
         with self.operation() as conn:
             if (first := self.replay(conn, txn_id, body_hash)) is not None:
                 return first
+            member_sessions.require(conn, self.clock.now(), kiosk_id, body["member_id"], session)
             item = catalog.item_row(conn, body["sku"])
             if body["points"] != item["points"] or body["cash_cents"] != item["cash_cents"]:
                 raise Conflict(

@@ -10,10 +10,10 @@ import re
 import secrets
 import sqlite3
 
-from . import alerts, catalog, event_payloads, staff_revocation
+from . import alerts, catalog, event_payloads, offline, staff_revocation
 from .clock import Clock, iso, parse_iso
 from .errors import ApiError, BadRequest, Unauthorized, shown
-from .holds import Redemptions, request_hash
+from .holds import Redemptions
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,11 @@ def list_kiosks(conn: sqlite3.Connection) -> list[dict]:
     ]
 
 
-def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) -> list[dict]:
-    """Apply a batch of outbox events, each once; a replayed event gets its first result again."""
+def apply_events(
+    redemptions: Redemptions, kiosk_id: str, events: list[dict], rules: offline.OfflineRules
+) -> list[dict]:
+    """Apply a batch of outbox events, each once; a replayed event gets its first result again.
+    Offline redemptions are checked against ``rules`` (storeserver/offline.py)."""
     results = []
     clock = redemptions.clock
     with redemptions.db.transaction() as conn:
@@ -166,7 +169,7 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
                 continue
             conn.execute("SAVEPOINT event")
             try:
-                result = _apply_one(redemptions, conn, kiosk_id, event)
+                result = _apply_one(redemptions, conn, kiosk_id, event, rules)
                 conn.execute("RELEASE SAVEPOINT event")
             except ApiError as exc:
                 conn.execute("ROLLBACK TO SAVEPOINT event")
@@ -174,8 +177,11 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
                 status = "conflict" if event["kind"] == "offline_redemption" else "rejected"
                 result = {"status": status, "reason": exc.code, "message": exc.message}
                 if status == "conflict":
-                    _alert(conn, clock, kiosk_id, "offline_conflict", {"event": event, **result})
-                    _gift_out(conn, kiosk_id, event.get("payload") or {})
+                    kept = {**event, "payload": _bounded(event.get("payload") or {})}
+                    _alert(conn, clock, kiosk_id, "offline_conflict", {"event": kept, **result})
+                    if not isinstance(exc, offline.Unverified):  # a genuine code: it is out
+                        number = (event.get("payload") or {}).get("compartment")
+                        offline.gift_out(conn, kiosk_id, number)
             conn.execute(
                 "INSERT INTO kiosk_events(event_id, kiosk_id, kind, at, payload, result, received_at) "
                 "VALUES (?,?,?,?,?,?,?)",
@@ -184,7 +190,7 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
                     kiosk_id,
                     event["kind"],
                     event["at"],
-                    json.dumps(event.get("payload", {}), ensure_ascii=False),
+                    json.dumps(_bounded(event.get("payload") or {}), ensure_ascii=False),
                     json.dumps(result),
                     iso(clock.now()),
                 ),
@@ -194,14 +200,24 @@ def apply_events(redemptions: Redemptions, kiosk_id: str, events: list[dict]) ->
 
 
 def _apply_one(
-    redemptions: Redemptions, conn: sqlite3.Connection, kiosk_id: str, event: dict
+    redemptions: Redemptions,
+    conn: sqlite3.Connection,
+    kiosk_id: str,
+    event: dict,
+    rules: offline.OfflineRules,
 ) -> dict:
     kind = event["kind"]
-    payload = event_payloads.parse_payload(kind, event.get("payload") or {})
+    try:
+        payload = event_payloads.parse_payload(kind, event.get("payload") or {})
+    except ApiError as exc:
+        if kind == "offline_redemption":  # nothing proves a gift left: move no stock either
+            raise offline.Unverified(exc.code, exc.message) from None
+        raise
     if isinstance(payload, event_payloads.InventoryPayload):
         return _count(conn, kiosk_id, payload)
     if isinstance(payload, event_payloads.OfflineRedemptionPayload):
-        return _offline_redemption(redemptions, conn, kiosk_id, payload)
+        # the typed model bounded it; offline.py checks the code, the window and the caps
+        return offline.redeem(redemptions, conn, rules, kiosk_id, event)
     _alert(conn, redemptions.clock, kiosk_id, kind, payload.model_dump(exclude_none=True))
     return {"status": "applied"}
 
@@ -225,61 +241,13 @@ def _count(conn: sqlite3.Connection, kiosk_id: str, p: event_payloads.InventoryP
     return {"status": "applied", "stock": stock}
 
 
-def _gift_out(conn: sqlite3.Connection, kiosk_id: str, payload: dict) -> None:
-    """An offline gift is out of the locker whatever the ledger says (charged or a conflict):
-    count it, even if the server thought the compartment empty."""
-    number = payload.get("compartment")
-    if type(number) is int and 1 <= number <= 99:
-        conn.execute(
-            "UPDATE compartments SET stock = MAX(stock - 1, 0) WHERE kiosk_id = ? AND number = ?",
-            (kiosk_id, number),
-        )
+MAX_KEPT_PAYLOAD = 4096  # bytes of an event's payload kept in the event log and alerts
 
 
-def _offline_redemption(
-    redemptions: Redemptions,
-    conn: sqlite3.Connection,
-    kiosk_id: str,
-    payload: event_payloads.OfflineRedemptionPayload,
-) -> dict:
-    """A gift dispensed while offline: charge the points now, or report a conflict for staff."""
-    p = payload.model_dump(exclude_none=True)
-    points, compartment = payload.points, payload.compartment
-    existing = conn.execute(
-        "SELECT state FROM redemptions WHERE txn_id = ?", (p["txn_id"],)
-    ).fetchone()
-    if existing is not None:
-        return {"status": "applied", "note": "txn already known"}
-    item = catalog.item_row(conn, p["sku"])
-    if item["kind"] != "gift":
-        raise BadRequest(
-            "not_offline_item", f"{p['sku']} is a coupon: coupons are issued online only"
-        )
-    if item["points"] != points:
-        raise ApiError(
-            "price_changed",
-            f"{p['sku']} costs {item['points']} points, kiosk charged {points}",
-            409,
-        )
-    redemptions.ledger.allocate(conn, p["member_id"], points, p["txn_id"], "offline_redeem")
-    if compartment is not None:
-        _gift_out(conn, kiosk_id, p)
-    body_hash = request_hash({"kiosk_id": kiosk_id, "offline": p})
-    redemptions.insert(
-        conn,
-        p["txn_id"],
-        body_hash,
-        "offline",
-        kiosk_id,
-        p["member_id"],
-        p["sku"],
-        compartment,
-        points,
-        0,
-        state="captured",
-    )
-    redemptions.first_response(conn, p["txn_id"])
-    return {"status": "applied"}
+def _bounded(payload: dict) -> dict:
+    """The payload as kept on record: a huge one (a 1 MB txn_id) only by its size."""
+    size = len(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+    return payload if size <= MAX_KEPT_PAYLOAD else {"oversized_payload_bytes": size}
 
 
 def _alert(conn: sqlite3.Connection, clock: Clock, kiosk_id: str, kind: str, detail: dict) -> None:

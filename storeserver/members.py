@@ -102,9 +102,14 @@ def issue_code(
     return {"code": code, "expires_at": iso(dt.datetime.fromtimestamp(parsed.expires, dt.UTC))}
 
 
+# A code's nonce is remembered this long after the code expired: an offline redemption made
+# with it may be uploaded until then (storeserver/offline.py), and must still find who used it.
+NONCE_KEEP = dt.timedelta(days=7)
+
+
 def resolve_code(
     ledger: Ledger, conn: sqlite3.Connection, keys: codes.Keys, kiosk_id: str, code: str
-) -> str:
+) -> codes.SignedCode:
     """Verify a member code (signed by any of ``keys``: the store's trusted keys) and remember
     its nonce; the same kiosk may retry, another may not."""
     now = ledger.clock.now()
@@ -117,9 +122,16 @@ def resolve_code(
         raise BadRequest(
             "not_a_member_code", f"this is a {parsed.kind.name.lower()} code, not a member code"
         )
-    conn.execute(
-        "DELETE FROM seen_nonces WHERE expires_at < ?", (iso(now - dt.timedelta(hours=1)),)
-    )
+    claim_nonce(conn, now, parsed, kiosk_id)
+    ledger.member_row(conn, parsed.subject)
+    return parsed
+
+
+def claim_nonce(
+    conn: sqlite3.Connection, now: dt.datetime, parsed: codes.SignedCode, kiosk_id: str
+) -> None:
+    """Record that ``kiosk_id`` used this code; 409 ``code_replayed`` if another kiosk did."""
+    conn.execute("DELETE FROM seen_nonces WHERE expires_at < ?", (iso(now - NONCE_KEEP),))
     seen = conn.execute(
         "SELECT kiosk_id FROM seen_nonces WHERE nonce = ?", (parsed.nonce,)
     ).fetchone()
@@ -134,8 +146,6 @@ def resolve_code(
             "INSERT INTO seen_nonces(nonce, kiosk_id, expires_at) VALUES (?,?,?)",
             (parsed.nonce, kiosk_id, iso(expires)),
         )
-    ledger.member_row(conn, parsed.subject)
-    return parsed.subject
 
 
 def view(ledger: Ledger, conn: sqlite3.Connection, member_id: str, kiosk_id: str | None) -> dict:

@@ -126,6 +126,31 @@ CREATE TABLE IF NOT EXISTS seen_nonces (
     expires_at TEXT NOT NULL
 );
 
+-- A kiosk acts for a member only within a session opened by resolving that member's code
+-- (storeserver/member_sessions.py); the token is kept only as its SHA-256.
+CREATE TABLE IF NOT EXISTS member_sessions (
+    token_sha256 TEXT PRIMARY KEY,
+    kiosk_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,                  -- of the code that opened it
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS member_sessions_nonce ON member_sessions(kiosk_id, nonce);
+
+-- Offline redemptions the server applied, with the code that identified the member and the
+-- store day they were made on: the server's own offline caps count them (storeserver/offline.py).
+CREATE TABLE IF NOT EXISTS offline_spends (
+    txn_id TEXT PRIMARY KEY,
+    kiosk_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    day TEXT NOT NULL,                    -- store day (store time zone) of the redemption
+    points INTEGER NOT NULL CHECK (points >= 0),
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS offline_spends_day ON offline_spends(day, kiosk_id, member_id);
+
 CREATE TABLE IF NOT EXISTS redemptions (
     txn_id TEXT PRIMARY KEY,
     request_sha256 TEXT NOT NULL,

@@ -13,19 +13,21 @@ import datetime as dt
 import json
 import sqlite3
 
-from . import catalog, wheel
+from . import catalog, member_sessions, wheel
 from .clock import iso
 from .errors import Conflict
 from .holds import Redemptions, request_hash
 
 
-def spin(redemptions: Redemptions, kiosk_id: str, body: dict) -> dict:
+def spin(redemptions: Redemptions, kiosk_id: str, body: dict, session: str | None) -> dict:
+    """A spin for the member of ``session``; a replay returns its first answer (no session)."""
     txn_id, member_id, wheel_id = body["txn_id"], body["member_id"], body["wheel_id"]
     body_hash = request_hash({"kiosk_id": kiosk_id, "spin": True, **body})
     ledger = redemptions.ledger
     with redemptions.operation() as conn:
         if (first := redemptions.replay(conn, txn_id, body_hash)) is not None:
             return first
+        member_sessions.require(conn, redemptions.clock.now(), kiosk_id, member_id, session)
         w = wheel.wheel_row(conn, wheel_id)
         shown = body.get("cost_points")
         if shown is not None and shown != w["cost_points"]:
@@ -83,10 +85,14 @@ def spin(redemptions: Redemptions, kiosk_id: str, body: dict) -> dict:
         return redemptions.first_response(conn, txn_id)
 
 
-def spins_left(redemptions: Redemptions, member_id: str, wheel_id: str) -> int:
+def spins_left(
+    redemptions: Redemptions, kiosk_id: str, member_id: str, wheel_id: str, session: str | None
+) -> int:
+    """Spins the member of ``session`` has left today (403 without a session for them)."""
     with redemptions.db.transaction() as conn:
+        member_sessions.require(conn, redemptions.clock.now(), kiosk_id, member_id, session)
         w = wheel.wheel_row(conn, wheel_id)
-        redemptions.ledger.member_row(conn, member_id)  # 404 for an unknown member
+        redemptions.ledger.member_row(conn, member_id)
         return max(
             0, w["daily_limit"] - spins_used(conn, member_id, wheel_id, redemptions.ledger.today())
         )

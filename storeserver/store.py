@@ -16,7 +16,9 @@ from .clock import Clock, SystemClock
 from .db import Database
 from .holds import DEFAULT_HOLD_EXPIRY_S, Redemptions
 from .ledger import Ledger
+from .member_sessions import DEFAULT_SESSION_S
 from .notify import LogNotifier, Notifier
+from .offline import OfflineRules
 from .payments import DEFAULT_PAYMENT_EXPIRY_S, PaymentProvider, Payments, SimulatedPaymentProvider
 from .pictures import PictureFolder
 from .ratelimit import DEFAULT_RATES, Rate, RateLimiter
@@ -41,6 +43,20 @@ class StoreSettings:
     signing_key_file: Path | None = None
     # per token and route group (resolve, holds, spins, pin): storeserver/ratelimit.py
     rate_limits: dict[str, Rate] = field(default_factory=lambda: dict(DEFAULT_RATES))
+    # how long a resolved member code lets its kiosk hold and spin for that member
+    member_session_s: int = DEFAULT_SESSION_S
+    # offline floor limits, enforced on upload and sent to kiosks with the catalog
+    offline_member_daily_points: int = 500
+    offline_kiosk_daily_points: int = 3000
+    offline_max_hours: int = 8
+
+    def offline_limits(self) -> dict[str, int]:
+        """The offline caps as kiosks receive them (the catalog's ``offline``)."""
+        return {
+            "per_member_daily_points": self.offline_member_daily_points,
+            "per_kiosk_daily_points": self.offline_kiosk_daily_points,
+            "max_offline_hours": self.offline_max_hours,
+        }
 
 
 class Store:
@@ -102,6 +118,16 @@ class Store:
         if self.settings.public_url:
             return self.settings.public_url
         return self.listening_url if self.simulated_payments else None
+
+    def offline_rules(self) -> OfflineRules:
+        """What an uploaded offline redemption is checked against (storeserver/offline.py)."""
+        s = self.settings
+        return OfflineRules(
+            self.verify_keys,
+            s.offline_member_daily_points,
+            s.offline_kiosk_daily_points,
+            s.offline_max_hours,
+        )
 
     def today(self) -> dt.date:
         return self.ledger.today()

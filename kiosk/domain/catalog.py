@@ -21,6 +21,7 @@ from kiosk.domain.member_view import (
     _opt_int,
     _str,
 )
+from kiosk.domain.offline import OfflineLimits
 
 __all__ = [
     "Affordability",
@@ -62,6 +63,9 @@ class Catalog:
     items: tuple[CatalogItem, ...]
     skipped: tuple[str, ...] = ()
     hold_seq: int = 0  # the server's latest hold for this kiosk when it answered (0: none)
+    # the store's offline caps (the server checks uploads against them); None: an older
+    # server, the kiosk's [offline] config applies
+    offline: OfflineLimits | None = None
 
 
 class Unaffordable(enum.Enum):
@@ -135,6 +139,17 @@ def _item(data: object) -> CatalogItem | str:
     )
 
 
+def _offline(data: object) -> OfflineLimits | None:
+    if data is None:
+        return None
+    d = _obj(data, "the offline limits")
+    return OfflineLimits(
+        per_member_daily_points=_int(d, "per_member_daily_points"),
+        per_kiosk_daily_points=_int(d, "per_kiosk_daily_points"),
+        max_offline_hours=_int(d, "max_offline_hours"),
+    )
+
+
 def parse_catalog(data: object) -> Catalog:
     """``/v1/catalog`` as a :class:`Catalog`; anything unusable is UnusableAnswer."""
     try:
@@ -145,6 +160,7 @@ def parse_catalog(data: object) -> Catalog:
             items=tuple(i for i in parsed if isinstance(i, CatalogItem)),
             skipped=tuple(i for i in parsed if isinstance(i, str)),
             hold_seq=_opt_int(d, "hold_seq") or 0,  # absent from servers before it existed
+            offline=_offline(d.get("offline")),
         )
     except (_Bad, RecursionError) as exc:
         raise UnusableAnswer(

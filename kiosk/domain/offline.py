@@ -32,7 +32,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class OfflineLimits:
-    """The [offline] limits the check needs; points per store day, hours since going offline."""
+    """The limits the check needs; points per store day, hours since going offline.
+
+    From the store server's catalog (``Catalog.offline``: the caps it checks uploads against)
+    once one arrived, else from the [offline] config (``from_config``)."""
 
     per_member_daily_points: int
     per_kiosk_daily_points: int

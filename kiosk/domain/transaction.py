@@ -15,6 +15,7 @@ from typing import Any
 from kiosk.errors import JournalError, KioskError
 
 RECORD_VERSION = 1
+MAX_MEMBER_CODE = 256  # the server's bound on an uploaded member code
 
 
 class TxnKind(enum.Enum):
@@ -110,6 +111,9 @@ class Transaction:
     payment_ref: str | None = None
     receipt_queued: bool = False
     hold_seq: int | None = None
+    # offline only: the signed member code verified at the scan, uploaded with the spend so the
+    # server can check it (None in records journalled before kiosks kept it)
+    member_code: str | None = None
 
     @property
     def needs_check(self) -> bool:
@@ -133,6 +137,10 @@ def _kind_problem(t: Transaction) -> tuple[str, str] | None:
         return "points", "must be > 0 for a redemption"
     if t.offline and t.kind is not TxnKind.REDEEM:
         return "offline", f"{t.kind.value} is never allowed offline"
+    if t.member_code is not None and not (
+        isinstance(t.member_code, str) and 0 < len(t.member_code) <= MAX_MEMBER_CODE
+    ):
+        return "member_code", f"must be null or a string of 1-{MAX_MEMBER_CODE} characters"
     return None
 
 
@@ -147,11 +155,12 @@ def new_transaction(
     sku: str | None = None,
     compartment: int | None = None,
     offline: bool = False,
+    member_code: str | None = None,
 ) -> Transaction:
     """A NEW transaction; ValueError if the kind's rules are broken (e.g. a spin offline)."""
     txn = Transaction(
         txn_id, kind, member_id, points, cash_cents, sku, compartment, offline,
-        history=((S.NEW, at),),
+        history=((S.NEW, at),), member_code=member_code,
     )  # fmt: skip
     problem = _kind_problem(txn)
     if problem:
@@ -229,6 +238,7 @@ def to_record(txn: Transaction) -> dict[str, Any]:
         "payment_ref": txn.payment_ref,
         "receipt_queued": txn.receipt_queued,
         "hold_seq": txn.hold_seq,
+        "member_code": txn.member_code,
     }
 
 
@@ -274,7 +284,7 @@ def from_record(record: Any) -> Transaction:
         record["txn_id"], kind, record["member_id"], record.get("points"),
         record.get("cash_cents"), record.get("sku"), record.get("compartment"),
         record["offline"], state, history, record.get("void_reason"), record.get("hold_id"),
-        record.get("payment_ref"), record["receipt_queued"], seq,
+        record.get("payment_ref"), record["receipt_queued"], seq, record.get("member_code"),
     )  # fmt: skip
     problem = _kind_problem(txn)
     if problem:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kiosk.domain.member_codes import (
     CLOCK_SKEW_S,
@@ -146,6 +146,10 @@ class Identified:
     age_s: float  # 0.0 when fresh
     code: VerifiedCode
     cached: bool  # the view is (now) in the offline cache; False in safe mode or when disabled
+    # the server's member session for this code (None offline): online holds and spins need it
+    session: str | None = field(default=None, repr=False)
+    # the signed code as scanned: an offline redemption uploads it for the server to check
+    code_text: str | None = field(default=None, repr=False)
 
     @property
     def age_text(self) -> Bilingual:
@@ -208,7 +212,7 @@ class MemberIdentifier:
         except Rejected as exc:
             raise self._refused(exc, code.subject) from None
         except StoreServerError as exc:  # Unreachable, BadResponse: no usable answer
-            return self._offline(code, now, str(exc))
+            return self._offline(code, text, now, str(exc))
         try:
             view = parse_member_view(data, now)
             if view.member_id != code.subject:
@@ -218,9 +222,18 @@ class MemberIdentifier:
                 )
         except UnusableAnswer as exc:
             log.error("%s", exc)
-            return self._offline(code, now, str(exc))
+            return self._offline(code, text, now, str(exc))
+        session = data.get("member_session")  # the client's parser made it a token or None
+        if not isinstance(session, str):
+            session = None
+        if session is None:
+            log.warning("store server opened no member session for %s: holds will ask for a "
+                        "new scan (an older store server?)", view.member_id)  # fmt: skip
         log.info("member %s identified online", view.member_id)
-        return Identified(view, online=True, age_s=0.0, code=code, cached=self._store(view))
+        return Identified(
+            view, online=True, age_s=0.0, code=code, cached=self._store(view),
+            session=session, code_text=text,
+        )  # fmt: skip
 
     def remember(self, view: MemberView) -> None:
         """After a transaction: keep a cached view in step with the balance shown, so an
@@ -277,7 +290,7 @@ class MemberIdentifier:
         log.warning("store server refused member %s: %s", member_id, exc)
         return MemberRefused(exc)
 
-    def _offline(self, code: VerifiedCode, now: float, cause: str) -> Identified:
+    def _offline(self, code: VerifiedCode, text: str, now: float, cause: str) -> Identified:
         member_id = code.subject
         why = f"store server unavailable ({cause})"
         if self._cache_s == 0:
@@ -315,7 +328,7 @@ class MemberIdentifier:
                 age_s=age,
             )
         log.warning("%s: showing member %s as cached %.0f s ago", why, member_id, age)
-        return Identified(view, online=False, age_s=age, code=code, cached=True)
+        return Identified(view, online=False, age_s=age, code=code, cached=True, code_text=text)
 
     # ---- the cache ---------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from kiosk.domain.receipts import Bilingual
 from kiosk.errors import HardwareError, JournalError, KioskError, StoreServerError
 from kiosk.i18n import bilingual
 from kiosk.services.identify import Identified, IdentifyError, MemberIdentifier, NotAMemberCode
-from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
+from kiosk.services.transactions import RESCAN_CODES, ItemChoice, Member, TransactionEngine
 from kiosk.services.txn_steps import Outcome, Progress, TransactionRefused, TxnResult
 from kiosk.services.ui_state import Screen, UiState
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # outcomes after which the member's points are spent (or the spend is on its way to the server)
 _CHARGED = (Outcome.DISPENSED, Outcome.ISSUED, Outcome.DISPENSED_UNCONFIRMED)
+_RESCAN_REFUSALS = frozenset(f"refused:{code}" for code in RESCAN_CODES)
 LOOKUP_GRACE_S = 3.0  # past the lookup's countdown before the session stops waiting for it
 
 
@@ -65,7 +66,7 @@ class MemberSession:
         clock: Callable[[], float] = time.monotonic,
         wheel_id: str = "LUCKY",
         wheel_info: Callable[[], dict | None] = lambda: None,
-        member_wheel_info: Callable[[str], dict | None] | None = None,
+        member_wheel_info: Callable[[str, str], dict | None] | None = None,
         lookup_timeout_s: float = 10.0,
     ) -> None:
         self.identifier = identifier
@@ -78,7 +79,8 @@ class MemberSession:
         self.clock = clock
         self.wheel_id = wheel_id
         self.wheel_info = wheel_info  # the synced wheel (segments, odds, rules, cost)
-        self.member_wheel_info = member_wheel_info  # the same asked for one member: spins left
+        # the same asked for one member (id, member session): spins left
+        self.member_wheel_info = member_wheel_info
         self.lookup_timeout_s = lookup_timeout_s  # the client's bound on a member lookup
         self.state = UiState()
         self._listeners: list[Callable[[UiState], None]] = []
@@ -231,7 +233,10 @@ class MemberSession:
             synced = self.wheel_info()
             self._set(screen=Screen.WHEEL, wheel=synced, error=None, result=None)
             who = self.state.member
-            if self.member_wheel_info and who is not None and who.online and synced is not None:
+            if (
+                self.member_wheel_info and who is not None and who.session is not None
+                and synced is not None
+            ):  # fmt: skip
                 self.run(lambda: self._spins_left(who, synced))
 
     def _spins_left(self, who: Identified, synced: dict) -> None:
@@ -239,7 +244,7 @@ class MemberSession:
         is shown only if nothing moved on meanwhile; without one the screen keeps the synced
         wheel (it says "spins left" only when it knows)."""
         try:
-            info = self.member_wheel_info(who.view.member_id)  # type: ignore[misc]
+            info = self.member_wheel_info(who.view.member_id, who.session)  # type: ignore[misc]
         except KioskError as exc:
             log.warning("spins left for the member unknown: %s", exc)
             return
@@ -319,7 +324,7 @@ class MemberSession:
         try:
             result = call()
         except TransactionRefused as exc:
-            self._set(busy=False, error=exc.message, screen=self._back_from_refusal())
+            self._set(busy=False, error=exc.message, screen=self._back_from_refusal(exc.code))
             return
         except KioskError as exc:
             progress = self.state.progress
@@ -327,6 +332,11 @@ class MemberSession:
                       screen=Screen.RESULT)  # fmt: skip
             return
         self.touch()
+        if result.outcome is Outcome.REFUSED and result.txn.void_reason in _RESCAN_REFUSALS:
+            # the server wants the member's code scanned again (session over): the member
+            # screen takes a scan
+            self._set(busy=False, error=result.message, screen=Screen.MEMBER, progress=None)
+            return
         screen = Screen.WHEEL if self.state.screen is Screen.WHEEL else Screen.RESULT
         who = self._after(self.state.member, result)
         offer = self._offer(who) if who is not None else self.state.offer
@@ -346,7 +356,9 @@ class MemberSession:
             self.identifier.remember(view)
         return replace(who, view=view)
 
-    def _back_from_refusal(self) -> Screen:
+    def _back_from_refusal(self, code: str = "") -> Screen:
+        if code in RESCAN_CODES or code == "member_code_required":
+            return Screen.MEMBER  # scan again: the member screen takes a scan
         return Screen.WHEEL if self.state.screen is Screen.WHEEL else Screen.CONFIRM
 
     # ---- time ------------------------------------------------------------------------------
@@ -384,7 +396,9 @@ class MemberSession:
 def _member(who: Identified | None) -> Member:
     assert who is not None
     view = who.view
-    return Member(view.member_id, view.name_masked, view.balance)
+    return Member(
+        view.member_id, view.name_masked, view.balance, session=who.session, code=who.code_text
+    )
 
 
 _ERROR_KINDS = ((JournalError, "journal"), (HardwareError, "device"),

@@ -57,11 +57,17 @@ class Connectivity(Protocol):
 
 @dataclass(frozen=True)
 class Member:
-    """The member at the kiosk, as identified (balance as last seen, for offline checks)."""
+    """The member at the kiosk, as identified (balance as last seen, for offline checks).
+
+    ``session``: the member session the server opened when it resolved the member's code;
+    online holds and spins carry it (None: identified offline, the member scans again).
+    ``code``: the signed code scanned, uploaded with an offline redemption."""
 
     member_id: str
     masked_name: str
     balance: int
+    session: str | None = None
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,10 @@ MSG_CHECK = bilingual("txn.needs_check")
 MSG_OFFLINE = bilingual("txn.offline")
 MSG_OFFLINE_BALANCE = bilingual("txn.offline_balance")
 MSG_SPIN_UNSETTLED = bilingual("txn.spin_unsettled")
+MSG_RESCAN = bilingual("txn.rescan")
+# the server's refusals that a new scan of the member's code cures (session.py shows the
+# member screen again, where a scan is taken)
+RESCAN_CODES = frozenset({"member_session_required", "member_session_invalid"})
 # the store server's refusal codes a member can act on; any other shows its code for staff
 _REFUSALS = {
     code: bilingual(f"txn.refused.{code}")
@@ -99,6 +109,8 @@ _REFUSALS = {
 
 def refusal_message(code: str) -> Bilingual:
     """What the member reads when the server refused a hold or spin with ``code``."""
+    if code in RESCAN_CODES:
+        return MSG_RESCAN
     return _REFUSALS.get(code) or bilingual("txn.refused.other", code=code)
 
 
@@ -118,7 +130,8 @@ class TransactionEngine(TxnSteps):
     ) -> None:
         super().__init__(**steps)
         self.connectivity = connectivity
-        self.offline_limits = offline_limits
+        self.config_limits = offline_limits  # [offline] of the kiosk's config
+        self.offline_limits = offline_limits  # the server's, once a catalog brought them
         self.payment_timeout_s = payment_timeout_s
         self.poll_interval_s = poll_interval_s
         self.new_id = new_id
@@ -128,6 +141,14 @@ class TransactionEngine(TxnSteps):
         self._reserved_for: str | None = None
         self._settling = False  # recovery holds _busy (a short, bounded job)
 
+    def use_server_limits(self, limits: OfflineLimits | None) -> None:
+        """The store server's offline caps (from the catalog) replace the config's, so what
+        the kiosk allows offline is what the server accepts on upload; None keeps the config's."""
+        chosen = limits or self.config_limits
+        if chosen != self.offline_limits:
+            log.info("offline limits now %s (%s)", chosen, "server" if limits else "config")
+        self.offline_limits = chosen
+
     # ---- public flows -------------------------------------------------------------------------
     def redeem(self, member: Member, item: ItemChoice, progress: ProgressFn = _ignore) -> TxnResult:
         """A gift or coupon for points, or (``item.cash_cents``) for points plus cash."""
@@ -136,6 +157,7 @@ class TransactionEngine(TxnSteps):
             kind = TxnKind.POINTS_CASH if item.cash_cents else TxnKind.REDEEM
             if not self.connectivity.online():
                 return self._redeem_offline(member, item, kind, progress)
+            _require_session(member)
             txn = new_transaction(
                 self.new_id(), kind, member.member_id, points=item.points, at=self.clock(),
                 cash_cents=item.cash_cents, sku=item.sku, compartment=item.compartment,
@@ -148,6 +170,7 @@ class TransactionEngine(TxnSteps):
                 r = self.server.create_redemption(
                     txn.txn_id, member.member_id, item.sku, item.points,
                     compartment=item.compartment, cash_cents=item.cash_cents,
+                    member_session=member.session,
                 )  # fmt: skip
             except Rejected as exc:
                 return self._refused(txn, ctx, exc)
@@ -169,6 +192,7 @@ class TransactionEngine(TxnSteps):
         with self._exclusive():
             if not self.connectivity.online():
                 raise TransactionRefused(MSG_OFFLINE, "offline")
+            _require_session(member)
             txn = new_transaction(
                 self.new_id(), TxnKind.SPIN, member.member_id, points=cost_points, at=self.clock()
             )
@@ -176,7 +200,11 @@ class TransactionEngine(TxnSteps):
             self.save(txn, ctx)
             try:
                 r = self.server.spin(
-                    txn.txn_id, member.member_id, wheel_id, cost_points=cost_points
+                    txn.txn_id,
+                    member.member_id,
+                    wheel_id,
+                    cost_points=cost_points,
+                    member_session=member.session,
                 )
             except Rejected as exc:  # nothing drawn (another cost is refused before the draw)
                 return self._refused(txn, ctx, exc)
@@ -342,6 +370,8 @@ class TransactionEngine(TxnSteps):
             raise TransactionRefused(MSG_OFFLINE, "offline_coupon")
         if member.balance < item.points:
             raise TransactionRefused(MSG_OFFLINE_BALANCE, "offline_balance")
+        if member.code is None:  # the server charges an offline spend only with the code
+            raise TransactionRefused(MSG_RESCAN, "member_code_required")
         since = self.connectivity.offline_since() or self.now()
         decision = check_offline_redemption(
             self.offline_limits, self._offline_spends(), member.member_id, item.points, kind,
@@ -352,7 +382,7 @@ class TransactionEngine(TxnSteps):
             raise TransactionRefused(Bilingual(zh, en or zh), decision.reason.value)
         txn = new_transaction(
             self.new_id(), kind, member.member_id, points=item.points, at=self.clock(),
-            sku=item.sku, compartment=item.compartment, offline=True,
+            sku=item.sku, compartment=item.compartment, offline=True, member_code=member.code,
         )  # fmt: skip
         spend = {"member_id": member.member_id, "points": item.points, "day": str(decision.day)}
         self.journal.put(SPEND_TABLE, txn.txn_id, spend)  # counted before the door opens
@@ -371,6 +401,13 @@ class TransactionEngine(TxnSteps):
                 OfflineSpend(txn_id, r["member_id"], r["points"], dt.date.fromisoformat(r["day"]))
             )
         return out
+
+
+def _require_session(member: Member) -> None:
+    """An online hold or spin needs the session of the member's resolved code: a member
+    identified offline (no session) scans again once the server is back."""
+    if member.session is None:
+        raise TransactionRefused(MSG_RESCAN, "member_session_required")
 
 
 def _payment(r: Redemption) -> dict:

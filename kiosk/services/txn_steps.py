@@ -263,6 +263,8 @@ class TxnSteps:
                 "points": txn.points,
                 "compartment": txn.compartment,
             }
+            if txn.member_code is not None:  # a record from before kiosks kept it: the server
+                payload["member_code"] = txn.member_code  # says member_code_required
             self.outbox.add("offline_redemption", payload, event_id=txn.txn_id)
             return self.step(txn, ctx, S.CAPTURED, progress), ctx, None
         try:

@@ -49,6 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 MAX_EVENTS_PER_CALL = 200  # the server's EventsRequest.maxItems
+MEMBER_SESSION_HEADER = "X-Member-Session"  # the session resolve_member's answer carries
 T = TypeVar("T")
 
 
@@ -244,8 +245,10 @@ class StoreServerClient(requests.Session):
         *,
         compartment: int | None = None,
         cash_cents: int = 0,
+        member_session: str | None = None,
     ) -> Redemption:
-        """``POST /v1/redemptions``: hold points and stock; idempotent by ``txn_id``."""
+        """``POST /v1/redemptions``: hold points and stock for the member of
+        ``member_session`` (header ``X-Member-Session``); idempotent by ``txn_id``."""
         body = {
             "txn_id": txn_id,
             "member_id": member_id,
@@ -254,7 +257,9 @@ class StoreServerClient(requests.Session):
             "compartment": compartment,
             "cash_cents": cash_cents,
         }
-        return self._txn("POST", "/v1/redemptions", txn_id, json=body)
+        return self._txn(
+            "POST", "/v1/redemptions", txn_id, json=body, headers=_session(member_session)
+        )
 
     def get_redemption(self, txn_id: str) -> Redemption:
         return self._txn("GET", f"/v1/redemptions/{_seg(txn_id)}", txn_id)
@@ -270,21 +275,34 @@ class StoreServerClient(requests.Session):
         )
 
     def spin(
-        self, txn_id: str, member_id: str, wheel_id: str, *, cost_points: int | None = None
+        self,
+        txn_id: str,
+        member_id: str,
+        wheel_id: str,
+        *,
+        cost_points: int | None = None,
+        member_session: str | None = None,
     ) -> Redemption:
-        """``POST /v1/wheel/spins``: hold the cost and draw the prize; idempotent by ``txn_id``.
-        ``cost_points``, the cost the member was shown: another is refused before the draw."""
+        """``POST /v1/wheel/spins``: hold the cost and draw the prize for the member of
+        ``member_session``; idempotent by ``txn_id``. ``cost_points``, the cost the member was
+        shown: another is refused before the draw."""
         body: dict[str, Any] = {"txn_id": txn_id, "member_id": member_id, "wheel_id": wheel_id}
         if cost_points is not None:
             body["cost_points"] = cost_points
-        return self._txn("POST", "/v1/wheel/spins", txn_id, json=body)
+        return self._txn(
+            "POST", "/v1/wheel/spins", txn_id, json=body, headers=_session(member_session)
+        )
 
-    def wheel_info(self, wheel_id: str, member_id: str | None = None) -> dict[str, Any]:
-        """Segments, odds at this kiosk, rules, commitments (and ``spins_left`` for a member)."""
+    def wheel_info(
+        self, wheel_id: str, member_id: str | None = None, member_session: str | None = None
+    ) -> dict[str, Any]:
+        """Segments, odds at this kiosk, rules, commitments (and ``spins_left`` for a member,
+        which needs that member's session)."""
         params = {"member_id": member_id} if member_id is not None else None
         return self._call(
-            "GET", f"/v1/wheels/{_seg(wheel_id)}", params=params, retry=True, parser=parse.wheel
-        )
+            "GET", f"/v1/wheels/{_seg(wheel_id)}", params=params, retry=True, parser=parse.wheel,
+            headers=_session(member_session),
+        )  # fmt: skip
 
     def send_events(self, events: Iterable[OutboxEvent]) -> list[EventResult]:
         """Upload outbox events (in batches the server accepts); each applies once by event_id."""
@@ -339,8 +357,17 @@ class StoreServerClient(requests.Session):
         )
 
     # ---- the one request loop ---------------------------------------------------------------
-    def _txn(self, method: str, path: str, txn_id: str, json: Any = None) -> Redemption:
-        r = self._call(method, path, json=json, retry=True, parser=parse.redemption)
+    def _txn(
+        self,
+        method: str,
+        path: str,
+        txn_id: str,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Redemption:
+        r = self._call(
+            method, path, json=json, retry=True, parser=parse.redemption, headers=headers
+        )
         if r.txn_id != txn_id:
             raise BadResponse(
                 f"store server at {self.base_url} answered {method} {path} about another "
@@ -361,6 +388,7 @@ class StoreServerClient(requests.Session):
         retry: bool,
         auth: bool = True,
         within_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> T:
         """One call, retried (``retry``) with backoff; ``within_s`` bounds the whole call:
         each attempt's timeouts are cut to what is left and no retry starts after it.
@@ -375,9 +403,10 @@ class StoreServerClient(requests.Session):
                 "not_enrolled",
                 f"{what}: this kiosk has no store server token: enroll it (kiosk-provision)",
             )
-        headers: dict[str, str | None] = {} if auth else {"Authorization": None}
+        sent_headers: dict[str, str | None] = {} if auth else {"Authorization": None}
+        sent_headers.update(headers or {})
         if accept is not None:
-            headers["Accept"] = accept
+            sent_headers["Accept"] = accept
         attempts = max(1, self.retry.attempts) if retry else 1
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
@@ -396,7 +425,7 @@ class StoreServerClient(requests.Session):
                     self.base_url + path,
                     json=json,
                     params=params,
-                    headers=headers or None,
+                    headers=sent_headers or None,
                     timeout=sent,
                     verify=self._verify,
                     allow_redirects=False,
@@ -495,6 +524,11 @@ def _enrolled_keys(data: Mapping[str, Any]) -> tuple[bytes, ...]:
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
+
+
+def _session(member_session: str | None) -> dict[str, str] | None:
+    """The member session header of a hold or spin (docs/kiosk-sync.md)."""
+    return None if member_session is None else {MEMBER_SESSION_HEADER: member_session}
 
 
 def _seg(value: str) -> str:

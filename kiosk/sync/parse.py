@@ -28,6 +28,7 @@ __all__ = [
     "event_results",
     "keys",
     "member",
+    "member_session",
     "redemption",
     "rejection",
     "server_says",
@@ -124,8 +125,23 @@ def wheel(data: object) -> dict[str, Any]:
 
 
 def member(data: object) -> dict[str, Any]:
-    """A member view (checked in full by kiosk.domain.member_view)."""
-    return keys(member_id=str, tier=str, balance=int)(data)
+    """A member view (checked in full by kiosk.domain.member_view); its ``member_session``
+    becomes the session token (a str) or None."""
+    d = keys(member_id=str, tier=str, balance=int)(data)
+    return {**d, "member_session": member_session(d)}
+
+
+_SESSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def member_session(data: Mapping[str, Any]) -> str | None:
+    """The member session token of a resolve answer (``member_session.token``), or None when
+    the answer has none usable (an older server): holds then ask the member to scan again."""
+    session = data.get("member_session")
+    token = session.get("token") if isinstance(session, dict) else None
+    if isinstance(token, str) and _SESSION_TOKEN.fullmatch(token):
+        return token
+    return None
 
 
 def event_results(data: object) -> list[EventResult]:

@@ -40,7 +40,10 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
 def get_catalog(
     caller: Caller = Depends(Allowed(Role.KIOSK)), store: Store = Depends(store_of)
 ) -> dict:
-    return catalog.catalog_for(store.db.connection(), caller.name, store.pictures)
+    """Items with this kiosk's stock, a version, and the store's offline caps (`offline`)."""
+    return catalog.catalog_for(
+        store.db.connection(), caller.name, store.pictures, store.settings.offline_limits()
+    )
 
 
 @router.get(

@@ -80,7 +80,7 @@ def events(
     if len(ids) != len(set(ids)):
         raise BadRequest("duplicate_event_id", "a batch must not repeat an event_id")
     results = kiosks.apply_events(
-        store.redemptions, caller.name, [e.model_dump() for e in body.events]
+        store.redemptions, caller.name, [e.model_dump() for e in body.events], store.offline_rules()
     )
     return {"results": results}
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
 
-from .. import members, till
+from fastapi import APIRouter, Depends, Header
+
+from .. import member_sessions, members, till
 from ..models import AmountRequest, ManualPointsRequest, RegisterRequest, ResolveRequest
 from ..store import Store
 from .auth import Allowed, Caller, Forbidden, Role, store_of
@@ -13,6 +15,18 @@ from .throttle import RATE_LIMITED, RateLimited
 router = APIRouter()
 
 _TILL = Allowed(Role.CASHIER, Role.MANAGER, Role.ADMIN)
+
+# A hold, a spin or a member's spins left: the session the kiosk got when it resolved the
+# member's code (a header, so it stays out of request bodies, their hashes and URLs in logs)
+MemberSession = Annotated[
+    str | None,
+    Header(
+        alias=member_sessions.HEADER,
+        description="the member session from POST /v1/members/resolve (member_session.token); "
+        "403 member_session_required / member_session_invalid without a live one for this "
+        "member at this kiosk",
+    ),
+]
 
 
 @router.post("/v1/members", tags=["staff"], status_code=201)
@@ -104,9 +118,16 @@ def resolve(
     store: Store = Depends(store_of),
     _rate: None = Depends(RateLimited("resolve")),
 ) -> dict:
-    """Verify a scanned member code and return the member view for this kiosk."""
+    """Verify a scanned member code and return the member view for this kiosk, with the
+    member session (`member_session`: `token`, `expires_at`, `header`) that its holds and
+    spins for this member must carry."""
     with store.db.transaction() as conn:
-        member_id = members.resolve_code(
-            store.ledger, conn, store.verify_keys, caller.name, body.code
-        )
-        return members.view(store.ledger, conn, member_id, caller.name)
+        code = members.resolve_code(store.ledger, conn, store.verify_keys, caller.name, body.code)
+        session = member_sessions.open_session(
+            conn, store.clock.now(), caller.name, code.subject, code.nonce,
+            store.settings.member_session_s,
+        )  # fmt: skip
+        return {
+            **members.view(store.ledger, conn, code.subject, caller.name),
+            "member_session": session,
+        }

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from ..models import RedemptionRequest, VoidRequest
 from ..store import Store
 from .auth import Allowed, Caller, Role, store_of
+from .members import MemberSession
 from .throttle import RATE_LIMITED, RateLimited
 
 router = APIRouter()
@@ -15,15 +16,20 @@ router = APIRouter()
 @router.post("/v1/redemptions", tags=["redemptions"], responses=RATE_LIMITED)
 def create_redemption(
     body: RedemptionRequest,
+    member_session: MemberSession = None,
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
     _rate: None = Depends(RateLimited("holds")),
 ) -> dict:
-    """Hold points and stock (and open a payment for a cash part). Idempotent by txn_id.
+    """Hold points and stock (and open a payment for a cash part) for the member whose code
+    this kiosk resolved (`X-Member-Session`). Idempotent by txn_id: the same request again
+    returns the first answer, with or without a session.
 
     A cash part on a store without a payment provider is 409 `payments_unavailable`."""
     # pay links are built from the configured public URL, never from the request's Host header
-    return store.redemptions.create(caller.name, body.model_dump(), store.pay_base_url())
+    return store.redemptions.create(
+        caller.name, body.model_dump(), store.pay_base_url(), member_session
+    )
 
 
 @router.get("/v1/redemptions/{txn_id}", tags=["redemptions"])

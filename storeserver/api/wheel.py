@@ -6,10 +6,11 @@ import datetime as dt
 
 from fastapi import APIRouter, Depends
 
-from .. import spins, wheel
+from .. import member_sessions, spins, wheel
 from ..models import SpinRequest
 from ..store import Store
 from .auth import Allowed, Caller, Public, Role, store_of
+from .members import MemberSession
 from .throttle import RATE_LIMITED, RateLimited
 
 router = APIRouter()
@@ -19,14 +20,20 @@ router = APIRouter()
 def get_wheel(
     wheel_id: str,
     member_id: str | None = None,
+    member_session: MemberSession = None,
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
 ) -> dict:
-    """Segments, odds at this kiosk now, rules, today's and tomorrow's seed commitments."""
+    """Segments, odds at this kiosk now, rules, today's and tomorrow's seed commitments; with
+    `member_id` (and that member's session) also the member's `spins_left` today."""
     with store.db.transaction() as conn:
+        if member_id is not None:  # refused before the info commits any seed: nothing changes
+            member_sessions.require(conn, store.clock.now(), caller.name, member_id, member_session)
         out = wheel.info(conn, wheel_id, store.today(), caller.name)
     if member_id is not None:
-        out["spins_left"] = spins.spins_left(store.redemptions, member_id, wheel_id)
+        out["spins_left"] = spins.spins_left(
+            store.redemptions, caller.name, member_id, wheel_id, member_session
+        )
     return out
 
 
@@ -45,14 +52,18 @@ def get_seed(
 @router.post("/v1/wheel/spins", tags=["wheel"], responses=RATE_LIMITED)
 def spin(
     body: SpinRequest,
+    member_session: MemberSession = None,
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
     _rate: None = Depends(RateLimited("spins")),
 ) -> dict:
-    """Spin: hold the cost, draw the prize, reserve its stock. Idempotent by txn_id.
+    """Spin for the member whose code this kiosk resolved (`X-Member-Session`): hold the cost,
+    draw the prize, reserve its stock. Idempotent by txn_id.
 
     Every spin counts against the member's daily limit, whatever becomes of it. `cost_points`
     (the cost the member was shown) refuses another cost before the draw (409
     `price_changed`).
     """
-    return spins.spin(store.redemptions, caller.name, body.model_dump(exclude_none=True))
+    return spins.spin(
+        store.redemptions, caller.name, body.model_dump(exclude_none=True), member_session
+    )

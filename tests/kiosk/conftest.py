@@ -18,6 +18,6 @@ def server(tmp_path):
 @pytest.fixture
 def kiosk(tmp_path, server):
     """An enrolled kiosk's engine, journal and simulated devices (no UI, no sync worker)."""
-    k = KioskSide(tmp_path / "kiosk", server.url, server.enrollment_code())
+    k = KioskSide(tmp_path / "kiosk", server.url, server.enrollment_code(), codes=server.code)
     yield k
     k.close()

@@ -100,3 +100,17 @@ def test_out_of_stock_is_the_reason_given_before_points_and_texts_are_bilingual(
     short = Affordability(a.item, Unaffordable.NOT_ENOUGH_POINTS, 120)
     assert (short.text_zh, short.text_en) == ("还差 120 积分", "120 more points needed")
     assert (a.text_zh, a.text_en) == ("已兑完", "Out of stock")
+
+
+def test_the_stores_offline_caps_come_with_the_catalog():
+    from kiosk.domain.offline import OfflineLimits
+
+    assert parse_catalog(SERVER_CATALOG).offline is None  # an older server: the config's apply
+    caps = {"per_member_daily_points": 400, "per_kiosk_daily_points": 2000, "max_offline_hours": 6}
+    assert parse_catalog({**SERVER_CATALOG, "offline": caps}).offline == OfflineLimits(400, 2000, 6)
+    for bad in ({**caps, "max_offline_hours": -1}, {**caps, "per_member_daily_points": "400"}, []):
+        try:
+            parse_catalog({**SERVER_CATALOG, "offline": bad})
+        except UnusableAnswer:
+            continue
+        raise AssertionError(f"offline caps {bad!r} accepted")

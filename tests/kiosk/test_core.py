@@ -15,13 +15,13 @@ from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import TxnKind, TxnState, new_transaction
 from kiosk.domain.txn_receipts import TxnContext
 from kiosk.ports import DoorState
-from kiosk.services.transactions import ItemChoice
+from kiosk.services.transactions import ItemChoice, Member
 from kiosk.services.txn_steps import Outcome
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
 from storeserver import members
 
-from .services.rig import KIOSK, MUG, TOTE, ServerSide, member
+from .services.rig import KIOSK, MUG, TOTE, ServerSide
 
 
 def config(tmp_path, url, **sections):
@@ -64,6 +64,15 @@ OFFLINE_URL = "http://127.0.0.1:1"  # nothing listens there: the store is offlin
 UMBRELLA = ItemChoice("GIFT-UMBRELLA", Bilingual("晴雨伞", "Umbrella"), 600, compartment=5)
 
 
+def scanned(core, server, member_id: str) -> Member:
+    """The member as the core identifies a fresh code of theirs (online: with its session)."""
+    who = core.identifier.identify(server.code(member_id))
+    view = who.view
+    return Member(
+        view.member_id, view.name_masked, view.balance, session=who.session, code=who.code_text
+    )
+
+
 def umbrellas(core) -> int:
     """Umbrellas the screens would offer (the only one is in compartment 5)."""
     return next(i.stock for i in core.catalog_view().items if i.sku == "GIFT-UMBRELLA")
@@ -93,8 +102,9 @@ def test_core_recovers_first_then_syncs_identifies_and_redeems(tmp_path, enrolle
                 "code"
             ]
         who = core.identifier.identify(code)
-        assert who.online and who.view.balance == 2700
-        result = core.engine.redeem(member("M0002"), MUG)
+        assert who.online and who.view.balance == 2700 and who.session
+        member = Member("M0002", who.view.name_masked, 2700, session=who.session)
+        result = core.engine.redeem(member, MUG)
         assert result.outcome is Outcome.DISPENSED and server.balance("M0002") == 1900
     finally:
         core.stop()
@@ -108,6 +118,8 @@ def test_restarted_offline_the_cached_catalog_offers_gifts_and_counts_what_went_
     another restart) until the server, back, has the upload and says so itself."""
     server, paper = enrolled
     fast = SyncSettings(heartbeat_s=0.2, refresh_s=0.2, wheel_ids=("LUCKY",))
+    # the store's cap, which the catalog brings the kiosk (its config's would not count)
+    server.store.settings.offline_member_daily_points = 2000
 
     def kiosk(url: str):
         cfg = config(tmp_path, url, offline={"per_member_daily_points": 2000})
@@ -124,7 +136,10 @@ def test_restarted_offline_the_cached_catalog_offers_gifts_and_counts_what_went_
         assert core.catalog is not None and umbrellas(core) == 1  # before any sync
         core.start()
         wait_for(lambda: not core.connectivity.online())
-        result = core.engine.redeem(member("M0002", 2700), UMBRELLA)
+        assert core.engine.offline_limits.per_member_daily_points == 2000  # the server's
+        # identified offline (the code verified on the kiosk): no session, the code goes along
+        member = Member("M0002", "M0**2", 2700, code=server.code("M0002"))
+        result = core.engine.redeem(member, UMBRELLA)
         assert result.outcome is Outcome.DISPENSED_UNCONFIRMED and result.txn.offline
         assert umbrellas(core) == 0  # the server's catalog still says 1
         assert next(i.stock for i in core.catalog.items if i.sku == "GIFT-UMBRELLA") == 1
@@ -159,7 +174,7 @@ def test_a_gift_given_out_online_since_the_catalog_is_not_offered_again_offline(
     try:
         wait_for(lambda: core.catalog is not None)
         assert umbrellas(core) == 1
-        result = core.engine.redeem(member("M0002"), UMBRELLA)
+        result = core.engine.redeem(scanned(core, server, "M0002"), UMBRELLA)
         assert result.outcome is Outcome.DISPENSED and server.stock(5) == 0
         assert umbrellas(core) == 0  # the catalog read before it still says 1
     finally:
@@ -187,7 +202,7 @@ def test_a_count_wakes_the_sync_worker_and_the_stamp_keeps_a_gift_held_before_it
     core.start()
     try:
         wait_for(lambda: core.catalog is not None and core.sync.status().last_ok_at is not None)
-        assert core.engine.redeem(member("M0002"), TOTE).outcome is Outcome.DISPENSED
+        assert core.engine.redeem(scanned(core, server, "M0002"), TOTE).outcome is Outcome.DISPENSED
         core.locker.sim.close_door(2)
         wait_for(lambda: core.locker.door_state(2) is DoorState.CLOSED)
         assert server.stock(2) == 4

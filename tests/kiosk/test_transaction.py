@@ -394,3 +394,16 @@ def test_once_the_door_was_pulsed_no_path_leads_back_to_a_pulse():
     assert seen == {S.NEEDS_CHECK, S.VOIDING, S.VOIDED}
     assert (S.DOOR_OPENING, S.VOIDING) not in TRANSITIONS
     assert not [a for a, b in TRANSITIONS if b is S.DOOR_OPENING and a not in (S.HELD, S.PAID)]
+
+
+def test_an_offline_transaction_keeps_its_member_code_and_an_old_record_has_none():
+    code = "LK1.M.M0002.1795430568.1795430628.3cb926fd282aeadb." + "A" * 86
+    txn = new_transaction("t-code", TxnKind.REDEEM, "M0002", points=300, at=1.0,
+                          sku="GIFT-TOTE", compartment=2, offline=True, member_code=code)  # fmt: skip
+    record = json.loads(json.dumps(to_record(txn)))
+    assert from_record(record).member_code == code
+    del record["member_code"]  # journalled before kiosks kept the code
+    assert from_record(record).member_code is None
+    with pytest.raises(ValueError):
+        new_transaction("t-long", TxnKind.REDEEM, "M0002", points=300, at=1.0, sku="GIFT-TOTE",
+                        compartment=2, offline=True, member_code="x" * 257)  # fmt: skip

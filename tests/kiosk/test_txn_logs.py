@@ -43,7 +43,7 @@ from kiosk.services.txn_steps import Outcome
 from kiosk.storage.journal import Journal
 from kiosk.txn_logs import format_story, read_journal, transaction_story, zone
 
-from .services.rig import KIOSK, MUG, KioskSide, member
+from .services.rig import KIOSK, MUG, KioskSide
 
 TZ = zone("Asia/Shanghai")
 
@@ -132,7 +132,7 @@ def shown(story) -> list[str]:
 def redeem_as(kiosk: KioskSide, txn_id: str):
     """A redemption with a known id (the engine binds it to the flow's log lines itself)."""
     kiosk.engine.new_id = lambda: txn_id
-    return kiosk.engine.redeem(member("M0002"), MUG)
+    return kiosk.engine.redeem(kiosk.member("M0002"), MUG)
 
 
 def files(folder: Path) -> dict[str, bytes]:

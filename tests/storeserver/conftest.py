@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from storeserver import accounts, demo, kiosks
+from storeserver import accounts, codes, demo, kiosks, member_sessions, members
 from storeserver.clock import ManualClock
 from storeserver.notify import RecordingNotifier
 from storeserver.payments import SimulatedPaymentProvider
@@ -22,11 +22,23 @@ OTHER_KIOSK = "kiosk-02"
 class Client:
     """A requests session bound to the server URL and a bearer token."""
 
-    def __init__(self, base_url: str, token: str | None) -> None:
+    def __init__(self, base_url: str, token: str | None, store: Store | None = None) -> None:
         self.base_url = base_url
         self.session = requests.Session()
+        self.store = store
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def resolve(self, member_id: str) -> requests.Response:
+        """Scan a fresh code of ``member_id`` at this kiosk, as a member's phone shows it."""
+        assert self.store is not None
+        return self.post("/v1/members/resolve", {"code": member_code(self.store, member_id)})
+
+    def member_session(self, member_id: str) -> dict[str, str]:
+        """The headers a hold or spin for ``member_id`` needs: the session of a resolved code."""
+        resp = self.resolve(member_id)
+        assert resp.status_code == 200, resp.text
+        return {member_sessions.HEADER: resp.json()["member_session"]["token"]}
 
     def get(self, path: str, **kw) -> requests.Response:
         return self.session.get(self.base_url + path, timeout=10, **kw)
@@ -74,7 +86,7 @@ def enroll(server: ServerThread, kiosk_id: str, *, replace: bool = False) -> Cli
         timeout=10,
     )
     assert resp.status_code == 200, resp.text
-    return Client(server.url, resp.json()["token"])
+    return Client(server.url, resp.json()["token"], server.store)
 
 
 @pytest.fixture
@@ -106,6 +118,53 @@ def staff(server) -> Client:
 @pytest.fixture
 def anon(server) -> Client:
     return Client(server.url, None)
+
+
+def member_code(store: Store, member_id: str, age_s: int = 0) -> str:
+    """A signed member code of ``member_id`` issued ``age_s`` seconds ago by the store's key."""
+    now = int(store.clock.now().timestamp()) - age_s
+    return codes.issue(store.signing_key, codes.CodeKind.MEMBER, member_id, now)
+
+
+def open_session(store: Store, kiosk_id: str, member_id: str) -> str:
+    """In-process: what POST /v1/members/resolve does for a fresh code; the session token."""
+    with store.db.transaction() as conn:
+        code = members.resolve_code(
+            store.ledger, conn, store.signing_key, kiosk_id, member_code(store, member_id)
+        )
+        session = member_sessions.open_session(
+            conn, store.clock.now(), kiosk_id, code.subject, code.nonce,
+            store.settings.member_session_s,
+        )  # fmt: skip
+    return session["token"]
+
+
+def offline_event(
+    store: Store,
+    member_id: str,
+    sku: str = "GIFT-TOTE",
+    points: int = 300,
+    compartment: int | None = 2,
+    *,
+    event_id: str | None = None,
+    code: str | None = None,
+    at: str | None = None,
+) -> dict:
+    """An ``offline_redemption`` as a kiosk uploads it: the member's code it verified offline,
+    redeemed now (store clock)."""
+    return {
+        "event_id": event_id or new_txn(),
+        "kind": "offline_redemption",
+        "at": at or store.clock.now().isoformat(timespec="milliseconds"),
+        "payload": {
+            "txn_id": new_txn(),
+            "member_id": member_id,
+            "sku": sku,
+            "points": points,
+            "compartment": compartment,
+            "member_code": code or member_code(store, member_id),
+        },
+    }
 
 
 def new_txn() -> str:

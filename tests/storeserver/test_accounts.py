@@ -88,6 +88,7 @@ def test_every_points_change_names_who_made_it(store, server, kiosk, clock):
         "/v1/redemptions",
         {"txn_id": new_txn(), "member_id": "M0001", "sku": "GIFT-TOTE", "compartment": 2,
          "points": 300, "cash_cents": 0},
+        headers=kiosk.member_session("M0001"),
     )  # fmt: skip
     assert hold.status_code == 200, hold.text
     clock.advance(days=400)  # every lot expires: the sweep is the system's doing

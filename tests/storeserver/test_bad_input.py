@@ -278,8 +278,6 @@ def test_negative_amounts_and_points_are_422(store, clients, who, path, body):
 
 # ---- unknown member ---------------------------------------------------------------------------
 UNKNOWN_MEMBER = [
-    ("kiosk", "POST", "/v1/redemptions", redemption(member_id="M9999")),
-    ("kiosk", "POST", "/v1/wheel/spins", spin(member_id="M9999")),
     ("staff", "POST", "/v1/members/M9999/purchases", {"amount_cents": 1000, "ref": "r-1"}),
     ("staff", "POST", "/v1/members/M9999/topups", {"amount_cents": 1000, "ref": "t-1"}),
     ("staff", "GET", "/v1/members/M9999", None),
@@ -300,6 +298,30 @@ UNKNOWN_MEMBER = [
 def test_unknown_member_is_404(store, clients, who, method, path, body):
     body = refused(store, 404, "unknown_member", lambda: send(clients[who], method, path, body))
     assert "M9999" in body["message"]
+
+
+# a kiosk without the member's session learns nothing, whether the member exists or not
+NO_SESSION = [
+    ("POST", "/v1/redemptions", redemption(member_id="M9999")),
+    ("POST", "/v1/redemptions", redemption()),
+    ("POST", "/v1/wheel/spins", spin(member_id="M9999")),
+    ("POST", "/v1/wheel/spins", spin()),
+    ("GET", "/v1/wheels/LUCKY?member_id=M9999", None),
+    ("GET", "/v1/wheels/LUCKY?member_id=M0002", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), NO_SESSION)
+def test_holds_and_spins_without_a_member_session_are_403_for_any_member(
+    store, kiosk, method, path, body
+):
+    first = refused(store, 403, "member_session_required", lambda: send(kiosk, method, path, body))
+    session = {"X-Member-Session": "ms_" + "x" * 43}
+    resp = kiosk.session.request(
+        method, kiosk.base_url + path, json=body, headers=session, timeout=10
+    )
+    assert resp.status_code == 403 and resp.json()["error"] == "member_session_invalid"
+    assert "M9999" not in first["message"] + resp.json()["message"]
 
 
 # ---- member codes: expired, forged, malformed, replayed ----------------------------------------
@@ -385,7 +407,9 @@ def test_replayed_member_code_is_409_at_another_kiosk(store, kiosk, other_kiosk,
 )
 def test_txn_id_reused_with_a_different_body_is_409(store, kiosk, path, second):
     txn = new_txn()
-    first = kiosk.post("/v1/redemptions", redemption(txn_id=txn))
+    first = kiosk.post(
+        "/v1/redemptions", redemption(txn_id=txn), headers=kiosk.member_session("M0002")
+    )
     assert first.status_code == 200, first.text
     second = {**second, "txn_id": txn}
     body = refused(store, 409, "txn_id_reused", lambda: kiosk.post(path, second))

@@ -140,3 +140,21 @@ def test_serve_answers_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_takes_the_member_session_and_offline_caps(tmp_path):
+    from storeserver.cli import _store, build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--db", str(tmp_path / "s.db"), "--member-session", "300",
+         "--offline-member-points", "400", "--offline-kiosk-points", "2000",
+         "--offline-max-hours", "4"]
+    )  # fmt: skip
+    store = _store(args)
+    try:
+        assert store.settings.member_session_s == 300
+        assert store.settings.offline_limits() == {
+            "per_member_daily_points": 400, "per_kiosk_daily_points": 2000, "max_offline_hours": 4,
+        }  # fmt: skip
+    finally:
+        store.close()

@@ -9,7 +9,7 @@ from importlib import resources
 
 from storeserver.db import Database
 
-from .conftest import KIOSK, OTHER_KIOSK, db_snapshot, new_txn
+from .conftest import KIOSK, OTHER_KIOSK, db_snapshot, offline_event
 from .test_redemptions import redeem
 
 TOTE = {"sku": "GIFT-TOTE", "compartment": 2, "points": 300}  # the demo holds 5 in compartment 2
@@ -110,18 +110,7 @@ def test_offline_redemptions_follow_the_outbox_order_not_the_stamp(kiosk, store)
     """Uploaded after the count in the same batch, an offline gift is one more out; uploaded
     before it, the count already left it out."""
     stamp = seen(kiosk)
-    offline = {
-        "event_id": "off-1",
-        "kind": "offline_redemption",
-        "at": "2026-12-03T09:00:00+08:00",
-        "payload": {
-            "txn_id": new_txn(),
-            "member_id": "M0003",
-            "sku": "GIFT-TOTE",
-            "points": 300,
-            "compartment": 2,
-        },
-    }
+    offline = offline_event(store, "M0003", event_id="off-1")
     inventory = {
         "event_id": "c-1",
         "kind": "inventory",
@@ -130,8 +119,7 @@ def test_offline_redemptions_follow_the_outbox_order_not_the_stamp(kiosk, store)
     }
     kiosk.post("/v1/kiosks/events", {"events": [offline, inventory]})
     assert compartment_stock(store) == 6  # the gift went before the count
-    later = {**offline, "event_id": "off-2"}
-    later["payload"] = {**offline["payload"], "txn_id": new_txn()}
+    later = offline_event(store, "M0004", event_id="off-2")
     kiosk.post("/v1/kiosks/events", {"events": [{**inventory, "event_id": "c-2"}, later]})
     assert compartment_stock(store) == 5  # after it
 

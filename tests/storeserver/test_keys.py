@@ -30,7 +30,7 @@ def member_code(key, store, member="M0001") -> str:
 
 def resolve(store, code: str) -> str:
     with store.db.transaction() as conn:
-        return members.resolve_code(store.ledger, conn, store.verify_keys, KIOSK, code)
+        return members.resolve_code(store.ledger, conn, store.verify_keys, KIOSK, code).subject
 
 
 # ---- the key file -------------------------------------------------------------------------

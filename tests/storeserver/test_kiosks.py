@@ -8,7 +8,7 @@ import requests
 from storeserver import kiosks
 from storeserver.errors import ApiError
 
-from .conftest import KIOSK, db_snapshot, new_txn
+from .conftest import KIOSK, db_snapshot, offline_event
 
 
 def enroll_with(server, code: str, kiosk_id: str) -> requests.Response:
@@ -112,30 +112,8 @@ def test_inventory_event_sets_stock_once(kiosk):
 
 
 def test_offline_redemption_applied_and_conflict(kiosk, staff, store):
-    ok = {
-        "event_id": "off-1",
-        "kind": "offline_redemption",
-        "at": "2026-11-23T10:00:00+08:00",
-        "payload": {
-            "txn_id": new_txn(),
-            "member_id": "M0002",
-            "sku": "GIFT-TOTE",
-            "compartment": 2,
-            "points": 300,
-        },
-    }
-    short = {
-        "event_id": "off-2",
-        "kind": "offline_redemption",
-        "at": "2026-11-23T10:01:00+08:00",
-        "payload": {
-            "txn_id": new_txn(),
-            "member_id": "M0005",
-            "sku": "GIFT-TOTE",
-            "compartment": 2,
-            "points": 300,
-        },
-    }
+    ok = offline_event(store, "M0002", event_id="off-1")
+    short = offline_event(store, "M0005", event_id="off-2")
 
     def tote_stock() -> int:
         row = store.db.connection().execute(
@@ -160,13 +138,8 @@ def test_offline_redemption_applied_and_conflict(kiosk, staff, store):
     assert tote_stock() == before - 2
 
 
-def test_offline_coupon_is_refused_coupons_need_the_server(kiosk):
-    event = {
-        "event_id": "off-c",
-        "kind": "offline_redemption",
-        "at": "2026-11-23T10:00:00+08:00",
-        "payload": {"txn_id": new_txn(), "member_id": "M0002", "sku": "CPN-10", "points": 500},
-    }
+def test_offline_coupon_is_refused_coupons_need_the_server(kiosk, store):
+    event = offline_event(store, "M0002", "CPN-10", 500, 1)
     result = kiosk.post("/v1/kiosks/events", {"events": [event]}).json()["results"][0]
     assert result["status"] == "conflict" and result["reason"] == "not_offline_item"
 

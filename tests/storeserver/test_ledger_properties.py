@@ -40,7 +40,7 @@ from storeserver.ledger import Ledger
 from storeserver.notify import RecordingNotifier
 from storeserver.payments import SimulatedPaymentProvider
 from storeserver.store import Store
-from tests.storeserver.conftest import KIOSK, OTHER_KIOSK, db_snapshot
+from tests.storeserver.conftest import KIOSK, OTHER_KIOSK, db_snapshot, open_session
 
 BASE_URL = "http://store.test/"
 WHEEL_ID = demo.WHEEL[0]
@@ -80,6 +80,7 @@ class Request:
     txn_id: str
     body: dict
     first: dict | None = None
+    session: str | None = None  # the member session a create or spin was sent with
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -98,6 +99,7 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         demo.seed(self.store, KIOSKS)
         self.refused: list[Request] = []  # creates and spins refused when first sent
+        self.sessions: dict[tuple[str, str], tuple[str, dt.datetime]] = {}
         self.ids = 0
         self.commit_seed()
         conn = self.store.db.connection()
@@ -141,13 +143,22 @@ class LedgerMachine(RuleBasedStateMachine):
                     (WHEEL_ID, day, seed.hex(), hashlib.sha256(seed).hexdigest()),
                 )
 
+    def session(self, kiosk: str, member: str) -> str:
+        """The member's session at this kiosk: their code scanned there (again once expired)."""
+        token, expires = self.sessions.get((kiosk, member), ("", self.clock.now()))
+        if expires <= self.clock.now():
+            token = open_session(self.store, kiosk, member)
+            expires = self.clock.now() + dt.timedelta(seconds=self.store.settings.member_session_s)
+            self.sessions[(kiosk, member)] = (token, expires)
+        return token
+
     def send(self, req: Request) -> dict:
         """Send a request in-process, as the API handler would; ApiError is a refusal."""
         r = self.store.redemptions
         if req.op == "redeem":
-            return r.create(req.kiosk, req.body, BASE_URL)
+            return r.create(req.kiosk, req.body, BASE_URL, req.session)
         if req.op == "spin":
-            return spins.spin(r, req.kiosk, req.body)
+            return spins.spin(r, req.kiosk, req.body, req.session)
         if req.op == "capture":
             return r.capture(req.kiosk, req.txn_id)
         if req.op == "void":
@@ -181,7 +192,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def first_spin(self, member: str, kiosk: str) -> Request:
         """Start with one hold, so rules that work on holds are enabled from the first step."""
         body = {"txn_id": self.new_id(), "member_id": member, "wheel_id": WHEEL_ID}
-        req = Request("spin", kiosk, body["txn_id"], body)
+        req = Request("spin", kiosk, body["txn_id"], body, session=self.session(kiosk, member))
         assert self.attempt(req) is not None
         return req
 
@@ -232,7 +243,8 @@ class LedgerMachine(RuleBasedStateMachine):
             "points": points if right_price else points + 1,
             "cash_cents": cash,
         }
-        req = Request("redeem", kiosk, body["txn_id"], body)
+        session = self.session(kiosk, member)
+        req = Request("redeem", kiosk, body["txn_id"], body, session=session)
         answer = self.attempt(req)
         if answer is None:
             self.refused.append(req)
@@ -245,7 +257,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=holds, member=st.sampled_from(MEMBER_IDS), kiosk=st.sampled_from(KIOSKS))
     def spin(self, member: str, kiosk: str):
         body = {"txn_id": self.new_id(), "member_id": member, "wheel_id": WHEEL_ID}
-        req = Request("spin", kiosk, body["txn_id"], body)
+        req = Request("spin", kiosk, body["txn_id"], body, session=self.session(kiosk, member))
         answer = self.attempt(req)
         if answer is None:
             self.refused.append(req)
@@ -327,6 +339,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def retry_refused(self, data: st.DataObject) -> None:
         """A refused create or spin sent again is a new attempt: it may succeed now."""
         req = data.draw(st.sampled_from(self.refused))
+        req.session = self.session(req.kiosk, req.body["member_id"])  # scanned again
         if req.first is None and self.attempt(req) is not None:
             event(f"{req.op} retried ok")
 

@@ -11,7 +11,7 @@ from kiosk.sync.heartbeat import Heartbeat
 from storeserver import accounts, staff
 from storeserver.errors import MAX_MESSAGE_CHARS, ApiError, BadRequest, shown
 
-from .conftest import db_snapshot, new_txn
+from .conftest import db_snapshot, offline_event
 
 AT = "2026-11-23T10:00:00+08:00"
 
@@ -151,14 +151,9 @@ def test_an_event_that_does_not_fit_its_kind_is_rejected_alone(store, kiosk, kin
 
 
 def test_an_offline_redemption_may_carry_the_member_code_within_bounds(store, kiosk):
-    payload = {"txn_id": new_txn(), "member_id": "M0002", "sku": "GIFT-TOTE", "points": 300,
-               "compartment": 2, "member_code": "LK1.M." + "a" * 200}  # fmt: skip
-    too_long = {**payload, "txn_id": new_txn(), "member_code": "LK1.M." + "a" * 251}
-    resp = kiosk.post(
-        "/v1/kiosks/events",
-        {"events": [event("offline_redemption", payload, "off-1")["events"][0],
-                    event("offline_redemption", too_long, "off-2")["events"][0]]},
-    )  # fmt: skip
+    good = offline_event(store, "M0002", event_id="off-1")  # a real code: well under 256
+    too_long = offline_event(store, "M0002", event_id="off-2", code="LK1.M." + "a" * 251)
+    resp = kiosk.post("/v1/kiosks/events", {"events": [good, too_long]})
     assert resp.status_code == 200, resp.text
     first, second = resp.json()["results"]
     assert first["status"] == "applied", first

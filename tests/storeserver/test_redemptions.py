@@ -17,6 +17,7 @@ def redeem(
     txn=None,
     headers=None,
 ):
+    """A hold as the kiosk makes it: the member's code resolved first, its session sent."""
     body = {
         "txn_id": txn or new_txn(),
         "member_id": member,
@@ -25,6 +26,7 @@ def redeem(
         "points": points,
         "cash_cents": cash_cents,
     }
+    headers = {**client.member_session(member), **(headers or {})}
     return body, client.post("/v1/redemptions", body, headers=headers)
 
 
@@ -79,11 +81,11 @@ def test_void_returns_points_and_stock(kiosk, staff):
 
 def test_same_request_twice_gives_the_first_answer(kiosk, staff):
     body, first = redeem(kiosk)
-    again = kiosk.post("/v1/redemptions", body)
+    again = kiosk.post("/v1/redemptions", body)  # a retry needs no session: the hold exists
     assert again.status_code == 200 and again.json() == first.json()
     assert staff.get("/v1/members/M0002").json()["balance"] == 2700 - 800
     body2 = {**body, "sku": "GIFT-TOTE", "compartment": 2, "points": 300}
-    resp = kiosk.post("/v1/redemptions", body2)
+    resp = kiosk.post("/v1/redemptions", body2, headers=kiosk.member_session("M0002"))
     assert resp.status_code == 409 and resp.json()["error"] == "txn_id_reused"
 
 
@@ -214,7 +216,11 @@ def test_a_payment_is_visible_only_to_its_kiosk(kiosk, other_kiosk):
     assert other.status_code == 404 and other.json()["error"] == "unknown_payment"
 
 
-def test_spins_left_for_an_unknown_member_is_404(kiosk):
+def test_spins_left_needs_the_members_session(kiosk):
     resp = kiosk.get("/v1/wheels/LUCKY?member_id=NOBODY")
-    assert resp.status_code == 404 and resp.json()["error"] == "unknown_member"
-    assert kiosk.get("/v1/wheels/LUCKY?member_id=M0004").json()["spins_left"] == 3
+    assert resp.status_code == 403 and resp.json()["error"] == "member_session_required"
+    headers = kiosk.member_session("M0004")
+    got = kiosk.get("/v1/wheels/LUCKY?member_id=M0004", headers=headers)
+    assert got.json()["spins_left"] == 3
+    other = kiosk.get("/v1/wheels/LUCKY?member_id=M0003", headers=headers)
+    assert other.status_code == 403 and other.json()["error"] == "member_session_invalid"

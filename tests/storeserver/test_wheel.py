@@ -21,7 +21,7 @@ import pytest
 
 from storeserver import demo, spins, wheel
 from storeserver.errors import ApiError
-from tests.storeserver.conftest import KIOSK
+from tests.storeserver.conftest import KIOSK, open_session
 
 MEMBER = "M0004"  # 23,000 points: can pay for a thousand spins
 
@@ -116,11 +116,15 @@ def test_thousand_spins_recompute_from_revealed_seed(store, clock, kiosk, anon) 
     served: dict[str, tuple[int, list[list[int]]]] = {}
     voided = captured = 0
     balance_before = balance(store)
+    session = open_session(store, KIOSK, MEMBER)  # the member scanned their code
     for _ in range(1000):
         txn_id = str(uuid.uuid4())
         eligible_now = expected_eligible()
         answer = spins.spin(
-            store.redemptions, KIOSK, {"txn_id": txn_id, "member_id": MEMBER, "wheel_id": BIG}
+            store.redemptions,
+            KIOSK,
+            {"txn_id": txn_id, "member_id": MEMBER, "wheel_id": BIG},
+            session,
         )
         prize = answer["prize"]
         assert answer["state"] == "held"
@@ -250,7 +254,11 @@ def test_the_fit_test_rejects_wrong_weights(demo_draws, wrong) -> None:
 
 # ---- out of stock, daily limit, void -------------------------------------------------------------
 def lucky_info(kiosk, member_id: str = MEMBER) -> dict:
-    resp = kiosk.get(f"/v1/wheels/{demo.WHEEL[0]}", params={"member_id": member_id})
+    resp = kiosk.get(
+        f"/v1/wheels/{demo.WHEEL[0]}",
+        params={"member_id": member_id},
+        headers=kiosk.member_session(member_id),
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -279,6 +287,7 @@ def post_spin(kiosk, txn_id: str, member_id: str = MEMBER):
     return kiosk.post(
         "/v1/wheel/spins",
         json={"txn_id": txn_id, "member_id": member_id, "wheel_id": demo.WHEEL[0]},
+        headers=kiosk.member_session(member_id),
     )
 
 
@@ -358,6 +367,7 @@ def test_daily_limit_and_a_gift_void_gives_back_the_cost_and_prize_not_the_spin(
             store.redemptions,
             KIOSK,
             {"txn_id": str(uuid.uuid4()), "member_id": MEMBER, "wheel_id": lucky},
+            open_session(store, KIOSK, MEMBER),
         )
     assert exc.value.code == "daily_limit_reached"
     assert balance(store) == start - daily_limit * cost
@@ -476,14 +486,16 @@ def test_a_stale_spin_is_captured_unless_its_gift_was_never_confirmed(store, kio
 
 
 def test_a_spin_at_another_cost_than_shown_is_refused_before_the_draw(store, kiosk) -> None:
+    session = kiosk.member_session(MEMBER)
     before = ledger_figures(store)
     body = {"txn_id": str(uuid.uuid4()), "member_id": MEMBER, "wheel_id": "LUCKY"}
-    resp = kiosk.post("/v1/wheel/spins", json={**body, "cost_points": 90})
+    resp = kiosk.post("/v1/wheel/spins", json={**body, "cost_points": 90}, headers=session)
     assert resp.status_code == 409 and resp.json()["error"] == "price_changed", resp.text
     assert "100 points" in resp.json()["message"]
     assert ledger_figures(store) == before
     assert lucky_info(kiosk)["spins_left"] == 3
-    assert kiosk.post("/v1/wheel/spins", json={**body, "cost_points": 100}).status_code == 200
+    again = kiosk.post("/v1/wheel/spins", json={**body, "cost_points": 100}, headers=session)
+    assert again.status_code == 200, again.text
 
 
 def test_gift_without_stocked_compartment_is_not_drawn(store, kiosk) -> None:
@@ -520,7 +532,7 @@ def test_commitments_are_published_a_day_ahead(store, kiosk, clock) -> None:
 
 def test_a_switched_off_wheel_still_reveals_its_past_seeds(store, kiosk, anon, clock) -> None:
     body = {"txn_id": str(uuid.uuid4()), "member_id": "M0004", "wheel_id": "LUCKY"}
-    spins.spin(store.redemptions, KIOSK, body)
+    spins.spin(store.redemptions, KIOSK, body, open_session(store, KIOSK, "M0004"))
     day = store.today().isoformat()
     with store.db.transaction() as conn:
         conn.execute("UPDATE wheels SET active = 0 WHERE id = 'LUCKY'")

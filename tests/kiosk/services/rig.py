@@ -11,6 +11,7 @@ import datetime as dt
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -28,7 +29,7 @@ from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox import Outbox
 from kiosk.sync.client import RetryPolicy, StoreServerClient
-from storeserver import demo, kiosks, technicians
+from storeserver import codes, demo, kiosks, technicians
 from storeserver.clock import ManualClock
 from storeserver.payments import SimulatedPaymentProvider
 from storeserver.runner import ServerThread
@@ -49,8 +50,8 @@ LIST = {"M0001": 750, "M0002": 2700, "M0003": 6500, "M0004": 23000, "M0005": 80}
 COUPON_PRIZE, TOTE_PRIZE = 3, 4
 
 
-def member(member_id: str, balance: int | None = None) -> Member:
-    return Member(member_id, member_id[:2] + "**" + member_id[-1], balance or LIST[member_id])
+def masked(member_id: str) -> str:
+    return member_id[:2] + "**" + member_id[-1]
 
 
 def kiosk_config(door_open_timeout_s: float = 0.5):
@@ -104,6 +105,11 @@ class ServerSide:
         self.thread = ServerThread(self.store, "127.0.0.1", 0)
         self.thread.start()
         self.url = self.thread.url
+
+    def code(self, member_id: str) -> str:
+        """A fresh signed code of the member, as their phone app shows it."""
+        now = int(self.clock.now().timestamp())
+        return codes.issue(self.store.signing_key, codes.CodeKind.MEMBER, member_id, now)
 
     def enrollment_code(self, kiosk_id: str = KIOSK, *, replace: bool | None = None) -> str:
         """A one-time code for ``kiosk_id``; ``replace`` lets it take over an enrolled id (None:
@@ -197,6 +203,7 @@ class KioskSide:
     payment_timeout_s: float = 30.0
     read_timeout_s: float = 5.0
     ids: list[str] = field(default_factory=list)
+    codes: Callable[[str], str] | None = None  # the member's phone: a fresh code (ServerSide.code)
 
     def __post_init__(self) -> None:
         self.cfg = kiosk_config(self.door_open_timeout_s)
@@ -232,6 +239,29 @@ class KioskSide:
             offline_limits=OfflineLimits(500, 1000, 8),
             payment_timeout_s=self.payment_timeout_s,
             poll_interval_s=0.05,
+        )
+
+    def member(
+        self,
+        member_id: str,
+        balance: int | None = None,
+        *,
+        code: str | None = None,
+        online: bool = True,
+    ) -> Member:
+        """The member as the kiosk identifies them: a fresh code of theirs resolved by the
+        store server, whose member session their holds and spins carry (and whose code an
+        offline redemption uploads). ``balance``: what the kiosk believes (offline checks).
+        ``online=False``: scanned while the server is away: the code only, no session."""
+        if code is None and self.codes is not None:
+            code = self.codes(member_id)
+        session = None
+        if online:
+            assert code is not None, "KioskSide(codes=server.code) to identify members"
+            session = self.client.resolve_member(code)["member_session"]
+            assert session, f"the store server opened no member session for {member_id}"
+        return Member(
+            member_id, masked(member_id), balance or LIST[member_id], session=session, code=code
         )
 
     def reopen(self) -> None:

@@ -24,7 +24,7 @@ from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
 from tests.support.cycles import Cycles
 from tests.support.fault_proxy import FaultProxy
 
-from .rig import COUPON, TOTE, KioskSide, ServerSide, member
+from .rig import COUPON, TOTE, KioskSide, ServerSide
 
 
 class Kiosk:
@@ -32,7 +32,10 @@ class Kiosk:
 
     def __init__(self, tmp_path, server: ServerSide, proxy: FaultProxy) -> None:
         self.connectivity = SyncConnectivity()
-        self.side = KioskSide(tmp_path, proxy.url, server.enrollment_code(), link=self.connectivity)
+        self.side = KioskSide(
+            tmp_path, proxy.url, server.enrollment_code(), link=self.connectivity,
+            codes=server.code,
+        )  # fmt: skip
         self.cycles = Cycles()
         self.worker = SyncWorker(
             self.side.client,
@@ -82,7 +85,8 @@ def go_offline(kiosk: Kiosk, proxy: FaultProxy) -> SyncStatus:
 
 
 def dispense_offline(kiosk: Kiosk, member_id: str, balance: int):
-    result = kiosk.side.engine.redeem(member(member_id, balance), TOTE)
+    who = kiosk.side.member(member_id, balance, online=False)  # scanned during the outage
+    result = kiosk.side.engine.redeem(who, TOTE)
     assert result.outcome is Outcome.DISPENSED_UNCONFIRMED and result.printed
     assert result.txn.offline and result.txn.state is TxnState.DONE
     assert kiosk.side.pulses(2) == 1
@@ -112,10 +116,10 @@ def test_an_outage_found_by_the_worker_turns_offline_mode_on_and_the_gift_is_cha
     go_offline(kiosk, proxy)
     # offline mode, on the worker's word: no spins, no coupons; a small gift within limits
     with pytest.raises(TransactionRefused) as no_spin:
-        kiosk.side.engine.spin(member("M0001"), "LUCKY", 100)
+        kiosk.side.engine.spin(kiosk.side.member("M0001", online=False), "LUCKY", 100)
     assert no_spin.value.code == "offline"
     with pytest.raises(TransactionRefused) as no_coupon:
-        kiosk.side.engine.redeem(member("M0001"), COUPON)
+        kiosk.side.engine.redeem(kiosk.side.member("M0001", online=False), COUPON)
     assert no_coupon.value.code == "offline_coupon"
     result = dispense_offline(kiosk, "M0001", 750)
     # still partitioned: the worker tries, fails, and keeps the event
@@ -134,7 +138,7 @@ def test_an_outage_found_by_the_worker_turns_offline_mode_on_and_the_gift_is_cha
     # online again: the engine talks to the server itself (the worker stopped first, as its
     # recovery pass would make a tap at that moment "busy")
     assert kiosk.worker.stop(5)
-    again = kiosk.side.engine.redeem(member("M0001"), TOTE)
+    again = kiosk.side.engine.redeem(kiosk.side.member("M0001"), TOTE)  # scanned again
     assert again.outcome is Outcome.DISPENSED, again.txn.void_reason
     assert server.balance("M0001") == 750 - 600
 

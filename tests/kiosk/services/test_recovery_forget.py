@@ -21,7 +21,7 @@ from kiosk.services.transactions import ItemChoice
 from kiosk.services.txn_steps import SPEND_TABLE, Outcome, TransactionRefused
 from kiosk.sync.worker import SyncWorker
 
-from .rig import COUPON, MUG, TOTE, KioskSide, member
+from .rig import COUPON, MUG, TOTE, KioskSide
 
 TEA = ItemChoice("GIFT-TEA", Bilingual("精品茶叶礼盒", "Premium tea gift box"), 1500, compartment=3)
 UMBRELLA = ItemChoice("GIFT-UMBRELLA", Bilingual("晴雨伞", "Umbrella"), 600, compartment=5)
@@ -62,21 +62,21 @@ def forget(kiosk: KioskSide, clock: Clock, after_s: float) -> int:
 def make_records(kiosk: KioskSide) -> dict[str, str]:
     """One transaction of each ending; returns name -> txn_id."""
     ids = {}
-    r = kiosk.engine.redeem(member("M0002"), MUG)
+    r = kiosk.engine.redeem(kiosk.member("M0002"), MUG)
     assert r.outcome is Outcome.DISPENSED and r.txn.state is TxnState.DONE
     ids["done"] = r.txn.txn_id
-    r = kiosk.engine.redeem(member("M0005"), MUG)  # 80 points: the server refuses
+    r = kiosk.engine.redeem(kiosk.member("M0005"), MUG)  # 80 points: the server refuses
     assert r.outcome is Outcome.REFUSED and r.txn.state is TxnState.VOIDED
     ids["refused"] = r.txn.txn_id
     kiosk.sim.jam(3)
-    r = kiosk.engine.redeem(member("M0003"), TEA)
+    r = kiosk.engine.redeem(kiosk.member("M0003"), TEA)
     assert r.outcome is Outcome.NEEDS_CHECK and r.txn.state is TxnState.VOIDED
     ids["jammed"] = r.txn.txn_id
     real = unplug_capture(kiosk)
-    r = kiosk.engine.redeem(member("M0002"), UMBRELLA)  # out of the door, not charged yet
+    r = kiosk.engine.redeem(kiosk.member("M0002"), UMBRELLA)  # out of the door, not charged yet
     assert r.outcome is Outcome.DISPENSED_UNCONFIRMED and r.txn.state is TxnState.DISPENSED
     ids["dispensed"] = r.txn.txn_id
-    r = kiosk.engine.redeem(member("M0003"), COUPON)  # no door: left HELD for recovery to ask
+    r = kiosk.engine.redeem(kiosk.member("M0003"), COUPON)  # no door: left HELD for recovery to ask
     assert r.outcome is Outcome.VOID_PENDING and r.txn.state is TxnState.HELD
     ids["held"] = r.txn.txn_id
     kiosk.client.capture = real
@@ -108,7 +108,7 @@ def test_finished_records_leave_after_the_keep_time_and_unfinished_ones_stay(kio
 
 def test_an_offline_gift_stays_until_the_server_has_its_upload(server, kiosk, clock):
     kiosk.link.cut()
-    r = kiosk.engine.redeem(member("M0001"), TOTE)
+    r = kiosk.engine.redeem(kiosk.member("M0001"), TOTE)
     assert r.outcome is Outcome.DISPENSED_UNCONFIRMED and r.txn.state is TxnState.DONE
     kiosk.link.up = True
     assert forget(kiosk, clock, after_s=30 * DAY) == 0  # its upload is still in the outbox
@@ -122,13 +122,13 @@ def test_an_offline_gift_stays_until_the_server_has_its_upload(server, kiosk, cl
 
 def test_todays_offline_spends_stay_and_earlier_days_go(kiosk, clock):
     kiosk.link.cut()
-    kiosk.engine.redeem(member("M0001"), TOTE)  # 300 of the member's 500 a day
+    kiosk.engine.redeem(kiosk.member("M0001"), TOTE)  # 300 of the member's 500 a day
     SyncWorker(kiosk.client, kiosk.outbox).run_once()  # uploaded, so the record may go
     assert forget(kiosk, clock, after_s=HOUR + 60) == 1
     assert len(kiosk.journal.all(SPEND_TABLE)) == 1  # today's spend still counts
     kiosk.sim.close_door(2)
     with pytest.raises(TransactionRefused) as refused:
-        kiosk.engine.redeem(member("M0001"), TOTE)
+        kiosk.engine.redeem(kiosk.member("M0001"), TOTE)
     assert refused.value.code == "member_limit"
 
     clock.t += DAY  # the next store day

@@ -25,7 +25,7 @@ from kiosk.services.staff_auth import StaffAuthenticator, StaffSession
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 from storeserver import staff
 
-from .rig import EARBUDS, MUG, TOTE, KioskSide, ServerSide, member
+from .rig import EARBUDS, MUG, TOTE, KioskSide, ServerSide
 
 WANG = StaffSession("S0001", "王店长 / Manager Wang", online=False)
 LI = StaffSession("S0002", "李店员 / Clerk Li", online=False)
@@ -173,7 +173,7 @@ def test_a_restock_holds_the_engine_so_no_member_can_redeem(kiosk, service):
     session = service.start(WANG)
     session.open_compartment(1)
     with pytest.raises(TransactionRefused) as refused:
-        kiosk.engine.redeem(member("M0002"), MUG)
+        kiosk.engine.redeem(kiosk.member("M0002", online=False), MUG)
     assert (
         refused.value.code == "restocking"
         and "restocking" in refused.value.message.en
@@ -428,7 +428,7 @@ def server(tmp_path) -> Iterator[ServerSide]:
 
 @pytest.fixture
 def online(tmp_path, server) -> Iterator[KioskSide]:
-    k = KioskSide(tmp_path / "online", server.url, server.enrollment_code())
+    k = KioskSide(tmp_path / "online", server.url, server.enrollment_code(), codes=server.code)
     yield k
     k.close()
 
@@ -453,7 +453,7 @@ def upload(kiosk: KioskSide) -> None:
 
 def test_end_to_end_sign_in_restock_upload_and_the_server_stock(server, online):
     online.sim.jam(2)
-    jammed = online.engine.redeem(member("M0002"), TOTE)  # flags compartment 2
+    jammed = online.engine.redeem(online.member("M0002"), TOTE)  # flags compartment 2
     assert jammed.outcome is Outcome.NEEDS_CHECK and 2 in online.engine.flagged()
     online.sim.jam(2, False)
 
@@ -467,7 +467,7 @@ def test_end_to_end_sign_in_restock_upload_and_the_server_stock(server, online):
     with pytest.raises(RestockError):
         session.open_compartment(2)
     with pytest.raises(TransactionRefused):
-        online.engine.redeem(member("M0002"), MUG)
+        online.engine.redeem(online.member("M0002"), MUG)
     with pytest.raises(RestockError, match="once the door is shut"):
         session.enter_count(1, "GIFT-MUG", 10)
     shut(online, session, 1)
@@ -480,7 +480,7 @@ def test_end_to_end_sign_in_restock_upload_and_the_server_stock(server, online):
 
     upload(online)  # needs_check, then the two inventory counts
     assert (server.stock(1), server.stock(2)) == (10, 8)
-    assert online.engine.redeem(member("M0002"), TOTE).outcome is Outcome.DISPENSED
+    assert online.engine.redeem(online.member("M0002"), TOTE).outcome is Outcome.DISPENSED
     assert server.stock(2) == 7
 
 
@@ -494,7 +494,7 @@ def test_end_to_end_a_points_and_cash_payment_wait_keeps_restock_out(server, onl
             online.engine.cancel_payment()
 
     worker = threading.Thread(
-        target=online.engine.redeem, args=(member("M0003"), EARBUDS, progress), daemon=True
+        target=online.engine.redeem, args=(online.member("M0003"), EARBUDS, progress), daemon=True
     )
     worker.start()
     assert shown.wait(5.0)

@@ -13,7 +13,7 @@ from kiosk.services.staff_auth import StaffSession
 from kiosk.services.txn_steps import Outcome
 from kiosk.sync.worker import SyncWorker
 
-from .rig import TOTE, KioskSide, member  # server, kiosk: tests/kiosk/conftest.py
+from .rig import TOTE, KioskSide  # server, kiosk: tests/kiosk/conftest.py
 
 WANG = StaffSession("S0001", "王店长 / Manager Wang", online=False)
 DEMO_TOTES = 5  # the demo store's compartment 2
@@ -32,7 +32,7 @@ def restock(kiosk: KioskSide, catalog: dict | None, count: int) -> None:
 
 
 def take_tote(kiosk: KioskSide, member_id: str = "M0004") -> Outcome:
-    outcome = kiosk.engine.redeem(member(member_id, 10**6), TOTE).outcome
+    outcome = kiosk.engine.redeem(kiosk.member(member_id, 10**6), TOTE).outcome
     kiosk.shut(2)
     return outcome
 

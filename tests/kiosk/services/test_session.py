@@ -31,7 +31,9 @@ def session(kiosk, server):
         identifier=identifier, engine=kiosk.engine, catalog=lambda: catalog,
         online=kiosk.link.online, post=lambda fn: fn(), run=lambda fn: fn(),
         clock=clock, wheel_info=lambda: kiosk.client.wheel_info("LUCKY"),
-        member_wheel_info=lambda member_id: kiosk.client.wheel_info("LUCKY", member_id),
+        member_wheel_info=lambda member_id, member_session: kiosk.client.wheel_info(
+            "LUCKY", member_id, member_session
+        ),
     )  # fmt: skip
     s.test_clock = clock
     seen = []
@@ -166,7 +168,7 @@ def test_the_wheel_shows_the_members_spins_left_today_and_counts_a_spin(session,
 
 
 def test_without_an_answer_the_wheel_keeps_the_synced_info(session, server, kiosk):
-    def down(_member_id):
+    def down(_member_id, _member_session):
         raise Unreachable("store server at http://127.0.0.1:1 unreachable: connection refused")
 
     session.member_wheel_info = down
@@ -174,3 +176,22 @@ def test_without_an_answer_the_wheel_keeps_the_synced_info(session, server, kios
     session.show_wheel()
     assert session.state.screen is Screen.WHEEL
     assert "spins_left" not in session.state.wheel and "segments" in session.state.wheel
+
+
+def test_a_session_the_server_no_longer_takes_asks_the_member_to_scan_again(session, server):
+    from kiosk.services.transactions import MSG_RESCAN
+
+    session.on_scan(code_for(server, "M0002"))
+    assert session.state.member.session  # the resolve opened it
+    with server.store.db.transaction() as conn:  # it ran out (or the store ended it)
+        conn.execute("DELETE FROM member_sessions")
+    session.show_catalog()
+    session.choose("GIFT-TOTE")
+    session.confirm()
+    assert session.state.screen is Screen.MEMBER and session.state.error == MSG_RESCAN
+    assert not session.state.busy and server.balance("M0002") == 2700
+    session.on_scan(code_for(server, "M0002"))  # the member screen takes the new scan
+    session.show_catalog()
+    session.choose("GIFT-TOTE")
+    session.confirm()
+    assert session.state.result.outcome is Outcome.DISPENSED and server.balance("M0002") == 2400

@@ -17,7 +17,7 @@ from kiosk.logctx import TxnFilter
 from kiosk.ports import DoorState, PaperState
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 
-from .rig import COUPON, COUPON_PRIZE, EARBUDS, MUG, TOTE, TOTE_PRIZE, member, pay_when_shown
+from .rig import COUPON, COUPON_PRIZE, EARBUDS, MUG, TOTE, TOTE_PRIZE, pay_when_shown
 
 
 def flat(text: str) -> str:
@@ -31,7 +31,7 @@ def states(kiosk, txn_id):
 
 def test_redeem_dispenses_once_charges_once_and_prints_the_receipt(server, kiosk):
     seen = []
-    result = kiosk.engine.redeem(member("M0002"), MUG, seen.append)
+    result = kiosk.engine.redeem(kiosk.member("M0002"), MUG, seen.append)
     assert result.outcome is Outcome.DISPENSED and result.printed
     txn_id = result.txn.txn_id
     assert server.balance("M0002") == 2700 - 800
@@ -48,7 +48,7 @@ def test_redeem_dispenses_once_charges_once_and_prints_the_receipt(server, kiosk
 
 
 def test_a_coupon_prints_its_code_and_last_valid_day(server, kiosk):
-    result = kiosk.engine.redeem(member("M0002"), COUPON)
+    result = kiosk.engine.redeem(kiosk.member("M0002"), COUPON)
     assert result.outcome is Outcome.ISSUED
     assert result.ctx.coupon_code.startswith("CPN-") and result.ctx.coupon_valid_until
     (paper,) = kiosk.printer.wait_for_receipts(1)
@@ -60,7 +60,7 @@ def test_a_coupon_prints_its_code_and_last_valid_day(server, kiosk):
 
 
 def test_a_refused_hold_opens_nothing_and_takes_nothing(server, kiosk):
-    result = kiosk.engine.redeem(member("M0005"), MUG)  # 80 points
+    result = kiosk.engine.redeem(kiosk.member("M0005"), MUG)  # 80 points
     assert result.outcome is Outcome.REFUSED and "points" in result.message.en
     assert result.txn.state is TxnState.VOIDED
     assert kiosk.pulses(1) == 0 and server.balance("M0005") == 80 and server.stock(1) == 3
@@ -69,7 +69,7 @@ def test_a_refused_hold_opens_nothing_and_takes_nothing(server, kiosk):
 
 def test_a_jammed_door_returns_the_points_flags_the_compartment_and_prints_a_claim(server, kiosk):
     kiosk.sim.jam(1)
-    result = kiosk.engine.redeem(member("M0002"), MUG)
+    result = kiosk.engine.redeem(kiosk.member("M0002"), MUG)
     assert result.outcome is Outcome.NEEDS_CHECK
     assert server.balance("M0002") == 2700 and server.stock(1) == 3
     assert server.redemptions()[result.txn.txn_id] == "voided"
@@ -79,16 +79,16 @@ def test_a_jammed_door_returns_the_points_flags_the_compartment_and_prints_a_cla
     assert "staff" in flat(voucher.text) and result.txn.txn_id in flat(voucher.text)
     assert [e.kind for e in kiosk.outbox.pending(10)] == ["needs_check"]
     with pytest.raises(TransactionRefused) as refused:
-        kiosk.engine.redeem(member("M0002"), MUG)
+        kiosk.engine.redeem(kiosk.member("M0002"), MUG)
     assert refused.value.code == "compartment_needs_check" and kiosk.pulses(1) == 1
     assert kiosk.engine.clear_flag(1, "S0001")
     kiosk.sim.jam(1, False)
-    assert kiosk.engine.redeem(member("M0002"), MUG).outcome is Outcome.DISPENSED
+    assert kiosk.engine.redeem(kiosk.member("M0002"), MUG).outcome is Outcome.DISPENSED
 
 
 def test_points_and_cash_paid_on_the_phone(server, kiosk):
     paid = pay_when_shown(server, kiosk)
-    result = kiosk.engine.redeem(member("M0003"), EARBUDS, paid.progress)
+    result = kiosk.engine.redeem(kiosk.member("M0003"), EARBUDS, paid.progress)
     assert paid.is_set() and result.outcome is Outcome.DISPENSED
     assert states(kiosk, result.txn.txn_id)[:4] == [
         TxnState.NEW, TxnState.HELD, TxnState.PAID, TxnState.DOOR_OPENING
@@ -104,7 +104,7 @@ def test_points_and_cash_cancelled_by_the_member(server, kiosk):
         if p.pay_url:
             kiosk.engine.cancel_payment()
 
-    result = kiosk.engine.redeem(member("M0003"), EARBUDS, progress)
+    result = kiosk.engine.redeem(kiosk.member("M0003"), EARBUDS, progress)
     assert result.outcome is Outcome.VOIDED and result.txn.void_reason == "payment_cancelled"
     assert server.payment_of(result.txn.txn_id)["status"] == "cancelled"
     assert server.balance("M0003") == 6500 and kiosk.pulses(4) == 0
@@ -117,7 +117,7 @@ def test_points_and_cash_expired_at_the_server(server, kiosk):
         if p.pay_url:
             server.clock.advance(minutes=6)
 
-    result = kiosk.engine.redeem(member("M0003"), EARBUDS, progress)
+    result = kiosk.engine.redeem(kiosk.member("M0003"), EARBUDS, progress)
     assert result.outcome is Outcome.VOIDED and result.txn.void_reason == "payment_expired"
     assert server.payment_of(result.txn.txn_id)["status"] == "expired"
     assert server.balance("M0003") == 6500 and kiosk.pulses(4) == 0
@@ -126,7 +126,7 @@ def test_points_and_cash_expired_at_the_server(server, kiosk):
 def test_points_and_cash_timing_out_on_the_kiosk_cancels_with_a_countdown(server, kiosk):
     kiosk.engine.payment_timeout_s = 0.3
     seen = []
-    result = kiosk.engine.redeem(member("M0003"), EARBUDS, seen.append)
+    result = kiosk.engine.redeem(kiosk.member("M0003"), EARBUDS, seen.append)
     assert result.outcome is Outcome.VOIDED and result.txn.void_reason == "payment_timeout"
     countdown = [p.seconds_left for p in seen if p.pay_url]
     assert len(countdown) >= 2 and countdown == sorted(countdown, reverse=True)
@@ -137,7 +137,7 @@ def test_points_and_cash_timing_out_on_the_kiosk_cancels_with_a_countdown(server
 def test_wheel_spins_match_the_server_and_print_the_fairness_proof(server, kiosk):
     results = []
     for _ in range(3):  # LUCKY: 100 points a spin, 3 a day
-        result = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+        result = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 100)
         results.append(result)
         for n in range(1, 7):
             if kiosk.sim.is_open(n):
@@ -151,12 +151,12 @@ def test_wheel_spins_match_the_server_and_print_the_fairness_proof(server, kiosk
     assert server.balance("M0004") == 23000 - 300 + won
     papers = kiosk.printer.wait_for_receipts(3 + kinds.count("coupon"))
     assert all(any(r.ctx.prize.commitment in flat(p.text) for p in papers) for r in results)
-    refused = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+    refused = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 100)
     assert refused.outcome is Outcome.REFUSED and server.balance("M0004") == 23000 - 300 + won
 
 
 def test_a_price_change_refuses_the_spin_before_the_draw(server, kiosk):
-    result = kiosk.engine.spin(member("M0004"), "LUCKY", 90)
+    result = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 90)
     assert result.outcome is Outcome.REFUSED and result.txn.void_reason == "refused:price_changed"
     assert server.balance("M0004") == 23000
     assert result.txn.txn_id not in server.redemptions()  # nothing drawn, nothing to void
@@ -175,7 +175,7 @@ def test_a_spin_whose_answer_was_lost_is_kept_by_the_member_not_voided(server, k
         raise Unreachable("the answer was lost on the way back")
 
     kiosk.client.spin = answer_lost
-    result = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+    result = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 100)
     kiosk.client.spin = real_spin
     txn_id = result.txn.txn_id
     assert result.outcome is Outcome.VOID_PENDING and result.txn.state is TxnState.NEW
@@ -190,7 +190,7 @@ def test_a_spin_whose_answer_was_lost_is_kept_by_the_member_not_voided(server, k
 
 def test_offline_redemption_within_limits_then_uploaded(server, kiosk):
     kiosk.link.cut()
-    result = kiosk.engine.redeem(member("M0001"), TOTE)
+    result = kiosk.engine.redeem(kiosk.member("M0001"), TOTE)
     assert result.outcome is Outcome.DISPENSED_UNCONFIRMED and result.printed
     assert kiosk.pulses(2) == 1 and server.balance("M0001") == 750
     (event,) = kiosk.outbox.pending(10)
@@ -201,23 +201,23 @@ def test_offline_redemption_within_limits_then_uploaded(server, kiosk):
 
 def test_offline_limits_refuse_beyond_the_floor(server, kiosk):
     kiosk.link.cut()
-    kiosk.engine.redeem(member("M0003"), TOTE)  # 300 of the member's 500 a day
+    kiosk.engine.redeem(kiosk.member("M0003"), TOTE)  # 300 of the member's 500 a day
     kiosk.sim.close_door(2)
     with pytest.raises(TransactionRefused) as refused:
-        kiosk.engine.redeem(member("M0003"), TOTE)
+        kiosk.engine.redeem(kiosk.member("M0003"), TOTE)
     assert refused.value.code == "member_limit" and "200" in refused.value.message.en
     with pytest.raises(TransactionRefused) as no_spin:
-        kiosk.engine.spin(member("M0003"), "LUCKY", 100)
+        kiosk.engine.spin(kiosk.member("M0003"), "LUCKY", 100)
     assert no_spin.value.code == "offline"
     with pytest.raises(TransactionRefused) as no_cash:
-        kiosk.engine.redeem(member("M0003"), EARBUDS)
+        kiosk.engine.redeem(kiosk.member("M0003"), EARBUDS)
     assert no_cash.value.code == "kind_not_offline"
     assert kiosk.pulses(2) == 1 and kiosk.pulses(4) == 0
 
 
 def test_an_offline_spend_the_server_cannot_charge_is_a_conflict_for_staff(server, kiosk):
     kiosk.link.cut()
-    kiosk.engine.redeem(member("M0001", balance=750), TOTE)
+    kiosk.engine.redeem(kiosk.member("M0001", balance=750), TOTE)
     with server.store.db.transaction() as conn:  # spent elsewhere meanwhile
         server.store.ledger.allocate(conn, "M0001", 700, "till-elsewhere", "redeem")
     (event,) = kiosk.outbox.pending(10)
@@ -230,12 +230,14 @@ def test_an_offline_spend_the_server_cannot_charge_is_a_conflict_for_staff(serve
 def test_a_second_tap_while_one_runs_is_refused_not_doubled(server, kiosk):
     kiosk.sim.set_open_delay(1, 0.3)
     first: list = []
-    t = threading.Thread(target=lambda: first.append(kiosk.engine.redeem(member("M0002"), MUG)))
+    t = threading.Thread(
+        target=lambda: first.append(kiosk.engine.redeem(kiosk.member("M0002"), MUG))
+    )
     t.start()
     while not kiosk.journal.all("txn"):
         pass
     with pytest.raises(TransactionRefused) as busy:
-        kiosk.engine.redeem(member("M0002"), MUG)
+        kiosk.engine.redeem(kiosk.member("M0002"), MUG)
     t.join()
     assert busy.value.code == "busy" and first[0].outcome is Outcome.DISPENSED
     assert kiosk.pulses(1) == 1 and server.balance("M0002") == 1900
@@ -257,14 +259,14 @@ def test_a_tap_during_background_recovery_waits_for_it_instead_of_being_refused(
     t = threading.Thread(target=kiosk.engine.settle)
     t.start()
     assert started.wait(5)
-    result = kiosk.engine.redeem(member("M0002"), MUG)  # waits, then runs
+    result = kiosk.engine.redeem(kiosk.member("M0002"), MUG)  # waits, then runs
     t.join()
     assert result.outcome is Outcome.DISPENSED and kiosk.pulses(1) == 1
 
 
 def test_paper_out_queues_the_receipt_and_reprints_after_loading(server, kiosk):
     kiosk.printer.set_paper(PaperState.OUT)
-    result = kiosk.engine.redeem(member("M0002"), MUG)
+    result = kiosk.engine.redeem(kiosk.member("M0002"), MUG)
     assert result.outcome is Outcome.DISPENSED and result.queued and not result.printed
     assert result.txn.state is TxnState.DONE and result.txn.receipt_queued
     assert len(kiosk.receipts) == 1 and kiosk.printer.receipts == []
@@ -283,7 +285,7 @@ def test_server_unreachable_at_capture_keeps_the_gift_charged_later(server, kios
         raise Unreachable("store server at 127.0.0.1: connection refused (cable pulled)")
 
     kiosk.client.capture = unplugged
-    result = kiosk.engine.redeem(member("M0002"), MUG)
+    result = kiosk.engine.redeem(kiosk.member("M0002"), MUG)
     assert result.outcome is Outcome.DISPENSED_UNCONFIRMED
     assert result.txn.state is TxnState.DISPENSED and kiosk.pulses(1) == 1
     kiosk.client.capture = real_capture
@@ -298,7 +300,7 @@ def test_every_log_line_of_a_transaction_carries_its_id(server, kiosk, caplog):
     caplog.handler.addFilter(TxnFilter())
     with caplog.at_level(logging.INFO, logger="kiosk"):
         kiosk.sim.jam(1)  # a flow with warnings, a flag, a void and a voucher
-        result = kiosk.engine.redeem(member("M0002"), MUG)
+        result = kiosk.engine.redeem(kiosk.member("M0002"), MUG)
     lines = [r for r in caplog.records if r.name.startswith("kiosk.services")]
     assert len(lines) >= 5
     assert {getattr(r, "txn_id", None) for r in lines} == {result.txn.txn_id}
@@ -316,7 +318,7 @@ def test_a_wheel_gift_opens_its_door_once_and_is_charged_only_after_the_sensor(s
         open_now = kiosk.locker.door_state(2) is DoorState.OPEN
         seen.append((p.state, open_now, server.redemptions().get(p.txn_id), p.prize))
 
-    result = kiosk.engine.spin(member("M0004"), "LUCKY", 100, watch)
+    result = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 100, watch)
     txn_id = result.txn.txn_id
     assert result.outcome is Outcome.DISPENSED and result.printed
     assert result.ctx.prize.kind is PrizeKind.GIFT and result.ctx.prize.segment_idx == TOTE_PRIZE
@@ -340,7 +342,7 @@ def test_a_wheel_gift_opens_its_door_once_and_is_charged_only_after_the_sensor(s
 
 def test_a_wheel_coupon_prints_the_coupon_and_opens_no_door(server, kiosk):
     server.only_prize(COUPON_PRIZE)
-    result = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+    result = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 100)
     txn_id = result.txn.txn_id
     assert result.outcome is Outcome.ISSUED and result.printed
     assert result.ctx.prize.kind is PrizeKind.COUPON and result.txn.compartment is None
@@ -363,8 +365,9 @@ def test_a_wheel_coupon_prints_the_coupon_and_opens_no_door(server, kiosk):
 def test_a_jammed_door_on_a_wheel_gift_returns_the_cost_and_the_spin_with_a_claim(server, kiosk):
     server.only_prize(TOTE_PRIZE)
     kiosk.sim.jam(2)
-    spins_before = kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"]
-    result = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+    who = kiosk.member("M0004")
+    spins_before = kiosk.client.wheel_info("LUCKY", "M0004", who.session)["spins_left"]
+    result = kiosk.engine.spin(who, "LUCKY", 100)
     txn_id = result.txn.txn_id
     assert result.outcome is Outcome.NEEDS_CHECK and result.txn.needs_check
     assert result.txn.void_reason.startswith("door_jammed")
@@ -374,19 +377,19 @@ def test_a_jammed_door_on_a_wheel_gift_returns_the_cost_and_the_spin_with_a_clai
     # a void returns the cost and the stock, not the spin (docs/transactions.md)
     assert server.balance("M0004") == 23000 and result.ctx.points_returned == 100
     assert spins_before == 3
-    assert kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"] == 2
+    assert kiosk.client.wheel_info("LUCKY", "M0004", who.session)["spins_left"] == 2
     assert server.stock(2) == 5 and server.prize_stock(TOTE_PRIZE) == 5
     (voucher,) = kiosk.printer.wait_for_receipts(1)
     assert txn_id in flat(voucher.text) and "staff" in flat(voucher.text)
     (event,) = kiosk.outbox.pending(10)
     assert (event.kind, event.payload["compartment"]) == ("needs_check", 2)
     # the wheel draws the tote again, but its compartment waits for staff: no second pulse
-    again = kiosk.engine.spin(member("M0004"), "LUCKY", 100)
+    again = kiosk.engine.spin(who, "LUCKY", 100)
     assert again.outcome is Outcome.VOIDED and again.txn.void_reason == "compartment_needs_check"
     assert kiosk.pulses(2) == 1 and server.redemptions()[again.txn.txn_id] == "voided"
     assert server.void_reason(again.txn.txn_id) == "gift_not_dispensed: compartment_needs_check"
     assert server.balance("M0004") == 23000
-    assert kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"] == 1
+    assert kiosk.client.wheel_info("LUCKY", "M0004", who.session)["spins_left"] == 1
     alerts = server.store.db.connection().execute(
         "SELECT COUNT(*) FROM alerts WHERE kind = 'spin_gift_not_dispensed'"
     )

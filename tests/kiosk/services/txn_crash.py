@@ -321,6 +321,8 @@ class Campaign:
                     (COMPARTMENT_STOCK, sku, KIOSK, number),
                 )
             conn.execute("UPDATE items SET stock = 1000 WHERE stock IS NOT NULL")
+            # a fresh offline floor on the server too, as _clean gives the kiosk one
+            conn.execute("DELETE FROM offline_spends")
             conn.execute("UPDATE wheel_segments SET stock = NULL")
             if flow in SPIN_SEGMENT:  # an out-of-stock segment leaves the draw (wheel.py)
                 conn.execute(
@@ -343,7 +345,8 @@ class Campaign:
         )
         args = {
             "folder": str(kfolder), "server_url": self.server.url, "flow": point.flow,
-            "member": MEMBER, "kill_mode": point.mode, "kill_at": point.at,
+            "member": MEMBER, "code": self.server.code(MEMBER),
+            "kill_mode": point.mode, "kill_at": point.at,
             "payment_timeout_s": 0.3 if point.flow == "cash_timeout" else 30.0,
             "inject": self.inject,
         }  # fmt: skip

@@ -35,7 +35,7 @@ from kiosk.services.txn_steps import MSG_NETWORK
 from kiosk.storage.atomic import fsync_dir
 from kiosk.sync.worker import SyncWorker
 
-from .rig import COUPON, EARBUDS, MUG, TOTE, KioskSide, member
+from .rig import COUPON, EARBUDS, MUG, TOTE, KioskSide
 from .txn_crash_restock import RESTOCK_FLOWS, run_restock_flow
 
 WHEEL = "LUCKY"
@@ -115,7 +115,9 @@ def run(args: dict) -> int:
         _say(f"DONE recovered writes={killer.writes}")
         return _end(args)
 
-    who = member(args["member"], 10**6)
+    # the member's code (the parent has the store's key) resolved here: the session online
+    # holds and spins carry, and the code an offline redemption uploads
+    who = kiosk.member(args["member"], 10**6, code=args["code"])
     flow = args["flow"]
     if flow == "jam":
         kiosk.sim.jam(1)

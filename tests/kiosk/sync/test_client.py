@@ -197,11 +197,22 @@ def test_an_expired_member_code_is_rejected_by_the_server(client, store, clock):
     assert (info.value.status, info.value.code) == (400, "code_expired")
 
 
-def test_redeem_then_capture_is_idempotent(client):
+def session_of(client, store, member_id: str) -> str:
+    """The member session of a fresh code of the member, resolved by this kiosk."""
+    session = client.resolve_member(member_code(store, member_id))["member_session"]
+    assert isinstance(session, str) and session.startswith("ms_")
+    return session
+
+
+def test_redeem_then_capture_is_idempotent(client, store):
     txn = new_txn()
-    held = client.create_redemption(txn, "M0002", "GIFT-TOTE", 300, compartment=2)
+    session = session_of(client, store, "M0002")
+    held = client.create_redemption(
+        txn, "M0002", "GIFT-TOTE", 300, compartment=2, member_session=session
+    )
     assert (held.txn_id, held.state, held.points, held.compartment) == (txn, "held", 300, 2)
     assert held.balance == 2400
+    # a retry is answered the first answer, the session or not
     assert client.create_redemption(txn, "M0002", "GIFT-TOTE", 300, compartment=2) == held
     assert client.get_redemption(txn) == held
     captured = client.capture(txn)
@@ -212,17 +223,19 @@ def test_redeem_then_capture_is_idempotent(client):
     assert (info.value.status, info.value.code) == (409, "already_captured")
 
 
-def test_void_releases_the_hold(client):
+def test_void_releases_the_hold(client, store):
     txn = new_txn()
-    client.create_redemption(txn, "M0002", "GIFT-MUG", 800, compartment=1)
+    session = session_of(client, store, "M0002")
+    client.create_redemption(txn, "M0002", "GIFT-MUG", 800, compartment=1, member_session=session)
     voided = client.void(txn, "door jammed")
     assert (voided.state, voided.void_reason, voided.balance) == ("voided", "door jammed", 2700)
     assert client.void(txn, "door jammed") == voided
 
 
-def test_a_reused_txn_id_and_a_bad_request_are_rejected_with_the_server_code(client):
+def test_a_reused_txn_id_and_a_bad_request_are_rejected_with_the_server_code(client, store):
     txn = new_txn()
-    client.create_redemption(txn, "M0002", "GIFT-TOTE", 300, compartment=2)
+    session = session_of(client, store, "M0002")
+    client.create_redemption(txn, "M0002", "GIFT-TOTE", 300, compartment=2, member_session=session)
     with pytest.raises(Rejected) as info:
         client.create_redemption(txn, "M0002", "GIFT-MUG", 800, compartment=1)
     assert (info.value.status, info.value.code) == (409, "txn_id_reused")
@@ -234,11 +247,12 @@ def test_a_reused_txn_id_and_a_bad_request_are_rejected_with_the_server_code(cli
     assert info.value.status == 404
 
 
-def test_wheel_info_and_a_spin(client):
-    wheel = client.wheel_info("LUCKY", member_id="M0003")
+def test_wheel_info_and_a_spin(client, store):
+    session = session_of(client, store, "M0003")
+    wheel = client.wheel_info("LUCKY", member_id="M0003", member_session=session)
     assert wheel["cost_points"] == 100 and wheel["spins_left"] == 3
     txn = new_txn()
-    spun = client.spin(txn, "M0003", "LUCKY")
+    spun = client.spin(txn, "M0003", "LUCKY", member_session=session)
     assert (spun.kind, spun.state, spun.points) == ("spin", "held", 100)
     assert spun.prize is not None and spun.prize["wheel_id"] == "LUCKY"
     assert client.spin(txn, "M0003", "LUCKY") == spun

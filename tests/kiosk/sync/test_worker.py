@@ -27,7 +27,7 @@ from kiosk.storage import Journal
 from kiosk.storage.outbox import EVENT_KINDS, Outbox
 from kiosk.sync.client import BadResponse, RetryPolicy, StoreServerClient
 from kiosk.sync.worker import SyncSettings, SyncWorker
-from storeserver import catalog, demo, kiosks
+from storeserver import catalog, codes, demo, kiosks
 from storeserver.clock import ManualClock
 from storeserver.runner import ServerThread
 from storeserver.store import Store
@@ -81,6 +81,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def store(tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
     s = Store(tmp_path / "store.db", clock=clock)
+    s.settings.offline_member_daily_points = 2000  # this store lets a mug go offline
     demo.seed(s, [KIOSK])
     yield s
     s.close()
@@ -117,21 +118,23 @@ def server_alerts(store: Store) -> list[str]:
     return [r["kind"] for r in store.db.connection().execute("SELECT kind FROM alerts")]
 
 
-def offline_spend(member_id: str, points: int, compartment: int = 1) -> dict[str, Any]:
-    txn = str(uuid.uuid4())
+def offline_spend(store: Store, member_id: str, points: int, compartment: int = 1) -> dict:
+    """An offline redemption's payload, with the member code the kiosk verified offline."""
+    now = int(store.clock.now().timestamp())
     return {
-        "txn_id": txn,
+        "txn_id": str(uuid.uuid4()),
         "member_id": member_id,
         "sku": "GIFT-MUG",
         "points": points,
         "compartment": compartment,
+        "member_code": codes.issue(store.signing_key, codes.CodeKind.MEMBER, member_id, now),
     }
 
 
 def test_events_are_uploaded_and_applied_by_the_real_server(client, store, outbox) -> None:
     before = balance(store, "M0002")
     outbox.add("inventory", {"compartment": 6, "sku": "GIFT-MUG", "count": 4})
-    outbox.add("offline_redemption", offline_spend("M0002", 800))
+    outbox.add("offline_redemption", offline_spend(store, "M0002", 800), at=store.clock.now())
     online: list[bool] = []
     cycles = Cycles()
     worker = SyncWorker(client, outbox, on_cycle=cycles, on_online_change=online.append)
@@ -148,8 +151,12 @@ def test_events_are_uploaded_and_applied_by_the_real_server(client, store, outbo
 
 
 def test_a_conflicting_offline_redemption_ends_up_in_sync_alerts(client, store, outbox) -> None:
-    wrong_price = outbox.add("offline_redemption", offline_spend("M0002", 700))
-    too_poor = outbox.add("offline_redemption", offline_spend("M0005", 800))
+    wrong_price = outbox.add(
+        "offline_redemption", offline_spend(store, "M0002", 700), at=store.clock.now()
+    )
+    too_poor = outbox.add(
+        "offline_redemption", offline_spend(store, "M0005", 800), at=store.clock.now()
+    )
     fine = outbox.add("fault", {"device": "printer", "detail": "paper near end"})
     worker = SyncWorker(client, outbox)
     worker.run_once()

@@ -214,7 +214,8 @@ def test_a_conflict_from_the_server_is_shown_to_staff_until_marked_handled(
     """An offline redemption the server refuses (the price changed meanwhile) goes through the
     real sync worker, comes back as a conflict, and waits on the staff screen."""
     stale = {"txn_id": "7c0ffee0-0000-4000-8000-000000000001", "member_id": "M0001",
-             "sku": "GIFT-MUG", "points": 500, "compartment": 1}  # fmt: skip
+             "sku": "GIFT-MUG", "points": 500, "compartment": 1,
+             "member_code": ui_server.code("M0001")}  # fmt: skip
     ui_core.engine.outbox.add("offline_redemption", stale, event_id=stale["txn_id"])
     with UiDriver(ui_core, screens=SCREENS) as ui:
         ui.wait(lambda: ui_core.engine.outbox.alerts(), 15, "the server's conflict")
