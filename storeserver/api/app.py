@@ -35,7 +35,9 @@ def create_app(store: Store) -> FastAPI:
         title="Loyalty kiosk store server",
         version=API_VERSION,
         description="Reference store server for the self-service loyalty kiosk. "
-        "Kiosk calls need `Authorization: Bearer <kiosk token>`; cashier and staff calls a staff token.",
+        "Every call but health, enrollment and the wheel's seeds needs `Authorization: Bearer "
+        "<token>`: a kiosk's (from enrollment) or an account's (cashier, manager, admin, "
+        "technician, member-app); each route names the roles it admits (docs/security.md).",
         responses=_ERRORS,
     )
     app.state.store = store
