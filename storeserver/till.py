@@ -7,6 +7,7 @@ points (issue 11); the caps are settings (``TillLimits``) and a refusal says whi
 
 from __future__ import annotations
 
+import enum
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -88,43 +89,37 @@ def _record(
     )
 
 
-def purchase(
+class TillMoney(enum.Enum):
+    """Money a till records for a member: each earns points and has its own caps."""
+
+    PURCHASE = "purchase"
+    TOPUP = "topup"
+
+    def caps(self, limits: TillLimits) -> tuple[int, int]:
+        """(per call, per member per day), in cents."""
+        if self is TillMoney.PURCHASE:
+            return limits.purchase_cents_per_call, limits.purchase_cents_per_member_day
+        return limits.topup_cents_per_call, limits.topup_cents_per_member_day
+
+
+def record_money(
     ledger: Ledger,
     conn: sqlite3.Connection,
     limits: TillLimits,
+    kind: TillMoney,
     member_id: str,
     amount_cents: int,
     ref: str,
     actor: str,
 ) -> int:
-    """Points for a purchase within the caps; returns the points earned."""
+    """A purchase (points at the member's tier rate) or a top-up (stored value and its points)
+    within the caps; returns the points earned."""
+    per_call, per_day = kind.caps(limits)
     day = ledger.today().isoformat()
-    _check(
-        conn, "purchase", "member_id", member_id, day, amount_cents,
-        limits.purchase_cents_per_call, limits.purchase_cents_per_member_day, "cents",
-    )  # fmt: skip
-    earned = members.earn_purchase(ledger, conn, member_id, amount_cents, ref)
-    _record(conn, ledger, "purchase", member_id, actor, amount_cents, ref)
-    return earned
-
-
-def top_up(
-    ledger: Ledger,
-    conn: sqlite3.Connection,
-    limits: TillLimits,
-    member_id: str,
-    amount_cents: int,
-    ref: str,
-    actor: str,
-) -> int:
-    """Stored value and its points within the caps; returns the points earned."""
-    day = ledger.today().isoformat()
-    _check(
-        conn, "topup", "member_id", member_id, day, amount_cents,
-        limits.topup_cents_per_call, limits.topup_cents_per_member_day, "cents",
-    )  # fmt: skip
-    earned = members.top_up(ledger, conn, member_id, amount_cents, ref)
-    _record(conn, ledger, "topup", member_id, actor, amount_cents, ref)
+    _check(conn, kind.value, "member_id", member_id, day, amount_cents, per_call, per_day, "cents")
+    earn = members.earn_purchase if kind is TillMoney.PURCHASE else members.top_up
+    earned = earn(ledger, conn, member_id, amount_cents, ref)
+    _record(conn, ledger, kind.value, member_id, actor, amount_cents, ref)
     return earned
 
 

@@ -57,8 +57,8 @@ def purchase(
     """Points for a purchase at the member's tier rate (idempotent by ref; capped per call and
     per member per day: 422 `amount_over_limit` / `daily_limit_reached`)."""
     with store.db.transaction() as conn:
-        earned = till.purchase(
-            store.ledger, conn, store.settings.till_limits,
+        earned = till.record_money(
+            store.ledger, conn, store.settings.till_limits, till.TillMoney.PURCHASE,
             member_id, body.amount_cents, body.ref, caller.actor,
         )  # fmt: skip
         return {"earned": earned, **members.view(store.ledger, conn, member_id, None)}
@@ -73,8 +73,8 @@ def topup(
 ) -> dict:
     """Stored value top-up; it earns points too (idempotent by ref; capped like purchases)."""
     with store.db.transaction() as conn:
-        earned = till.top_up(
-            store.ledger, conn, store.settings.till_limits,
+        earned = till.record_money(
+            store.ledger, conn, store.settings.till_limits, till.TillMoney.TOPUP,
             member_id, body.amount_cents, body.ref, caller.actor,
         )  # fmt: skip
         return {"earned": earned, **members.view(store.ledger, conn, member_id, None)}
