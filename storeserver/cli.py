@@ -18,16 +18,26 @@ from . import (
     kiosks,
     members,
     staff,
-    staff_revocation,
     technicians,
     tls_pin,
     wheel,
 )
+from .cli_base import open_store, settings_from
+from .cli_people import (
+    cmd_add_account,
+    cmd_add_staff,
+    cmd_disable_staff,
+    cmd_revoke_badges,
+    cmd_revoke_token,
+    cmd_staff_badge,
+    cmd_token,
+    cmd_tokens,
+    cmd_unlock_staff,
+)
 from .config import ConfigError, PaymentsChoice, ServerConfig, check_public_url, load
 from .errors import ApiError
-from .notify import LogNotifier, Notifier, WebhookNotifier
-from .payments import PaymentProvider
-from .store import DEFAULT_TIMEZONE, Store, StoreSettings
+from .notify import LogNotifier, WebhookNotifier
+from .store import DEFAULT_TIMEZONE, StoreSettings
 
 DEFAULT_DB = "storeserver.db"
 SIMULATED_WARNING = "WARNING: simulated payments: anyone can mark a payment paid; demo only"
@@ -39,33 +49,7 @@ NO_PROVIDER = (
 
 log = logging.getLogger(__name__)
 
-
-def _settings(args: argparse.Namespace) -> StoreSettings:
-    settings = StoreSettings(
-        timezone=args.timezone, pictures_dir=args.pictures, signing_key_file=args.signing_key
-    )
-    if hasattr(args, "hold_expiry"):
-        settings.hold_expiry_s = args.hold_expiry
-        settings.payment_expiry_s = args.payment_expiry
-        settings.member_session_s = args.member_session
-        settings.offline_member_daily_points = args.offline_member_points
-        settings.offline_kiosk_daily_points = args.offline_kiosk_points
-        settings.offline_max_hours = args.offline_max_hours
-    return settings
-
-
-def _store(
-    args: argparse.Namespace,
-    notifier: Notifier | None = None,
-    settings: StoreSettings | None = None,
-    provider: PaymentProvider | None = None,
-) -> Store:
-    try:
-        return Store(
-            args.db, notifier=notifier, settings=settings or _settings(args), provider=provider
-        )
-    except ValueError as exc:
-        sys.exit(f"storeserver: {exc}")
+_settings, _store = settings_from, open_store  # the names the commands below use
 
 
 def serve_config(args: argparse.Namespace) -> ServerConfig:
@@ -174,56 +158,6 @@ def cmd_technician_code(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fail(exc: ApiError) -> int:
-    sys.exit(f"storeserver: {exc.message}")
-
-
-def cmd_add_account(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            accounts.add_account(conn, store.clock, args.id, args.role, args.member)
-            token_id, token = accounts.issue_token(conn, store.clock, args.id, args.days)
-    except ApiError as exc:
-        return _fail(exc)
-    print(f"account {args.id} ({args.role}) added; token {token_id}, valid {args.days} days:",
-          file=sys.stderr)  # fmt: skip
-    print(token)
-    return 0
-
-
-def cmd_token(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            token_id, token = accounts.issue_token(conn, store.clock, args.account, args.days)
-    except ApiError as exc:
-        return _fail(exc)
-    print(f"token {token_id} for {args.account}, valid {args.days} days:", file=sys.stderr)
-    print(token)
-    return 0
-
-
-def cmd_tokens(args: argparse.Namespace) -> int:
-    store = _store(args)
-    now = store.clock.now()
-    print("token\taccount\trole\tcreated\texpires\tstate")
-    for t in accounts.list_tokens(store.db.connection()):
-        print(f"{t.id}\t{t.account_id}\t{t.role}\t{t.created_at}\t{t.expires_at}\t{t.state(now)}")
-    return 0
-
-
-def cmd_revoke_token(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            n = accounts.revoke(conn, store.clock, args.token_id, args.account)
-    except ApiError as exc:
-        return _fail(exc)
-    print(f"revoked {n} token(s); they stop working with the next request")
-    return 0
-
-
 def cmd_member_code(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
@@ -232,72 +166,6 @@ def cmd_member_code(args: argparse.Namespace) -> int:
     except Exception as exc:
         sys.exit(f"storeserver: {getattr(exc, 'message', exc)}")
     print(json.dumps(out) if args.json else out["code"])
-    return 0
-
-
-def cmd_add_staff(args: argparse.Namespace) -> int:
-    pin = args.pin
-    if pin is None:
-        pin = getpass.getpass(f"PIN for {args.id} (6-12 digits): ")
-        if getpass.getpass("again: ") != pin:
-            sys.exit("storeserver: the PINs differ; nothing was changed")
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            staff.add_staff(conn, store.clock, args.id, args.name, pin, replace=args.replace)
-    except ApiError as exc:
-        sys.exit(f"storeserver: {exc.message}")
-    print(f"staff {args.id} ({args.name}) {'updated' if args.replace else 'added'}")
-    return 0
-
-
-def cmd_staff_badge(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            out = staff.issue_badge(conn, store.clock, store.signing_key, args.staff_id, args.days)
-    except ApiError as exc:
-        sys.exit(f"storeserver: {exc.message}")
-    print(json.dumps(out) if args.json else out["code"])
-    return 0
-
-
-def cmd_disable_staff(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            staff.set_active(conn, args.staff_id, False)
-    except ApiError as exc:
-        sys.exit(f"storeserver: {exc.message}")
-    print(
-        f"staff {args.staff_id} disabled: their badges and PIN no longer work online, nor "
-        "offline once a kiosk has synced (its next heartbeat)"
-    )
-    return 0
-
-
-def cmd_unlock_staff(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            staff.unlock(conn, args.staff_id)
-    except ApiError as exc:
-        sys.exit(f"storeserver: {exc.message}")
-    print(f"staff {args.staff_id} unlocked: wrong-PIN counts and locks cleared")
-    return 0
-
-
-def cmd_revoke_badges(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            staff_revocation.revoke_badges(conn, store.clock, args.staff_id)
-    except ApiError as exc:
-        sys.exit(f"storeserver: {exc.message}")
-    print(
-        f"badges of staff {args.staff_id} printed until now are revoked (online at once, offline "
-        f"after each kiosk's next heartbeat): print a new one with 'staff-badge {args.staff_id}'"
-    )
     return 0
 
 

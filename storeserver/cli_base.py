@@ -1,0 +1,43 @@
+"""What every ``storeserver`` command needs: its settings and the store they open."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import ApiError
+from .notify import Notifier
+from .payments import PaymentProvider
+from .store import Store, StoreSettings
+
+
+def settings_from(args: argparse.Namespace) -> StoreSettings:
+    settings = StoreSettings(
+        timezone=args.timezone, pictures_dir=args.pictures, signing_key_file=args.signing_key
+    )
+    if hasattr(args, "hold_expiry"):
+        settings.hold_expiry_s = args.hold_expiry
+        settings.payment_expiry_s = args.payment_expiry
+        settings.member_session_s = args.member_session
+        settings.offline_member_daily_points = args.offline_member_points
+        settings.offline_kiosk_daily_points = args.offline_kiosk_points
+        settings.offline_max_hours = args.offline_max_hours
+    return settings
+
+
+def open_store(
+    args: argparse.Namespace,
+    notifier: Notifier | None = None,
+    settings: StoreSettings | None = None,
+    provider: PaymentProvider | None = None,
+) -> Store:
+    try:
+        return Store(
+            args.db, notifier=notifier, settings=settings or settings_from(args), provider=provider
+        )
+    except ValueError as exc:
+        sys.exit(f"storeserver: {exc}")
+
+
+def fail(exc: ApiError) -> int:
+    sys.exit(f"storeserver: {exc.message}")
