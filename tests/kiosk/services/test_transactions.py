@@ -156,11 +156,12 @@ def test_wheel_spins_match_the_server_and_print_the_fairness_proof(server, kiosk
 
 
 def test_a_price_change_refuses_the_spin_before_the_draw(server, kiosk):
-    result = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 90)
+    who = kiosk.member("M0004")
+    result = kiosk.engine.spin(who, "LUCKY", 90)
     assert result.outcome is Outcome.REFUSED and result.txn.void_reason == "refused:price_changed"
     assert server.balance("M0004") == 23000
     assert result.txn.txn_id not in server.redemptions()  # nothing drawn, nothing to void
-    assert kiosk.client.wheel_info("LUCKY", "M0004")["spins_left"] == 3
+    assert kiosk.client.wheel_info("LUCKY", "M0004", who.session)["spins_left"] == 3
 
 
 def test_a_spin_whose_answer_was_lost_is_kept_by_the_member_not_voided(server, kiosk):
