@@ -33,7 +33,7 @@ from storeserver import codes, demo, kiosks, technicians
 from storeserver.clock import ManualClock
 from storeserver.payments import SimulatedPaymentProvider
 from storeserver.runner import ServerThread
-from storeserver.store import Store
+from storeserver.store import Store, StoreSettings
 
 KIOSK = "kiosk-01"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -93,13 +93,20 @@ class Link:
 class ServerSide:
     """The store with demo data on a manual clock, served on 127.0.0.1:0."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, rate_limits: dict | None = None) -> None:
+        """``rate_limits``: the store's per-token limits (None: the defaults; {}: none)."""
         # starts at the real time: the kiosk checks member codes against its own clock
         self.clock = ManualClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
         folder.mkdir(parents=True, exist_ok=True)
+        settings = (
+            StoreSettings() if rate_limits is None else StoreSettings(rate_limits=rate_limits)
+        )
         # the member's phone "pays" through the simulated provider, which must be asked for
         self.store = Store(
-            folder / "store.db", clock=self.clock, provider=SimulatedPaymentProvider()
+            folder / "store.db",
+            clock=self.clock,
+            provider=SimulatedPaymentProvider(),
+            settings=settings,
         )
         demo.seed(self.store, [KIOSK])
         self.thread = ServerThread(self.store, "127.0.0.1", 0)
