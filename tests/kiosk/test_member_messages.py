@@ -74,8 +74,10 @@ def test_a_fault_during_a_transaction_names_the_transaction(caplog):
         sku="GIFT-MUG", name_zh="保温杯", name_en="Thermal mug", points=800, cash_cents=0,
         coupon_value_cents=0, kind=None,
     )  # fmt: skip
-    member = SimpleNamespace(
-        view=SimpleNamespace(member_id="M0002", name_masked="李*", balance=2700)
+    member = SimpleNamespace(  # identified online: the server's session and the code it came from
+        view=SimpleNamespace(member_id="M0002", name_masked="李*", balance=2700),
+        session="mst_test",
+        code_text="LK1.M.M0002.test",
     )
     session.state = UiState(  # on the confirm screen, as the catalog leaves it
         screen=Screen.CONFIRM, member=member, selected=SimpleNamespace(item=item), compartment=1

@@ -20,7 +20,7 @@ import requests
 
 from kiosk.errors import Rejected, Unreachable
 from kiosk.sync.client import BadResponse, RetryPolicy, StoreServerClient
-from storeserver import demo, kiosks, members
+from storeserver import demo, kiosks, member_sessions, members
 from storeserver.clock import ManualClock
 from storeserver.runner import ServerThread
 from storeserver.store import Store
@@ -30,6 +30,7 @@ KIOSK = "kiosk-01"
 MEMBER = "M0002"  # 2700 points in the demo seed
 ATTEMPTS = 3
 REDEMPTIONS = r"/v1/redemptions"
+SESSIONS: dict[str, str] = {}  # member -> the kiosk's session for them (the client fixture)
 
 
 def new_txn() -> str:
@@ -72,9 +73,24 @@ def client(proxy, store, tmp_path) -> Iterator[StoreServerClient]:
     with store.db.transaction() as conn:
         code = kiosks.new_enrollment_code(conn, store.clock, KIOSK)
     c.enroll(code, KIOSK)
+    # holds and a member's spins need the session of a resolved code: made on the server
+    # directly, so the proxy sees only the calls under test; any client of this kiosk sends it
+    SESSIONS.clear()
+    SESSIONS.update({m: member_session(store, m) for m in (MEMBER, "M0003")})
     proxy.clear_seen()
     yield c
     c.close()
+
+
+def member_session(store: Store, member_id: str) -> str:
+    """The session a kiosk gets when it resolves the member's code (member_sessions.py)."""
+    with store.db.transaction() as conn:
+        code = members.issue_code(store.ledger, conn, store.signing_key, member_id)["code"]
+        parsed = members.resolve_code(store.ledger, conn, store.verify_keys, KIOSK, code)
+        opened = member_sessions.open_session(
+            conn, store.clock.now(), KIOSK, member_id, parsed.nonce, 3600
+        )
+    return opened["token"]
 
 
 def balance(store: Store, member_id: str = MEMBER) -> int:
@@ -100,7 +116,9 @@ def stock(store: Store, compartment: int = 2) -> int:
 
 
 def hold_tote(client: StoreServerClient, txn: str):
-    return client.create_redemption(txn, MEMBER, "GIFT-TOTE", 300, compartment=2)
+    return client.create_redemption(
+        txn, MEMBER, "GIFT-TOTE", 300, compartment=2, member_session=SESSIONS[MEMBER]
+    )
 
 
 def actions(proxy: FaultProxy) -> list[Action | None]:
@@ -132,7 +150,7 @@ def test_get_and_post_pass_through_on_one_keep_alive_connection(client, proxy, s
 
 
 def test_query_strings_and_error_answers_pass_through_unchanged(client, proxy, tmp_path):
-    info = client.wheel_info("LUCKY", member_id="M0003")
+    info = client.wheel_info("LUCKY", "M0003", SESSIONS["M0003"])
     assert "spins_left" in info  # the query string reached the server
     assert proxy.seen[-1].query == "member_id=M0003"
     stranger = make_client(proxy.url, tmp_path / "other", token="not-a-token")

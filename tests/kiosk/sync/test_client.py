@@ -261,7 +261,7 @@ def test_wheel_info_and_a_spin(client, store):
     assert (info.value.status, info.value.code) == (409, "spin_not_voidable")
     assert client.capture(txn).state == "captured"
     with pytest.raises(Rejected) as info:  # another cost than shown: refused before the draw
-        client.spin(new_txn(), "M0003", "LUCKY", cost_points=90)
+        client.spin(new_txn(), "M0003", "LUCKY", cost_points=90, member_session=session)
     assert (info.value.status, info.value.code) == (409, "price_changed")
 
 
