@@ -52,11 +52,21 @@ log = logging.getLogger(__name__)
 _settings, _store = settings_from, open_store  # the names the commands below use
 
 
+OFFLINE_FLAGS = {
+    "offline_member_points": "offline_member_daily_points",
+    "offline_kiosk_points": "offline_kiosk_daily_points",
+    "offline_max_hours": "offline_max_hours",
+}
+
+
 def serve_config(args: argparse.Namespace) -> ServerConfig:
     """The config file (if any) with the command line over it; ConfigError if unusable."""
     cfg = load(args.config, _settings(args)) if args.config else ServerConfig(_settings(args))
     if args.public_url is not None:
         cfg.settings.public_url = check_public_url("--public-url", args.public_url)
+    for flag, setting in OFFLINE_FLAGS.items():  # given on the command line: over the file
+        if getattr(args, flag) is not None:
+            setattr(cfg.settings, setting, getattr(args, flag))
     if args.demo:
         if cfg.payments not in (None, PaymentsChoice.SIMULATED):
             raise ConfigError(
@@ -268,17 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a resolved member code lets its kiosk hold and spin for the member",
     )  # fmt: skip
     p.add_argument(
-        "--offline-member-points", type=_natural, default=defaults.offline_member_daily_points,
-        help="points one member may redeem offline per store day (kiosks receive it)",
+        "--offline-member-points", type=_natural, default=None,
+        help="points one member may redeem offline per store day (kiosks receive it; "
+        f"default {defaults.offline_member_daily_points}, or [offline] member_daily_points)",
     )  # fmt: skip
     p.add_argument(
-        "--offline-kiosk-points", type=_natural, default=defaults.offline_kiosk_daily_points,
-        help="points one kiosk may hand out offline per store day (kiosks receive it)",
+        "--offline-kiosk-points", type=_natural, default=None,
+        help="points one kiosk may hand out offline per store day (kiosks receive it; "
+        f"default {defaults.offline_kiosk_daily_points}, or [offline] kiosk_daily_points)",
     )  # fmt: skip
     p.add_argument(
-        "--offline-max-hours", type=_natural, default=defaults.offline_max_hours,
+        "--offline-max-hours", type=_natural, default=None,
         help="hours after a member code's expiry an offline redemption with it may be made; "
-        "kiosks stop offline redemption this long into an outage (0: no offline redemption)",
+        "kiosks stop offline redemption this long into an outage (0: no offline redemption; "
+        f"default {defaults.offline_max_hours}, or [offline] max_hours)",
     )  # fmt: skip
     p = command("seed-demo", cmd_seed_demo, "write the demo store and print its members")
     p.add_argument(

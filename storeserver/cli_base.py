@@ -19,9 +19,6 @@ def settings_from(args: argparse.Namespace) -> StoreSettings:
         settings.hold_expiry_s = args.hold_expiry
         settings.payment_expiry_s = args.payment_expiry
         settings.member_session_s = args.member_session
-        settings.offline_member_daily_points = args.offline_member_points
-        settings.offline_kiosk_daily_points = args.offline_kiosk_points
-        settings.offline_max_hours = args.offline_max_hours
     return settings
 
 

@@ -11,11 +11,21 @@ public_url = "https://store.example.com"   # what phones reach the server by (pa
 
 [payments]
 provider = "none"                          # "none" (no points + cash) or "simulated" (demo)
+
+[till]                                     # caps, storeserver/till.py (TillLimits): cents,
+purchase_cents_per_call = 5000000          # or points for manual_points_*
+topup_cents_per_member_day = 1000000
+
+[offline]                                  # enforced on uploads, sent to kiosks
+member_daily_points = 500
+kiosk_daily_points = 3000
+max_hours = 8
 ```
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import tomllib
 from collections.abc import Callable
@@ -26,6 +36,7 @@ from urllib.parse import urlsplit
 
 from .payments import PaymentProvider, SimulatedPaymentProvider
 from .store import StoreSettings
+from .till import TillLimits
 
 
 class ConfigError(Exception):
@@ -117,9 +128,47 @@ def _payments(source: str, table: dict[str, Any], cfg: ServerConfig) -> None:
         )
 
 
+def _whole_numbers(
+    source: str, section: str, table: dict[str, Any], allowed: tuple[str, ...], least: int = 1
+) -> dict[str, int]:
+    """The section's keys, each a whole number of at least ``least`` (TOML integers)."""
+    _keys(source, section, table, allowed)
+    for key, value in table.items():
+        if type(value) is not int or value < least:
+            raise ConfigError(
+                f"{source}: {section}.{key} = {_show(value)}: must be a whole number from "
+                f"{least} up"
+            )
+    return dict(table)
+
+
+def _till(source: str, table: dict[str, Any], cfg: ServerConfig) -> None:
+    """Caps on what tills and managers record (storeserver/till.py TillLimits)."""
+    names = tuple(f.name for f in dataclasses.fields(TillLimits))
+    caps = _whole_numbers(source, "till", table, names)
+    cfg.settings.till_limits = dataclasses.replace(cfg.settings.till_limits, **caps)
+
+
+_OFFLINE_KEYS = {
+    "member_daily_points": "offline_member_daily_points",
+    "kiosk_daily_points": "offline_kiosk_daily_points",
+    "max_hours": "offline_max_hours",
+}
+
+
+def _offline(source: str, table: dict[str, Any], cfg: ServerConfig) -> None:
+    """The offline floor limits the server enforces on uploads and sends to kiosks (0: none
+    offline)."""
+    limits = _whole_numbers(source, "offline", table, tuple(_OFFLINE_KEYS), least=0)
+    for key, value in limits.items():
+        setattr(cfg.settings, _OFFLINE_KEYS[key], value)
+
+
 SECTIONS: dict[str, Callable[[str, dict[str, Any], ServerConfig], None]] = {
     "server": _server,
     "payments": _payments,
+    "till": _till,
+    "offline": _offline,
 }
 
 

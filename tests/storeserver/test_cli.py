@@ -143,14 +143,14 @@ def test_serve_answers_and_stops_on_sigterm(tmp_path):
 
 
 def test_serve_takes_the_member_session_and_offline_caps(tmp_path):
-    from storeserver.cli import _store, build_parser
+    from storeserver.cli import _store, build_parser, serve_config
 
     args = build_parser().parse_args(
-        ["serve", "--db", str(tmp_path / "s.db"), "--member-session", "300",
+        ["serve", "--db", str(tmp_path / "s.db"), "--demo", "--member-session", "300",
          "--offline-member-points", "400", "--offline-kiosk-points", "2000",
          "--offline-max-hours", "4"]
     )  # fmt: skip
-    store = _store(args)
+    store = _store(args, settings=serve_config(args).settings)  # as cmd_serve opens it
     try:
         assert store.settings.member_session_s == 300
         assert store.settings.offline_limits() == {
@@ -158,3 +158,20 @@ def test_serve_takes_the_member_session_and_offline_caps(tmp_path):
         }  # fmt: skip
     finally:
         store.close()
+
+
+def test_offline_flags_win_over_the_config_file(tmp_path):
+    from storeserver.cli import build_parser, serve_config
+
+    config = tmp_path / "storeserver.toml"
+    config.write_text(
+        '[payments]\nprovider = "none"\n\n[offline]\nmax_hours = 8\nmember_daily_points = 300\n'
+    )
+    db = str(tmp_path / "s.db")
+    args = build_parser().parse_args(
+        ["serve", "--db", db, "--config", str(config), "--offline-max-hours", "2"]
+    )
+    settings = serve_config(args).settings
+    assert (settings.offline_max_hours, settings.offline_member_daily_points) == (2, 300)
+    plain = serve_config(build_parser().parse_args(["serve", "--db", db, "--demo"])).settings
+    assert plain.offline_max_hours == 8  # neither given: the default

@@ -44,6 +44,11 @@ def test_the_simulated_provider_is_built_only_when_named(tmp_path):
         ('[server]\npublic_url = "http://x/?a=1"\n', "no query or fragment"),
         ('[server]\npublic_url = "http://x:port"\n', 'public_url = "http://x:port"'),
         ('[shop]\nname = "x"\n', "[shop]: unknown section; allowed sections: server, payments"),
+        ("[till]\npurchase_cents_per_call = 0\n", "till.purchase_cents_per_call = 0: must be a"),
+        ('[till]\ntopup_cents_per_call = "5"\n', 'till.topup_cents_per_call = "5": must be a'),
+        ("[till]\nmax_cents = 5\n", "till.max_cents: unknown key in [till]"),
+        ("[offline]\nmax_hours = 1.5\n", "offline.max_hours = 1.5: must be a whole number"),
+        ("[offline]\nhours = 8\n", "offline.hours: unknown key in [offline]"),
         ('payments = "none"\n', 'payments = "none": must be a table'),
         ("[payments\n", "not valid TOML"),
     ],
@@ -58,3 +63,20 @@ def test_a_bad_file_is_refused_naming_file_key_value_and_what_is_allowed(tmp_pat
 def test_a_missing_file_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load(tmp_path / "nope.toml")
+
+
+def test_the_till_caps_and_offline_limits_are_read(tmp_path):
+    path = write(
+        tmp_path,
+        "[till]\npurchase_cents_per_call = 100000\nmanual_points_per_account_day = 900\n\n"
+        "[offline]\nmember_daily_points = 300\nkiosk_daily_points = 1200\nmax_hours = 4\n",
+    )
+    settings = load(path).settings
+    assert settings.till_limits.purchase_cents_per_call == 100_000
+    assert settings.till_limits.manual_points_per_account_day == 900
+    assert settings.till_limits.topup_cents_per_call == 500_000  # the rest keep their defaults
+    assert settings.offline_limits() == {
+        "per_member_daily_points": 300,
+        "per_kiosk_daily_points": 1200,
+        "max_offline_hours": 4,
+    }
