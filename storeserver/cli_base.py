@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sqlite3
 import sys
+from collections.abc import Iterator
 
 from .errors import ApiError
 from .notify import Notifier
@@ -38,3 +41,15 @@ def open_store(
 
 def fail(exc: ApiError) -> int:
     sys.exit(f"storeserver: {exc.message}")
+
+
+@contextlib.contextmanager
+def writing(args: argparse.Namespace) -> Iterator[tuple[Store, sqlite3.Connection]]:
+    """The store and one write transaction of a command; a refusal exits with its message
+    (and changes nothing: the transaction rolls back)."""
+    store = open_store(args)
+    try:
+        with store.db.transaction() as conn:
+            yield store, conn
+    except ApiError as exc:
+        fail(exc)

@@ -10,19 +10,14 @@ import json
 import sys
 
 from . import accounts, staff, staff_revocation
-from .cli_base import fail as _fail
 from .cli_base import open_store as _store
-from .errors import ApiError
+from .cli_base import writing
 
 
 def cmd_add_account(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            accounts.add_account(conn, store.clock, args.id, args.role, args.member)
-            token_id, token = accounts.issue_token(conn, store.clock, args.id, args.days)
-    except ApiError as exc:
-        return _fail(exc)
+    with writing(args) as (store, conn):
+        accounts.add_account(conn, store.clock, args.id, args.role, args.member)
+        token_id, token = accounts.issue_token(conn, store.clock, args.id, args.days)
     print(f"account {args.id} ({args.role}) added; token {token_id}, valid {args.days} days:",
           file=sys.stderr)  # fmt: skip
     print(token)
@@ -30,12 +25,8 @@ def cmd_add_account(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            token_id, token = accounts.issue_token(conn, store.clock, args.account, args.days)
-    except ApiError as exc:
-        return _fail(exc)
+    with writing(args) as (store, conn):
+        token_id, token = accounts.issue_token(conn, store.clock, args.account, args.days)
     print(f"token {token_id} for {args.account}, valid {args.days} days:", file=sys.stderr)
     print(token)
     return 0
@@ -51,12 +42,8 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke_token(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            n = accounts.revoke(conn, store.clock, args.token_id, args.account)
-    except ApiError as exc:
-        return _fail(exc)
+    with writing(args) as (store, conn):
+        n = accounts.revoke(conn, store.clock, args.token_id, args.account)
     print(f"revoked {n} token(s); they stop working with the next request")
     return 0
 
@@ -67,34 +54,22 @@ def cmd_add_staff(args: argparse.Namespace) -> int:
         pin = getpass.getpass(f"PIN for {args.id} (6-12 digits): ")
         if getpass.getpass("again: ") != pin:
             sys.exit("storeserver: the PINs differ; nothing was changed")
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            staff.add_staff(conn, store.clock, args.id, args.name, pin, replace=args.replace)
-    except ApiError as exc:
-        sys.exit(f"storeserver: {exc.message}")
+    with writing(args) as (store, conn):
+        staff.add_staff(conn, store.clock, args.id, args.name, pin, replace=args.replace)
     print(f"staff {args.id} ({args.name}) {'updated' if args.replace else 'added'}")
     return 0
 
 
 def cmd_staff_badge(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            out = staff.issue_badge(conn, store.clock, store.signing_key, args.staff_id, args.days)
-    except ApiError as exc:
-        sys.exit(f"storeserver: {exc.message}")
+    with writing(args) as (store, conn):
+        out = staff.issue_badge(conn, store.clock, store.signing_key, args.staff_id, args.days)
     print(json.dumps(out) if args.json else out["code"])
     return 0
 
 
 def cmd_disable_staff(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            staff.set_active(conn, args.staff_id, False)
-    except ApiError as exc:
-        sys.exit(f"storeserver: {exc.message}")
+    with writing(args) as (_, conn):
+        staff.set_active(conn, args.staff_id, False)
     print(
         f"staff {args.staff_id} disabled: their badges and PIN no longer work online, nor "
         "offline once a kiosk has synced (its next heartbeat)"
@@ -103,23 +78,15 @@ def cmd_disable_staff(args: argparse.Namespace) -> int:
 
 
 def cmd_unlock_staff(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            staff.unlock(conn, args.staff_id)
-    except ApiError as exc:
-        sys.exit(f"storeserver: {exc.message}")
+    with writing(args) as (_, conn):
+        staff.unlock(conn, args.staff_id)
     print(f"staff {args.staff_id} unlocked: wrong-PIN counts and locks cleared")
     return 0
 
 
 def cmd_revoke_badges(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
-        with store.db.transaction() as conn:
-            staff_revocation.revoke_badges(conn, store.clock, args.staff_id)
-    except ApiError as exc:
-        sys.exit(f"storeserver: {exc.message}")
+    with writing(args) as (store, conn):
+        staff_revocation.revoke_badges(conn, store.clock, args.staff_id)
     print(
         f"badges of staff {args.staff_id} printed until now are revoked (online at once, offline "
         f"after each kiosk's next heartbeat): print a new one with 'staff-badge {args.staff_id}'"

@@ -10,7 +10,7 @@ from storeserver import accounts
 from storeserver.cli import main
 from storeserver.errors import ApiError
 
-from .conftest import Client, account, new_txn, refused
+from .conftest import Client, account, db_snapshot, new_txn, refused
 
 
 def actors(store, member_id: str) -> list[tuple[str, str]]:
@@ -111,3 +111,14 @@ def test_the_command_line_adds_lists_and_revokes(store, server, capsys):
     assert row[2] == "cashier" and row[5] == "active"
     assert main(["revoke-token", "--db", db, row[0]]) == 0
     refused(store, 401, "token_revoked", lambda: till.get("/v1/members/M0001"))
+
+
+def test_a_refused_command_exits_with_its_message_and_changes_nothing(store):
+    before = db_snapshot(store)
+    with pytest.raises(SystemExit) as refused_exit:
+        main(["add-account", "--db", store.db.path, "--id", "till 1", "--role", "cashier"])
+    assert "account id must be" in str(refused_exit.value.code)
+    with pytest.raises(SystemExit) as refused_exit:
+        main(["revoke-token", "--db", store.db.path, "tok_nothere"])
+    assert "no token" in str(refused_exit.value.code)
+    assert db_snapshot(store) == before
