@@ -134,7 +134,10 @@ def list_tokens(conn: sqlite3.Connection) -> list[TokenInfo]:
         "FROM account_tokens t JOIN accounts a ON a.id = t.account_id ORDER BY t.created_at, t.id"
     ).fetchall()
     return [
-        TokenInfo(r["id"], r["account_id"], AccountRole(r["role"]), *r[3:6])  # type: ignore[misc]
+        TokenInfo(
+            r["id"], r["account_id"], AccountRole(r["role"]),
+            r["created_at"], r["expires_at"], r["revoked_at"],
+        )  # fmt: skip
         for r in rows
     ]
 
