@@ -135,9 +135,13 @@ def list_tokens(conn: sqlite3.Connection) -> list[TokenInfo]:
     ).fetchall()
     return [
         TokenInfo(
-            r["id"], r["account_id"], AccountRole(r["role"]),
-            r["created_at"], r["expires_at"], r["revoked_at"],
-        )  # fmt: skip
+            r["id"],
+            r["account_id"],
+            AccountRole(r["role"]),
+            r["created_at"],
+            r["expires_at"],
+            r["revoked_at"],
+        )
         for r in rows
     ]
 
