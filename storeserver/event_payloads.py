@@ -71,10 +71,19 @@ class InventoryPayload(_Payload):
     open_holds: list[TxnRef] = Field(default_factory=list, max_length=50)
 
 
-class OfflineRedemptionPayload(_Payload):
-    """A gift dispensed while the server was unreachable."""
+# the kiosk's transaction ids: UUID4, as str(uuid.uuid4()) writes them
+Uuid4 = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    ),
+]
 
-    txn_id: TxnRef
+
+class OfflineRedemptionPayload(_Payload):
+    """A gift dispensed while the server was unreachable (offline.py checks the rest)."""
+
+    txn_id: Uuid4
     member_id: MemberRef
     sku: SkuRef
     points: int = Field(ge=0, le=10_000_000)

@@ -217,7 +217,7 @@ def _apply_one(
         return _count(conn, kiosk_id, payload)
     if isinstance(payload, event_payloads.OfflineRedemptionPayload):
         # the typed model bounded it; offline.py checks the code, the window and the caps
-        return offline.redeem(redemptions, conn, rules, kiosk_id, event)
+        return offline.redeem(redemptions, conn, rules, kiosk_id, event["at"], payload)
     _alert(conn, redemptions.clock, kiosk_id, kind, payload.model_dump(exclude_none=True))
     return {"status": "applied"}
 

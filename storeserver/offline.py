@@ -19,17 +19,14 @@ counted out of the compartment as before.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sqlite3
 from dataclasses import dataclass
 
 from . import catalog, codes, members
 from .clock import iso
 from .errors import ApiError, Conflict
+from .event_payloads import OfflineRedemptionPayload
 from .holds import Redemptions, request_hash
-
-MAX_CODE_CHARS = 256
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 class Unverified(Conflict):
@@ -52,50 +49,52 @@ def redeem(
     conn: sqlite3.Connection,
     rules: OfflineRules,
     kiosk_id: str,
-    event: dict,
+    at_text: str,
+    p: OfflineRedemptionPayload,
 ) -> dict:
-    """Charge one offline redemption, or raise ApiError (the caller makes it a conflict)."""
-    p = event.get("payload") or {}
-    txn_id, member_id, sku, points, number, text = _fields(p)
-    existing = conn.execute("SELECT kiosk_id FROM redemptions WHERE txn_id = ?", (txn_id,))
+    """Charge one offline redemption (its payload already bounded and typed by
+    event_payloads.py; ``at_text`` the event's time), or raise ApiError (the caller makes it a
+    conflict)."""
+    number, text = _compartment_and_code(p)
+    existing = conn.execute("SELECT kiosk_id FROM redemptions WHERE txn_id = ?", (p.txn_id,))
     if (row := existing.fetchone()) is not None:
         if row["kiosk_id"] != kiosk_id:
-            raise Unverified("txn_id_reused", f"txn_id {txn_id} belongs to another kiosk")
+            raise Unverified("txn_id_reused", f"txn_id {p.txn_id} belongs to another kiosk")
         return {"status": "applied", "note": "txn already known"}
     now = redemptions.clock.now()
-    code = _verified(rules, text, member_id)
-    at = _redeemed_at(event, code, now, rules)
+    code = _verified(rules, text, p.member_id)
+    at = _redeemed_at(at_text, code, now, rules)
     try:
         members.claim_nonce(conn, now, code, kiosk_id)
     except ApiError as exc:
         raise Unverified(exc.code, exc.message) from None
     _own_compartment(conn, kiosk_id, number)
-    item = catalog.item_row(conn, sku)
+    item = catalog.item_row(conn, p.sku)
     if item["kind"] != "gift":
-        raise Unverified("not_offline_item", f"{sku} is a coupon: coupons are issued online only")
+        raise Unverified("not_offline_item", f"{p.sku} is a coupon: coupons are issued online only")
     if item["cash_cents"]:
         raise Unverified(
-            "cash_needs_online", f"{sku} costs points + cash: it is never sold offline"
+            "cash_needs_online", f"{p.sku} costs points + cash: it is never sold offline"
         )
-    if item["points"] != points:
+    if item["points"] != p.points:
         raise Conflict(
-            "price_changed", f"{sku} costs {item['points']} points, kiosk charged {points}"
+            "price_changed", f"{p.sku} costs {item['points']} points, kiosk charged {p.points}"
         )
     day = at.astimezone(redemptions.ledger.tz).date().isoformat()
-    _within_caps(conn, rules, kiosk_id, member_id, day, points)
-    redemptions.ledger.allocate(conn, member_id, points, txn_id, "offline_redeem")
+    _within_caps(conn, rules, kiosk_id, p.member_id, day, p.points)
+    redemptions.ledger.allocate(conn, p.member_id, p.points, p.txn_id, "offline_redeem")
     gift_out(conn, kiosk_id, number)
-    body_hash = request_hash({"kiosk_id": kiosk_id, "offline": p})
+    body_hash = request_hash({"kiosk_id": kiosk_id, "offline": p.model_dump(exclude_none=True)})
     redemptions.insert(
-        conn, txn_id, body_hash, "offline", kiosk_id, member_id, sku, number, points, 0,
+        conn, p.txn_id, body_hash, "offline", kiosk_id, p.member_id, p.sku, number, p.points, 0,
         state="captured",
     )  # fmt: skip
     conn.execute(
         "INSERT INTO offline_spends(txn_id, kiosk_id, member_id, nonce, day, points, at) "
         "VALUES (?,?,?,?,?,?,?)",
-        (txn_id, kiosk_id, member_id, code.nonce, day, points, iso(at)),
+        (p.txn_id, kiosk_id, p.member_id, code.nonce, day, p.points, iso(at)),
     )
-    redemptions.first_response(conn, txn_id)
+    redemptions.first_response(conn, p.txn_id)
     return {"status": "applied"}
 
 
@@ -112,38 +111,20 @@ def gift_out(conn: sqlite3.Connection, kiosk_id: str, number: object) -> None:
 # ---- checks ----------------------------------------------------------------------------------
 
 
-def _fields(p: dict) -> tuple[str, str, str, int, int, str]:
-    txn_id = p.get("txn_id")
-    if not isinstance(txn_id, str) or not UUID.match(txn_id):
-        raise Unverified("invalid_payload", "payload.txn_id must be a UUID (the kiosk's txn id)")
-    for key in ("member_id", "sku"):
-        if not isinstance(p.get(key), str) or not 1 <= len(p[key]) <= 40:
-            raise Unverified("invalid_payload", f"payload.{key} must be a string of 1-40 chars")
-    points = _int(p, "points", 0, 10_000_000)
-    number = _int(p, "compartment", 1, 99)
-    text = p.get("member_code")
-    if text is None:
+def _compartment_and_code(p: OfflineRedemptionPayload) -> tuple[int, str]:
+    """What an offline gift must carry beyond its typed fields: its compartment and the code."""
+    if p.compartment is None:
+        raise Unverified(
+            "invalid_payload", "payload.compartment: an offline gift comes from a compartment"
+        )
+    if p.member_code is None:
         raise Unverified(
             "member_code_required",
             "this offline redemption carries no member code (recorded by a kiosk before it "
             "kept them, or made up): nothing was charged; staff check the member and count "
             "the compartment",
         )
-    if not isinstance(text, str) or len(text) > MAX_CODE_CHARS:
-        raise Unverified(
-            "invalid_payload", f"payload.member_code must be a string of <= {MAX_CODE_CHARS}"
-        )
-    return txn_id, p["member_id"], p["sku"], points, number, text
-
-
-def _int(payload: dict, key: str, lo: int, hi: int) -> int:
-    value = payload.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise Unverified(
-            "invalid_payload",
-            f"payload.{key} must be an integer from {lo} to {hi}, got {value!r:.40}",
-        )
-    return value
+    return p.compartment, p.member_code
 
 
 def _verified(rules: OfflineRules, text: str, member_id: str) -> codes.SignedCode:
@@ -163,13 +144,13 @@ def _verified(rules: OfflineRules, text: str, member_id: str) -> codes.SignedCod
 
 
 def _redeemed_at(
-    event: dict, code: codes.SignedCode, now: dt.datetime, rules: OfflineRules
+    at_text: str, code: codes.SignedCode, now: dt.datetime, rules: OfflineRules
 ) -> dt.datetime:
     """The event's time, if the code allows it: not before the code was issued (less the
     clock skew a kiosk's code check allows), not after it expired plus the kiosk's offline
     window; and uploaded within NONCE_KEEP of the code's expiry."""
     try:
-        at = dt.datetime.fromisoformat(str(event.get("at")))
+        at = dt.datetime.fromisoformat(at_text)
     except ValueError:
         raise Unverified("invalid_payload", "event.at must be an ISO 8601 time") from None
     if at.tzinfo is None or at.utcoffset() is None:
