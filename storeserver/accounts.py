@@ -64,6 +64,8 @@ class TokenInfo:
 
 
 def token_sha256(token: str) -> str:
+    """How every bearer secret is kept (account and kiosk tokens, member sessions, enrollment
+    codes): its SHA-256, never the secret itself."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import re
@@ -11,6 +10,7 @@ import secrets
 import sqlite3
 
 from . import alerts, catalog, event_payloads, offline, staff_revocation
+from .accounts import token_sha256
 from .clock import Clock, iso, parse_iso
 from .errors import ApiError, BadRequest, Unauthorized, shown
 from .holds import Redemptions
@@ -20,10 +20,6 @@ log = logging.getLogger(__name__)
 ENROLLMENT_CODE_VALIDITY = dt.timedelta(hours=24)
 KIOSK_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _check_kiosk_id(kiosk_id: str) -> None:
@@ -58,7 +54,7 @@ def new_enrollment_code(
     conn.execute(
         "INSERT INTO enrollment_codes(code_sha256, created_at, expires_at, kiosk_id, "
         "replace_existing) VALUES (?,?,?,?,?)",
-        (_sha(code), iso(now), iso(now + ENROLLMENT_CODE_VALIDITY), kiosk_id, int(replace)),
+        (token_sha256(code), iso(now), iso(now + ENROLLMENT_CODE_VALIDITY), kiosk_id, int(replace)),
     )
     log.info("enrollment code made for kiosk %s%s", kiosk_id, " (replacement)" if replace else "")
     return code
@@ -70,7 +66,8 @@ def enroll(conn: sqlite3.Connection, clock: Clock, code: str, kiosk_id: str) -> 
     stops working). A refusal changes nothing: the code stays usable for its own kiosk."""
     _check_kiosk_id(kiosk_id)
     row = conn.execute(
-        "SELECT * FROM enrollment_codes WHERE code_sha256 = ?", (_sha(code.strip().upper()),)
+        "SELECT * FROM enrollment_codes WHERE code_sha256 = ?",
+        (token_sha256(code.strip().upper()),),
     ).fetchone()
     if row is None:
         raise Unauthorized(
@@ -109,7 +106,7 @@ def enroll(conn: sqlite3.Connection, clock: Clock, code: str, kiosk_id: str) -> 
     conn.execute(
         "INSERT INTO kiosks(id, token_sha256, enrolled_at) VALUES (?,?,?) "
         "ON CONFLICT(id) DO UPDATE SET token_sha256 = excluded.token_sha256, enrolled_at = excluded.enrolled_at",
-        (kiosk_id, _sha(token), iso(clock.now())),
+        (kiosk_id, token_sha256(token), iso(clock.now())),
     )
     if replacing:
         log.warning(
@@ -119,7 +116,9 @@ def enroll(conn: sqlite3.Connection, clock: Clock, code: str, kiosk_id: str) -> 
 
 
 def kiosk_for_token(conn: sqlite3.Connection, token: str) -> str:
-    row = conn.execute("SELECT id FROM kiosks WHERE token_sha256 = ?", (_sha(token),)).fetchone()
+    row = conn.execute(
+        "SELECT id FROM kiosks WHERE token_sha256 = ?", (token_sha256(token),)
+    ).fetchone()
     if row is None:
         raise Unauthorized("bad_token", "unknown kiosk token: re-enroll the kiosk with a new code")
     return row["id"]

@@ -11,10 +11,10 @@ kiosk token alone can neither spend a member's points nor learn which member ids
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 import sqlite3
 
+from .accounts import token_sha256
 from .clock import iso
 from .errors import ApiError
 
@@ -28,10 +28,6 @@ class MemberSessionRefused(ApiError):
     """403: no session, or one that does not belong to this kiosk and member (or expired)."""
 
     status = 403
-
-
-def _sha(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def open_session(
@@ -51,7 +47,7 @@ def open_session(
     conn.execute(
         "INSERT INTO member_sessions(token_sha256, kiosk_id, member_id, nonce, created_at, "
         "expires_at) VALUES (?,?,?,?,?,?)",
-        (_sha(token), kiosk_id, member_id, nonce, iso(now), iso(expires)),
+        (token_sha256(token), kiosk_id, member_id, nonce, iso(now), iso(expires)),
     )
     return {"token": token, "expires_at": iso(expires), "header": HEADER}
 
@@ -73,7 +69,7 @@ def require(
     if len(token) <= MAX_TOKEN_CHARS:
         row = conn.execute(
             "SELECT kiosk_id, member_id, expires_at FROM member_sessions WHERE token_sha256 = ?",
-            (_sha(token),),
+            (token_sha256(token),),
         ).fetchone()
     if (
         row is None
