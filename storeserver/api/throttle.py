@@ -3,12 +3,12 @@ group (``storeserver/ratelimit.py``), answering 429 ``rate_limited`` with ``Retr
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
+from ..accounts import token_sha256
 from ..errors import TooManyRequests
 from ..models import ErrorBody
 from .auth import bearer, store_of
@@ -28,7 +28,8 @@ RATE_LIMITED: dict[int | str, dict] = {
 
 
 class RateLimited:
-    """Dependency: one request of ``group`` for the caller's token, or 429."""
+    """Dependency: one request of ``group`` for the caller's token, or 429. It sits after the
+    route's role check, so a refused token never gets (or evicts) a bucket."""
 
     def __init__(self, group: str) -> None:
         self.group = group
@@ -39,7 +40,7 @@ class RateLimited:
         creds: HTTPAuthorizationCredentials | None = Depends(bearer),
     ) -> None:
         token = creds.credentials if creds is not None else ""
-        key = hashlib.sha256(token.encode()).hexdigest()  # the token itself is never kept
+        key = token_sha256(token)  # the token itself is never kept
         wait = store_of(request).rate_limiter.take(key, self.group)
         if wait > 0:
             seconds = max(1, math.ceil(wait))
