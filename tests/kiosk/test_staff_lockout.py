@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kiosk.domain.staff_lockout import (
@@ -125,3 +125,40 @@ def test_a_failure_record_round_trips_reads_an_old_one_and_refuses_garbage():
     ):
         with pytest.raises(ValueError):
             FailureRecord.from_record(junk)
+
+
+# ---- the same rule as the store server's (storeserver/staff_lockout.py) ----------------------
+# The kiosk must not import the server, so the rule is written twice; this keeps them in step:
+# any sequence of wrong and right PINs, apart by any time, locks on the kiosk exactly when it
+# locks on the server (the server's last step waits for a manager, the kiosk's for an online
+# sign-in: both are "locked until someone else lets them in").
+STEPS = st.lists(
+    st.tuples(st.booleans(), st.sampled_from([0, 1, 299, 301, 3599, 3601, 86_400])),
+    max_size=60,
+)
+
+
+@given(STEPS)
+@example(([(False, 0)] * 4 + [(True, 0)]) * 5)  # the daily cap: 20 wrong, never 5 in a row
+@example([(False, 0)] * 5 + [(False, 301)] * 5 + [(False, 3601)] * 6)  # each escalation step
+def test_the_kiosk_locks_exactly_when_the_server_does(steps) -> None:
+    from storeserver import staff_lockout as server_rule
+
+    policy = LockoutPolicy()
+    start = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.UTC)
+    kiosk, server = FailureRecord(), server_rule.Lockout()
+    elapsed = 0
+    for right, wait_s in steps:
+        elapsed += wait_s
+        now = start + dt.timedelta(seconds=elapsed)
+        today = now.date()
+        locked = is_locked(kiosk, now.timestamp())
+        assert locked == server.is_locked(now), (steps, kiosk, server)
+        if locked:  # refused before the PIN is looked at, on both
+            continue
+        if right:
+            kiosk, server = register_success(kiosk, today), server_rule.after_right(server, today)
+        else:
+            kiosk = register_failure(kiosk, now.timestamp(), today, policy)
+            server = server_rule.after_wrong(server, now, today)
+    assert (kiosk.level, kiosk.day_count) == (server.level, server.day_count)
