@@ -8,7 +8,7 @@ latency, and memory over many member sessions. Prints a markdown table with the 
   member's phone app gets them.
 - First frame: each app starts in a fresh process (offscreen, Mesa llvmpipe); the time is from
   just before the process is spawned to the window's first flip. "bare" is a Kivy App showing
-  one Label; "kiosk" is what ``kiosk run`` does (kiosk/run_app.py): config -> the window with
+  one Label; "kiosk" is what ``kiosk run`` does (kiosk/commands/run.py): config -> the window with
   its starting screen, while the core (simulated scanner, printer and locker, journal, crash
   recovery, first sync) starts on a worker -> the screens and the attract screen ("serving",
   reported beside the first frame). The same Kivy environment (KIVY_* and
@@ -100,9 +100,9 @@ def child_first_frame(kind: str, config: Path | None) -> int:
                 return Label(text="hello")
 
         app = Bare()
-    else:  # exactly what `kiosk run` does (kiosk/run_app.py), without systemd
+    else:  # exactly what `kiosk run` does (kiosk/commands/run.py), without systemd
+        from kiosk.commands.run import CoreStarter, use_escpos_cache
         from kiosk.config import load_config
-        from kiosk.run_app import CoreStarter, use_escpos_cache
 
         cfg = load_config(config)
         use_escpos_cache(cfg)
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sessions <= WARMUP + 20:
         parser.error(f"--sessions must be more than {WARMUP + 20}")
 
-    from kiosk.demo import RigTiming, kiosk_toml
+    from kiosk.demo.rig import RigTiming, kiosk_toml
     from kiosk.sync.client import StoreServerClient
 
     with tempfile.TemporaryDirectory(prefix="ui-bench-") as tmp:

@@ -7,10 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_CONFIG_PATH, load_config
-from .errors import KioskError
-from .maintenance_cmds import add_subcommands
-from .run_app import add_run
+from kiosk.commands.maintenance import add_subcommands
+from kiosk.commands.run import add_run
+from kiosk.config import DEFAULT_CONFIG_PATH, load_config
+from kiosk.errors import KioskError
 
 EXAMPLE_CONFIG = Path(__file__).with_name("kiosk.example.toml")
 
@@ -25,7 +25,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from .selftest import format_table, run_selftest
+    from kiosk.commands.selftest import format_table, run_selftest
 
     path = args.config
     if args.sim and not Path(path).exists():
@@ -48,7 +48,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
-        from .demo import run_demo
+        from kiosk.demo.rig import run_demo
     except ImportError as exc:  # the store server is an extra: pip install -e .[server]
         raise KioskError(
             f"kiosk demo needs the store server ({exc.name} missing): pip install -e '.[server]'"

@@ -1,6 +1,6 @@
 """``UiDriver``: the real ``KioskApp`` driven by script, without ``run()``: real taps, the
 event loop pumped by the caller, screenshots. The UI tests (tests/kiosk/ui/harness.py), the
-demo's screenshot tour (kiosk/tour.py) and bench/ui_bench.py use it."""
+demo's screenshot tour (kiosk/demo/tour.py) and bench/ui_bench.py use it."""
 
 from __future__ import annotations
 

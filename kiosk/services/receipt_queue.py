@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from kiosk.domain.receipt_codec import MalformedQueuedReceipt, decode_receipt, encode_receipt
 from kiosk.domain.receipts import Receipt
 from kiosk.errors import HardwareError, JournalError
-from kiosk.logctx import txn_context
+from kiosk.platform.logctx import txn_context
 from kiosk.ports import ReceiptPrinter
 from kiosk.storage.journal import Journal
 

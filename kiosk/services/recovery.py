@@ -24,7 +24,7 @@ from kiosk.domain.transaction import (
 from kiosk.domain.txn_receipts import TxnContext
 from kiosk.errors import JournalError, KioskError, Rejected
 from kiosk.i18n import bilingual
-from kiosk.logctx import txn_context
+from kiosk.platform.logctx import txn_context
 from kiosk.ports import Redemption
 from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE, Outcome, TxnSteps
 from kiosk.storage.outbox import OUTBOX_TABLE

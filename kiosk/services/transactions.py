@@ -28,7 +28,7 @@ from kiosk.domain.transaction import Transaction, TxnKind, new_transaction
 from kiosk.domain.txn_receipts import TxnContext
 from kiosk.errors import LockerError, Rejected, Unreachable
 from kiosk.i18n import bilingual
-from kiosk.logctx import txn_scope
+from kiosk.platform.logctx import txn_scope
 from kiosk.ports import AlreadyOpen, DoorJammed, Opened, Redemption
 from kiosk.services.recovery import Settled, settle_unfinished
 from kiosk.services.txn_steps import (

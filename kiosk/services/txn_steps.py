@@ -29,7 +29,7 @@ from kiosk.domain.transaction import (
 from kiosk.domain.txn_receipts import Prize, StoreInfo, TxnContext, success_receipts, voucher
 from kiosk.errors import KioskError, Rejected, Unreachable
 from kiosk.i18n import bilingual
-from kiosk.logctx import bind_txn
+from kiosk.platform.logctx import bind_txn
 from kiosk.ports import Locker, OutboxEvent, Redemption, StoreServer
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.storage.journal import Journal

@@ -1,5 +1,5 @@
 """The ``kiosk`` command: config check and the demo's arguments (the tour itself runs in
-tests/kiosk/test_demo_tour.py)."""
+tests/kiosk/demo/test_tour.py)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_demo_takes_port_state_dir_and_tour_and_no_longer_once(tmp_path, capsys)
 @pytest.fixture
 def fake_rig(monkeypatch):
     """``kiosk demo`` with the rig and the tour replaced: which one runs, and where."""
-    import kiosk.demo
+    import kiosk.demo.rig
 
     calls: dict = {}
 
@@ -59,11 +59,11 @@ def fake_rig(monkeypatch):
         calls["tour"] = out
         return 0
 
-    tour = types.ModuleType("kiosk.tour")
+    tour = types.ModuleType("kiosk.demo.tour")
     tour.run_tour = run_tour
-    monkeypatch.setattr(kiosk.demo, "DemoRig", Rig)
-    monkeypatch.setattr(kiosk.demo, "run_window", lambda rig: calls.setdefault("window", True))
-    monkeypatch.setitem(sys.modules, "kiosk.tour", tour)
+    monkeypatch.setattr(kiosk.demo.rig, "DemoRig", Rig)
+    monkeypatch.setattr(kiosk.demo.rig, "run_window", lambda rig: calls.setdefault("window", True))
+    monkeypatch.setitem(sys.modules, "kiosk.demo.tour", tour)
     # run_demo prepares the environment for Kivy and escpos: undo it after the test
     for name in ("SDL_VIDEODRIVER", "KIVY_LOG_MODE", "ESCPOS_CAPABILITIES_PICKLE_DIR"):
         monkeypatch.setenv(name, "restored-after-the-test")
@@ -89,7 +89,7 @@ def test_demo_with_a_display_opens_the_window_on_port_8080(fake_rig, tmp_path, m
 def test_the_demo_keys_act_on_the_rig_and_a_failing_key_keeps_the_demo_running():
     from types import SimpleNamespace
 
-    from kiosk.demo import KeyPanel
+    from kiosk.demo.rig import KeyPanel
 
     toggles = []
     relay = SimpleNamespace(up=True)

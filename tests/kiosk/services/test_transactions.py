@@ -13,7 +13,7 @@ import pytest
 from kiosk.domain.receipts import PrizeKind
 from kiosk.domain.transaction import TxnState
 from kiosk.errors import Unreachable
-from kiosk.logctx import TxnFilter
+from kiosk.platform.logctx import TxnFilter
 from kiosk.ports import DoorState, PaperState
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 

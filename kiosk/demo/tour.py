@@ -1,6 +1,6 @@
 """The demo's screenshot tour (``run_tour``): every screen and flow, driven through the real
 app by ``kiosk.screens.driver.UiDriver`` (which imports Kivy: set the video driver first,
-as ``kiosk.demo`` does). No Kivy here."""
+as ``kiosk.demo.rig`` does). No Kivy here."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiosk.demo import JAM_DOOR
+from kiosk.demo.rig import JAM_DOOR
 from kiosk.screens.driver import UiDriver
 from kiosk.services.diagnostics import maintenance_reason
 from kiosk.services.staff_session import DoorPhase, StaffStep
 from kiosk.services.txn_steps import Outcome
 
 if TYPE_CHECKING:
-    from kiosk.demo import DemoRig
+    from kiosk.demo.rig import DemoRig
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.sdnotify import WatchdogPinger, notify, watchdog_interval_s
+from kiosk.platform.sdnotify import WatchdogPinger, notify, watchdog_interval_s
 
 
 class FakeSystemd:
@@ -60,7 +60,7 @@ def systemd() -> Iterator[tuple[FakeSystemd, dict[str, str]]]:
 class MainLoop:
     """A stand-in for Kivy's loop: a thread calling ``ping`` every 10 ms unless blocked.
 
-    The real app with its Kivy loop blocked: test_run_app.py's
+    The real app with its Kivy loop blocked: commands/test_run.py's
     test_a_blocked_kivy_main_loop_stops_the_watchdog_pings."""
 
     def __init__(self, pinger: WatchdogPinger) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kiosk.commands.doctor import Probes, Runner, format_report, problems, run_command, run_doctor
+from kiosk.commands.logs import format_story, transaction_story, zone
 from kiosk.config import load_config
-from kiosk.doctor import Probes, Runner, format_report, problems, run_command, run_doctor
 from kiosk.errors import KioskError
-from kiosk.txn_logs import format_story, transaction_story, zone
 
 
 def cmd_doctor(args: argparse.Namespace, probes: Probes | None = None) -> int:

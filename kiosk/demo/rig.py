@@ -1,9 +1,9 @@
 """``kiosk demo``: the whole kiosk on one machine, with the store server and simulated devices.
 
 ``DemoRig`` starts the demo store server behind a relay that can cut the network for real
-(``kiosk.demo_net.DemoServer``), writes a kiosk config with the simulated scanner, printer and
+(``kiosk.demo.network.DemoServer``), writes a kiosk config with the simulated scanner, printer and
 locker, enrolls, builds and starts the core. Then either the touch app opens in a window with simulator keys (``KEYS``), or, with
-``--tour DIR`` or without a display, the scripted tour (``kiosk.tour``) runs offscreen through
+``--tour DIR`` or without a display, the scripted tour (``kiosk.demo.tour``) runs offscreen through
 every screen and writes a screenshot per step and the printed receipts to DIR.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import KioskError
+from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,11 @@ class DemoRig:
         from drivers.camera import make_scanner
         from drivers.printer import make_printer
         from drivers.printer.sim_printer import VirtualPrinter
-
-        from .config import load_config
-        from .core import build_core
-        from .demo_net import DemoServer
-        from .sync.client import RetryPolicy, StoreServerClient
-        from .sync.worker import SyncSettings
+        from kiosk.config import load_config
+        from kiosk.core import build_core
+        from kiosk.demo.network import DemoServer
+        from kiosk.sync.client import RetryPolicy, StoreServerClient
+        from kiosk.sync.worker import SyncSettings
 
         self.folder = folder
         self.server = server = DemoServer(folder, KIOSK_ID, port)
@@ -172,7 +171,7 @@ class DemoRig:
         self._jam_armed_at = None
 
     def set_paper(self, loaded: bool) -> None:
-        from .ports import PaperState
+        from kiosk.ports import PaperState
 
         self.paper.set_paper(PaperState.OK if loaded else PaperState.OUT)
         self.paper_loaded = loaded
@@ -227,7 +226,7 @@ class KeyPanel:
         self.set_text: Callable[[str], None] | None = None  # the strip, once installed
 
     def install(self) -> None:
-        from .screens.sim_strip import install_strip
+        from kiosk.screens.sim_strip import install_strip
 
         self.set_text = install_strip(self.app, PANEL_PX, self.on_char, self.tick, 0.5)
         print(f"Simulator keys: {self.help}", flush=True)
@@ -279,7 +278,7 @@ class KeyPanel:
 
     def toggle_cover(self) -> str:
         """Cover open: the kiosk checks its devices and goes out of service, as it would."""
-        from .services.diagnostics import maintenance_reason
+        from kiosk.services.diagnostics import maintenance_reason
 
         rig, app = self.rig, self.app
         rig.set_cover(not rig.cover_open)
@@ -298,7 +297,7 @@ def _did(_done: object, message: str) -> str:
 
 def run_window(rig: DemoRig) -> None:
     """The kiosk in a window, with the simulator keys, until the window closes."""
-    from .app import KioskApp
+    from kiosk.app import KioskApp
 
     app = KioskApp(rig.core)
     panel = KeyPanel(rig, app)
@@ -358,7 +357,7 @@ def run_demo(state_dir: Path | None, port: int | None = None, tour_dir: Path | N
         print(f"No display: running the screenshot tour into {tour_dir}", flush=True)
     rig = _rig(folder, 0 if port is None else port, TOUR_TIMING)
     try:
-        from .tour import run_tour
+        from kiosk.demo.tour import run_tour
 
         return run_tour(rig, tour_dir)
     finally:

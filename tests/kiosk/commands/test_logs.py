@@ -1,6 +1,6 @@
 """``kiosk logs TXN`` on journals written by the real engine (store server on loopback,
 simulated locker and printer), read while the kiosk holds the journal's lock; the system log
-is a fake journal holding every line the process logged through kiosk.logctx, whatever it
+is a fake journal holding every line the process logged through kiosk.platform.logctx, whatever it
 says, read by a fake journalctl that filters as the real one does. Also the log context
 itself: TXN= on every line of a transaction, and only there."""
 
@@ -23,11 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import txn_logs
-from kiosk.doctor import CommandResult
+from kiosk.commands import logs as txn_logs
+from kiosk.commands.doctor import CommandResult
+from kiosk.commands.logs import format_story, read_journal, transaction_story, zone
+from kiosk.commands.maintenance import add_subcommands
 from kiosk.domain.receipts import RestockLine, RestockSlip
 from kiosk.errors import JournalError, KioskError
-from kiosk.logctx import (
+from kiosk.platform.logctx import (
     JournaldFormatter,
     TxnFilter,
     bind_txn,
@@ -37,13 +39,10 @@ from kiosk.logctx import (
     txn_context,
     txn_scope,
 )
-from kiosk.maintenance_cmds import add_subcommands
 from kiosk.ports import PaperState
 from kiosk.services.txn_steps import Outcome
 from kiosk.storage.journal import Journal
-from kiosk.txn_logs import format_story, read_journal, transaction_story, zone
-
-from .services.rig import KIOSK, MUG, KioskSide
+from tests.kiosk.services.rig import KIOSK, MUG, KioskSide
 
 TZ = zone("Asia/Shanghai")
 
@@ -408,7 +407,7 @@ def test_unreadable_journal_says_how_to_run_it(tmp_path, monkeypatch):
         read_journal(tmp_path)
 
 
-# ---- kiosk.logctx ---------------------------------------------------------------------------
+# ---- kiosk.platform.logctx ---------------------------------------------------------------------------
 
 
 def formatted(record_fn, fmt=None) -> str:

@@ -2,7 +2,7 @@
 
 The journal says what the kiosk decided (states with times, the hold, the void reason, the
 receipts still waiting, a compartment flagged, events for the server); the system log says
-what happened around it (``TXN=<id>`` lines, see kiosk/logctx.py, and any line naming the
+what happened around it (``TXN=<id>`` lines, see kiosk/platform/logctx.py, and any line naming the
 id). Technicians run it over SSH while the kiosk runs, so the journal is read without its
 lock and without writing a byte: the files are read as they are (log first, then snapshot:
 a compaction in between only makes the snapshot newer, never leaves a gap), a half-written
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kiosk.doctor_base import Runner, last_line, run_command
+from kiosk.commands.doctor_base import Runner, last_line, run_command
 from kiosk.errors import JournalError, KioskError
 from kiosk.services.receipt_queue import TABLE as RECEIPT_TABLE
 from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE

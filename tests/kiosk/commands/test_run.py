@@ -22,13 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.commands.run import EX_CONFIG
 from kiosk.config import load_config
-from kiosk.demo import RigTiming, kiosk_toml
-from kiosk.run_app import EX_CONFIG
+from kiosk.demo.rig import RigTiming, kiosk_toml
 from kiosk.sync.client import StoreServerClient
-
-from .services.rig import KIOSK, ServerSide
-from .test_sdnotify import FakeSystemd
+from tests.kiosk.platform.test_sdnotify import FakeSystemd
+from tests.kiosk.services.rig import KIOSK, ServerSide
 
 
 @pytest.fixture
@@ -148,7 +147,7 @@ BLOCKED, FREE = "STATUS=test: UI loop blocked\n", "STATUS=test: UI loop free\n"
 BLOCKING_KIOSK = f"""
 import signal, sys, time
 from kiosk.__main__ import main
-from kiosk.sdnotify import send
+from kiosk.platform.sdnotify import send
 
 def hang(_dt):
     send({BLOCKED!r})

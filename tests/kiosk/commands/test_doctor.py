@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.commands.doctor import CommandResult, Level, Probes, format_report, problems, run_doctor
+from kiosk.commands.maintenance import add_subcommands
 from kiosk.config import load_config
-from kiosk.doctor import CommandResult, Level, Probes, format_report, problems, run_doctor
-from kiosk.maintenance_cmds import add_subcommands
 from kiosk.services.txn_steps import FLAG_TABLE
 from kiosk.storage.journal import Journal
 from kiosk.sync.client import StoreServerClient
-
-from .services.rig import KIOSK, ServerSide
+from tests.kiosk.services.rig import KIOSK, ServerSide
 
 GB = 2**30
 ACTIVE = """LoadState=loaded

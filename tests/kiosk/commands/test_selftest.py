@@ -12,11 +12,11 @@ from drivers.locker import make_locker
 from drivers.printer import make_printer
 from drivers.printer.sim_printer import VirtualPrinter
 from kiosk.__main__ import main
+from kiosk.commands.selftest import format_table, run_selftest
 from kiosk.config import load_config
 from kiosk.ports import PaperState
-from kiosk.selftest import format_table, run_selftest
 
-EXAMPLE = Path(__file__).parents[2] / "kiosk" / "kiosk.example.toml"
+EXAMPLE = Path(__file__).parents[3] / "kiosk" / "kiosk.example.toml"
 
 
 @pytest.fixture

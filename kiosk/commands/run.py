@@ -15,10 +15,10 @@ import logging
 import os
 from pathlib import Path
 
-from .config import KioskConfig, load_config
-from .errors import ConfigError, KioskError
-from .logctx import configure_logging
-from .sdnotify import WatchdogPinger
+from kiosk.config import KioskConfig, load_config
+from kiosk.errors import ConfigError, KioskError
+from kiosk.platform.logctx import configure_logging
+from kiosk.platform.sdnotify import WatchdogPinger
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def run_kiosk(
     logging.getLogger().setLevel(level or cfg.log.level)  # [log] level unless --log-level
     pinger.status("starting: crash recovery and first sync")
     use_escpos_cache(cfg)
-    from .app import KioskApp  # imports Kivy: only now, after the config is known good
+    from kiosk.app import KioskApp  # imports Kivy: only now, after the config is known good
 
     starter = CoreStarter(cfg, pinger)
     app = KioskApp.booting(cfg, starter, on_frame=pinger.ping)
@@ -73,9 +73,8 @@ class CoreStarter:
 
     def __call__(self):
         from drivers.camera import make_scanner  # the composition root may import drivers
-
-        from .core import build_core
-        from .services.diagnostics import install_error_buffer
+        from kiosk.core import build_core
+        from kiosk.services.diagnostics import install_error_buffer
 
         install_error_buffer()  # the technician screen's "recent errors"
         self.core = core = build_core(self.cfg, scanner=make_scanner(self.cfg.scanner))

@@ -21,8 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kiosk.config import KioskConfig, KioskSection, ServerSection, load_config
-from kiosk.doctor_base import (  # noqa: F401 - re-exported: kiosk.doctor is the API
+from kiosk.commands.doctor_base import (  # noqa: F401 - re-exported: kiosk.commands.doctor is the API
     Check,
     CommandResult,
     Level,
@@ -34,6 +33,7 @@ from kiosk.doctor_base import (  # noqa: F401 - re-exported: kiosk.doctor is the
     run_command,
     warn,
 )
+from kiosk.config import KioskConfig, KioskSection, ServerSection, load_config
 from kiosk.domain.member_codes import load_public_keys
 from kiosk.errors import ConfigError, KioskError, Rejected
 from kiosk.storage.journal import SAFE_MODE_NAME
@@ -384,8 +384,8 @@ def format_report(checks: Sequence[Check]) -> str:
 
 def _needs_check(state_dir: Path) -> Check:
     """Compartments the kiosk will not open for members until staff count them."""
+    from kiosk.commands.logs import read_journal
     from kiosk.services.txn_steps import FLAG_TABLE
-    from kiosk.txn_logs import read_journal
 
     try:
         flags = read_journal(state_dir).tables.get(FLAG_TABLE, {})

@@ -13,9 +13,9 @@ import threading
 
 import pytest
 
-from kiosk.demo_net import TcpRelay
+from kiosk.demo.network import TcpRelay
 
-STEPS = 24  # kiosk/tour.py: one screenshot per step
+STEPS = 24  # kiosk/demo/tour.py: one screenshot per step
 TOUR_TIMEOUT_S = 120  # it takes about 30 s here; the bound keeps a hang from stalling CI
 
 

@@ -1,0 +1,1 @@
+"""Platform glue: journald-friendly logging with transaction context, and systemd's sd_notify."""
