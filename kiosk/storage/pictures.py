@@ -113,3 +113,20 @@ class PictureCache:
             self._hashes.pop(name, None)
             self.generation += 1
         return path
+
+    def prune(self, keep: set[str]) -> list[str]:
+        """Delete every cached picture not named in ``keep`` (and stray temp files): a
+        picture that left the catalog is not kept on the kiosk. The names deleted."""
+        try:
+            entries = sorted(self.folder.iterdir())
+        except FileNotFoundError:
+            return []
+        gone = []
+        for path in entries:
+            if path.name in keep or not path.is_file():
+                continue
+            path.unlink(missing_ok=True)
+            with self._lock:
+                self._hashes.pop(path.name, None)
+            gone.append(path.name)
+        return gone

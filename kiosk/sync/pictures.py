@@ -5,7 +5,9 @@ catalog names is fetched when the cache lacks it or holds other bytes than the c
 ``picture_sha256``; so once per change, not per poll. A picture that fails (garbage, too
 large, not the bytes the catalog announced, refused by the server) is logged, remembered and
 not fetched again until the catalog announces other bytes; the cached copy, if any, stays. A
-server that stops answering ends the pass: the next poll tries again. Nothing here raises.
+server that stops answering ends the pass: the next poll tries again. A cached picture no
+item of the catalog names any more is deleted (a kiosk keeps no more than it shows). Nothing
+here raises.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class PictureFetcher:
     def sync(self, catalog: Mapping[str, Any]) -> int:
         """Fetch what the catalog names and the cache lacks; the number of pictures stored."""
         wanted = _wanted(catalog)
+        if _lists_items(catalog):  # never prune on a catalog that says nothing
+            self._prune(set(wanted))
         for name in set(self._refused) - set(wanted):
             del self._refused[name]  # off the catalog: a later return gets a fresh chance
         stored = 0
@@ -77,6 +81,18 @@ class PictureFetcher:
             self._on_change()
         return stored
 
+    def _prune(self, keep: set[str]) -> None:
+        try:
+            gone = self.cache.prune(keep)
+        except OSError as exc:
+            log.warning("old pictures in %s cannot be deleted (%s): make the state folder "
+                        "writable", self.cache.folder, exc)  # fmt: skip
+            return
+        if gone:
+            log.info("pictures no longer in the catalog deleted: %s", ", ".join(gone))
+            if self._on_change is not None:
+                self._on_change()
+
     def _fetch(self, name: str, expected: object) -> None:
         data = self._server.picture(name)
         if isinstance(expected, str) and hashlib.sha256(data).hexdigest() != expected:
@@ -86,6 +102,10 @@ class PictureFetcher:
             )
         self.cache.store(name, data)
         log.info("picture %s stored (%d bytes)", name, len(data))
+
+
+def _lists_items(catalog: Mapping[str, Any]) -> bool:
+    return isinstance(catalog, Mapping) and isinstance(catalog.get("items"), list)
 
 
 def _wanted(catalog: Mapping[str, Any]) -> dict[str, object]:

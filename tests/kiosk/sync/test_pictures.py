@@ -140,6 +140,22 @@ def test_a_picture_changed_on_the_server_is_fetched_again(store, client, countin
     assert cache.sha256("mug.png") == sha(new)
 
 
+def test_a_picture_that_left_the_catalog_is_deleted_from_the_kiosk(client, fetcher, cache):
+    catalog = client.catalog()
+    fetcher.sync(catalog)
+    leaving = catalog["items"][0]["picture"]
+    (cache.folder / ".stray.png.tmp").write_bytes(b"half a picture from a crash")
+    fetcher.changes.clear()
+    later = dict(catalog, items=[i for i in catalog["items"] if i["picture"] != leaving])
+    assert fetcher.sync(later) == 0
+    assert cache.path(leaving) is None
+    assert sorted(p.name for p in cache.folder.iterdir()) == sorted(set(NAMES) - {leaving})
+    assert fetcher.changes == [1]  # the catalog screen reloads its pictures
+    for garbage in ({}, {"items": "none"}, []):  # says nothing about the items: prunes nothing
+        fetcher.sync(garbage)
+    assert sorted(p.name for p in cache.folder.iterdir()) == sorted(set(NAMES) - {leaving})
+
+
 def test_garbage_is_refused_and_the_old_picture_kept(store, client, counting, fetcher, cache,
                                                      caplog):  # fmt: skip
     fetcher.sync(client.catalog())
