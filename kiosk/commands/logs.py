@@ -244,13 +244,21 @@ def _facts(rec: Record) -> list[tuple[str, Any]]:
         ("cash refunded (cents)", ctx.get("cash_refunded_cents") or None),
         ("balance after hold", ctx.get("balance_held")),
         ("balance after capture", ctx.get("balance_final")),
-        ("coupon", ctx.get("coupon_code")),
+        ("coupon", ctx.get("coupon_code") or _redacted_coupon(ctx)),
         ("receipt queued", "yes" if rec.get("receipt_queued") else None),
     ]
     prize = ctx.get("prize")
     if isinstance(prize, dict):
         facts.append(("prize", f"{prize.get('label_en')} (segment {prize.get('segment_idx')})"))
     return [(name, value) for name, value in facts if value is not None]
+
+
+def _redacted_coupon(ctx: dict) -> str | None:
+    """A done transaction keeps only the coupon code's last 4 characters and SHA-256."""
+    last4, digest = ctx.get("coupon_code_last4"), ctx.get("coupon_code_sha256")
+    if not last4 and not digest:
+        return None
+    return f"…{last4} (sha256 {str(digest)[:16]}…)"
 
 
 def format_story(story: Story, tz: dt.tzinfo = dt.UTC) -> str:

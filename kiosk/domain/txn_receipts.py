@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kiosk.domain.receipts import (
@@ -67,9 +68,23 @@ class TxnContext:
     prize: Prize | None = None
     coupon_code: str | None = None
     coupon_valid_until: str | None = None
+    # once the transaction is done only these stay of the coupon code (privacy: kiosk logs)
+    coupon_code_sha256: str | None = None
+    coupon_code_last4: str | None = None
     capture_refused: str | None = None  # the server refused a capture after dispensing
     points_returned: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def redacted(self) -> TxnContext:
+        """This context without the coupon code in clear: its SHA-256 and last 4 characters,
+        enough to match a coupon the member shows with ``kiosk logs``."""
+        code = self.coupon_code
+        if code is None:
+            return self
+        digest = hashlib.sha256(code.encode()).hexdigest()
+        return replace(
+            self, coupon_code=None, coupon_code_sha256=digest, coupon_code_last4=code[-4:]
+        )
 
     def to_record(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

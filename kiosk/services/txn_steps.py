@@ -118,6 +118,8 @@ class TxnSteps:
     # ---- the journal record ------------------------------------------------------------------
     def save(self, txn: Transaction, ctx: TxnContext) -> None:
         bind_txn(txn.txn_id)  # names the flow's log lines from its first record on
+        if txn.state is S.DONE:  # its receipts printed or queued (with the code): keep no more
+            ctx = ctx.redacted()
         self.journal.put(TXN_TABLE, txn.txn_id, {**to_record(txn), "ctx": ctx.to_record()})
 
     def load(self, txn_id: str) -> tuple[Transaction, TxnContext] | None:

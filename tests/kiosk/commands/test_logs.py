@@ -42,7 +42,7 @@ from kiosk.platform.logctx import (
 from kiosk.ports import PaperState
 from kiosk.services.txn_steps import Outcome
 from kiosk.storage.journal import Journal
-from tests.kiosk.services.rig import KIOSK, MUG, KioskSide
+from tests.kiosk.services.rig import COUPON, KIOSK, MUG, KioskSide
 
 TZ = zone("Asia/Shanghai")
 
@@ -136,6 +136,17 @@ def redeem_as(kiosk: KioskSide, txn_id: str):
 
 def files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_coupon_story_names_the_code_by_its_last_4_characters_only(kiosk, journal):
+    result = kiosk.engine.redeem(kiosk.member("M0002"), COUPON)
+    code = result.ctx.coupon_code
+    kiosk.printer.wait_for_receipts(1)
+    story = transaction_story(
+        kiosk.folder / "state", result.txn.txn_id, runner=FakeJournalctl(journal)
+    )
+    text = format_story(story, TZ)
+    assert f"coupon: …{code[-4:]} (sha256 " in text and code not in text
 
 
 def test_a_jammed_door_story_read_while_the_kiosk_holds_the_journal(kiosk, journal):

@@ -4,6 +4,7 @@ end up with."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ from kiosk.domain.transaction import TxnState
 from kiosk.errors import Unreachable
 from kiosk.platform.logctx import TxnFilter
 from kiosk.ports import DoorState, PaperState
-from kiosk.services.txn_steps import Outcome, TransactionRefused
+from kiosk.services.txn_steps import TXN_TABLE, Outcome, TransactionRefused
 
 from .rig import COUPON, COUPON_PRIZE, EARBUDS, MUG, TOTE, TOTE_PRIZE, pay_when_shown
 
@@ -57,6 +58,18 @@ def test_a_coupon_prints_its_code_and_last_valid_day(server, kiosk):
     )
     assert sum(kiosk.pulses(n) for n in range(1, 7)) == 0
     assert server.balance("M0002") == 2200
+
+
+def test_a_done_transaction_keeps_no_coupon_code_in_clear(server, kiosk):
+    result = kiosk.engine.redeem(kiosk.member("M0002"), COUPON)
+    code = result.ctx.coupon_code
+    kiosk.printer.wait_for_receipts(1)
+    ctx = kiosk.journal.get(TXN_TABLE, result.txn.txn_id)["ctx"]
+    assert ctx["coupon_code"] is None and ctx["coupon_code_last4"] == code[-4:]
+    assert ctx["coupon_code_sha256"] == hashlib.sha256(code.encode()).hexdigest()
+    kiosk.journal.compact()  # the log's earlier lines go into the snapshot
+    on_disk = b"".join(p.read_bytes() for p in (kiosk.folder / "state").rglob("*") if p.is_file())
+    assert code.encode() not in on_disk
 
 
 def test_a_refused_hold_opens_nothing_and_takes_nothing(server, kiosk):
