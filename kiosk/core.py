@@ -121,6 +121,8 @@ class KioskCore:
         fetched_at = time.time() if cached_at is None else cached_at
         self.catalog, self.catalog_fetched_at = catalog, fetched_at
         self.engine.use_server_limits(catalog.offline)  # the caps the server checks uploads by
+        if self.staff is not None and catalog.staff_lockout is not None:
+            self.staff.use_policy(catalog.staff_lockout)  # one wrong-PIN rule: the server's
         self.restock.update_catalog(catalog)
         if cached_at is not None:
             log.info("catalog version %s from the cache until the server answers",

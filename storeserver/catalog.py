@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from .clock import Clock, iso, parse_iso
 from .errors import Conflict, NotFound, shown
 from .pictures import PictureFolder
+from .staff_lockout import policy_for_kiosks
 
 _COUPON_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the till
 COUPON_VALID_DAYS = 30  # printed on the receipt; the till refuses the coupon after that day
@@ -41,7 +42,7 @@ def catalog_for(
     a replaced picture changes the version too and kiosks fetch it again. ``offline`` are the
     store's offline caps (StoreSettings.offline_limits): the kiosk's offline limiter uses them,
     so kiosk and server agree on what an upload may spend; a change reaches kiosks like a
-    price change.
+    price change. ``staff_lockout`` is the wrong-PIN rule the kiosk applies offline.
     """
     items = []
     for row in conn.execute("SELECT * FROM items WHERE active = 1 ORDER BY points, sku"):
@@ -69,9 +70,15 @@ def catalog_for(
             }
         )
     hold_seq = last_hold_seq(conn, kiosk_id)
-    versioned: list = [items, hold_seq] if offline is None else [items, hold_seq, offline]
+    lockout = policy_for_kiosks()
+    versioned: list = [items, hold_seq, lockout] + ([] if offline is None else [offline])
     body = json.dumps(versioned, sort_keys=True, ensure_ascii=False).encode()
-    out = {"version": hashlib.sha256(body).hexdigest()[:16], "items": items, "hold_seq": hold_seq}
+    out = {
+        "version": hashlib.sha256(body).hexdigest()[:16],
+        "items": items,
+        "hold_seq": hold_seq,
+        "staff_lockout": lockout,
+    }
     if offline is not None:
         out["offline"] = offline
     return out

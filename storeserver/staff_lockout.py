@@ -25,6 +25,16 @@ LOCK_STEPS = (dt.timedelta(minutes=5), dt.timedelta(hours=1))  # then: until a m
 DAILY_CAP = 20
 
 
+def policy_for_kiosks() -> dict:
+    """This rule as the catalog gives it to kiosks, which apply it to the PINs they check
+    offline (kiosk/domain/staff_lockout.py): one rule, decided here."""
+    return {
+        "in_a_row": IN_A_ROW,
+        "lock_steps_s": [int(step.total_seconds()) for step in LOCK_STEPS],
+        "daily_cap": DAILY_CAP,
+    }
+
+
 @dataclass(frozen=True)
 class Lockout:
     """One staff member's wrong-PIN record (columns of the ``staff`` table)."""

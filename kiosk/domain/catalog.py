@@ -22,6 +22,7 @@ from kiosk.domain.member_view import (
     _str,
 )
 from kiosk.domain.offline import OfflineLimits
+from kiosk.domain.staff_lockout import LockoutPolicy
 
 __all__ = [
     "Affordability",
@@ -66,6 +67,9 @@ class Catalog:
     # the store's offline caps (the server checks uploads against them); None: an older
     # server, the kiosk's [offline] config applies
     offline: OfflineLimits | None = None
+    # the server's wrong-PIN rule, applied to staff PINs checked offline; None: an older
+    # server, the kiosk keeps the rule it had (kiosk/domain/staff_lockout.py's)
+    staff_lockout: LockoutPolicy | None = None
 
 
 class Unaffordable(enum.Enum):
@@ -150,6 +154,24 @@ def _offline(data: object) -> OfflineLimits | None:
     )
 
 
+def _staff_lockout(data: object) -> LockoutPolicy | None:
+    if data is None:
+        return None
+    d = _obj(data, "the staff lockout rule")
+    steps = d.get("lock_steps_s")
+    if not isinstance(steps, list) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in steps
+    ):
+        raise _Bad(f"lock_steps_s must be a list of positive whole seconds, got {steps!r}")
+    policy = LockoutPolicy(
+        in_a_row=_int(d, "in_a_row"), lock_steps_s=tuple(float(s) for s in steps),
+        daily_cap=_int(d, "daily_cap"),
+    )  # fmt: skip
+    if policy.in_a_row < 1 or policy.daily_cap < 1:
+        raise _Bad(f"the staff lockout rule must allow at least one wrong PIN, got {d!r}")
+    return policy
+
+
 def parse_catalog(data: object) -> Catalog:
     """``/v1/catalog`` as a :class:`Catalog`; anything unusable is UnusableAnswer."""
     try:
@@ -161,6 +183,7 @@ def parse_catalog(data: object) -> Catalog:
             skipped=tuple(i for i in parsed if isinstance(i, str)),
             hold_seq=_opt_int(d, "hold_seq") or 0,  # absent from servers before it existed
             offline=_offline(d.get("offline")),
+            staff_lockout=_staff_lockout(d.get("staff_lockout")),
         )
     except (_Bad, RecursionError) as exc:
         raise UnusableAnswer(

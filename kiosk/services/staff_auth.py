@@ -91,6 +91,18 @@ class StaffAuthenticator:
         # one sign-in at a time: each reads, then rewrites, the staff member's failure record
         self._lock = threading.Lock()
 
+    @property
+    def policy(self) -> LockoutPolicy:
+        """The wrong-PIN rule PINs checked offline are counted by."""
+        return self._policy
+
+    def use_policy(self, policy: LockoutPolicy) -> None:
+        """The store server's wrong-PIN rule (from its catalog), for PINs checked offline."""
+        with self._lock:
+            if policy != self._policy:
+                log.info("staff PIN lockout rule from the store server: %s", policy)
+            self._policy = policy
+
     def authenticate(self, badge_text: str, pin: str) -> StaffSession:
         """Sign in, or raise StaffRejected / StaffLocked / StaffAuthUnavailable (all with
         ``message_zh`` and ``message_en``); a server refusal other than those stays Rejected."""

@@ -40,7 +40,8 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
 def get_catalog(
     caller: Caller = Depends(Allowed(Role.KIOSK)), store: Store = Depends(store_of)
 ) -> dict:
-    """Items with this kiosk's stock, a version, and the store's offline caps (`offline`)."""
+    """Items with this kiosk's stock, a version, the store's offline caps (`offline`) and the
+    wrong-PIN rule kiosks apply to staff PINs they check offline (`staff_lockout`)."""
     return catalog.catalog_for(
         store.db.connection(), caller.name, store.pictures, store.settings.offline_limits()
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,3 +115,21 @@ def test_the_stores_offline_caps_come_with_the_catalog():
         except UnusableAnswer:
             continue
         raise AssertionError(f"offline caps {bad!r} accepted")
+
+
+def test_the_servers_staff_lockout_rule_comes_with_the_catalog():
+    from kiosk.domain.staff_lockout import LockoutPolicy
+
+    assert parse_catalog(SERVER_CATALOG).staff_lockout is None  # an older server: keep the own
+    rule = {"in_a_row": 3, "lock_steps_s": [60, 600], "daily_cap": 9}
+    got = parse_catalog({**SERVER_CATALOG, "staff_lockout": rule}).staff_lockout
+    assert got == LockoutPolicy(in_a_row=3, lock_steps_s=(60.0, 600.0), daily_cap=9)
+    for bad in (
+        {**rule, "in_a_row": 0},
+        {**rule, "daily_cap": "9"},
+        {**rule, "lock_steps_s": [60, -1]},
+        {**rule, "lock_steps_s": "60"},
+        [],
+    ):
+        with pytest.raises(UnusableAnswer):
+            parse_catalog({**SERVER_CATALOG, "staff_lockout": bad})

@@ -238,3 +238,23 @@ def test_the_core_keeps_the_servers_revoked_staff_list_for_its_staff_sign_in(tmp
         assert core.journal.get(PIN_TABLE, "S0001") is None  # staff_pin_cache_days = 0
     finally:
         core.stop()
+
+
+def test_the_core_counts_offline_pins_by_the_servers_rule_from_its_catalog(
+    tmp_path, enrolled, monkeypatch
+):
+    from storeserver import staff_lockout as server_rule
+
+    monkeypatch.setattr(server_rule, "IN_A_ROW", 3)
+    monkeypatch.setattr(server_rule, "LOCK_STEPS", (server_rule.LOCK_STEPS[0],))
+    server, paper = enrolled
+    cfg = config(tmp_path, server.url)
+    fast = SyncSettings(heartbeat_s=0.2, refresh_s=0.2, wheel_ids=())
+    core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=fast)
+    assert core.staff.policy.in_a_row == 5  # nothing from the server yet
+    core.start()
+    try:
+        wait_for(lambda: core.catalog is not None)
+        assert core.staff.policy.in_a_row == 3 and core.staff.policy.lock_steps_s == (300.0,)
+    finally:
+        core.stop()

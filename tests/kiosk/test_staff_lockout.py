@@ -142,9 +142,13 @@ STEPS = st.lists(
 @example(([(False, 0)] * 4 + [(True, 0)]) * 5)  # the daily cap: 20 wrong, never 5 in a row
 @example([(False, 0)] * 5 + [(False, 301)] * 5 + [(False, 3601)] * 6)  # each escalation step
 def test_the_kiosk_locks_exactly_when_the_server_does(steps) -> None:
+    from kiosk.domain.catalog import parse_catalog
     from storeserver import staff_lockout as server_rule
 
-    policy = LockoutPolicy()
+    # the rule as the server's catalog hands it to kiosks (the kiosk's own default is the same)
+    catalog = {"version": "v", "items": [], "staff_lockout": server_rule.policy_for_kiosks()}
+    policy = parse_catalog(catalog).staff_lockout
+    assert policy == LockoutPolicy()
     start = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.UTC)
     kiosk, server = FailureRecord(), server_rule.Lockout()
     elapsed = 0

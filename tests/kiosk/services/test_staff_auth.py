@@ -264,6 +264,25 @@ def test_offline_lockout_and_release(online, offline, journal, store, clock):
     assert not a.authenticate(code, "246810").online
 
 
+def test_offline_the_kiosk_counts_by_the_rule_the_server_sends(
+    online, offline, journal, store, clock, monkeypatch
+):
+    from kiosk.domain.catalog import parse_catalog
+    from storeserver import staff_lockout as server_rule
+
+    monkeypatch.setattr(server_rule, "IN_A_ROW", 3)  # the store's rule, not the kiosk's
+    code = badge(store)
+    auth(online, journal, store, clock).authenticate(code, "246810")
+    a = auth(offline, journal, store, clock)
+    a.use_policy(parse_catalog(online.catalog()).staff_lockout)
+    for _ in range(2):
+        with pytest.raises(StaffRejected):
+            a.authenticate(code, "1111")
+    with pytest.raises(StaffLocked) as locked:
+        a.authenticate(code, "1111")
+    assert locked.value.seconds_left == 300
+
+
 def test_online_and_offline_wrong_pins_add_up(online, offline, journal, store, clock):
     code = badge(store)
     auth(online, journal, store, clock).authenticate(code, "246810")
