@@ -12,7 +12,7 @@ import sqlite3
 from . import alerts, catalog, event_payloads, offline, staff_revocation
 from .accounts import token_sha256
 from .clock import Clock, iso, parse_iso
-from .errors import ApiError, BadRequest, Unauthorized, shown
+from .errors import ApiError, BadRequest, NotFound, Unauthorized, shown
 from .holds import Redemptions
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,15 @@ def list_kiosks(conn: sqlite3.Connection) -> list[dict]:
         }
         for r in conn.execute("SELECT * FROM kiosks ORDER BY id")
     ]
+
+
+def list_alerts(conn: sqlite3.Connection, kiosk_id: str) -> list[dict]:
+    """An enrolled kiosk's staff alerts, newest first (NotFound ``unknown_kiosk``)."""
+    if not is_enrolled(conn, kiosk_id):
+        raise NotFound(
+            "unknown_kiosk", f"no enrolled kiosk {shown(kiosk_id)}: 'GET /v1/kiosks' lists them"
+        )
+    return alerts.listed(conn, kiosk_id)
 
 
 def apply_events(

@@ -94,6 +94,22 @@ def list_kiosks(
     return {"kiosks": kiosks.list_kiosks(store.db.connection())}
 
 
+@router.get(
+    "/v1/kiosks/{kiosk_id}/alerts",
+    tags=["staff"],
+    responses={404: {"model": ErrorBody, "description": "unknown_kiosk"}},
+)
+def kiosk_alerts(
+    kiosk_id: str,
+    _: Caller = Depends(Allowed(Role.MANAGER, Role.ADMIN, Role.TECHNICIAN)),
+    store: Store = Depends(store_of),
+) -> dict:
+    """The kiosk's staff alerts, newest first (at most 200): door alarms (a door forced or
+    left open), faults, doors that need a check, refused offline redemptions. `detail` is what
+    the kiosk or the server recorded. An alert stays listed after its cause is gone."""
+    return {"alerts": kiosks.list_alerts(store.db.connection(), kiosk_id)}
+
+
 @router.post("/v1/kiosks/{kiosk_id}/technician-codes", tags=["staff"])
 def technician_code(
     kiosk_id: str,

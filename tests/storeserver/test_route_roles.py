@@ -34,6 +34,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/kiosks/heartbeat"): KIOSK,
     ("POST", "/v1/kiosks/events"): KIOSK,
     ("GET", "/v1/kiosks"): frozenset({Role.MANAGER, Role.ADMIN, Role.TECHNICIAN}),
+    ("GET", "/v1/kiosks/{kiosk_id}/alerts"): frozenset({Role.MANAGER, Role.ADMIN, Role.TECHNICIAN}),
     ("POST", "/v1/kiosks/{kiosk_id}/technician-codes"): frozenset({Role.ADMIN, Role.TECHNICIAN}),
     ("GET", "/v1/catalog"): KIOSK,
     ("GET", "/v1/pictures/{name}"): KIOSK,
