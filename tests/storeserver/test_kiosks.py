@@ -255,3 +255,46 @@ def test_a_door_alarm_payload_is_typed(kiosk, store, payload, field):
     assert result["status"] == "rejected" and result["reason"] == "invalid_payload", result
     assert field in result["message"]
     assert store.db.connection().execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 0
+
+
+def test_an_alert_stays_open_until_staff_mark_it_handled_once(kiosk, staff, other_kiosk, store):
+    kiosk.post("/v1/kiosks/events", {"events": [door_alarm("da-1", DOOR_ALARM)]})
+    (alert,) = staff.get("/v1/kiosks/kiosk-01/alerts").json()["alerts"]
+    assert (alert["handled_at"], alert["handled_by"]) == (None, None)
+    path = f"/v1/kiosks/kiosk-01/alerts/{alert['id']}/handled"
+
+    # the other kiosk's path cannot reach it
+    wrong = staff.post(f"/v1/kiosks/kiosk-02/alerts/{alert['id']}/handled")
+    assert wrong.status_code == 404 and wrong.json()["error"] == "unknown_alert"
+    handled = staff.post(path).json()
+    assert handled["id"] == alert["id"] and handled["handled_at"] and handled["handled_by"]
+    assert staff.get("/v1/kiosks/kiosk-01/alerts").json()["alerts"] == []
+    assert staff.get("/v1/kiosks/kiosk-01/alerts?handled=true").json()["alerts"] == [handled]
+    counts = {k["id"]: k["open_alerts"] for k in staff.get("/v1/kiosks").json()["kiosks"]}
+    assert counts["kiosk-01"] == 0
+    store.clock.advance(seconds=60)
+    assert staff.post(path).json() == handled  # again: the first mark stays
+    missing = staff.post("/v1/kiosks/kiosk-01/alerts/999/handled")
+    assert missing.status_code == 404 and missing.json()["error"] == "unknown_alert"
+
+
+def test_an_older_database_gains_the_alerts_handled_columns(tmp_path):
+    import sqlite3
+
+    from storeserver.db import Database
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE alerts (id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, kind TEXT NOT NULL,"
+        " at TEXT NOT NULL, detail TEXT NOT NULL)"
+    )
+    old.execute("INSERT INTO alerts VALUES (1, 'kiosk-01', 'fault', 't0', '{}')")
+    old.commit()
+    old.close()
+    db = Database(path)
+    try:
+        row = db.connection().execute("SELECT * FROM alerts").fetchone()
+        assert (row["kind"], row["handled_at"], row["handled_by"]) == ("fault", None, None)
+    finally:
+        db.close()

@@ -227,19 +227,26 @@ def server(tmp_path) -> Iterator[ServerSide]:
     s.stop()
 
 
-def manager_get(server: ServerSide, path: str) -> dict:
+def manager_call(server: ServerSide, method: str, path: str) -> dict:
+    """A store manager's call, with a fresh manager account and token."""
     with server.store.db.transaction() as conn:
         account_id = f"manager-{uuid.uuid4().hex[:6]}"
         accounts.add_account(conn, server.clock, account_id, "manager", None)
         _, token = accounts.issue_token(conn, server.clock, account_id)
-    resp = requests.get(
-        server.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=GUARD_S
+    resp = requests.request(
+        method, server.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=GUARD_S
     )
     assert resp.status_code == 200, resp.text
     return resp.json()
 
 
-def test_the_outbox_event_becomes_a_server_alert_that_stays_after_the_door_shuts(tmp_path, server):
+def manager_get(server: ServerSide, path: str) -> dict:
+    return manager_call(server, "GET", path)
+
+
+def test_the_event_becomes_a_server_alert_that_stays_after_the_door_shuts_until_handled(
+    tmp_path, server
+):
     kiosk = KioskSide(tmp_path / "online", server.url, server.enrollment_code(),
                       door_close_timeout_s=LEFT_OPEN_S)  # fmt: skip
     try:
@@ -264,5 +271,10 @@ def test_the_outbox_event_becomes_a_server_alert_that_stays_after_the_door_shuts
             bench.expect(LockerEventKind.CLOSED, 4)
             assert bench.alarms.active() == ()
             assert manager_get(server, f"/v1/kiosks/{KIOSK}/alerts")["alerts"] == [listed]
+
+            # ... until staff mark it handled
+            manager_call(server, "POST", f"/v1/kiosks/{KIOSK}/alerts/{listed['id']}/handled")
+            assert manager_get(server, f"/v1/kiosks/{KIOSK}/alerts")["alerts"] == []
+            assert manager_get(server, "/v1/kiosks")["kiosks"][0]["open_alerts"] == 0
     finally:
         kiosk.close()
