@@ -225,6 +225,10 @@ class KioskApp(App):
             self.screens[screen] = widget
             self.manager.add_widget(widget)
         self.session.subscribe(self.render)
+        if (alarms := core.alarms) is not None:  # door alarms: the attract screen's staff alert
+            # read on the main thread when applied, so a late update never restores stale alarms
+            alarms.subscribe(lambda _: self.post(lambda: self.session.set_alarms(alarms.active())))
+            self.session.set_alarms(alarms.active())
         self.tr.on_change(lambda _lang: self.render(self.last_state))
         every = self._ticks.append
         every(Clock.schedule_interval(lambda _dt: self.session.tick(), 1.0))

@@ -267,6 +267,17 @@ class LockerSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AlarmSection:
+    """[alarm]: a buzzer or warning light sounded while a door alarm is active (optional).
+
+    It sits on the locker's GPIO header, so ``[locker] kind`` picks real pins or the simulator.
+    """
+
+    buzzer_pin: int | None = _key(_GPIO, None)  # None: no buzzer, the alarm is on screen only
+    active_high: bool = _key(_boolean(), True)  # most buzzer modules sound on a high level
+
+
+@dataclass(frozen=True, kw_only=True)
 class OfflineSection:
     """[offline]: floor limits for redemptions while the store server is unreachable."""
 
@@ -308,6 +319,7 @@ class KioskConfig:
     ui: UiSection
     log: LogSection
     source: str
+    alarm: AlarmSection = field(default_factory=AlarmSection)
 
 
 SECTIONS = tuple(f.name for f in fields(KioskConfig) if f.name != "source")
@@ -386,6 +398,19 @@ def _compartments(source: str, raw: Any) -> tuple[Compartment, ...]:
     return tuple(sorted(result, key=lambda c: c.number))
 
 
+def _check_alarm_pin(
+    source: str, alarm: AlarmSection, compartments: tuple[Compartment, ...]
+) -> None:
+    for comp in compartments:
+        for key in ("relay_pin", "sensor_pin"):
+            if alarm.buzzer_pin == getattr(comp, key):
+                raise ConfigError(
+                    f"{source}: alarm.buzzer_pin = {alarm.buzzer_pin!r}: GPIO {alarm.buzzer_pin} "
+                    f"is already used as {key} of compartment {comp.number}; each GPIO pin may "
+                    "be used only once"
+                )
+
+
 # --- public API ------------------------------------------------------------------------------
 
 
@@ -417,6 +442,8 @@ def parse_config(data: dict[str, Any], source: str) -> KioskConfig:
     printer = section("printer", PrinterSection)
     locker = section("locker", LockerSection, compartments=())
     compartments = _compartments(source, data.get("locker", {}).get("compartments"))
+    alarm = section("alarm", AlarmSection)
+    _check_alarm_pin(source, alarm, compartments)
     offline = section("offline", OfflineSection)
     if offline.per_member_daily_points > offline.per_kiosk_daily_points:
         raise ConfigError(
@@ -433,6 +460,7 @@ def parse_config(data: dict[str, Any], source: str) -> KioskConfig:
         ui=section("ui", UiSection),
         log=section("log", LogSection),
         source=source,
+        alarm=alarm,
     )
 
 

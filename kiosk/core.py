@@ -23,6 +23,7 @@ from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.txn_receipts import StoreInfo
 from kiosk.errors import KioskError
 from kiosk.ports import Locker, QrScanner, ReceiptPrinter
+from kiosk.services.door_alarms import DoorAlarms
 from kiosk.services.identify import MemberIdentifier
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.recovery import forget_finished
@@ -31,7 +32,7 @@ from kiosk.services.staff_auth import StaffAuthenticator
 from kiosk.services.transactions import TransactionEngine
 from kiosk.storage.catalog_cache import CatalogCache
 from kiosk.storage.journal import Journal
-from kiosk.storage.outbox import STOCK_EVENT_KINDS, Outbox
+from kiosk.storage.outbox import WAKE_EVENT_KINDS, Outbox
 from kiosk.storage.pictures import PictureCache
 from kiosk.storage.server_keys import ServerKeyFile
 from kiosk.sync.client import StoreServerClient
@@ -88,9 +89,12 @@ class KioskCore:
     catalog_cache: CatalogCache | None = None
     wheels: dict[str, dict[str, Any]] = field(default_factory=dict)
     listeners: list = field(default_factory=list)  # called (from the sync thread) on changes
+    alarms: DoorAlarms | None = None  # door events -> staff alert, buzzer, outbox
 
     def start(self) -> None:
         """Recover unfinished work first (never serve a member before), then sync."""
+        if self.alarms is not None:  # first: a door forced during recovery is an alarm too
+            self.alarms.start()
         for settled in self.engine.settle():
             log.info("start-up recovery: %s %s -> %s", settled.txn_id, settled.before.name,
                      settled.after.name)  # fmt: skip
@@ -154,6 +158,8 @@ class KioskCore:
 
     def stop(self) -> None:
         self.sync.stop()
+        if self.alarms is not None:
+            self.alarms.stop()
         if self.scanner is not None:
             self.scanner.stop()
         self.locker.close()
@@ -174,6 +180,7 @@ def build_core(
     sync_settings: SyncSettings | None = None,
 ) -> KioskCore:
     """Everything but the UI, from the config; devices given are used as they are."""
+    from drivers.indicator import make_alarm_output
     from drivers.locker import make_locker  # the composition root may import drivers
     from drivers.printer import make_printer
 
@@ -226,11 +233,15 @@ def build_core(
         on_keys=keyfile.update,
         on_revoked_staff=staff.set_revoked if staff is not None else None,
     )  # fmt: skip
-    outbox.on_queued(lambda event: event.kind in STOCK_EVENT_KINDS and sync.wake())
+    outbox.on_queued(lambda event: event.kind in WAKE_EVENT_KINDS and sync.wake())
     core = KioskCore(
         config, journal, client, outbox, receipts, engine, staff, identifier, restock, sync,
         connectivity, printer, locker, scanner, pictures,
         catalog_cache=CatalogCache(config.kiosk.state_dir / "catalog.json"),
+    )  # fmt: skip
+    core.alarms = DoorAlarms(
+        locker, outbox, make_alarm_output(config.alarm, locker_kind=config.locker.kind),
+        restocking=restock.restocking, now=lambda: dt.datetime.now(store.tz),
     )  # fmt: skip
     cached = core.catalog_cache.load()
     if cached is not None:  # offline from the start still offers gifts

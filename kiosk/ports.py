@@ -154,6 +154,21 @@ class Locker(Protocol):
         ...
 
 
+# ---- alarm output ---------------------------------------------------------------------------------
+
+
+class AlarmOutput(Protocol):
+    """A buzzer or warning light driven while a door alarm is active (drivers/indicator.py)."""
+
+    def set(self, on: bool) -> None:
+        """Sound (True) or silence (False); repeating the current state changes nothing."""
+        ...
+
+    def close(self) -> None:
+        """Silence it and release its pin (idempotent)."""
+        ...
+
+
 # ---- store server -----------------------------------------------------------------------------
 # Values returned by the store server adapter (kiosk/sync/client.py). Rich views (member, catalog,
 # wheel, health) stay the server's JSON objects, checked for the keys the kiosk relies on.

@@ -48,6 +48,11 @@ def _add_columns(conn: sqlite3.Connection) -> None:
         if column not in staff:
             log.info("database: adding staff.%s (PIN lockout, badge revocation)", column)
             conn.execute(f"ALTER TABLE staff ADD COLUMN {column} {ddl}")
+    alerts = {row["name"] for row in conn.execute("PRAGMA table_info(alerts)")}
+    for column in ("handled_at", "handled_by"):
+        if column not in alerts:
+            log.info("database: adding alerts.%s (alerts staff marked handled)", column)
+            conn.execute(f"ALTER TABLE alerts ADD COLUMN {column} TEXT")
     conn.execute(
         "CREATE INDEX IF NOT EXISTS redemptions_compartment "
         "ON redemptions(kiosk_id, compartment, seq)"

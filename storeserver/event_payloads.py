@@ -8,7 +8,7 @@ own (``invalid_payload``), as before: the rest of the batch is applied.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -94,7 +94,7 @@ class OfflineRedemptionPayload(_Payload):
 
 
 class AlertPayload(_WithExtras):
-    """``fault``, ``door_alarm`` and ``needs_check``: what staff are told."""
+    """``fault`` and ``needs_check``: what staff are told."""
 
     what: Short | None = None
     txn_id: TxnRef | None = None
@@ -107,6 +107,19 @@ class AlertPayload(_WithExtras):
     session: Short | None = None
     staff_id: Short | None = None
     door: Short | None = None
+
+
+class DoorAlarmPayload(_Payload):
+    """``door_alarm``: a door opened with no command (``tamper``) or left open past the
+    kiosk's limit (``left_open``); kept as a staff alert (kiosk/services/door_alarms.py)."""
+
+    compartment: Compartment
+    what: Literal["tamper", "left_open"]
+    since: Annotated[str, StringConstraints(max_length=40)] = Field(
+        description="when the door opened, ISO 8601 with the kiosk's UTC offset"
+    )
+    open_s: float | None = Field(default=None, ge=0, le=10_000_000, allow_inf_nan=False)
+    detail: Text | None = None
 
 
 class SyncHealth(_WithExtras):
@@ -130,7 +143,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "inventory": InventoryPayload,
     "offline_redemption": OfflineRedemptionPayload,
     "fault": AlertPayload,
-    "door_alarm": AlertPayload,
+    "door_alarm": DoorAlarmPayload,
     "needs_check": AlertPayload,
 }
 

@@ -12,7 +12,7 @@ import sqlite3
 from . import alerts, catalog, event_payloads, offline, staff_revocation
 from .accounts import token_sha256
 from .clock import Clock, iso, parse_iso
-from .errors import ApiError, BadRequest, Unauthorized, shown
+from .errors import ApiError, BadRequest, NotFound, Unauthorized, shown
 from .holds import Redemptions
 
 log = logging.getLogger(__name__)
@@ -141,12 +141,31 @@ def list_kiosks(conn: sqlite3.Connection) -> list[dict]:
             "enrolled_at": r["enrolled_at"],
             "last_seen": r["last_seen"],
             "health": json.loads(r["health"]) if r["health"] else None,
-            "open_alerts": conn.execute(
-                "SELECT COUNT(*) FROM alerts WHERE kiosk_id = ?", (r["id"],)
-            ).fetchone()[0],
+            "open_alerts": alerts.count_open(conn, r["id"]),
         }
         for r in conn.execute("SELECT * FROM kiosks ORDER BY id")
     ]
+
+
+def list_alerts(conn: sqlite3.Connection, kiosk_id: str, *, handled: bool = False) -> list[dict]:
+    """An enrolled kiosk's open staff alerts (``handled``: all), newest first (NotFound
+    ``unknown_kiosk``)."""
+    _known(conn, kiosk_id)
+    return alerts.listed(conn, kiosk_id, handled=handled)
+
+
+def handle_alert(
+    conn: sqlite3.Connection, clock: Clock, kiosk_id: str, alert_id: int, actor: str
+) -> dict:
+    _known(conn, kiosk_id)
+    return alerts.handle(conn, clock, kiosk_id, alert_id, actor)
+
+
+def _known(conn: sqlite3.Connection, kiosk_id: str) -> None:
+    if not is_enrolled(conn, kiosk_id):
+        raise NotFound(
+            "unknown_kiosk", f"no enrolled kiosk {shown(kiosk_id)}: 'GET /v1/kiosks' lists them"
+        )
 
 
 def apply_events(

@@ -263,7 +263,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     kiosk_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     at TEXT NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    handled_at TEXT,  -- NULL: open; staff marked it handled then (alerts.handle)
+    handled_by TEXT
 );
 
 -- Staff who sign in at a kiosk (restocking) with a badge (signed code, kind S) and a PIN.

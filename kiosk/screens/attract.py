@@ -1,7 +1,8 @@
 """Attract: the store's name, "show your member code" in Chinese and English at once (Chinese
 first) with a hint animation, the language toggle, the offline banner; a scanned code moves
 on by itself (the session decides). While the code is looked up the screen says so, counts
-down the lookup's time limit with a progress bar, and offers cancel."""
+down the lookup's time limit with a progress bar, and offers cancel. A door alarm shows
+above everything, in both languages, for staff (``UiState.alarms``)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class AttractScreen(KioskScreen):
         return self.tr.both(key, sep="\n") if self.tr is not None else key
 
     def refresh(self, state: UiState) -> None:
+        self.ids.door_alarm.text = self.alarm_text(state)
         error = state.error
         self.ids.error.text = "" if error is None else (error.zh if self.lang == "zh" else error.en)
         left = state.lookup_left_s
@@ -49,6 +51,19 @@ class AttractScreen(KioskScreen):
             limit = max(self.session.lookup_timeout_s, 0.001)
             self.lookup_countdown = self.tr.countdown(left)
             self.lookup_done = min(1.0, max(0.0, 1 - left / limit))
+
+    def alarm_text(self, state: UiState) -> str:
+        """Each active door alarm in Chinese, then each in English, one per line."""
+        return "\n".join(
+            self.tr.text(
+                f"door_alarm.{alarm.reason.value}",
+                lang,
+                n=alarm.compartment,
+                since=alarm.since.strftime("%H:%M"),
+            )
+            for lang in ("zh", "en")
+            for alarm in state.alarms
+        )
 
     def cancel_lookup(self) -> None:
         self.session.cancel_lookup()

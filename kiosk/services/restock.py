@@ -202,6 +202,13 @@ class RestockService:
                 raise
             return self._active
 
+    def restocking(self, number: int) -> bool:
+        """Whether staff opened compartment ``number`` in the running session (so its door
+        open, or open long, is their work, not an alarm: kiosk/services/door_alarms.py)."""
+        with self._guard:
+            active = self._active
+        return active is not None and active.summary is None and active.opens(number)
+
     def unfinished(self) -> list[UnfinishedRestock]:
         """Sessions in the journal other than the running one: crash leftovers."""
         running = self._active.session_id if self._active else None
@@ -312,6 +319,11 @@ class RestockSession:
             return OpenedCompartment(
                 number, svc.stock_of(number), flagged, isinstance(result, AlreadyOpen)
             )
+
+    def opens(self, number: int) -> bool:
+        """Whether staff opened (or are opening, or tried to open: a jammed door they then
+        pull open) compartment ``number`` in this session."""
+        return number == self._current or number in self._opened
 
     def wait_closed(self, timeout_s: float | None = None) -> bool:
         """Poll the open compartment's door until it reads closed; False after ``timeout_s``.

@@ -29,6 +29,7 @@ from kiosk.domain.payloads import PayloadKind, classify_payload
 from kiosk.domain.receipts import Bilingual
 from kiosk.errors import HardwareError, JournalError, KioskError, StoreServerError
 from kiosk.i18n import bilingual
+from kiosk.services.door_alarms import DoorAlarm
 from kiosk.services.identify import Identified, IdentifyError, MemberIdentifier, NotAMemberCode
 from kiosk.services.transactions import RESCAN_CODES, ItemChoice, Member, TransactionEngine
 from kiosk.services.txn_steps import Outcome, Progress, TransactionRefused, TxnResult
@@ -275,6 +276,11 @@ class MemberSession:
             self._set(maintenance=None, screen=Screen.ATTRACT)
         else:  # a member is being served: the screen changes once they are done
             self._set(maintenance=reason)
+
+    def set_alarms(self, alarms: tuple[DoorAlarm, ...]) -> None:
+        """The active door alarms (kiosk/services/door_alarms.py ``subscribe``)."""
+        if tuple(alarms) != self.state.alarms:
+            self._set(alarms=tuple(alarms))
 
     def _ready(self, *screens: Screen) -> bool:
         return not self.state.busy and self.state.screen in screens

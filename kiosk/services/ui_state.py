@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from kiosk.domain.catalog import Affordability
     from kiosk.domain.payloads import PayloadKind
     from kiosk.domain.receipts import Bilingual
+    from kiosk.services.door_alarms import DoorAlarm
     from kiosk.services.identify import Identified
     from kiosk.services.txn_steps import Progress, TxnResult
 
@@ -50,4 +51,5 @@ class UiState:
     routed_code: tuple[PayloadKind, str] | None = None  # a staff/technician code to hand on
     wheel: dict | None = None
     maintenance: Bilingual | None = None
+    alarms: tuple[DoorAlarm, ...] = ()  # doors forced or left open: a staff alert on attract
     seq: int = field(default=0, compare=False)  # increases with every change

@@ -1,9 +1,9 @@
 """The outbox: events the kiosk owes the store server, kept in the journal until it answers.
 
-The transaction engine and the door watch `add()` events (inventory counts, faults, door
-alarms, compartments that need a check, redemptions made offline); the sync worker
-(kiosk/sync/worker.py) sends `pending()` events oldest first and `settle()`s the results.
-An event the server refuses (`rejected`, or `conflict` for an offline redemption) leaves the
+The transaction engine, restock and the door alarms (kiosk/services/door_alarms.py) `add()`
+events (inventory counts, faults, door alarms, compartments that need a check, redemptions
+made offline); the sync worker (kiosk/sync/worker.py) sends `pending()` events oldest first
+and `settle()`s the results. An event the server refuses (`rejected`, or `conflict` for an offline redemption) leaves the
 outbox for the "sync_alerts" table, where the staff and technician screens show it until
 someone `acknowledge()`s it. Nothing is ever dropped without an answer or an alert.
 `deliver()` sends a batch and isolates a poison event that makes the server refuse or fail on
@@ -35,6 +35,7 @@ __all__ = [
     "EVENT_KINDS",
     "MAX_PAYLOAD_BYTES",
     "STOCK_EVENT_KINDS",
+    "WAKE_EVENT_KINDS",
     "Outbox",
     "OutboxError",
     "SettleReport",
@@ -51,6 +52,9 @@ EVENT_KINDS = frozenset({"inventory", "fault", "door_alarm", "needs_check", "off
 # Events that change what the server counts in a compartment: the sync worker sends them at
 # once (kiosk/core.py wires it), since a hold meanwhile would take from the stock they replace.
 STOCK_EVENT_KINDS = frozenset({"inventory", "offline_redemption"})
+# Events the sync worker sends at once rather than on its next cycle: the stock events, and
+# door alarms (staff away from the kiosk learn of a forced door from the server's alert).
+WAKE_EVENT_KINDS = STOCK_EVENT_KINDS | {"door_alarm"}
 # rejected/conflict: the server's verdict on the event. failed: the server kept failing on
 # this one event (HTTP 5xx or garbage) while it answered everything else; see the worker.
 ALERT_STATUSES = frozenset({"rejected", "conflict", "failed"})

@@ -94,6 +94,43 @@ def list_kiosks(
     return {"kiosks": kiosks.list_kiosks(store.db.connection())}
 
 
+@router.get(
+    "/v1/kiosks/{kiosk_id}/alerts",
+    tags=["staff"],
+    responses={404: {"model": ErrorBody, "description": "unknown_kiosk"}},
+)
+def kiosk_alerts(
+    kiosk_id: str,
+    handled: bool = False,
+    _: Caller = Depends(Allowed(Role.MANAGER, Role.ADMIN, Role.TECHNICIAN)),
+    store: Store = Depends(store_of),
+) -> dict:
+    """The kiosk's open staff alerts, newest first (at most 200; `handled=true`: the handled
+    ones too): door alarms (a door forced or left open), faults, doors that need a check,
+    refused offline redemptions. `detail` is what the kiosk or the server recorded. An alert
+    stays open after its cause is gone (a door alarm after the door is shut) until staff mark
+    it handled."""
+    conn = store.db.connection()
+    return {"alerts": kiosks.list_alerts(conn, kiosk_id, handled=handled)}
+
+
+@router.post(
+    "/v1/kiosks/{kiosk_id}/alerts/{alert_id}/handled",
+    tags=["staff"],
+    responses={404: {"model": ErrorBody, "description": "unknown_kiosk, unknown_alert"}},
+)
+def handle_alert(
+    kiosk_id: str,
+    alert_id: int,
+    caller: Caller = Depends(Allowed(Role.MANAGER, Role.ADMIN, Role.TECHNICIAN)),
+    store: Store = Depends(store_of),
+) -> dict:
+    """Mark one of the kiosk's alerts handled (by the caller's account, now); it leaves the
+    open list and the open count. Marking it again changes nothing: the first mark stays."""
+    with store.db.transaction() as conn:
+        return kiosks.handle_alert(conn, store.clock, kiosk_id, alert_id, caller.actor)
+
+
 @router.post("/v1/kiosks/{kiosk_id}/technician-codes", tags=["staff"])
 def technician_code(
     kiosk_id: str,

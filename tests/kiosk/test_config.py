@@ -97,6 +97,7 @@ def test_defaults_apply_to_missing_optional_keys() -> None:
     assert cfg.ui.font_path == Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
     assert cfg.ui.fullscreen is True
     assert cfg.log.level == "INFO"
+    assert (cfg.alarm.buzzer_pin, cfg.alarm.active_high) == (None, True)  # no buzzer: silent
 
 
 def test_default_path_is_used_when_none_given(
@@ -213,6 +214,9 @@ BAD_VALUES = [
     ("ui", "idle_logout_s", 5, "must be a whole number from 10 to 300"),
     ("ui", "font_path", "", "must be an absolute path"),
     ("log", "level", "debug", 'must be one of "DEBUG", "INFO", "WARNING", "ERROR"'),
+    ("alarm", "buzzer_pin", 28, "must be a whole number from 2 to 27"),
+    ("alarm", "buzzer_pin", True, "must be a whole number from 2 to 27"),
+    ("alarm", "active_high", 1, "must be true or false"),
 ]
 
 
@@ -340,6 +344,16 @@ def test_relay_and_sensor_of_one_compartment_may_not_share_a_pin() -> None:
     message = error_of(data)
     assert "locker.compartments[1].sensor_pin = 5" in message
     assert "already used as locker.compartments[1].relay_pin" in message
+
+
+def test_the_buzzer_pin_is_read_and_may_not_be_a_locker_pin() -> None:
+    cfg = parse_config(with_value("alarm", "buzzer_pin", 12), SOURCE)
+    assert cfg.alarm.buzzer_pin == 12
+    message = error_of(with_value("alarm", "buzzer_pin", 6))
+    assert message == (
+        f"{SOURCE}: alarm.buzzer_pin = 6: GPIO 6 is already used as sensor_pin of compartment "
+        "1; each GPIO pin may be used only once"
+    )
 
 
 def test_duplicate_compartment_number() -> None:

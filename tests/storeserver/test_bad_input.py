@@ -69,6 +69,8 @@ KIOSK_CALLS = [
 ]
 STAFF_CALLS = [
     ("GET", "/v1/kiosks", None),
+    ("GET", "/v1/kiosks/kiosk-01/alerts", None),
+    ("POST", "/v1/kiosks/kiosk-01/alerts/1/handled", None),
     ("POST", "/v1/kiosks/kiosk-01/technician-codes", {"minutes": 5}),
     ("POST", "/v1/coupons/CPN-ABCDEFGHJK/redeem", {"ref": "till-1"}),
     ("POST", "/v1/members", {"name": "赵敏", "phone": "13500001111"}),

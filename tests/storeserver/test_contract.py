@@ -80,6 +80,13 @@ def _event(kind, member, txn, pair, count, serial):
         payload = {"compartment": compartment or 7, "sku": sku, "count": count}
     elif kind == "offline_redemption":
         payload = {**_redemption(pair, member, txn), "points": ITEMS[sku][1]}
+    elif kind == "door_alarm":
+        what = "tamper" if count % 2 else "left_open"
+        payload = {
+            "compartment": compartment or 3,
+            "what": what,
+            "since": "2026-11-23T09:58:00+08:00",
+        }
     else:
         payload = {"code": "E42", "compartment": compartment}
     return {

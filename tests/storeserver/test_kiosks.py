@@ -204,3 +204,97 @@ def test_event_ids_are_each_kiosks_own(kiosk, other_kiosk, store):
         "SELECT kiosk_id, stock FROM compartments WHERE number = 6 ORDER BY kiosk_id"
     )
     assert [tuple(r) for r in rows] == [("kiosk-01", 4), ("kiosk-02", 2)]
+
+
+DOOR_ALARM = {"compartment": 3, "what": "tamper", "since": "2026-11-23T09:58:00+08:00"}
+
+
+def door_alarm(event_id: str, payload: dict) -> dict:
+    return {"event_id": event_id, "kind": "door_alarm", "at": "2026-11-23T10:00:00+08:00",
+            "payload": payload}  # fmt: skip
+
+
+def test_a_door_alarm_is_listed_as_the_kiosks_alert_newest_first(kiosk, staff, other_kiosk):
+    left_open = {**DOOR_ALARM, "what": "left_open", "compartment": 2, "open_s": 130.5}
+    batch = [door_alarm("da-1", DOOR_ALARM), door_alarm("da-2", left_open)]
+    results = kiosk.post("/v1/kiosks/events", {"events": batch}).json()["results"]
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    kiosk.post("/v1/kiosks/events", {"events": batch})  # a retried upload: no second alert
+
+    listed = staff.get("/v1/kiosks/kiosk-01/alerts").json()["alerts"]
+    assert [(a["kind"], a["detail"]) for a in listed] == [
+        ("door_alarm", left_open), ("door_alarm", DOOR_ALARM),
+    ]  # fmt: skip
+    assert all(a["at"] and isinstance(a["id"], int) for a in listed)
+    assert staff.get("/v1/kiosks/kiosk-02/alerts").json()["alerts"] == []
+    counts = {k["id"]: k["open_alerts"] for k in staff.get("/v1/kiosks").json()["kiosks"]}
+    assert counts == {"kiosk-01": 2, "kiosk-02": 0}
+
+
+def test_alerts_of_a_kiosk_never_enrolled_are_not_found(staff):
+    resp = staff.get("/v1/kiosks/kiosk-77/alerts")
+    assert resp.status_code == 404 and resp.json()["error"] == "unknown_kiosk"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**DOOR_ALARM, "what": "opened"}, "what"),
+        ({k: v for k, v in DOOR_ALARM.items() if k != "compartment"}, "compartment"),
+        ({**DOOR_ALARM, "compartment": "3"}, "compartment"),
+        ({k: v for k, v in DOOR_ALARM.items() if k != "since"}, "since"),
+        ({**DOOR_ALARM, "open_s": -1}, "open_s"),
+        ({**DOOR_ALARM, "door": "3"}, "door"),
+    ],
+    ids=["what", "no-compartment", "compartment-text", "no-since", "open_s", "unknown-key"],
+)
+def test_a_door_alarm_payload_is_typed(kiosk, store, payload, field):
+    (result,) = kiosk.post("/v1/kiosks/events", {"events": [door_alarm("da-x", payload)]}).json()[
+        "results"
+    ]
+    assert result["status"] == "rejected" and result["reason"] == "invalid_payload", result
+    assert field in result["message"]
+    assert store.db.connection().execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 0
+
+
+def test_an_alert_stays_open_until_staff_mark_it_handled_once(kiosk, staff, other_kiosk, store):
+    kiosk.post("/v1/kiosks/events", {"events": [door_alarm("da-1", DOOR_ALARM)]})
+    (alert,) = staff.get("/v1/kiosks/kiosk-01/alerts").json()["alerts"]
+    assert (alert["handled_at"], alert["handled_by"]) == (None, None)
+    path = f"/v1/kiosks/kiosk-01/alerts/{alert['id']}/handled"
+
+    # the other kiosk's path cannot reach it
+    wrong = staff.post(f"/v1/kiosks/kiosk-02/alerts/{alert['id']}/handled")
+    assert wrong.status_code == 404 and wrong.json()["error"] == "unknown_alert"
+    handled = staff.post(path).json()
+    assert handled["id"] == alert["id"] and handled["handled_at"] and handled["handled_by"]
+    assert staff.get("/v1/kiosks/kiosk-01/alerts").json()["alerts"] == []
+    assert staff.get("/v1/kiosks/kiosk-01/alerts?handled=true").json()["alerts"] == [handled]
+    counts = {k["id"]: k["open_alerts"] for k in staff.get("/v1/kiosks").json()["kiosks"]}
+    assert counts["kiosk-01"] == 0
+    store.clock.advance(seconds=60)
+    assert staff.post(path).json() == handled  # again: the first mark stays
+    missing = staff.post("/v1/kiosks/kiosk-01/alerts/999/handled")
+    assert missing.status_code == 404 and missing.json()["error"] == "unknown_alert"
+
+
+def test_an_older_database_gains_the_alerts_handled_columns(tmp_path):
+    import sqlite3
+
+    from storeserver.db import Database
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE alerts (id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL, kind TEXT NOT NULL,"
+        " at TEXT NOT NULL, detail TEXT NOT NULL)"
+    )
+    old.execute("INSERT INTO alerts VALUES (1, 'kiosk-01', 'fault', 't0', '{}')")
+    old.commit()
+    old.close()
+    db = Database(path)
+    try:
+        row = db.connection().execute("SELECT * FROM alerts").fetchone()
+        assert (row["kind"], row["handled_at"], row["handled_by"]) == ("fault", None, None)
+    finally:
+        db.close()

@@ -17,6 +17,7 @@ TXN = "3f0c2a1e-5b6d-4c7e-8f90-a1b2c3d4e5f6"
 PATH_VALUES = {
     "member_id": "M0001",
     "kiosk_id": "kiosk-01",
+    "alert_id": 1,
     "txn_id": TXN,
     "payment_id": "pay_0123456789abcdef",
     "wheel_id": "LUCKY",
@@ -34,6 +35,10 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/v1/kiosks/heartbeat"): KIOSK,
     ("POST", "/v1/kiosks/events"): KIOSK,
     ("GET", "/v1/kiosks"): frozenset({Role.MANAGER, Role.ADMIN, Role.TECHNICIAN}),
+    ("GET", "/v1/kiosks/{kiosk_id}/alerts"): frozenset({Role.MANAGER, Role.ADMIN, Role.TECHNICIAN}),
+    ("POST", "/v1/kiosks/{kiosk_id}/alerts/{alert_id}/handled"): frozenset(
+        {Role.MANAGER, Role.ADMIN, Role.TECHNICIAN}
+    ),
     ("POST", "/v1/kiosks/{kiosk_id}/technician-codes"): frozenset({Role.ADMIN, Role.TECHNICIAN}),
     ("GET", "/v1/catalog"): KIOSK,
     ("GET", "/v1/pictures/{name}"): KIOSK,

@@ -54,7 +54,7 @@ def masked(member_id: str) -> str:
     return member_id[:2] + "**" + member_id[-1]
 
 
-def kiosk_config(door_open_timeout_s: float = 0.5):
+def kiosk_config(door_open_timeout_s: float = 0.5, door_close_timeout_s: float = 120.0):
     compartments = [{"number": n, "relay_pin": 4 + n, "sensor_pin": 16 + n} for n in range(1, 7)]
     cfg = parse_config(
         {
@@ -68,8 +68,13 @@ def kiosk_config(door_open_timeout_s: float = 0.5):
         },
         "rig",
     )
-    # below the config's floor of 1 s so a jam costs tests half a second, not one
-    locker = dataclasses.replace(cfg.locker, door_open_timeout_s=door_open_timeout_s)
+    # below the config's floor of 1 s so a jam costs tests half a second, not one (and a door
+    # left open, door alarm tests, well under the 120 s of a kiosk)
+    locker = dataclasses.replace(
+        cfg.locker,
+        door_open_timeout_s=door_open_timeout_s,
+        door_close_timeout_s=door_close_timeout_s,
+    )
     return dataclasses.replace(cfg, locker=locker)
 
 
@@ -205,6 +210,7 @@ class KioskSide:
     server_url: str
     enrollment: str | None = None
     door_open_timeout_s: float = 0.5
+    door_close_timeout_s: float = 120.0
     printer: VirtualPrinter | None = None
     link: Link = field(default_factory=Link)
     payment_timeout_s: float = 30.0
@@ -213,7 +219,7 @@ class KioskSide:
     codes: Callable[[str], str] | None = None  # the member's phone: a fresh code (ServerSide.code)
 
     def __post_init__(self) -> None:
-        self.cfg = kiosk_config(self.door_open_timeout_s)
+        self.cfg = kiosk_config(self.door_open_timeout_s, self.door_close_timeout_s)
         if self.printer is None:
             self.printer = VirtualPrinter(self.folder / "paper")
         self.client = StoreServerClient(

@@ -141,3 +141,23 @@ def test_a_lookup_with_no_answer_counts_down_can_be_cancelled_and_comes_back(ui_
             ui.pump(read_s + 0.3)  # the late "offline" answer arrives: ignored
             assert ui.text("error") == tr.text("session.lookup_cancelled", "zh")
         client.close()
+
+
+def test_a_forced_door_shows_a_staff_alert_in_both_languages_until_it_is_closed(ui_core):
+    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+        strip = ui.widget("door_alarm")
+        assert strip.text == "" and strip.height == 0
+        ui_core.locker.sim.force_open(3)
+        ui.wait(lambda: strip.text != "", what="the door alarm")
+        (alarm,) = ui_core.alarms.active()
+        since = alarm.since.strftime("%H:%M")
+        assert strip.text == (
+            f"警报：3 号柜门未经指令被打开（{since} 起），请工作人员检查并关好\n"
+            f"Alarm: door 3 opened with no command (since {since}): staff, check it and close it"
+        )
+        assert strip.height > 0 and strip.opacity == 1
+        ui.tap("language")  # the member's language does not hide either line
+        assert ui.text("door_alarm") == strip.text and "Alarm: door 3" in strip.text
+        ui_core.locker.sim.close_door(3)
+        ui.wait(lambda: strip.text == "", what="the alarm cleared")
+        assert strip.height == 0
