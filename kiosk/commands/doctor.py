@@ -384,8 +384,8 @@ def format_report(checks: Sequence[Check]) -> str:
 
 def _needs_check(state_dir: Path) -> Check:
     """Compartments the kiosk will not open for members until staff count them."""
-    from kiosk.commands.logs import read_journal
     from kiosk.services.txn_steps import FLAG_TABLE
+    from kiosk.storage.journal_reader import read_journal
 
     try:
         flags = read_journal(state_dir).tables.get(FLAG_TABLE, {})
