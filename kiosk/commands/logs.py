@@ -4,9 +4,8 @@ The journal says what the kiosk decided (states with times, the hold, the void r
 receipts still waiting, a compartment flagged, events for the server); the system log says
 what happened around it (``TXN=<id>`` lines, see kiosk/platform/logctx.py, and any line naming the
 id). Technicians run it over SSH while the kiosk runs, so the journal is read without its
-lock and without writing a byte: the files are read as they are (log first, then snapshot:
-a compaction in between only makes the snapshot newer, never leaves a gap), a half-written
-last frame is ignored, and a read that races a compaction is tried again.
+lock and without writing a byte, by the journal's own reader (kiosk/storage/journal_reader.py:
+a half-written last frame is ignored, a read that races a compaction is tried again).
 
 A journal in safe mode was moved to ``journal-corrupt-*`` folders: those are searched too,
 as far as their frames decode.
@@ -26,8 +25,7 @@ from kiosk.commands.doctor_base import Runner, last_line, run_command
 from kiosk.errors import JournalError, KioskError
 from kiosk.services.receipt_queue import TABLE as RECEIPT_TABLE
 from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE
-from kiosk.storage.journal import SAFE_MODE_NAME
-from kiosk.storage.journal_reader import JournalView, read_journal
+from kiosk.storage.journal_reader import JournalView, quarantined, read_journal, safe_mode_reason
 from kiosk.storage.outbox import ALERTS_TABLE, OUTBOX_TABLE
 
 Record = dict[str, Any]
@@ -103,9 +101,9 @@ def transaction_story(
             "--state-dir"
         )
     views = [read_journal(state_dir)]
-    if (state_dir / SAFE_MODE_NAME).exists():
+    if safe_mode_reason(state_dir) is not None:
         views[0].problem = "the journal is in safe mode: its records were moved aside"
-    for folder in sorted(state_dir.glob("journal-corrupt-*"), reverse=True):
+    for folder in reversed(quarantined(state_dir)):
         views.append(read_journal(folder, tolerant=True))
     story = Story(_resolve(query, views))
     home = next((v for v in views if story.txn_id in v.tables.get(TXN_TABLE, {})), views[0])
