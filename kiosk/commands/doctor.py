@@ -36,7 +36,13 @@ from kiosk.commands.doctor_base import (  # noqa: F401 - re-exported: kiosk.comm
 from kiosk.config import KioskConfig, KioskSection, ServerSection, load_config
 from kiosk.domain.member_codes import load_public_keys
 from kiosk.errors import ConfigError, KioskError, Rejected
-from kiosk.storage.journal_reader import SAFE_MODE_NAME, quarantined, safe_mode_reason
+from kiosk.storage import tables
+from kiosk.storage.journal_reader import (
+    SAFE_MODE_NAME,
+    quarantined,
+    read_journal,
+    safe_mode_reason,
+)
 from kiosk.sync.client import RetryPolicy, StoreServerClient
 
 MIN_FREE_WARN = 200 * 2**20
@@ -382,11 +388,8 @@ def format_report(checks: Sequence[Check]) -> str:
 
 def _needs_check(state_dir: Path) -> Check:
     """Compartments the kiosk will not open for members until staff count them."""
-    from kiosk.services.txn_steps import FLAG_TABLE
-    from kiosk.storage.journal_reader import read_journal
-
     try:
-        flags = read_journal(state_dir).tables.get(FLAG_TABLE, {})
+        flags = read_journal(state_dir).tables.get(tables.COMPARTMENT_FLAGS, {})
     except KioskError as exc:
         return info("compartments", str(exc), "`sudo kiosk doctor`")
     if not flags:

@@ -23,10 +23,8 @@ from zoneinfo import ZoneInfo
 
 from kiosk.commands.doctor_base import Runner, last_line, run_command
 from kiosk.errors import JournalError, KioskError
-from kiosk.services.receipt_queue import TABLE as RECEIPT_TABLE
-from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE
+from kiosk.storage import tables
 from kiosk.storage.journal_reader import JournalView, quarantined, read_journal, safe_mode_reason
-from kiosk.storage.outbox import ALERTS_TABLE, OUTBOX_TABLE
 
 Record = dict[str, Any]
 TXN_PATTERN = re.compile(r"[0-9a-fA-F-]{8,36}")
@@ -64,10 +62,10 @@ def _fill(story: Story, view: JournalView) -> None:
     def rows(table: str) -> dict[str, Record]:
         return {k: r for k, r in t.get(table, {}).items() if isinstance(r, dict) and _mine(tid, k, r)}  # fmt: skip
 
-    story.record, story.found_in = t.get(TXN_TABLE, {}).get(tid), view.folder
-    story.receipts, story.flags = rows(RECEIPT_TABLE), rows(FLAG_TABLE)
-    story.events, story.alerts = rows(OUTBOX_TABLE), rows(ALERTS_TABLE)
-    story.spend = t.get(SPEND_TABLE, {}).get(tid)
+    story.record, story.found_in = t.get(tables.TXN, {}).get(tid), view.folder
+    story.receipts, story.flags = rows(tables.RECEIPT_QUEUE), rows(tables.COMPARTMENT_FLAGS)
+    story.events, story.alerts = rows(tables.OUTBOX), rows(tables.SYNC_ALERTS)
+    story.spend = t.get(tables.OFFLINE_SPENDS, {}).get(tid)
 
 
 def _resolve(query: str, views: list[JournalView]) -> str:
@@ -77,7 +75,7 @@ def _resolve(query: str, views: list[JournalView]) -> str:
             "or at least its first 8 characters"
         )
     query = query.lower()
-    ids = {tid for v in views for tid in v.tables.get(TXN_TABLE, {}) if tid.startswith(query)}
+    ids = {tid for v in views for tid in v.tables.get(tables.TXN, {}) if tid.startswith(query)}
     if len(ids) > 1:
         raise KioskError(
             f"{query} matches {len(ids)} transactions ({', '.join(sorted(ids)[:5])}): "
@@ -106,7 +104,7 @@ def transaction_story(
     for folder in reversed(quarantined(state_dir)):
         views.append(read_journal(folder, tolerant=True))
     story = Story(_resolve(query, views))
-    home = next((v for v in views if story.txn_id in v.tables.get(TXN_TABLE, {})), views[0])
+    home = next((v for v in views if story.txn_id in v.tables.get(tables.TXN, {})), views[0])
     _fill(story, home)
     if home.problem:
         story.notes.append(f"journal read from {home.folder}: {home.problem}")
