@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPSConnection
 
+from kiosk.errors import KioskError
+
 __all__ = ["PinMismatch", "PinningAdapter", "RetryPolicy", "new_session", "spki_pin"]
 
 
@@ -54,9 +56,10 @@ def spki_pin(der_certificate: bytes) -> str:
     return "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
 
 
-class PinMismatch(urllib3.exceptions.SSLError):
-    """The server's public key is none of the pinned ones (an SSLError, so urllib3 and
-    requests pass it on as a TLS failure; kiosk/sync/parse.py words it for a technician)."""
+class PinMismatch(urllib3.exceptions.SSLError, KioskError):
+    """The server's public key is none of the pinned ones. An urllib3 SSLError, so urllib3 and
+    requests pass it on as a TLS failure (kiosk/sync/parse.py makes it an ``Unreachable``
+    for a technician); never raised to the kiosk itself."""
 
     def __init__(self, host: str, seen: str, pins: Sequence[str]) -> None:
         super().__init__(
