@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import requests
 import urllib3
 
-from kiosk.errors import StoreServerError, Unreachable
+from kiosk.errors import Rejected, StoreServerError, Unreachable
 from kiosk.sync import parse
 from kiosk.sync.parse import BadResponse
 from kiosk.sync.transport import RetryPolicy
@@ -207,7 +207,14 @@ def perform(
     """The call's result; an idempotent call (``call.retry``) is tried up to
     ``endpoint.retry.attempts`` times on transient failures and 5xx answers, with backoff.
     ``call.within_s`` bounds the whole call: each attempt's timeouts are cut to what is left
-    and no retry starts after it."""
+    and no retry starts after it. A call with ``auth`` on a session without the kiosk token
+    is refused (``not_enrolled``) without a request."""
+    if call.auth and "Authorization" not in session.headers:
+        raise Rejected(
+            401,
+            "not_enrolled",
+            f"{call.what}: this kiosk has no store server token: enroll it (kiosk-provision)",
+        )
     deadline = None if call.within_s is None else time.monotonic() + call.within_s
     attempts = max(1, endpoint.retry.attempts) if call.retry else 1
     for number in range(1, attempts + 1):

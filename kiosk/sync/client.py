@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import requests
 
 from kiosk.config import ServerSection
-from kiosk.errors import JournalError, Rejected, RetryLater
+from kiosk.errors import JournalError, RetryLater
 from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption, StaffIdentity
 from kiosk.storage.atomic import write_file_atomic
 from kiosk.storage.pictures import MAX_PICTURE_BYTES
@@ -379,28 +379,16 @@ class StoreServerClient:
         within_s: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> T:
-        """One call, retried (``retry``) with backoff, through kiosk/sync/calls.py;
-        ``within_s`` bounds the whole call. A 2xx body is JSON given to ``parser``, or, with
-        ``read``, streamed to ``read``. ``auth``: with the kiosk token (refused here, without
-        a request, when the kiosk has none)."""
-        if auth and not self.token:
-            raise Rejected(
-                401,
-                "not_enrolled",
-                f"{method} {path}: this kiosk has no store server token: enroll it "
-                "(kiosk-provision)",
-            )
+        """One call through kiosk/sync/calls.py: retried (``retry``) with backoff within
+        ``within_s``; a 2xx body is JSON given to ``parser``, or, with ``read``, streamed to
+        ``read``; ``auth``: with the kiosk token (``not_enrolled`` without one)."""
         call = Call(
             method, path, json=json, params=params, headers=headers, auth=auth, accept=accept,
             retry=retry, within_s=within_s, stream=read is not None,
         )  # fmt: skip
-        return perform(self.session, self._endpoint(), call, parser=parser, read=read)
-
-    def _endpoint(self) -> Endpoint:
-        return Endpoint(
-            self.base_url, self.timeout, self._verify, self.pin_sha256, self.retry, self._sleep,
-            self._rng,
-        )  # fmt: skip
+        endpoint = Endpoint(self.base_url, self.timeout, self._verify, self.pin_sha256,
+                            self.retry, self._sleep, self._rng)  # fmt: skip
+        return perform(self.session, endpoint, call, parser=parser, read=read)
 
 
 def _session(member_session: str | None) -> dict[str, str] | None:

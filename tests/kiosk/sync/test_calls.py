@@ -34,9 +34,10 @@ def response(status: int, body: object = None, headers: dict[str, str] | None = 
 class Script:
     """A session that answers each request with the next scripted response or exception."""
 
-    def __init__(self, *answers: object) -> None:
+    def __init__(self, *answers: object, token: str | None = "t") -> None:
         self.answers = list(answers)
         self.sent: list[dict] = []
+        self.headers = {} if token is None else {"Authorization": f"Bearer {token}"}
 
     def request(self, method: str, url: str, **kw) -> requests.Response:
         self.sent.append({"method": method, "url": url, **kw})
@@ -138,3 +139,13 @@ def test_the_client_holds_its_session_and_it_ignores_proxies_from_the_environmen
             assert client.health()["status"] == "ok"  # straight to the server, not the proxy
     finally:
         store.close()
+
+
+def test_a_call_with_the_token_is_refused_without_a_request_when_there_is_none():
+    session = Script(response(200, {}), token=None)
+    with pytest.raises(
+        Rejected, match="GET /v1/catalog: this kiosk has no store server token"
+    ) as info:
+        perform(session, endpoint([]), Call("GET", "/v1/catalog"), parser=dict)  # type: ignore[arg-type]
+    assert (info.value.status, info.value.code) == (401, "not_enrolled") and session.sent == []
+    assert perform(session, endpoint([]), HEALTH, parser=dict) == {}  # type: ignore[arg-type]
