@@ -2,8 +2,10 @@
 
 Every failure leaves as a :class:`~kiosk.errors.StoreServerError` whose message a technician
 can act on; no requests, urllib3 or JSON exception escapes. Only idempotent calls are retried.
-What the answers mean (shapes, error bodies, transport failures) is kiosk/sync/parse.py.
-``BadResponse`` and ``RetryLater`` are importable from here as before.
+This module holds the public calls; each goes through kiosk/sync/calls.py (attempts, what a
+response means, retries) over the session of kiosk/sync/transport.py. What the answers mean
+(shapes, error bodies, transport failures) is kiosk/sync/parse.py. ``BadResponse`` and
+``RetryLater`` are importable from here as before.
 """
 
 from __future__ import annotations
