@@ -33,8 +33,9 @@ _T = TypeVar("_T")
 # --- validator helpers -----------------------------------------------------------------------
 
 
-class _Invalid(Exception):
-    """Raised by a rule's test; its argument replaces the rule's `allowed` text."""
+class _Invalid(ConfigError):
+    """Raised by a rule's test; its argument replaces the rule's `allowed` text (in the
+    ConfigError that names the file and key)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""The one error hierarchy of the kiosk.
+"""The one error hierarchy of the kiosk and its drivers (docs/errors.md lists every class,
+where it is raised and what a technician does; tests/kiosk/test_error_tree.py keeps every
+exception class under kiosk/ and drivers/ in it).
 
 Every message says what a technician or staff member should do next, e.g.
 "printer on /dev/ttyUSB0 reports paper out: load a 58 mm roll".

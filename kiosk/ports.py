@@ -1,7 +1,9 @@
-"""Ports: the small interfaces the kiosk core uses to reach devices (and, later, the server).
+"""Ports: the small interfaces the kiosk core uses to reach its devices and the store server.
 
-Each has a real adapter and a simulated one in ``drivers/``, chosen by config, and the same
-contract tests run against both. Values crossing a port are plain dataclasses and enums.
+Each device port has a real adapter and a simulated one in ``drivers/``, chosen by config, and
+the same contract tests run against both (tests/drivers/). The store server port's adapter is
+kiosk/sync/client.py, tested against the reference server (storeserver/). Values crossing a
+port are plain dataclasses and enums; failures are ``kiosk.errors`` classes (docs/errors.md).
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ class LockerEventKind(enum.Enum):
 class LockerEvent:
     kind: LockerEventKind
     compartment: int
-    at: float  # time.monotonic()
+    at: float  # the locker's clock: time.monotonic() unless a test injects another
     detail: dict = field(default_factory=dict)
 
 
@@ -146,7 +148,8 @@ class Locker(Protocol):
     def door_state(self, compartment: int) -> DoorState: ...
 
     def watch(self, on_event: Callable[[LockerEvent], None]) -> None:
-        """Report door events (closed, left open, tamper) from a worker thread."""
+        """Report door events (opened, closed, left open, tamper) from a worker thread; a
+        later call replaces the earlier callback."""
         ...
 
     def close(self) -> None:
@@ -171,8 +174,8 @@ class AlarmOutput(Protocol):
 
 # ---- store server -----------------------------------------------------------------------------
 # Values returned by the store server adapter (kiosk/sync/client.py). Rich views (member, catalog,
-# wheel, health) stay the server's JSON objects, checked for the keys the kiosk relies on.
-# (Imported here so this section is append-only; they may move to the top.)
+# wheel, health) stay the server's JSON objects, checked for the keys the kiosk relies on
+# (kiosk/sync/parse.py).
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,8 @@ class StoreServer(Protocol):
     def health(self) -> dict[str, Any]: ...
 
     def enroll(self, enrollment_code: str, kiosk_id: str) -> Enrollment:
-        """One-time code for a token (stored 0600) and the member-code public key; never retried."""
+        """One-time code for a token (stored 0600) and the store's member-code public keys
+        (current first); never retried."""
         ...
 
     def resolve_member(self, code: str) -> dict[str, Any]: ...

@@ -36,7 +36,13 @@ from kiosk.commands.doctor_base import (  # noqa: F401 - re-exported: kiosk.comm
 from kiosk.config import KioskConfig, KioskSection, ServerSection, load_config
 from kiosk.domain.member_codes import load_public_keys
 from kiosk.errors import ConfigError, KioskError, Rejected
-from kiosk.storage.journal import SAFE_MODE_NAME
+from kiosk.storage import tables
+from kiosk.storage.journal_reader import (
+    SAFE_MODE_NAME,
+    quarantined,
+    read_journal,
+    safe_mode_reason,
+)
 from kiosk.sync.client import RetryPolicy, StoreServerClient
 
 MIN_FREE_WARN = 200 * 2**20
@@ -348,16 +354,14 @@ def _kernel(p: Probes) -> list[Check]:
 def _journal(state_dir: Path) -> Check:
     marker = state_dir / SAFE_MODE_NAME
     try:
-        quarantined = sorted(state_dir.glob("journal-corrupt-*"))
-        reason = marker.read_text(encoding="utf-8", errors="replace").strip()
-    except FileNotFoundError:
-        reason = None
+        moved = quarantined(state_dir)
+        reason = safe_mode_reason(state_dir)
     except OSError as exc:
         return info("journal", f"cannot read {state_dir} ({exc.strerror})", "`sudo kiosk doctor`")
     if reason is not None:
         return fail("journal", f"safe mode: {reason}", FIX_SAFE_MODE.format(marker=marker))
-    if quarantined:
-        names = ", ".join(q.name for q in quarantined)
+    if moved:
+        names = ", ".join(q.name for q in moved)
         return warn("journal", f"corrupt journal(s) kept in {state_dir}: {names}", FIX_QUARANTINE)
     return ok("journal", f"{state_dir}: not in safe mode, no corrupt journal kept")
 
@@ -384,11 +388,8 @@ def format_report(checks: Sequence[Check]) -> str:
 
 def _needs_check(state_dir: Path) -> Check:
     """Compartments the kiosk will not open for members until staff count them."""
-    from kiosk.commands.logs import read_journal
-    from kiosk.services.txn_steps import FLAG_TABLE
-
     try:
-        flags = read_journal(state_dir).tables.get(FLAG_TABLE, {})
+        flags = read_journal(state_dir).tables.get(tables.COMPARTMENT_FLAGS, {})
     except KioskError as exc:
         return info("compartments", str(exc), "`sudo kiosk doctor`")
     if not flags:

@@ -4,9 +4,8 @@ The journal says what the kiosk decided (states with times, the hold, the void r
 receipts still waiting, a compartment flagged, events for the server); the system log says
 what happened around it (``TXN=<id>`` lines, see kiosk/platform/logctx.py, and any line naming the
 id). Technicians run it over SSH while the kiosk runs, so the journal is read without its
-lock and without writing a byte: the files are read as they are (log first, then snapshot:
-a compaction in between only makes the snapshot newer, never leaves a gap), a half-written
-last frame is ignored, and a read that races a compaction is tried again.
+lock and without writing a byte, by the journal's own reader (kiosk/storage/journal_reader.py:
+a half-written last frame is ignored, a read that races a compaction is tried again).
 
 A journal in safe mode was moved to ``journal-corrupt-*`` folders: those are searched too,
 as far as their frames decode.
@@ -24,92 +23,11 @@ from zoneinfo import ZoneInfo
 
 from kiosk.commands.doctor_base import Runner, last_line, run_command
 from kiosk.errors import JournalError, KioskError
-from kiosk.services.receipt_queue import TABLE as RECEIPT_TABLE
-from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE
-from kiosk.storage.journal import LOG_NAME, SAFE_MODE_NAME, SNAPSHOT_NAME
-from kiosk.storage.journal_log import JournalCorrupt, read_snapshot, scan_frames
-from kiosk.storage.outbox import ALERTS_TABLE, OUTBOX_TABLE
+from kiosk.storage import tables
+from kiosk.storage.journal_reader import JournalView, quarantined, read_journal, safe_mode_reason
 
 Record = dict[str, Any]
 TXN_PATTERN = re.compile(r"[0-9a-fA-F-]{8,36}")
-READ_ATTEMPTS = 5
-
-
-@dataclass
-class JournalView:
-    """The journal's tables as of one consistent moment, read without the lock."""
-
-    folder: Path
-    tables: dict[str, dict[str, Record]]
-    seq: int
-    problem: str | None = None  # a quarantined folder: what stopped the read
-
-
-def _apply(tables: dict[str, dict[str, Record]], entry: Mapping[str, Any]) -> None:
-    table, key = entry.get("table"), entry.get("key")
-    if not isinstance(table, str) or not isinstance(key, str):
-        return
-    if entry.get("op") == "put" and isinstance(entry.get("record"), dict):
-        tables.setdefault(table, {})[key] = entry["record"]
-    elif entry.get("op") == "del":
-        tables.get(table, {}).pop(key, None)
-
-
-def _read_once(folder: Path, tolerant: bool) -> JournalView:
-    log_path = folder / LOG_NAME
-    try:
-        data = log_path.read_bytes()  # the log first, then the snapshot (see the docstring)
-    except FileNotFoundError:
-        data = b""
-    problem = None
-    try:
-        payloads = scan_frames(data, log_path).payloads
-    except JournalCorrupt as exc:
-        if not tolerant:
-            raise
-        payloads, problem = scan_frames(data[: exc.offset], log_path).payloads, exc.why
-    try:
-        snapshot, _ = read_snapshot(folder / SNAPSHOT_NAME)
-    except JournalCorrupt as exc:
-        if not tolerant:
-            raise
-        snapshot, problem = None, exc.why
-    snapshot = snapshot or {}
-    tables = snapshot.get("tables") if isinstance(snapshot.get("tables"), dict) else {}
-    seq = snapshot.get("seq") if type(snapshot.get("seq")) is int else 0
-    for entry in payloads:
-        at = entry.get("seq")
-        if type(at) is not int or at <= seq:
-            continue  # already in the snapshot (a compaction died before emptying the log)
-        if at != seq + 1 and not tolerant:
-            raise JournalCorrupt(log_path, 0, f"entry {at} follows {seq}: read during a compaction")  # fmt: skip
-        _apply(tables, entry)
-        seq = at
-    return JournalView(folder, tables, seq, problem)
-
-
-def read_journal(folder: Path, *, tolerant: bool = False) -> JournalView:
-    """The journal in ``folder`` without taking its lock or writing anything.
-
-    ``tolerant``: keep what decodes (a quarantined journal); else JournalError when the files
-    stay inconsistent after a few tries (they are corrupt, not just busy).
-    """
-    for attempt in range(READ_ATTEMPTS):
-        try:
-            return _read_once(folder, tolerant)
-        except PermissionError as exc:
-            raise JournalError(
-                f"cannot read the journal in {folder} ({exc.strerror}): run as root or as the "
-                "kiosk user (sudo kiosk logs ...)"
-            ) from None
-        except JournalCorrupt as exc:
-            if attempt == READ_ATTEMPTS - 1:
-                raise JournalError(
-                    f"the journal in {folder} does not read consistently ({exc.why} at byte "
-                    f"{exc.offset} of {exc.path.name}) after {READ_ATTEMPTS} tries: run the "
-                    "command again; if it persists, the journal is corrupt: run `kiosk doctor`"
-                ) from exc
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass
@@ -144,10 +62,10 @@ def _fill(story: Story, view: JournalView) -> None:
     def rows(table: str) -> dict[str, Record]:
         return {k: r for k, r in t.get(table, {}).items() if isinstance(r, dict) and _mine(tid, k, r)}  # fmt: skip
 
-    story.record, story.found_in = t.get(TXN_TABLE, {}).get(tid), view.folder
-    story.receipts, story.flags = rows(RECEIPT_TABLE), rows(FLAG_TABLE)
-    story.events, story.alerts = rows(OUTBOX_TABLE), rows(ALERTS_TABLE)
-    story.spend = t.get(SPEND_TABLE, {}).get(tid)
+    story.record, story.found_in = t.get(tables.TXN, {}).get(tid), view.folder
+    story.receipts, story.flags = rows(tables.RECEIPT_QUEUE), rows(tables.COMPARTMENT_FLAGS)
+    story.events, story.alerts = rows(tables.OUTBOX), rows(tables.SYNC_ALERTS)
+    story.spend = t.get(tables.OFFLINE_SPENDS, {}).get(tid)
 
 
 def _resolve(query: str, views: list[JournalView]) -> str:
@@ -157,7 +75,7 @@ def _resolve(query: str, views: list[JournalView]) -> str:
             "or at least its first 8 characters"
         )
     query = query.lower()
-    ids = {tid for v in views for tid in v.tables.get(TXN_TABLE, {}) if tid.startswith(query)}
+    ids = {tid for v in views for tid in v.tables.get(tables.TXN, {}) if tid.startswith(query)}
     if len(ids) > 1:
         raise KioskError(
             f"{query} matches {len(ids)} transactions ({', '.join(sorted(ids)[:5])}): "
@@ -181,12 +99,12 @@ def transaction_story(
             "--state-dir"
         )
     views = [read_journal(state_dir)]
-    if (state_dir / SAFE_MODE_NAME).exists():
+    if safe_mode_reason(state_dir) is not None:
         views[0].problem = "the journal is in safe mode: its records were moved aside"
-    for folder in sorted(state_dir.glob("journal-corrupt-*"), reverse=True):
+    for folder in reversed(quarantined(state_dir)):
         views.append(read_journal(folder, tolerant=True))
     story = Story(_resolve(query, views))
-    home = next((v for v in views if story.txn_id in v.tables.get(TXN_TABLE, {})), views[0])
+    home = next((v for v in views if story.txn_id in v.tables.get(tables.TXN, {})), views[0])
     _fill(story, home)
     if home.problem:
         story.notes.append(f"journal read from {home.folder}: {home.problem}")

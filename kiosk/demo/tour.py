@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kiosk.demo.rig import JAM_DOOR
+from kiosk.errors import KioskError
 from kiosk.screens.driver import UiDriver
 from kiosk.services.diagnostics import maintenance_reason
 from kiosk.services.staff_session import DoorPhase, StaffStep
@@ -33,8 +34,9 @@ def run_tour(rig: DemoRig, out: Path) -> int:
 # ---- the tour ----------------------------------------------------------------------------------
 
 
-class TourFailed(AssertionError):
-    """A step did not reach its screen or its check did not hold."""
+class TourFailed(KioskError, AssertionError):
+    """A step did not reach its screen or its check did not hold. Also an AssertionError, as
+    the UI driver's failed waits are, so a step treats both as a failed check."""
 
 
 def expect(condition: object, what: str) -> None:

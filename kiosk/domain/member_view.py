@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kiosk.errors import JournalError, Unreachable
+from kiosk.errors import JournalError, KioskError, Unreachable
 
 __all__ = [
     "CACHE_RECORD_MAX_BYTES",
@@ -54,7 +54,7 @@ class UnusableAnswer(Unreachable):
     """
 
 
-class _Bad(Exception):
+class _Bad(KioskError):
     """Internal: one field is wrong; becomes UnusableAnswer or JournalError with context."""
 
 

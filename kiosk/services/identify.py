@@ -41,6 +41,7 @@ from kiosk.domain.receipts import Bilingual
 from kiosk.errors import JournalError, KioskError, Rejected, StoreServerError
 from kiosk.i18n import bilingual
 from kiosk.ports import StoreServer
+from kiosk.storage import tables
 from kiosk.storage.journal import Journal
 from kiosk.storage.nonces import JournalNonceStore
 
@@ -57,7 +58,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CACHE_TABLE = "member_cache"
+CACHE_TABLE = tables.MEMBER_CACHE
 _MEMBER_ONLY = frozenset({CodeKind.MEMBER})
 _SCANNER_WHITESPACE = " \t\r\n\x0b\x0c"  # as kiosk.domain.member_codes strips it
 

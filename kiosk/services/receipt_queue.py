@@ -19,11 +19,12 @@ from kiosk.domain.receipts import Receipt
 from kiosk.errors import HardwareError, JournalError
 from kiosk.platform.logctx import txn_context
 from kiosk.ports import ReceiptPrinter
+from kiosk.storage import tables
 from kiosk.storage.journal import Journal
 
 log = logging.getLogger(__name__)
 
-TABLE = "receipt_queue"
+TABLE = tables.RECEIPT_QUEUE
 
 
 @dataclass(frozen=True)

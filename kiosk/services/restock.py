@@ -31,12 +31,12 @@ from kiosk.ports import AlreadyOpen, DoorJammed, DoorState
 from kiosk.services.receipt_queue import ReprintResult
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.transactions import TransactionEngine
-from kiosk.storage import Query
+from kiosk.storage import Query, tables
 
 log = logging.getLogger(__name__)
 
-SESSION_TABLE = "restock"
-COUNT_TABLE = "restock_counts"
+SESSION_TABLE = tables.RESTOCK
+COUNT_TABLE = tables.RESTOCK_COUNTS
 MAX_COUNT = 10_000  # the store server refuses an inventory count above this
 
 

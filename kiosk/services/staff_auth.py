@@ -43,13 +43,14 @@ from kiosk.domain.staff import (
 )
 from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
 from kiosk.ports import StoreServer
+from kiosk.storage import tables
 from kiosk.storage.journal import Journal
 
 log = logging.getLogger(__name__)
 
-PIN_TABLE = "staff_pins"
-FAILURE_TABLE = "staff_failures"
-REVOKED_TABLE, REVOKED_KEY = "staff_revoked", "list"
+PIN_TABLE = tables.STAFF_PINS
+FAILURE_TABLE = tables.STAFF_FAILURES
+REVOKED_TABLE, REVOKED_KEY = tables.STAFF_REVOKED, "list"
 DEFAULT_CACHE_DAYS = 3
 MAX_CACHE_DAYS = 7  # a stolen card's hashes are of PINs at most this old
 

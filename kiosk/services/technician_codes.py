@@ -20,12 +20,13 @@ from kiosk.domain.member_codes import (
 )
 from kiosk.domain.member_codes import verify_code as _verify_code
 from kiosk.errors import ConfigError
+from kiosk.storage import tables
 from kiosk.storage.journal import Journal
 from kiosk.storage.nonces import JournalNonceStore
 
 log = logging.getLogger(__name__)
 
-TECHNICIAN_NONCES = "technician_nonces"  # the journal table of technician codes seen here
+TECHNICIAN_NONCES = tables.TECHNICIAN_NONCES  # the journal table of technician codes seen here
 
 
 def technician_guard(journal: Journal) -> ReplayGuard:

@@ -43,6 +43,7 @@ from kiosk.services.txn_steps import (
     TxnSteps,
     _ignore,
 )
+from kiosk.storage import tables
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +284,7 @@ class TransactionEngine(TxnSteps):
             self._busy.release()
 
     def _flag_of(self, number: int) -> dict | None:
-        return self.journal.get("compartment_flags", str(number))
+        return self.journal.get(tables.COMPARTMENT_FLAGS, str(number))
 
     def _check_compartment(self, number: int | None) -> None:
         if number is not None and self._flag_of(number):

@@ -32,14 +32,15 @@ from kiosk.i18n import bilingual
 from kiosk.platform.logctx import bind_txn
 from kiosk.ports import Locker, OutboxEvent, Redemption, StoreServer
 from kiosk.services.receipt_queue import ReceiptQueue
+from kiosk.storage import tables
 from kiosk.storage.journal import Journal
 
 log = logging.getLogger(__name__)
 
 S = TxnState
-TXN_TABLE = "txn"
-FLAG_TABLE = "compartment_flags"
-SPEND_TABLE = "offline_spends"
+TXN_TABLE = tables.TXN
+FLAG_TABLE = tables.COMPARTMENT_FLAGS
+SPEND_TABLE = tables.OFFLINE_SPENDS
 
 
 class EventSink(Protocol):

@@ -3,8 +3,9 @@
 Design (docs/journal.md has the long form): the state lives in memory as plain dicts
 (`table -> key -> record`), and every change goes first to the durable append-only log
 (journal_log.JournalLog: one frame, one fsync) and only then to memory. At start-up the
-snapshot is loaded and the log replayed; now and then the state is compacted into a new
-snapshot and the log emptied.
+snapshot is loaded and the log replayed by journal_reader.replay, strictly (the same replay
+`kiosk logs` and `kiosk doctor` read the journal with); now and then the state is compacted
+into a new snapshot and the log emptied.
 
 Why not a TinyDB Storage: TinyDB hands Storage.write() the whole database on every change, and
 even with MemoryStorage its Table rebuilds the whole table dict on every write (measured here:
@@ -42,14 +43,19 @@ from kiosk.storage.journal_log import (
     read_snapshot,
     write_snapshot,
 )
+from kiosk.storage.journal_reader import (  # the file names stay importable from here
+    FORMAT,
+    LOG_NAME,
+    QUARANTINE_PREFIX,
+    SAFE_MODE_NAME,
+    SNAPSHOT_NAME,
+    replay,
+    safe_mode_reason,
+)
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-SNAPSHOT_NAME = "journal.snapshot"
-LOG_NAME = "journal.log"
 LOCK_NAME = "journal.lock"
-SAFE_MODE_NAME = "journal.safe-mode"
 MAX_RECORD_BYTES = 4096
 COMPACT_MIN_BYTES = 256 * 1024
 
@@ -141,10 +147,13 @@ class Journal:
         self._lock_fd = fd
 
     def _load(self, safe_mode_on_corrupt: bool) -> None:
-        marker = self.state_dir / SAFE_MODE_NAME
-        if marker.exists():
-            self._safe_mode_reason = marker.read_text(encoding="utf-8", errors="replace").strip()
-            log.error("journal stays in safe mode until a technician clears it: %s", marker)
+        reason = safe_mode_reason(self.state_dir)
+        if reason is not None:
+            self._safe_mode_reason = reason
+            log.error(
+                "journal stays in safe mode until a technician clears it: %s",
+                self.state_dir / SAFE_MODE_NAME,
+            )
             return
         tmp = self.state_dir / (SNAPSHOT_NAME + ".tmp")
         if tmp.exists():  # a compaction died before os.replace: never authoritative
@@ -163,31 +172,11 @@ class Journal:
     def _replay(self) -> None:
         snapshot_path = self.state_dir / SNAPSHOT_NAME
         snapshot, self._snapshot_bytes = read_snapshot(snapshot_path)
-        if snapshot is not None:
-            if snapshot.get("format") != FORMAT or not isinstance(snapshot.get("tables"), dict):
-                raise JournalCorrupt(snapshot_path, 0, f"not a format-{FORMAT} journal snapshot")
-            self._seq = _check_int(snapshot.get("seq"), snapshot_path)
-            self._tables = snapshot["tables"]
-            if not all(isinstance(rows, dict) for rows in self._tables.values()):
-                raise JournalCorrupt(snapshot_path, 0, "a snapshot table is not a JSON object")
         self._log = JournalLog.open(self.state_dir / LOG_NAME)
-        previous: int | None = None
-        for index, entry in enumerate(self._log.replayed):
-            seq = _check_int(entry.get("seq"), self._log.path)
-            expected = self._seq + 1 if previous is None else previous + 1
-            # The first entry may be older than the snapshot: a compaction died before emptying
-            # the log. Those entries are in the snapshot already and are skipped.
-            if seq != expected and not (previous is None and seq < expected):
-                raise JournalCorrupt(
-                    self._log.path,
-                    0,
-                    f"entry {index} has sequence {seq} where {expected} was expected "
-                    "(entries are missing or out of order)",
-                )
-            previous = seq
-            if seq > self._seq:
-                self._apply(entry, self._log.path)
-                self._seq = seq
+        state = replay(
+            snapshot, self._log.replayed, snapshot_path=snapshot_path, log_path=self._log.path
+        )
+        self._tables, self._seq = state.tables, state.seq
         self._log.replayed = []
         log.info(
             "journal %s opened: %d records, seq %d, %d log entries",
@@ -197,27 +186,13 @@ class Journal:
             self._log.entries,
         )
 
-    def _apply(self, entry: Mapping[str, Any], path: Path) -> None:
-        op, table, key = entry.get("op"), entry.get("table"), entry.get("key")
-        if not isinstance(table, str) or not isinstance(key, str):
-            raise JournalCorrupt(path, 0, f"entry {entry.get('seq')} lacks a table or key")
-        if op == "put" and isinstance(entry.get("record"), dict):
-            self._tables.setdefault(table, {})[key] = entry["record"]
-        elif op == "del":
-            rows = self._tables.get(table, {})
-            rows.pop(key, None)
-            if not rows:
-                self._tables.pop(table, None)
-        else:
-            raise JournalCorrupt(path, 0, f"entry {entry.get('seq')} has an unknown operation")
-
     def _enter_safe_mode(self, exc: JournalCorrupt) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        folder = self.state_dir / f"journal-corrupt-{stamp}"
+        folder = self.state_dir / f"{QUARANTINE_PREFIX}{stamp}"
         suffix = 1
         while folder.exists():
             suffix += 1
-            folder = self.state_dir / f"journal-corrupt-{stamp}-{suffix}"
+            folder = self.state_dir / f"{QUARANTINE_PREFIX}{stamp}-{suffix}"
         reason = (
             f"journal corrupt: {exc.why} in {exc.path.name} at byte {exc.offset}. The journal "
             f"files were moved to {folder} (nothing deleted). Pending transactions may need a "
@@ -403,9 +378,3 @@ def _check_name(table: str, key: str) -> None:
         raise JournalError(
             f"journal table and key must be non-empty strings, got {table!r}/{key!r}"
         )
-
-
-def _check_int(value: Any, path: Path) -> int:
-    if type(value) is not int or value < 0:
-        raise JournalCorrupt(path, 0, f"sequence number {value!r} is not a whole number")
-    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tinydb import Query
 
+from kiosk.storage import tables
 from kiosk.storage.journal import Journal
 
 __all__ = ["JournalNonceStore"]
@@ -17,7 +18,7 @@ class JournalNonceStore:
     JournalError, so no code is accepted without its nonce being kept.
     """
 
-    def __init__(self, journal: Journal, table: str = "nonces") -> None:
+    def __init__(self, journal: Journal, table: str = tables.NONCES) -> None:
         self._journal = journal
         self._table = table
 

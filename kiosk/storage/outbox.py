@@ -27,6 +27,7 @@ from typing import Any
 
 from kiosk.errors import KioskError
 from kiosk.ports import EventResult, OutboxEvent
+from kiosk.storage import tables
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox_delivery import BatchDelivery, Probe, Send, SettleReport
 
@@ -44,8 +45,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OUTBOX_TABLE = "outbox"
-ALERTS_TABLE = "sync_alerts"
+OUTBOX_TABLE = tables.OUTBOX
+ALERTS_TABLE = tables.SYNC_ALERTS
 # What the store server knows (storeserver/models.py KioskEvent.kind). An unknown kind would
 # be refused by the server for the whole batch, so it is refused here, where the bug is.
 EVENT_KINDS = frozenset({"inventory", "fault", "door_alarm", "needs_check", "offline_redemption"})

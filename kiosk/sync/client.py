@@ -2,15 +2,14 @@
 
 Every failure leaves as a :class:`~kiosk.errors.StoreServerError` whose message a technician
 can act on; no requests, urllib3 or JSON exception escapes. Only idempotent calls are retried.
-What the answers mean (shapes, error bodies, transport failures) is kiosk/sync/parse.py.
-``BadResponse`` and ``RetryLater`` are importable from here as before.
+This module holds the public calls; each goes through kiosk/sync/calls.py (attempts, what a
+response means, retries) over the session of kiosk/sync/transport.py. What the answers mean
+(shapes, error bodies, transport failures) is kiosk/sync/parse.py. ``BadResponse`` and
+``RetryLater`` are importable from here as before.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import http.client
 import logging
 import os
 import random
@@ -21,19 +20,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
-import urllib3
 
 from kiosk.config import ServerSection
-from kiosk.domain.member_codes import MAX_KEYS
-from kiosk.errors import JournalError, Rejected, RetryLater, Unreachable
+from kiosk.errors import JournalError, RetryLater
 from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption, StaffIdentity
 from kiosk.storage.atomic import write_file_atomic
 from kiosk.storage.pictures import MAX_PICTURE_BYTES
 from kiosk.storage.server_keys import write_public_keys
 from kiosk.sync import parse
+from kiosk.sync.calls import Call, Endpoint, perform
+from kiosk.sync.enrollment import b64, enrolled_keys, read_token
 from kiosk.sync.parse import BadResponse
 from kiosk.sync.pictures import PICTURE_TYPES, read_picture_body
-from kiosk.sync.transport import PinningAdapter, RetryPolicy
+from kiosk.sync.transport import RetryPolicy, new_session
 
 __all__ = [
     "BadResponse",
@@ -53,8 +52,8 @@ MEMBER_SESSION_HEADER = "X-Member-Session"  # the session resolve_member's answe
 T = TypeVar("T")
 
 
-class StoreServerClient(requests.Session):
-    """The store server's kiosk API over one keep-alive session.
+class StoreServerClient:
+    """The store server's kiosk API over one keep-alive ``requests.Session`` (``session``).
 
     TLS verification is always on (``ca_bundle`` or the system CAs); ``pins`` also pin the
     server's public key (SPKI SHA-256, kiosk/sync/transport.py), ``pin_sha256`` (deprecated)
@@ -78,26 +77,30 @@ class StoreServerClient(requests.Session):
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__()
-        self.trust_env = False
         self.base_url = base_url.rstrip("/")
         self.token_file = Path(token_file) if token_file is not None else None
         self.public_key_file = Path(public_key_file) if public_key_file is not None else None
         self._verify: str | bool = str(ca_bundle) if ca_bundle else True
-        self.verify = self._verify
         self.pin_sha256 = pin_sha256.lower().replace(":", "") if pin_sha256 else None
         self.pins = tuple(pins)
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self.headers["User-Agent"] = "loyalty-kiosk"
-        self.headers["Accept"] = "application/json"
-        if self.pins or self.pin_sha256:
-            self.mount("https://", PinningAdapter(self.pins, fingerprint=self.pin_sha256))
+        self.session = new_session(self._verify, self.pins, self.pin_sha256)
         if token is None and self.token_file is not None:
-            token = self._read_token()
+            token = read_token(self.token_file)
         self.token = token
+
+    def close(self) -> None:
+        """Close the session's kept-alive connections."""
+        self.session.close()
+
+    def __enter__(self) -> StoreServerClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @classmethod
     def from_config(
@@ -139,21 +142,9 @@ class StoreServerClient(requests.Session):
     def token(self, value: str | None) -> None:
         self._token = value or None
         if self._token:
-            self.headers["Authorization"] = f"Bearer {self._token}"
+            self.session.headers["Authorization"] = f"Bearer {self._token}"
         else:
-            self.headers.pop("Authorization", None)
-
-    def _read_token(self) -> str | None:
-        assert self.token_file is not None
-        try:
-            return self.token_file.read_text(encoding="ascii").strip() or None
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise JournalError(
-                f"cannot read the kiosk token {self.token_file}: {exc}: "
-                "check the state folder, or re-enroll the kiosk"
-            ) from None
+            self.session.headers.pop("Authorization", None)
 
     # ---- kiosk calls ------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -179,7 +170,7 @@ class StoreServerClient(requests.Session):
             auth=False,
             parser=parse.keys(kiosk_id=str, token=str, public_key=str, server_time=str),
         )
-        keys = _enrolled_keys(data)
+        keys = enrolled_keys(data)
         if not keys or not data["token"].isascii() or not data["token"].strip():
             raise BadResponse(
                 f"store server at {self.base_url} answered garbage to enrollment "
@@ -191,7 +182,7 @@ class StoreServerClient(requests.Session):
                 self.token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 write_file_atomic(self.token_file, token.encode("ascii") + b"\n", 0o600)
             if self.public_key_file is not None:
-                write_public_keys(self.public_key_file, [_b64(k) for k in keys])
+                write_public_keys(self.public_key_file, [b64(k) for k in keys])
         except OSError as exc:
             raise JournalError(
                 f"enrolled, but cannot store the kiosk token or key ({exc}): make the state "
@@ -356,7 +347,7 @@ class StoreServerClient(requests.Session):
             parser=parse.staff,
         )
 
-    # ---- the one request loop ---------------------------------------------------------------
+    # ---- the plumbing: kiosk/sync/calls.py ---------------------------------------------------
     def _txn(
         self,
         method: str,
@@ -390,140 +381,16 @@ class StoreServerClient(requests.Session):
         within_s: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> T:
-        """One call, retried (``retry``) with backoff; ``within_s`` bounds the whole call:
-        each attempt's timeouts are cut to what is left and no retry starts after it.
-
-        A 2xx body is JSON given to ``parser``, or, with ``read``, streamed: ``read`` takes
-        the response and reads what it wants of the body (a picture, bounded)."""
-        what = f"{method} {path}"
-        deadline = None if within_s is None else time.monotonic() + within_s
-        if auth and not self.token:
-            raise Rejected(
-                401,
-                "not_enrolled",
-                f"{what}: this kiosk has no store server token: enroll it (kiosk-provision)",
-            )
-        sent_headers: dict[str, str | None] = {} if auth else {"Authorization": None}
-        sent_headers.update(headers or {})
-        if accept is not None:
-            sent_headers["Accept"] = accept
-        attempts = max(1, self.retry.attempts) if retry else 1
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            timeout = self.timeout
-            sent: Any = timeout
-            if deadline is not None:
-                left = round(max(0.05, deadline - time.monotonic()), 2)
-                timeout = (min(timeout[0], left), min(timeout[1], left))
-                # total: the connect and the wait for the answer together within what is left
-                # (the tuple alone allows a slow connect plus a full read timeout after it; a
-                # server dripping its answer byte by byte is bounded by the session's give-up)
-                sent = urllib3.Timeout(connect=timeout[0], read=timeout[1], total=left)
-            try:
-                resp = self.request(
-                    method,
-                    self.base_url + path,
-                    json=json,
-                    params=params,
-                    headers=sent_headers or None,
-                    timeout=sent,
-                    verify=self._verify,
-                    allow_redirects=False,
-                    stream=read is not None,
-                )
-            except requests.RequestException as exc:
-                error, transient = parse.transport_error(
-                    exc,
-                    what,
-                    retry,
-                    base_url=self.base_url,
-                    pin_sha256=self.pin_sha256,
-                    timeout=timeout,
-                )
-                if transient and not last and self._backoff(attempt, deadline):
-                    continue
-                raise error from None
-            except (
-                urllib3.exceptions.HTTPError,
-                http.client.HTTPException,
-                OSError,
-                UnicodeError,
-            ) as exc:
-                # Not wrapped by requests (e.g. a malformed URL or header): same treatment.
-                raise Unreachable(
-                    f"request {what} to {self.base_url} failed ({parse.short(exc)}): "
-                    "check server.url"
-                ) from None
-            if resp.status_code >= 500:
-                resp.close()  # a streamed body left unread would hold its connection
-                if not last and self._backoff(attempt, deadline):
-                    continue
-                tried = f" (after {attempt} attempts)" if attempt > 1 else ""
-                raise Unreachable(
-                    f"store server at {self.base_url} failed on {what} with HTTP "
-                    f"{resp.status_code}{tried}{parse.server_says(resp)}: "
-                    "check the store server's log"
-                )
-            if 400 <= resp.status_code < 500:
-                raise parse.rejection(resp, what, self.base_url)
-            if not 200 <= resp.status_code < 300:
-                resp.close()
-                where = resp.headers.get("Location", "")
-                raise BadResponse(
-                    f"store server at {self.base_url} answered {what} with HTTP "
-                    f"{resp.status_code}{' to ' + where if where else ''}: check server.url "
-                    "(scheme, host and port of the store server itself)"
-                )
-            if read is not None:
-                try:
-                    return read(resp)
-                except requests.RequestException as exc:  # the body broke off or timed out
-                    raise Unreachable(
-                        f"store server at {self.base_url} broke off its answer to {what} "
-                        f"({parse.short(exc)}): check the network; retrying later"
-                    ) from None
-                finally:
-                    resp.close()
-            assert parser is not None
-            try:
-                return parser(resp.json())
-            except (ValueError, parse.ShapeError, RecursionError) as exc:
-                raise BadResponse(
-                    f"store server at {self.base_url} answered garbage to {what} "
-                    f"({parse.short(exc)}): check that server.url points at the store server"
-                ) from None
-        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns/raises
-
-    def _backoff(self, attempt: int, deadline: float | None = None) -> bool:
-        """Wait before the next attempt; False (no wait) when it would start past
-        ``deadline``."""
-        delay = self.retry.delay(attempt, self._rng)
-        if deadline is not None and time.monotonic() + delay >= deadline:
-            return False
-        self._sleep(delay)
-        return True
-
-
-def _enrolled_keys(data: Mapping[str, Any]) -> tuple[bytes, ...]:
-    """The raw keys of an enrollment answer, current first: ``public_keys`` when the server
-    sends it (it must start with ``public_key``), else ``public_key`` alone (older servers);
-    () when any is not a 32-byte key."""
-    listed = data.get("public_keys", [data["public_key"]])
-    if (
-        not isinstance(listed, list)
-        or not 1 <= len(listed) <= MAX_KEYS
-        or listed[0] != data["public_key"]
-    ):
-        return ()
-    try:
-        keys = tuple(base64.b64decode(k, validate=True) for k in listed)
-    except (binascii.Error, ValueError, TypeError):
-        return ()
-    return keys if all(len(k) == 32 for k in keys) else ()
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
+        """One call through kiosk/sync/calls.py: retried (``retry``) with backoff within
+        ``within_s``; a 2xx body is JSON given to ``parser``, or, with ``read``, streamed to
+        ``read``; ``auth``: with the kiosk token (``not_enrolled`` without one)."""
+        call = Call(
+            method, path, json=json, params=params, headers=headers, auth=auth, accept=accept,
+            retry=retry, within_s=within_s, stream=read is not None,
+        )  # fmt: skip
+        endpoint = Endpoint(self.base_url, self.timeout, self._verify, self.pin_sha256,
+                            self.retry, self._sleep, self._rng)  # fmt: skip
+        return perform(self.session, endpoint, call, parser=parser, read=read)
 
 
 def _session(member_session: str | None) -> dict[str, str] | None:

@@ -49,7 +49,7 @@ class BadResponse(Unreachable):
 # ---- response shapes ----------------------------------------------------------------------------
 
 
-class ShapeError(Exception):
+class ShapeError(StoreServerError):
     """The body does not have the expected shape (the client makes it a BadResponse)."""
 
 

@@ -1,5 +1,6 @@
-"""What the store server client sends its requests through: the retry policy for idempotent
-calls and the pinning adapter (kiosk/sync/client.py uses both).
+"""What the store server client sends its requests through: its ``requests.Session``, the
+retry policy for idempotent calls and the pinning adapter (kiosk/sync/client.py and
+kiosk/sync/calls.py use them).
 
 Pins name the server's public key: ``sha256/`` + base64 of the SHA-256 of the certificate's
 SubjectPublicKeyInfo (DER), as HPKP's ``pin-sha256``. A certificate renewed with the same key
@@ -16,13 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPSConnection
 
-__all__ = ["PinMismatch", "PinningAdapter", "RetryPolicy", "spki_pin"]
+from kiosk.errors import KioskError
+
+__all__ = ["PinMismatch", "PinningAdapter", "RetryPolicy", "new_session", "spki_pin"]
 
 
 # ---- values -------------------------------------------------------------------------------------
@@ -52,9 +56,10 @@ def spki_pin(der_certificate: bytes) -> str:
     return "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
 
 
-class PinMismatch(urllib3.exceptions.SSLError):
-    """The server's public key is none of the pinned ones (an SSLError, so urllib3 and
-    requests pass it on as a TLS failure; kiosk/sync/parse.py words it for a technician)."""
+class PinMismatch(urllib3.exceptions.SSLError, KioskError):
+    """The server's public key is none of the pinned ones. An urllib3 SSLError, so urllib3 and
+    requests pass it on as a TLS failure (kiosk/sync/parse.py makes it an ``Unreachable``
+    for a technician); never raised to the kiosk itself."""
 
     def __init__(self, host: str, seen: str, pins: Sequence[str]) -> None:
         super().__init__(
@@ -118,3 +123,19 @@ class PinningAdapter(HTTPAdapter):
         self.poolmanager = _PinnedPoolManager(
             num_pools=connections, maxsize=maxsize, block=block, pins=self._pins, **pool_kwargs
         )
+
+
+def new_session(
+    verify: str | bool, pins: Sequence[str], pin_sha256: str | None
+) -> requests.Session:
+    """The client's keep-alive session: TLS verification always on (``verify``, passed again
+    on every request), pinned when ``pins`` or ``pin_sha256`` are set, and blind to the
+    environment (``trust_env = False``: no proxies, ``REQUESTS_CA_BUNDLE`` or ``.netrc``)."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = verify
+    session.headers["User-Agent"] = "loyalty-kiosk"
+    session.headers["Accept"] = "application/json"
+    if pins or pin_sha256:
+        session.mount("https://", PinningAdapter(pins, fingerprint=pin_sha256))
+    return session

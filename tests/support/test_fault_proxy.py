@@ -164,7 +164,7 @@ def test_a_chunked_request_body_is_forwarded(client, proxy, store):
     with store.db.transaction() as conn:
         code = members.issue_code(store.ledger, conn, store.signing_key, MEMBER)["code"]
     body = f'{{"code": "{code}"}}'.encode()
-    resp = client.post(  # requests sends a generator with Transfer-Encoding: chunked
+    resp = client.session.post(  # requests sends a generator with Transfer-Encoding: chunked
         proxy.url + "/v1/members/resolve",
         data=iter([body[:7], body[7:]]),
         headers={"Content-Type": "application/json"},

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.commands import logs as txn_logs
 from kiosk.commands.doctor import CommandResult
-from kiosk.commands.logs import format_story, read_journal, transaction_story, zone
+from kiosk.commands.logs import format_story, transaction_story, zone
 from kiosk.commands.maintenance import add_subcommands
 from kiosk.domain.receipts import RestockLine, RestockSlip
 from kiosk.errors import JournalError, KioskError
@@ -41,7 +40,9 @@ from kiosk.platform.logctx import (
 )
 from kiosk.ports import PaperState
 from kiosk.services.txn_steps import Outcome
+from kiosk.storage import journal_reader
 from kiosk.storage.journal import Journal
+from kiosk.storage.journal_reader import read_journal
 from tests.kiosk.services.rig import COUPON, KIOSK, MUG, KioskSide
 
 TZ = zone("Asia/Shanghai")
@@ -346,8 +347,8 @@ def test_a_compaction_between_the_two_file_reads_leaves_no_gap(tmp_path, monkeyp
 
             return wrapped
 
-        monkeypatch.setattr(txn_logs, "read_snapshot", after(txn_logs.read_snapshot))
-        monkeypatch.setattr(txn_logs, "scan_frames", after(txn_logs.scan_frames))
+        monkeypatch.setattr(journal_reader, "read_snapshot", after(journal_reader.read_snapshot))
+        monkeypatch.setattr(journal_reader, "scan_frames", after(journal_reader.scan_frames))
         view = read_journal(folder)
         assert view.seq >= 80
         assert set(view.tables["n"]) == {str(i) for i in range(view.seq)}

@@ -1,0 +1,51 @@
+"""What enrollment leaves on the kiosk, for the store server client (kiosk/sync/client.py):
+the store's public keys from the enrollment answer, and the kiosk token file
+(docs/kiosk-sync.md, "Token and key storage")."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kiosk.domain.member_codes import MAX_KEYS
+from kiosk.errors import JournalError
+
+__all__ = ["b64", "enrolled_keys", "read_token"]
+
+
+def enrolled_keys(data: Mapping[str, Any]) -> tuple[bytes, ...]:
+    """The raw keys of an enrollment answer, current first: ``public_keys`` when the server
+    sends it (it must start with ``public_key``), else ``public_key`` alone (older servers);
+    () when any is not a 32-byte key."""
+    listed = data.get("public_keys", [data["public_key"]])
+    if (
+        not isinstance(listed, list)
+        or not 1 <= len(listed) <= MAX_KEYS
+        or listed[0] != data["public_key"]
+    ):
+        return ()
+    try:
+        keys = tuple(base64.b64decode(k, validate=True) for k in listed)
+    except (binascii.Error, ValueError, TypeError):
+        return ()
+    return keys if all(len(k) == 32 for k in keys) else ()
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def read_token(token_file: Path) -> str | None:
+    """The kiosk token in ``token_file``, or None when there is none (not enrolled yet)."""
+    try:
+        return token_file.read_text(encoding="ascii").strip() or None
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JournalError(
+            f"cannot read the kiosk token {token_file}: {exc}: "
+            "check the state folder, or re-enroll the kiosk"
+        ) from None
