@@ -39,7 +39,7 @@ from kiosk.domain.member_view import (
 from kiosk.domain.payloads import PayloadKind, classify_payload
 from kiosk.domain.receipts import Bilingual
 from kiosk.errors import JournalError, KioskError, Rejected, StoreServerError
-from kiosk.i18n import bilingual
+from kiosk.i18n import bilingual, render
 from kiosk.ports import StoreServer
 from kiosk.storage.journal import Journal
 from kiosk.storage.nonces import JournalNonceStore
@@ -153,9 +153,8 @@ class Identified:
 
     @property
     def age_text(self) -> Bilingual:
-        """For the "as of ..." mark on an offline view, e.g. 3 小时前 / 3 h ago."""
-        zh, en = describe_age(self.age_s)
-        return Bilingual(zh, en)
+        """For the "as of ..." mark on an offline view, e.g. "3 h ago" (member.age.*)."""
+        return render(describe_age(self.age_s))
 
 
 # ---- the use case ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import Transaction, TxnKind, new_transaction
 from kiosk.domain.txn_receipts import TxnContext
 from kiosk.errors import LockerError, Rejected, Unreachable
-from kiosk.i18n import bilingual
+from kiosk.i18n import bilingual, render
 from kiosk.platform.logctx import txn_scope
 from kiosk.ports import AlreadyOpen, DoorJammed, Opened, Redemption
 from kiosk.services.recovery import Settled, settle_unfinished
@@ -378,8 +378,7 @@ class TransactionEngine(TxnSteps):
             since, self.now(), self.store.tz,
         )  # fmt: skip
         if not decision.allowed:
-            zh, _, en = decision.message.partition(" / ")
-            raise TransactionRefused(Bilingual(zh, en or zh), decision.reason.value)
+            raise TransactionRefused(render(decision.message), decision.reason.value)
         txn = new_transaction(
             self.new_id(), kind, member.member_id, points=item.points, at=self.clock(),
             sku=item.sku, compartment=item.compartment, offline=True, member_code=member.code,

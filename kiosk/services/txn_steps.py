@@ -222,7 +222,7 @@ class TxnSteps:
         if not (txn.needs_check or ctx.points_returned or ctx.cash_refunded_cents):
             return TxnResult(txn, ctx, outcome, why)  # nothing was taken: no voucher
         slips = self._build(
-            txn, lambda: [("voucher", voucher(txn, ctx, self.store, self.now(), why))]
+            txn, lambda: [("voucher", voucher(txn, ctx, self.store, self.now(), why, _CLAIM))]
         )
         printed, queued = self._hand_out(slips, txn, present)
         return TxnResult(txn, ctx, outcome, why, printed, queued)
@@ -360,6 +360,7 @@ def prize_of(r: Redemption) -> Prize:
 
 MSG_NETWORK = bilingual("txn.network")
 _VOID_PENDING = bilingual("txn.void_pending")
+_CLAIM = bilingual("txn.claim_voucher")  # what a claim voucher says happened
 
 
 class TransactionRefused(KioskError):
