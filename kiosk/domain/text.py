@@ -16,4 +16,4 @@ class Text:
     """``key`` in the text catalog and the ``{fields}`` its zh and en name."""
 
     key: str
-    fields: dict[str, object] = field(default_factory=dict)
+    fields: dict[str, object] = field(default_factory=dict, hash=False)  # hashed by key
