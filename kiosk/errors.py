@@ -11,6 +11,29 @@ class KioskError(Exception):
     """Base of every error the kiosk raises on purpose."""
 
 
+class UserFacingError(KioskError):
+    """An error a person reads (staff on the restock screen, a member at the kiosk).
+
+    ``key`` names its text in ``kiosk/locale/*.toml`` and ``fields`` fill it in: the screen
+    shows ``kiosk.i18n.render(exc)`` in its language, never a text made here. ``str()``, for
+    the log, is that text in both languages plus ``detail``: what a technician should know.
+    """
+
+    def __init__(self, key: str, detail: str = "", **fields: object) -> None:
+        super().__init__(key, detail)
+        self.key, self.fields, self.detail = key, fields, detail
+
+    def __str__(self) -> str:
+        from kiosk.i18n import render  # here: kiosk.i18n imports this module
+
+        try:
+            text = render(self)
+            shown = f"{text.zh} / {text.en}"
+        except ConfigError:  # no such key: the log still says which
+            shown = f"{self.key}({', '.join(f'{k}={v!r}' for k, v in self.fields.items())})"
+        return shown + (f" ({self.detail})" if self.detail else "")
+
+
 class ConfigError(KioskError):
     """The configuration file is missing, unreadable or holds a bad value."""
 

@@ -12,7 +12,9 @@ Numbers, money and dates are formatted for the language here too.
 
 Services (Kivy-free) build their member- and staff-facing messages as ``Bilingual`` with
 :func:`bilingual`, so a ``UiState`` stays language-free and the screen picks the language;
-the screens go through a :class:`Translator`. Printed receipts keep their own labels in the
+the screens go through a :class:`Translator`. The domain, which reads no files, names its texts
+as a ``Text`` (key and fields) and errors a person reads carry ``key`` and ``fields``
+(``UserFacingError``): :func:`render` turns either into both languages. Printed receipts keep their own labels in the
 printer templates (``drivers/printer/templates.py``, pinned by golden files).
 """
 
@@ -27,7 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kiosk.domain.receipts import Bilingual
-from kiosk.errors import ConfigError
+from kiosk.domain.text import Text
+from kiosk.errors import ConfigError, UserFacingError
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,11 @@ def bilingual(key: str, **fields: object) -> Bilingual:
     if entry is None:
         raise ConfigError(f"no text for key {key!r}: add it to a file in {LOCALE_DIR}")
     return Bilingual(*(_format(key, entry, lang, fields) for lang in LANGUAGES))
+
+
+def render(text: Text | UserFacingError) -> Bilingual:
+    """Both languages of a domain ``Text`` or of an error a person reads."""
+    return bilingual(text.key, **text.fields)
 
 
 def _format(key: str, entry: dict[str, str], language: str, fields: dict[str, object]) -> str:
@@ -159,9 +167,9 @@ class Translator:
         return f"{sign}¥{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
 
     def date(self, day: dt.date) -> str:
-        if self.language == "zh":
-            return f"{day.year}年{day.month}月{day.day}日"
-        return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"  # not strftime: locale-free
+        # not strftime: locale-free; Chinese counts months, English names them
+        month = day.month if self.language == "zh" else _MONTHS[day.month - 1]
+        return self("common.date", year=day.year, month=month, day=day.day)
 
     def countdown(self, seconds: float) -> str:
         whole = max(0, int(seconds + 0.999))

@@ -92,25 +92,6 @@ class Affordability:
     def ok(self) -> bool:
         return self.reason is None
 
-    @property
-    def text_zh(self) -> str:
-        return _TEXTS[self.reason][0].format(n=self.points_short)
-
-    @property
-    def text_en(self) -> str:
-        return _TEXTS[self.reason][1].format(n=self.points_short)
-
-
-_TEXTS: dict[Unaffordable | None, tuple[str, str]] = {
-    None: ("可兑换", "Available"),
-    Unaffordable.OUT_OF_STOCK: ("已兑完", "Out of stock"),
-    Unaffordable.NOT_ENOUGH_POINTS: ("还差 {n} 积分", "{n} more points needed"),
-    Unaffordable.CASH_NEEDS_ONLINE: (
-        "离线时不支持积分加现金",
-        "Points + cash is not available offline",
-    ),
-}
-
 
 # ---- parsing --------------------------------------------------------------------------------------
 

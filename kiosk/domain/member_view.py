@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from kiosk.domain.text import Text
 from kiosk.errors import JournalError, KioskError, Unreachable
 
 __all__ = [
@@ -144,16 +145,16 @@ def mask_phone(phone: str) -> str:
     return "****"
 
 
-def describe_age(age_s: float) -> tuple[str, str]:
-    """How old a cached view is, for the screen: (zh, en), e.g. ("3 小时前", "3 h ago")."""
+def describe_age(age_s: float) -> Text:
+    """How old a cached view is, for the screen, e.g. "3 小时前" / "3 h ago" (member.toml)."""
     minutes = int(max(0.0, age_s) // 60)
     if minutes < 1:
-        return "刚刚", "just now"
+        return Text("member.age.just_now")
     if minutes < 60:
-        return f"{minutes} 分钟前", f"{minutes} min ago"
+        return Text("member.age.minutes", {"n": minutes})
     if minutes < 48 * 60:
-        return f"{minutes // 60} 小时前", f"{minutes // 60} h ago"
-    return f"{minutes // 1440} 天前", f"{minutes // 1440} days ago"
+        return Text("member.age.hours", {"n": minutes // 60})
+    return Text("member.age.days", {"n": minutes // 1440})
 
 
 # ---- parsing --------------------------------------------------------------------------------------

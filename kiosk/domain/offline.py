@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
+from kiosk.domain.text import Text
 from kiosk.domain.transaction import TxnKind
 
 if TYPE_CHECKING:
@@ -73,11 +74,11 @@ class OfflineReason(enum.Enum):
 
 @dataclass(frozen=True)
 class OfflineDecision:
-    """The answer, with what the member sees (Chinese first, English second)."""
+    """The answer, with what the member sees (its text in kiosk/locale/offline.toml)."""
 
     allowed: bool
     reason: OfflineReason
-    message: str
+    message: Text
     day: date
     member_left: int  # points still allowed today for this member (before this request)
     kiosk_left: int
@@ -118,29 +119,27 @@ def check_offline_redemption(
     member_left = max(0, limits.per_member_daily_points - member_used)
     kiosk_left = max(0, limits.per_kiosk_daily_points - kiosk_used)
 
-    def decide(reason: OfflineReason, message: str) -> OfflineDecision:
+    def decide(reason: OfflineReason, message: Text) -> OfflineDecision:
         allowed = reason is OfflineReason.ALLOWED
         return OfflineDecision(allowed, reason, message, day, member_left, kiosk_left)
 
     if kind is not TxnKind.REDEEM:
-        what = "积分加现金" if kind is TxnKind.POINTS_CASH else "幸运转盘"
-        what_en = "points + cash" if kind is TxnKind.POINTS_CASH else "the prize wheel"
+        cash = kind is TxnKind.POINTS_CASH
         return decide(
             OfflineReason.KIND_NOT_OFFLINE,
-            f"离线模式：暂不支持{what}，请稍后再试 / Offline: {what_en} is not available, "
-            "please try again later",
+            Text("offline.no_points_cash" if cash else "offline.no_wheel"),
         )
     # max_offline_hours = 0 turns offline redemption off; otherwise "longer than" is strict.
     offline_for = now - offline_since
     if limits.max_offline_hours == 0 or offline_for > timedelta(hours=limits.max_offline_hours):
         return decide(
             OfflineReason.OFFLINE_TOO_LONG,
-            "离线模式：暂停兑换，请联系店员 / Offline: redemption is paused, please ask staff",
+            Text("offline.paused"),
         )
     if type(points) is not int or points <= 0:
         return decide(
             OfflineReason.BAD_POINTS,
-            "离线模式：无效的积分数 / Offline: invalid number of points",
+            Text("offline.bad_points"),
         )
     if points > member_left:
         return decide(OfflineReason.MEMBER_LIMIT, _limit_message(member_left))
@@ -148,11 +147,11 @@ def check_offline_redemption(
         return decide(OfflineReason.KIOSK_LIMIT, _limit_message(kiosk_left))
     return decide(
         OfflineReason.ALLOWED,
-        "离线模式：兑换将在联网后确认 / Offline: the redemption is confirmed once back online",
+        Text("offline.allowed"),
     )
 
 
-def _limit_message(left: int) -> str:
+def _limit_message(left: int) -> Text:
     if left == 0:
-        return "离线模式：今日额度已用完 / Offline: today's limit is used up"
-    return f"离线模式：今日仅剩 {left} 积分额度 / Offline: only {left} points are left for today"
+        return Text("offline.used_up")
+    return Text("offline.points_left", {"left": left})

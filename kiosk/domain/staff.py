@@ -40,7 +40,7 @@ from kiosk.domain.staff_lockout import (
     register_success,
     seconds_locked,
 )
-from kiosk.errors import KioskError
+from kiosk.errors import UserFacingError
 
 __all__ = [
     "BADGE_MAX_WINDOW_S",
@@ -74,20 +74,10 @@ _PIN = re.compile(r"[0-9]{4,12}")
 # ---- errors -------------------------------------------------------------------------------------
 
 
-class StaffAuthError(KioskError):
-    """A refused staff sign-in. ``message_zh`` and ``message_en`` are for the screen; ``str()``
-    is both plus, for the log, what a technician should know (``detail``)."""
-
-    def __init__(self, message_zh: str, message_en: str, detail: str = "") -> None:
-        self.message_zh = message_zh
-        self.message_en = message_en
-        self.detail = detail
-        super().__init__(f"{message_zh} / {message_en}" + (f" ({detail})" if detail else ""))
-
-    @property
-    def bilingual(self) -> str:
-        """Chinese first, English second, as the screens show text."""
-        return f"{self.message_zh} / {self.message_en}"
+class StaffAuthError(UserFacingError):
+    """A refused staff sign-in. ``key`` and ``fields`` name its text for the screen
+    (``kiosk/locale/staff_auth.toml``); ``str()`` is for the log, with what a technician should
+    know (``detail``)."""
 
 
 class StaffRejected(StaffAuthError):
@@ -97,12 +87,12 @@ class StaffRejected(StaffAuthError):
     def __init__(
         self,
         reason: str,
-        message_zh: str,
-        message_en: str,
+        key: str,
         detail: str = "",
         attempts_left: int | None = None,
+        **fields: object,
     ) -> None:
-        super().__init__(message_zh, message_en, detail)
+        super().__init__(key, detail, **fields)
         self.reason = reason
         self.attempts_left = attempts_left
 
@@ -113,15 +103,12 @@ class StaffLocked(StaffAuthError):
 
     def __init__(self, seconds_left: int | None, detail: str = "") -> None:
         if seconds_left is None:
-            zh, en = (
-                "密码错误次数过多，已锁定：请店长解锁",
-                "Too many wrong PINs: ask a manager to unlock you",
-            )
+            super().__init__("staff.auth.locked_manager", detail)
+        elif seconds_left < 60:
+            super().__init__("staff.auth.locked_seconds", detail, seconds=seconds_left)
         else:
-            wait_zh, wait_en = _wait_text(seconds_left)
-            zh = f"密码错误次数过多，请{wait_zh}后再试"
-            en = f"Too many wrong PINs: try again in {wait_en}"
-        super().__init__(zh, en, detail)
+            minutes = math.ceil(seconds_left / 60)
+            super().__init__("staff.auth.locked_minutes", detail, minutes=minutes)
         self.seconds_left = seconds_left
 
 
@@ -129,26 +116,19 @@ class StaffAuthUnavailable(StaffAuthError):
     """The PIN cannot be checked at all. ``reason``: ``offline_no_cache``,
     ``offline_cache_stale`` or ``journal_safe_mode``."""
 
-    def __init__(self, reason: str, message_zh: str, message_en: str, detail: str = "") -> None:
-        super().__init__(message_zh, message_en, detail)
+    def __init__(self, reason: str, key: str, detail: str = "") -> None:
+        super().__init__(key, detail)
         self.reason = reason
-
-
-def _wait_text(seconds: int) -> tuple[str, str]:
-    if seconds < 60:
-        return f" {seconds} 秒", f"{seconds} s"
-    minutes = math.ceil(seconds / 60)
-    return f" {minutes} 分钟", f"{minutes} min"
 
 
 # ---- the badge ----------------------------------------------------------------------------------
 
-_BADGE_REFUSALS = {
-    "malformed": ("无法识别，请出示员工工牌", "Not recognised: show your staff badge"),
-    "forged": ("工牌不是本店签发的，请联系店长", "Badge not issued by this store: ask the manager"),
-    "expired": ("工牌已过期，请找店长补办", "Badge expired: ask the manager for a new one"),
-    "not_yet_valid": ("工牌尚未生效，请联系技术人员", "Badge not valid yet: call a technician"),
-    "wrong_kind": ("这不是员工工牌", "This is not a staff badge"),
+_BADGE_REFUSALS = {  # reason: its text in kiosk/locale/staff_auth.toml
+    "malformed": "staff.auth.badge_malformed",
+    "forged": "staff.auth.badge_forged",
+    "expired": "staff.auth.badge_expired",
+    "not_yet_valid": "staff.auth.badge_not_yet_valid",
+    "wrong_kind": "staff.auth.badge_wrong_kind",
 }
 
 
@@ -171,8 +151,7 @@ def verify_badge(
         )
     except CodeRejected as exc:
         reason, detail = _badge_refusal(exc)
-        zh, en = _BADGE_REFUSALS[reason]
-        raise StaffRejected("bad_badge", zh, en, detail=detail) from None
+        raise StaffRejected("bad_badge", _BADGE_REFUSALS[reason], detail=detail) from None
 
 
 def _badge_refusal(exc: CodeRejected) -> tuple[str, str]:
@@ -198,7 +177,7 @@ def _badge_refusal(exc: CodeRejected) -> tuple[str, str]:
 def check_pin_format(pin: object) -> None:
     """A PIN is 4 to 12 ASCII digits; anything else is refused before it is counted."""
     if not isinstance(pin, str) or not _PIN.fullmatch(pin):
-        raise StaffRejected("bad_pin", "密码应为 4 至 12 位数字", "The PIN is 4 to 12 digits")
+        raise StaffRejected("bad_pin", "staff.auth.pin_format")
 
 
 # ---- PIN hashes ---------------------------------------------------------------------------------

@@ -200,17 +200,16 @@ def _coupon(head: dict, ctx: TxnContext, after: int, spent: int, value: int) -> 
     )
 
 
-CLAIM_TEXT = Bilingual(
-    "柜门未确认打开，积分已退回。请凭此凭条联系店员领取礼品。",
-    "The door was not confirmed open; your points are back. Show this slip to staff "
-    "to collect your gift.",
-)
-
-
 def voucher(
-    txn: Transaction, ctx: TxnContext, store: StoreInfo, printed_at: dt.datetime, why: Bilingual
+    txn: Transaction,
+    ctx: TxnContext,
+    store: StoreInfo,
+    printed_at: dt.datetime,
+    why: Bilingual,
+    claim_text: Bilingual,
 ) -> VoucherReceipt:
-    """A refund voucher, or a claim voucher when the door may have opened."""
+    """A refund voucher saying ``why``, or a claim voucher (saying ``claim_text``, from the
+    caller's catalog: the domain reads no files) when the door may have opened."""
     before = ctx.balance_held if ctx.balance_held is not None else 0
     claim = txn.needs_check
     return VoucherReceipt(
@@ -218,7 +217,7 @@ def voucher(
         points_before=before,
         points_after=before + ctx.points_returned,
         kind=VoucherKind.CLAIM if claim else VoucherKind.REFUND,
-        what_happened=CLAIM_TEXT if claim else why,
+        what_happened=claim_text if claim else why,
         item=_item(ctx, txn) if txn.sku or ctx.item_zh else None,
         points_returned=ctx.points_returned,
         cash_refunded_cents=ctx.cash_refunded_cents,

@@ -38,8 +38,8 @@ from kiosk.domain.member_view import (
 )
 from kiosk.domain.payloads import PayloadKind, classify_payload
 from kiosk.domain.receipts import Bilingual
-from kiosk.errors import JournalError, KioskError, Rejected, StoreServerError
-from kiosk.i18n import bilingual
+from kiosk.errors import JournalError, Rejected, StoreServerError, UserFacingError
+from kiosk.i18n import render
 from kiosk.ports import StoreServer
 from kiosk.storage import tables
 from kiosk.storage.journal import Journal
@@ -63,32 +63,42 @@ _MEMBER_ONLY = frozenset({CodeKind.MEMBER})
 _SCANNER_WHITESPACE = " \t\r\n\x0b\x0c"  # as kiosk.domain.member_codes strips it
 
 # what the member reads (kiosk/locale/identify.toml); str() of an error is for the technician
-_CODE_REASONS = ("malformed", "forged", "expired", "not_yet_valid", "replayed", "wrong_kind")
-_CODE_TEXTS = {reason: bilingual(f"identify.code.{reason}") for reason in _CODE_REASONS}
-_CODE_OTHER = bilingual("identify.code.other")
-_UNKNOWN_MEMBER = bilingual("identify.unknown_member")
-_REFUSED = bilingual("identify.refused")
-_OFFLINE = bilingual("identify.offline")
-_FAULT = bilingual("identify.fault")
+_CODE_TEXTS = {  # CodeRejected's reason: its text
+    "malformed": "identify.code.malformed",
+    "forged": "identify.code.forged",
+    "expired": "identify.code.expired",
+    "not_yet_valid": "identify.code.not_yet_valid",
+    "replayed": "identify.code.replayed",
+    "wrong_kind": "identify.code.wrong_kind",
+}
+_CODE_OTHER = "identify.code.other"
+_UNKNOWN_MEMBER = "identify.unknown_member"
+_REFUSED = "identify.refused"
+_OFFLINE = "identify.offline"
+_FAULT = "identify.fault"
 _ROUTED = {
-    PayloadKind.STAFF: bilingual("identify.routed.staff"),
-    PayloadKind.TECHNICIAN: bilingual("identify.routed.technician"),
+    PayloadKind.STAFF: "identify.routed.staff",
+    PayloadKind.TECHNICIAN: "identify.routed.technician",
 }
 
 
 # ---- results and errors ---------------------------------------------------------------------------
 
 
-class IdentifyError(KioskError):
-    """Identification failed. ``str()`` is for a technician, ``message`` for the member.
+class IdentifyError(UserFacingError):
+    """Identification failed. ``key`` names what the member reads (``message``, both
+    languages), ``detail`` what a technician does (``str()`` has both).
 
     ``reason`` is a stable word the UI may switch on.
     """
 
-    def __init__(self, reason: str, detail: str, message: Bilingual) -> None:
-        super().__init__(detail)
+    def __init__(self, reason: str, detail: str, key: str) -> None:
+        super().__init__(key, detail)
         self.reason = reason
-        self.message = message
+
+    @property
+    def message(self) -> Bilingual:
+        return render(self)
 
     @property
     def zh(self) -> str:
@@ -123,8 +133,8 @@ class MemberRefused(IdentifyError):
     """The server refused to show the member (``unknown_member``, ``bad_token``, ...)."""
 
     def __init__(self, rejection: Rejected) -> None:
-        message = _UNKNOWN_MEMBER if rejection.code == "unknown_member" else _REFUSED
-        super().__init__(rejection.code, str(rejection), message)
+        key = _UNKNOWN_MEMBER if rejection.code == "unknown_member" else _REFUSED
+        super().__init__(rejection.code, str(rejection), key)
         self.status = rejection.status
         self.code = rejection.code
 
@@ -154,9 +164,8 @@ class Identified:
 
     @property
     def age_text(self) -> Bilingual:
-        """For the "as of ..." mark on an offline view, e.g. 3 小时前 / 3 h ago."""
-        zh, en = describe_age(self.age_s)
-        return Bilingual(zh, en)
+        """For the "as of ..." mark on an offline view, e.g. "3 h ago" (member.age.*)."""
+        return render(describe_age(self.age_s))
 
 
 # ---- the use case ---------------------------------------------------------------------------------

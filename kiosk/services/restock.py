@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from kiosk.domain.catalog import Catalog, CatalogItem, ItemKind
 from kiosk.domain.count_stamp import CountStamp, count_stamp
 from kiosk.domain.receipts import Bilingual, RestockLine, RestockSlip
-from kiosk.errors import KioskError, LockerError
+from kiosk.errors import LockerError, UserFacingError
 from kiosk.i18n import bilingual
 from kiosk.ports import AlreadyOpen, DoorJammed, DoorState
 from kiosk.services.receipt_queue import ReprintResult
@@ -40,43 +40,34 @@ COUNT_TABLE = tables.RESTOCK_COUNTS
 MAX_COUNT = 10_000  # the store server refuses an inventory count above this
 
 
-class RestockError(KioskError):
-    """A refused restock step: a stable ``code``; ``message_zh``/``message_en`` for staff."""
+class RestockError(UserFacingError):
+    """A refused restock step: a stable ``code``; ``key`` and ``fields`` name its text for staff."""
 
-    def __init__(self, code: str, zh: str, en: str, detail: str = "") -> None:
-        self.code, self.message_zh, self.message_en, self.detail = code, zh, en, detail
-        super().__init__(f"{zh} / {en}" + (f" ({detail})" if detail else ""))
-
-
-_REFUSALS = {  # key: (code, Chinese, English); staff read both
-    "session_open": ("session_open", "员工 {staff} 的补货尚未结束", "Staff {staff} has a restock "
-                     "open: finish it first (it ends {idle:.0f} s after its last step, door shut)"),
-    "busy": ("busy", "会员交易进行中，请稍候再开始补货",
-             "A member transaction is running: wait for it to finish, then start again"),
-    "open_one": ("door_open", "请先关好柜格 {n} 的门",
-                 "Close compartment {n} first: one compartment is open at a time"),
-    "count_open": ("door_open", "请先关好柜格 {n} 的门，再录入数量",
-                   "Close compartment {n} first: a count is accepted once the door is shut"),
-    "finish_open": ("door_open", "请先关好柜格 {n} 的门", "Close compartment {n} before finishing"),
-    "unknown": ("unknown_compartment", "没有柜格 {n}", "There is no compartment {n}"),
-    "locker": ("locker", "柜格 {n} 无法打开，请联系技术人员",
-               "Compartment {n} could not be opened: call a technician"),
-    "jammed": ("jammed", "柜格 {n} 的门没有打开：请检查门锁，可继续补其他柜格", "Compartment {n} did "
-               "not open: check its lock and solenoid; you can go on with other compartments"),
-    "not_opened": ("not_opened", "请先打开柜格 {n}", "Open compartment {n} first, then count it"),
-    "bad_count": ("bad_count", "数量无效：请输入 0 到 {max} 的整数",
-                  "A count is a whole number from 0 to {max} (0 and no item when emptied)"),
-    "unknown_sku": ("unknown_sku", "{sku} 不是可放入柜格的礼品",
-                    "{sku} is not a gift in the catalog: check the label, or refresh the catalog"),
-    "expired": ("expired", "补货因长时间无操作已结束，请重新登录",
-                "The restock ended after {idle:.0f} s without a step: sign in again"),
-    "ended": ("ended", "补货已结束，请重新登录", "This restock has ended: sign in again"),
-}  # fmt: skip
+    def __init__(self, code: str, key: str, detail: str = "", **fields: Any) -> None:
+        super().__init__(key, detail, **fields)
+        self.code = code
 
 
-def _refused(key: str, detail: str = "", **values: Any) -> RestockError:
-    code, zh, en = _REFUSALS[key]
-    return RestockError(code, zh.format(**values), en.format(**values), detail)
+_REFUSALS = {  # name: (code, text in kiosk/locale/restock.toml); staff read both languages
+    "session_open": ("session_open", "restock.refused.session_open"),
+    "busy": ("busy", "restock.refused.busy"),
+    "open_one": ("door_open", "restock.refused.open_one"),
+    "count_open": ("door_open", "restock.refused.count_open"),
+    "finish_open": ("door_open", "restock.refused.finish_open"),
+    "unknown": ("unknown_compartment", "restock.refused.unknown_compartment"),
+    "locker": ("locker", "restock.refused.locker"),
+    "jammed": ("jammed", "restock.refused.jammed"),
+    "not_opened": ("not_opened", "restock.refused.not_opened"),
+    "bad_count": ("bad_count", "restock.refused.bad_count"),
+    "unknown_sku": ("unknown_sku", "restock.refused.unknown_sku"),
+    "expired": ("expired", "restock.refused.expired"),
+    "ended": ("ended", "restock.refused.ended"),
+}
+
+
+def _refused(name: str, detail: str = "", **values: Any) -> RestockError:
+    code, key = _REFUSALS[name]
+    return RestockError(code, key, detail, **values)
 
 
 @dataclass(frozen=True)

@@ -105,15 +105,14 @@ class StaffAuthenticator:
             self._policy = policy
 
     def authenticate(self, badge_text: str, pin: str) -> StaffSession:
-        """Sign in, or raise StaffRejected / StaffLocked / StaffAuthUnavailable (all with
-        ``message_zh`` and ``message_en``); a server refusal other than those stays Rejected."""
+        """Sign in, or raise StaffRejected / StaffLocked / StaffAuthUnavailable (all with the
+        ``key`` and ``fields`` of their text); a server refusal other than those stays Rejected."""
         with self._lock:
             now = self._now()
             if self._journal.safe_mode:
                 raise StaffAuthUnavailable(
                     "journal_safe_mode",
-                    "员工登录暂不可用，请联系技术人员",
-                    "Staff sign-in is unavailable: call a technician",
+                    "staff.auth.unavailable",
                     detail=self._journal.safe_mode_reason or "journal in safe mode",
                 )
             badge = verify_badge(badge_text, self._key, int(now))
@@ -187,8 +186,7 @@ class StaffAuthenticator:
             log.warning("staff %s refused by the store server: %s", staff_id, exc)
             return StaffRejected(
                 "bad_badge",
-                "此工牌已停用，请联系店长",
-                "This badge is no longer accepted: ask the manager",
+                "staff.auth.badge_disabled",
                 detail=str(exc),
             )
         return exc  # not about the staff member (e.g. the kiosk token): for a technician
@@ -207,8 +205,7 @@ class StaffAuthenticator:
             log.warning("staff %s badge refused offline: on the revoked list", staff_id)
             raise StaffRejected(
                 "bad_badge",
-                "此工牌已停用，请联系店长",
-                "This badge is no longer accepted: ask the manager",
+                "staff.auth.badge_disabled",
                 detail=f"staff {staff_id} or this badge of theirs (issued {badge.issued}) is "
                 f"revoked (list {revoked.version})",
             )
@@ -218,16 +215,14 @@ class StaffAuthenticator:
         if cached is None:
             raise StaffAuthUnavailable(
                 "offline_no_cache",
-                "无法连接服务器：请先在联网时登录一次",
-                "Store server unreachable: sign in once while the kiosk is online",
+                "staff.auth.offline_no_cache",
                 detail=f"no cached PIN for staff {staff_id} on this kiosk",
             )
         if not cached.is_fresh(now, self._cache_max_age_s):
             self._journal.delete(PIN_TABLE, staff_id)  # of no use any more: do not keep it
             raise StaffAuthUnavailable(
                 "offline_cache_stale",
-                "离线登录已过期：请在联网时重新登录",
-                "Offline sign-in expired: sign in once while the kiosk is online",
+                "staff.auth.offline_cache_stale",
                 detail=f"cached PIN of staff {staff_id} is older than "
                 f"{self._cache_max_age_s / 86400:g} days (or the kiosk clock went back)",
             )
@@ -252,7 +247,7 @@ class StaffAuthenticator:
         if counted.until_online and not seconds_locked(counted, now):
             # the server answered "wrong PIN", not "locked": this kiosk's lock until online
             # is about its offline checks, and says nothing of the tries the server allows
-            return StaffRejected("bad_pin", "密码错误", "Wrong PIN", detail=detail)
+            return StaffRejected("bad_pin", "staff.auth.wrong_pin", detail=detail)
         return self._refusal(staff_id, counted, now, detail)
 
     def _refusal(
@@ -268,10 +263,10 @@ class StaffAuthenticator:
         left = attempts_left(counted, now, self._today(now), self._policy)
         return StaffRejected(
             "bad_pin",
-            f"密码错误，还可尝试 {left} 次",
-            f"Wrong PIN: {left} attempt{'s' if left != 1 else ''} left",
+            "staff.auth.wrong_pin_last" if left == 1 else "staff.auth.wrong_pin_left",
             detail=detail,
             attempts_left=left,
+            left=left,
         )
 
     def _failures(self, staff_id: str) -> FailureRecord:

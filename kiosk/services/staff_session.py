@@ -3,8 +3,8 @@
 Built like ``MemberSession``: the screen renders ``StaffState`` snapshots and forwards taps.
 Blocking work (the PIN check against the store server, a door pulse, waiting for a door to
 shut, printing the slip) runs through ``run`` (a worker thread); every change reaches the UI
-through ``post``. Messages are ``Bilingual`` built from ``kiosk/locale/staff.toml`` (or taken
-from the service's refusal), so a snapshot is language-free. The PIN never enters a snapshot,
+through ``post``. Messages are ``Bilingual`` built from ``kiosk/locale/staff.toml`` (or, for a
+refusal, from the error's own key), so a snapshot is language-free. The PIN never enters a snapshot,
 only its length. A tap that arrives while work runs (``busy``) is ignored.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.staff import StaffAuthError, StaffLocked, StaffRejected
-from kiosk.errors import KioskError
-from kiosk.i18n import Translator
+from kiosk.errors import KioskError, UserFacingError
+from kiosk.i18n import Translator, render
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.restock import (
     CompartmentStock,
@@ -446,8 +446,8 @@ class StaffFlow:
             self._set(idle_left_s=left)
 
 
-def _both(exc: Any) -> Bilingual:
-    return Bilingual(exc.message_zh, exc.message_en)
+def _both(exc: UserFacingError) -> Bilingual:
+    return render(exc)
 
 
 def _join(parts: Sequence[Bilingual]) -> Bilingual:

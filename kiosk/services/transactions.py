@@ -91,11 +91,7 @@ MSG_UNCONFIRMED = bilingual("txn.unconfirmed")
 MSG_JAMMED = bilingual("txn.jammed")
 MSG_PAY_CANCELLED = bilingual("txn.pay_cancelled")
 MSG_PAY_EXPIRED = bilingual("txn.pay_expired")
-MSG_BUSY = bilingual("txn.busy")
-MSG_RESTOCKING = bilingual("txn.restocking")
 MSG_CHECK = bilingual("txn.needs_check")
-MSG_OFFLINE = bilingual("txn.offline")
-MSG_OFFLINE_BALANCE = bilingual("txn.offline_balance")
 MSG_SPIN_UNSETTLED = bilingual("txn.spin_unsettled")
 MSG_RESCAN = bilingual("txn.rescan")
 # the server's refusals that a new scan of the member's code cures (session.py shows the
@@ -192,7 +188,7 @@ class TransactionEngine(TxnSteps):
         """One wheel spin; a gift prize dispenses like a redemption, a coupon prints."""
         with self._exclusive():
             if not self.connectivity.online():
-                raise TransactionRefused(MSG_OFFLINE, "offline")
+                raise TransactionRefused("txn.offline", "offline")
             _require_session(member)
             txn = new_transaction(
                 self.new_id(), TxnKind.SPIN, member.member_id, points=cost_points, at=self.clock()
@@ -271,11 +267,11 @@ class TransactionEngine(TxnSteps):
     def _exclusive(self) -> Iterator[None]:
         if not self._busy.acquire(blocking=False):
             if self._reserved_for == "restock":
-                raise TransactionRefused(MSG_RESTOCKING, "restocking")
+                raise TransactionRefused("txn.restocking", "restocking")
             # Recovery after a sync cycle (a void or capture retried, each call bounded by the
             # client's timeouts) is not a reason to turn a member away: wait for it a little.
             if not (self._settling and self._busy.acquire(timeout=self.recovery_wait_s)):
-                raise TransactionRefused(MSG_BUSY, "busy")
+                raise TransactionRefused("txn.busy", "busy")
         self._cancel.clear()
         try:
             with txn_scope():  # every log line of the flow carries TXN=<id> once it has one
@@ -288,7 +284,7 @@ class TransactionEngine(TxnSteps):
 
     def _check_compartment(self, number: int | None) -> None:
         if number is not None and self._flag_of(number):
-            raise TransactionRefused(MSG_CHECK, "compartment_needs_check")
+            raise TransactionRefused("txn.needs_check", "compartment_needs_check")
 
     def _refused(self, txn: Transaction, ctx: TxnContext, exc: Rejected) -> TxnResult:
         # A refusal is the server's answer for this txn_id: no hold exists, and no other
@@ -368,19 +364,19 @@ class TransactionEngine(TxnSteps):
         self, member: Member, item: ItemChoice, kind: TxnKind, progress: ProgressFn
     ) -> TxnResult:
         if item.compartment is None and kind is TxnKind.REDEEM:
-            raise TransactionRefused(MSG_OFFLINE, "offline_coupon")
+            raise TransactionRefused("txn.offline", "offline_coupon")
         if member.balance < item.points:
-            raise TransactionRefused(MSG_OFFLINE_BALANCE, "offline_balance")
+            raise TransactionRefused("txn.offline_balance", "offline_balance")
         if member.code is None:  # the server charges an offline spend only with the code
-            raise TransactionRefused(MSG_RESCAN, "member_code_required")
+            raise TransactionRefused("txn.rescan", "member_code_required")
         since = self.connectivity.offline_since() or self.now()
         decision = check_offline_redemption(
             self.offline_limits, self._offline_spends(), member.member_id, item.points, kind,
             since, self.now(), self.store.tz,
         )  # fmt: skip
         if not decision.allowed:
-            zh, _, en = decision.message.partition(" / ")
-            raise TransactionRefused(Bilingual(zh, en or zh), decision.reason.value)
+            text = decision.message
+            raise TransactionRefused(text.key, decision.reason.value, **text.fields)
         txn = new_transaction(
             self.new_id(), kind, member.member_id, points=item.points, at=self.clock(),
             sku=item.sku, compartment=item.compartment, offline=True, member_code=member.code,
@@ -408,7 +404,7 @@ def _require_session(member: Member) -> None:
     """An online hold or spin needs the session of the member's resolved code: a member
     identified offline (no session) scans again once the server is back."""
     if member.session is None:
-        raise TransactionRefused(MSG_RESCAN, "member_session_required")
+        raise TransactionRefused("txn.rescan", "member_session_required")
 
 
 def _payment(r: Redemption) -> dict:

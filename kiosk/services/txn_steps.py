@@ -27,8 +27,8 @@ from kiosk.domain.transaction import (
     to_record,
 )
 from kiosk.domain.txn_receipts import Prize, StoreInfo, TxnContext, success_receipts, voucher
-from kiosk.errors import KioskError, Rejected, Unreachable
-from kiosk.i18n import bilingual
+from kiosk.errors import KioskError, Rejected, Unreachable, UserFacingError
+from kiosk.i18n import bilingual, render
 from kiosk.platform.logctx import bind_txn
 from kiosk.ports import Locker, OutboxEvent, Redemption, StoreServer
 from kiosk.services.receipt_queue import ReceiptQueue
@@ -225,7 +225,7 @@ class TxnSteps:
         if not (txn.needs_check or ctx.points_returned or ctx.cash_refunded_cents):
             return TxnResult(txn, ctx, outcome, why)  # nothing was taken: no voucher
         slips = self._build(
-            txn, lambda: [("voucher", voucher(txn, ctx, self.store, self.now(), why))]
+            txn, lambda: [("voucher", voucher(txn, ctx, self.store, self.now(), why, _CLAIM))]
         )
         printed, queued = self._hand_out(slips, txn, present)
         return TxnResult(txn, ctx, outcome, why, printed, queued)
@@ -363,12 +363,17 @@ def prize_of(r: Redemption) -> Prize:
 
 MSG_NETWORK = bilingual("txn.network")
 _VOID_PENDING = bilingual("txn.void_pending")
+_CLAIM = bilingual("txn.claim_voucher")  # what a claim voucher says happened
 
 
-class TransactionRefused(KioskError):
-    """A transaction that may not start; ``message`` is what the member sees."""
+class TransactionRefused(UserFacingError):
+    """A transaction that may not start, with a stable ``code``; its text (``key``, ``fields``)
+    is what the member sees, ``message`` that text in both languages."""
 
-    def __init__(self, message: Bilingual, code: str) -> None:
-        super().__init__(f"{message.zh} / {message.en}")
-        self.message = message
+    def __init__(self, key: str, code: str, **fields: object) -> None:
+        super().__init__(key, **fields)
         self.code = code
+
+    @property
+    def message(self) -> Bilingual:
+        return render(self)

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.domain.catalog import (
-    Affordability,
     CatalogItem,
     ItemKind,
     Unaffordable,
@@ -94,13 +93,10 @@ def test_affordable_items_come_first_each_other_with_its_reason():
     assert offline["TOTE"].ok
 
 
-def test_out_of_stock_is_the_reason_given_before_points_and_texts_are_bilingual():
+def test_out_of_stock_is_the_reason_given_before_points():
     view = parse(balance=0)
     (a,) = affordable(view, _items(("MUG", 800, 990, 0)), online=False)
-    assert a.reason is Unaffordable.OUT_OF_STOCK
-    short = Affordability(a.item, Unaffordable.NOT_ENOUGH_POINTS, 120)
-    assert (short.text_zh, short.text_en) == ("还差 120 积分", "120 more points needed")
-    assert (a.text_zh, a.text_en) == ("已兑完", "Out of stock")
+    assert a.reason is Unaffordable.OUT_OF_STOCK and a.points_short == 0
 
 
 def test_the_stores_offline_caps_come_with_the_catalog():

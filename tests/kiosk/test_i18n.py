@@ -6,8 +6,10 @@ import datetime as dt
 
 import pytest
 
-from kiosk.errors import ConfigError
-from kiosk.i18n import Translator, load_catalog
+from kiosk.domain.receipts import Bilingual
+from kiosk.domain.text import Text
+from kiosk.errors import ConfigError, UserFacingError
+from kiosk.i18n import Translator, load_catalog, render
 
 
 def test_the_shipped_catalog_loads_with_both_languages_everywhere():
@@ -51,3 +53,17 @@ def test_language_switch_formats_and_tells_listeners():
     assert tr.countdown(61.2) == "1:02" and tr.countdown(-3) == "0:00"
     assert tr.both("common.back") == "返回 / Back"
     assert tr("no.such.key") == "no.such.key"
+
+
+def test_a_domain_text_and_an_error_a_person_reads_render_through_the_catalog():
+    assert render(Text("offline.points_left", {"left": 7})) == Bilingual(
+        "离线模式：今日仅剩 7 积分额度", "Offline: only 7 points are left for today"
+    )
+    err = UserFacingError("restock.refused.unknown_compartment", "no relay for 9", n=9)
+    assert (err.key, err.fields, err.detail) == ("restock.refused.unknown_compartment", {"n": 9},
+                                                 "no relay for 9")  # fmt: skip
+    assert render(err) == Bilingual("没有柜格 9", "There is no compartment 9")
+    assert str(err) == "没有柜格 9 / There is no compartment 9 (no relay for 9)"  # for the log
+    assert str(UserFacingError("no.such.key", n=1)) == "no.such.key(n=1)"  # still says which
+    with pytest.raises(ConfigError, match=r"no text for key 'no\.such\.key'"):
+        render(UserFacingError("no.such.key"))

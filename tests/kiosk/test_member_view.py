@@ -24,7 +24,9 @@ from kiosk.domain.member_view import (
     view_to_record,
     with_balance,
 )
+from kiosk.domain.receipts import Bilingual
 from kiosk.errors import JournalError, KioskError, Unreachable
+from kiosk.i18n import render
 from kiosk.storage import Journal
 
 FETCHED = 1_795_430_568.0
@@ -325,7 +327,7 @@ def test_an_unreadable_record_is_a_journal_error(record):
     ],
 )
 def test_the_age_of_a_cached_view_reads_naturally(age, zh, en):
-    assert describe_age(age) == (zh, en)
+    assert render(describe_age(age)) == Bilingual(zh, en)
 
 
 def test_points_spent_leave_the_soonest_expiring_lots_first_as_the_server_spends_them():

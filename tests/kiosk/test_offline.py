@@ -17,7 +17,10 @@ from kiosk.domain.offline import (
     check_offline_redemption,
     store_day,
 )
+from kiosk.domain.receipts import Bilingual
+from kiosk.domain.text import Text
 from kiosk.domain.transaction import TxnKind
+from kiosk.i18n import render
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LIMITS = OfflineLimits(
@@ -51,13 +54,16 @@ def test_exact_member_limit_is_allowed_one_over_is_not() -> None:
     assert check([spend("m1", 300)], points=200).allowed
     decision = check([spend("m1", 300)], points=201)
     assert not decision.allowed and decision.reason is OfflineReason.MEMBER_LIMIT
-    assert decision.message.index("200") < decision.message.index(" / ")  # zh first
+    assert decision.message == Text("offline.points_left", {"left": 200})
+    assert "200" in render(decision.message).zh and "200" in render(decision.message).en
 
 
 def test_used_up_message() -> None:
     decision = check([spend("m1", 500)], points=1)
     assert decision.reason is OfflineReason.MEMBER_LIMIT
-    assert decision.message == "离线模式：今日额度已用完 / Offline: today's limit is used up"
+    assert render(decision.message) == Bilingual(
+        "离线模式：今日额度已用完", "Offline: today's limit is used up"
+    )
 
 
 def test_exact_kiosk_limit_is_allowed_one_over_is_not() -> None:
@@ -98,8 +104,9 @@ def test_naive_times_are_refused() -> None:
 def test_points_cash_and_spins_are_refused_offline(kind: TxnKind) -> None:
     decision = check([], points=1, kind=kind)
     assert not decision.allowed and decision.reason is OfflineReason.KIND_NOT_OFFLINE
-    zh, en = decision.message.split(" / ")
-    assert zh.startswith("离线模式") and en.startswith("Offline")
+    text = render(decision.message)
+    assert text.zh.startswith("离线模式") and text.en.startswith("Offline")
+    assert ("积分加现金" in text.zh) is (kind is TxnKind.POINTS_CASH)
 
 
 def test_max_offline_hours() -> None:

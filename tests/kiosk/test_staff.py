@@ -20,6 +20,7 @@ from kiosk.domain.staff import (
     verify_badge,
 )
 from kiosk.errors import KioskError
+from kiosk.i18n import render
 from storeserver import codes
 
 NOW = 1_795_430_568
@@ -70,9 +71,10 @@ def test_a_bad_badge_is_rejected_in_both_languages(badge, now, english, detail):
         verify_badge(badge, KEY.public_key(), now)
     err = info.value
     assert err.reason == "bad_badge" and err.attempts_left is None
-    assert english in err.message_en and err.message_zh and err.message_zh != err.message_en
+    text = render(err)
+    assert english in text.en and text.zh and text.zh != text.en
     assert detail in err.detail
-    assert isinstance(err, KioskError) and str(err).startswith(err.bilingual)
+    assert isinstance(err, KioskError) and str(err) == f"{text.zh} / {text.en} ({err.detail})"
 
 
 @pytest.mark.parametrize(
@@ -86,7 +88,7 @@ def test_a_bad_badge_is_rejected_in_both_languages(badge, now, english, detail):
 def test_a_code_of_another_kind_is_not_a_badge_whatever_else_is_wrong(kind, issued, validity, now):
     with pytest.raises(StaffRejected) as info:  # the kind first, as the store server's check
         verify_badge(make_badge(kind=kind, issued=issued, validity=validity), KEY.public_key(), now)
-    assert "not a staff badge" in info.value.message_en
+    assert "not a staff badge" in render(info.value).en
     assert f"a {kind.name.lower()} code, not a badge" == info.value.detail
 
 
@@ -148,12 +150,13 @@ def test_a_cached_pin_is_fresh_for_its_age_only():
         CachedPin.from_record("S0001", {**cached.to_record(), "cached_at": None})
 
 
-def test_errors_carry_both_languages_and_the_wait():
+def test_errors_carry_a_text_key_with_the_wait_and_a_detail_for_the_log():
     locked = StaffLocked(300, detail="staff S0001")
     assert locked.seconds_left == 300
-    assert "5 分钟" in locked.message_zh and "5 min" in locked.message_en
-    assert str(locked) == f"{locked.message_zh} / {locked.message_en} (staff S0001)"
-    assert "40 s" in StaffLocked(40).message_en
+    assert (locked.key, locked.fields) == ("staff.auth.locked_minutes", {"minutes": 5})
+    assert "5 分钟" in render(locked).zh and "5 min" in render(locked).en
+    assert str(locked) == f"{render(locked).zh} / {render(locked).en} (staff S0001)"  # the log's
+    assert "40 s" in render(StaffLocked(40)).en
     assert isinstance(locked, StaffAuthError)
 
 

@@ -13,6 +13,7 @@ import pytest
 from kiosk.domain.catalog import parse_catalog
 from kiosk.domain.staff import ScryptParams
 from kiosk.domain.transaction import TxnKind, new_transaction
+from kiosk.i18n import render
 from kiosk.ports import DoorState, PaperState
 from kiosk.services.restock import (
     COUNT_TABLE,
@@ -119,12 +120,12 @@ def test_one_door_at_a_time_a_count_only_once_shut_then_outbox_view_and_slip(kio
 
     with pytest.raises(RestockError) as second:
         session.open_compartment(2)
-    assert second.value.code == "door_open" and "compartment 1" in second.value.message_en
-    assert "柜格 1" in second.value.message_zh and kiosk.pulses(2) == 0
+    assert second.value.code == "door_open" and "compartment 1" in render(second.value).en
+    assert "柜格 1" in render(second.value).zh and kiosk.pulses(2) == 0
 
     with pytest.raises(RestockError) as early:
         session.enter_count(1, "GIFT-MUG", 10)
-    assert early.value.code == "door_open" and "once the door is shut" in early.value.message_en
+    assert early.value.code == "door_open" and "once the door is shut" in render(early.value).en
     assert inventory(kiosk) == []
 
     shut(kiosk, session, 1)
@@ -182,7 +183,7 @@ def test_a_restock_holds_the_engine_so_no_member_can_redeem(kiosk, service):
     assert kiosk.engine.settle() == []  # recovery waits too
     with pytest.raises(RestockError) as other:
         service.start(LI)
-    assert other.value.code == "session_open" and "S0001" in other.value.message_en
+    assert other.value.code == "session_open" and "S0001" in render(other.value).en
 
 
 def test_no_restock_starts_while_a_member_transaction_runs(kiosk, service):
@@ -190,7 +191,7 @@ def test_no_restock_starts_while_a_member_transaction_runs(kiosk, service):
     try:
         with pytest.raises(RestockError) as busy:
             service.start(WANG)
-        assert busy.value.code == "busy" and "member transaction" in busy.value.message_en
+        assert busy.value.code == "busy" and "member transaction" in render(busy.value).en
     finally:
         kiosk.engine._busy.release()
     assert service.start(WANG).summary is None
@@ -287,7 +288,7 @@ def test_a_jammed_door_is_reported_and_the_session_goes_on(kiosk, service):
     session = service.start(WANG)
     with pytest.raises(RestockError) as jam:
         session.open_compartment(3)
-    assert jam.value.code == "jammed" and "go on with other compartments" in jam.value.message_en
+    assert jam.value.code == "jammed" and "go on with other compartments" in render(jam.value).en
     assert kiosk.journal.get(SESSION_TABLE, session.session_id)["door"] == "jammed"
     (fault,) = [e for e in kiosk.outbox.pending(50) if e.kind == "fault"]
     assert fault.payload["what"] == "restock_door_jammed" and fault.payload["compartment"] == 3
@@ -331,7 +332,7 @@ def test_a_step_after_the_timeout_is_refused_and_ends_the_session(kiosk, service
     clock.t += 121
     with pytest.raises(RestockError) as expired:
         session.open_compartment(1)
-    assert expired.value.code == "expired" and "120 s" in expired.value.message_en
+    assert expired.value.code == "expired" and "120 s" in render(expired.value).en
     assert kiosk.pulses(1) == 0 and session.summary.ended == "timeout"
     assert kiosk.journal.all(SESSION_TABLE) == {}
 

@@ -18,6 +18,7 @@ from kiosk.domain.staff import (
     StaffRejected,
 )
 from kiosk.errors import Rejected
+from kiosk.i18n import render
 from kiosk.services.staff_auth import FAILURE_TABLE, PIN_TABLE, StaffAuthenticator, StaffSession
 from kiosk.storage.journal import SAFE_MODE_NAME, Journal
 from kiosk.sync.client import StoreServerClient
@@ -113,7 +114,7 @@ def test_a_wrong_pin_online_is_counted_on_the_server_and_the_kiosk(online, journ
     with pytest.raises(StaffRejected) as info:
         a.authenticate(badge(store), "1111")
     assert info.value.reason == "bad_pin" and info.value.attempts_left == 4
-    assert "还可尝试 4 次" in info.value.message_zh and "4 attempts left" in info.value.message_en
+    assert "还可尝试 4 次" in render(info.value).zh and "4 attempts left" in render(info.value).en
     assert server_failures(store) == 1
     assert journal.get(FAILURE_TABLE, "S0001")["count"] == 1
     assert journal.get(PIN_TABLE, "S0001") is None  # nothing cached from a refused PIN
@@ -131,7 +132,7 @@ def test_five_wrong_pins_lock_for_five_minutes_then_release(online, journal, sto
         assert info.value.attempts_left == left
     with pytest.raises(StaffLocked) as locked:
         a.authenticate(code, "1111")
-    assert locked.value.seconds_left == 300 and "5 分钟" in locked.value.message_zh
+    assert locked.value.seconds_left == 300 and "5 分钟" in render(locked.value).zh
     clock.advance(seconds=299)
     with pytest.raises(StaffLocked) as still:
         a.authenticate(code, "246810")  # even the right PIN
@@ -162,7 +163,7 @@ def test_a_badge_or_pin_format_problem_never_reaches_the_server(online, journal,
     member = codes.issue(store.signing_key, codes.CodeKind.MEMBER, "M0001", now)
     with pytest.raises(StaffRejected) as info:
         a.authenticate(member, "246810")
-    assert info.value.reason == "bad_badge" and "not a staff badge" in info.value.message_en
+    assert info.value.reason == "bad_badge" and "not a staff badge" in render(info.value).en
     with pytest.raises(StaffRejected, match="4 to 12 digits"):
         a.authenticate(badge(store), "12")
     assert server_failures(store) == 0 and journal.get(FAILURE_TABLE, "S0001") is None
@@ -183,7 +184,7 @@ def test_a_disabled_staff_member_loses_the_offline_cache(online, offline, journa
         staff.set_active(conn, "S0001", False)
     with pytest.raises(StaffRejected) as info:
         auth(online, journal, store, clock).authenticate(code, "246810")
-    assert info.value.reason == "bad_badge" and "停用" in info.value.message_zh
+    assert info.value.reason == "bad_badge" and "停用" in render(info.value).zh
     assert journal.get(PIN_TABLE, "S0001") is None
     with pytest.raises(StaffAuthUnavailable) as off:
         auth(offline, journal, store, clock).authenticate(code, "246810")
@@ -233,7 +234,7 @@ def test_offline_without_a_cached_pin_asks_for_one_online_sign_in(offline, journ
         auth(offline, journal, store, clock).authenticate(badge(store, "S0002"), "135791")
     err = info.value
     assert err.reason == "offline_no_cache"
-    assert "联网时登录一次" in err.message_zh and "sign in once while" in err.message_en
+    assert "联网时登录一次" in render(err).zh and "sign in once while" in render(err).en
     assert journal.get(FAILURE_TABLE, "S0002") is None  # nothing to check, nothing counted
 
 
@@ -354,6 +355,6 @@ def test_a_journal_in_safe_mode_refuses_cleanly_before_any_check(
         with pytest.raises(StaffAuthUnavailable) as info:
             auth(online, j, store, clock).authenticate(badge(store), "1111")
     err = info.value
-    assert err.reason == "journal_safe_mode" and "technician" in err.message_en
+    assert err.reason == "journal_safe_mode" and "technician" in render(err).en
     assert "journal corrupt: test" in err.detail
     assert server_failures(store) == 0  # not even the server was asked

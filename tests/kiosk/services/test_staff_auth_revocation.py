@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kiosk.domain.staff import RevokedStaff, StaffAuthUnavailable, StaffLocked, StaffRejected
+from kiosk.i18n import render
 from kiosk.services.staff_auth import PIN_TABLE, REVOKED_KEY, REVOKED_TABLE, StaffAuthenticator
 from kiosk.storage.outbox import Outbox
 from kiosk.sync.worker import SyncWorker
@@ -43,7 +44,7 @@ def test_offline_locks_escalate_to_until_an_online_sign_in(online, offline, jour
     assert wrong_offline(a, code, 5).seconds_left == 3600
     clock.advance(seconds=3600)
     locked = wrong_offline(a, code, 5)
-    assert locked.seconds_left is None and "店长" in locked.message_zh
+    assert locked.seconds_left is None and "店长" in render(locked).zh
     clock.advance(hours=5)
     with pytest.raises(StaffLocked):  # waiting and the right PIN do not help offline
         a.authenticate(code, RIGHT)
@@ -51,7 +52,7 @@ def test_offline_locks_escalate_to_until_an_online_sign_in(online, offline, jour
     # kiosk's lock
     with pytest.raises(StaffRejected) as typo:
         auth(online, journal, store, clock).authenticate(code, WRONG)
-    assert typo.value.attempts_left is None and typo.value.message_en == "Wrong PIN"
+    assert typo.value.attempts_left is None and render(typo.value).en == "Wrong PIN"
     assert auth(online, journal, store, clock).authenticate(code, RIGHT).online
     assert not a.authenticate(code, RIGHT).online
 
@@ -87,7 +88,7 @@ def test_a_staff_member_disabled_on_the_server_is_refused_offline_after_one_sync
     assert journal.get(REVOKED_TABLE, REVOKED_KEY)["ids"] == ["S0001"]
     with pytest.raises(StaffRejected) as info:  # the network is cut
         auth(offline, journal, store, clock).authenticate(code, RIGHT)
-    assert info.value.reason == "bad_badge" and "停用" in info.value.message_zh
+    assert info.value.reason == "bad_badge" and "停用" in render(info.value).zh
 
 
 def test_a_cached_pin_from_before_the_list_is_refused_offline(

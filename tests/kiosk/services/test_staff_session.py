@@ -15,7 +15,7 @@ import pytest
 
 from kiosk.domain.receipts import RestockLine, RestockSlip
 from kiosk.domain.staff import StaffAuthUnavailable, StaffLocked, StaffRejected
-from kiosk.i18n import Translator, load_catalog
+from kiosk.i18n import Translator, load_catalog, render
 from kiosk.ports import PaperState
 from kiosk.services.restock import RestockService
 from kiosk.services.staff_auth import StaffSession
@@ -48,7 +48,8 @@ class ScriptedAuth:
         self.wrong += 1
         if self.wrong >= 5:
             raise StaffLocked(300)
-        raise StaffRejected("bad_pin", "密码错误", "Wrong PIN", attempts_left=5 - self.wrong)
+        left = 5 - self.wrong
+        raise StaffRejected("bad_pin", "staff.auth.wrong_pin_left", attempts_left=left, left=left)
 
 
 class Rig:
@@ -172,12 +173,11 @@ def test_five_wrong_pins_lock_with_a_countdown_that_releases(rig):
 
 
 def test_a_refusal_without_attempts_shows_the_services_own_words(rig):
-    rig.auth.error = StaffAuthUnavailable(
-        "offline_no_cache", "请先联网登录", "Sign in online first"
-    )
+    rig.auth.error = StaffAuthUnavailable("offline_no_cache", "staff.auth.offline_no_cache")
     rig.flow.begin(BADGE)
     state = rig.type_pin("246810")
-    assert state.step is StaffStep.PIN and state.message.en == "Sign in online first"
+    assert state.step is StaffStep.PIN and state.message == render(rig.auth.error)
+    assert state.message.en.startswith("Store server unreachable: sign in once")
 
 
 def test_a_kiosk_not_enrolled_says_so_and_checks_nothing(rig):
