@@ -109,7 +109,8 @@ def test_a_healthy_kiosk_has_no_problems(site, capsys):
         "journal", "compartments",
     }  # fmt: skip
     assert found["server token"].level is Level.OK and "ms" in found["server"].detail
-    assert "0 s" in found["clock"].detail or "1 s" in found["clock"].detail
+    # the same clock on both sides: within the warning bound, however slow the exchange was
+    assert found["clock"].level is Level.OK and " s " in found["clock"].detail
     assert found["printer"].level is Level.INFO  # simulated: shown, not a problem
     assert report.endswith("no problems found")
     # the command line: exit 0
