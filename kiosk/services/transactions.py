@@ -335,7 +335,7 @@ class TransactionEngine(TxnSteps):
         else:
             reason = f"locker_error: {what}"
         txn = self.step(txn, ctx, S.NEEDS_CHECK, progress, void_reason=reason)
-        self.flag_needs_check(txn, reason)
+        self.flag_needs_check(txn, txn.compartment, reason)
         return self.void(txn, ctx, reason, MSG_JAMMED, present=True, progress=progress)
 
     def _await_payment(

@@ -153,9 +153,8 @@ class TxnSteps:
         return dt.datetime.fromtimestamp(self.clock(), self.store.tz)
 
     # ---- compartments flagged "needs check" --------------------------------------------------
-    def flag_needs_check(self, txn: Transaction, reason: str) -> None:
-        """Flag the compartment (durable) and tell staff through the outbox (idempotent)."""
-        number = txn.compartment
+    def flag_needs_check(self, txn: Transaction, number: int | None, reason: str) -> None:
+        """Flag compartment ``number`` (durable) and tell staff through the outbox (idempotent)."""
         if number is None:
             return
         with self._flags_lock:

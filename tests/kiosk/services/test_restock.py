@@ -104,7 +104,7 @@ def flag(kiosk: KioskSide, number: int, sku: str = "GIFT-TOTE") -> str:
     txn = new_transaction(
         f"txn-{number}", TxnKind.REDEEM, "M0002", points=300, at=0.0, sku=sku, compartment=number
     )
-    kiosk.engine.flag_needs_check(txn, "door_jammed: not open after 0.5 s")
+    kiosk.engine.flag_needs_check(txn, number, "door_jammed: not open after 0.5 s")
     return txn.txn_id
 
 
