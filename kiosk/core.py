@@ -26,7 +26,7 @@ from kiosk.ports import Locker, QrScanner, ReceiptPrinter
 from kiosk.services.identify import MemberIdentifier
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.recovery import forget_finished
-from kiosk.services.restock import RestockService
+from kiosk.services.restock_service import RestockService
 from kiosk.services.staff_auth import StaffAuthenticator
 from kiosk.services.transactions import TransactionEngine
 from kiosk.storage.catalog_cache import CatalogCache

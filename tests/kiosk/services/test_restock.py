@@ -19,8 +19,8 @@ from kiosk.services.restock import (
     SESSION_TABLE,
     CompartmentStock,
     RestockError,
-    RestockService,
 )
+from kiosk.services.restock_service import RestockService
 from kiosk.services.staff_auth import StaffAuthenticator, StaffSession
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 from storeserver import staff

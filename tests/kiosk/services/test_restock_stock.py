@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from kiosk.domain.catalog import parse_catalog
-from kiosk.services.restock import RestockService
+from kiosk.services.restock_service import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.txn_steps import Outcome
 from kiosk.sync.worker import SyncWorker

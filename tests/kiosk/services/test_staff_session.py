@@ -17,7 +17,7 @@ from kiosk.domain.receipts import RestockLine, RestockSlip
 from kiosk.domain.staff import StaffAuthUnavailable, StaffLocked, StaffRejected
 from kiosk.i18n import Translator, load_catalog
 from kiosk.ports import PaperState
-from kiosk.services.restock import RestockService
+from kiosk.services.restock_service import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.staff_session import DoorPhase, StaffFlow, StaffState, StaffStep
 

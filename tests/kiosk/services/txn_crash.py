@@ -44,7 +44,8 @@ from pathlib import Path
 
 from kiosk.domain.transaction import TxnState
 from kiosk.services.recovery import forget_finished
-from kiosk.services.restock import COUNT_TABLE, SESSION_TABLE, RestockService
+from kiosk.services.restock import COUNT_TABLE, SESSION_TABLE
+from kiosk.services.restock_service import RestockService
 from kiosk.sync.worker import SyncWorker
 from storeserver.payments import DEFAULT_PAYMENT_EXPIRY_S
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import requests
 
 from kiosk.errors import Unreachable
-from kiosk.services.restock import RestockService
+from kiosk.services.restock_service import RestockService
 from kiosk.services.txn_steps import MSG_NETWORK
 from kiosk.storage.atomic import fsync_dir
 from kiosk.sync.worker import SyncWorker

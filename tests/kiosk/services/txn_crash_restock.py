@@ -16,7 +16,7 @@ import time
 from kiosk.domain.catalog import parse_catalog
 from kiosk.domain.local_stock import catalog_as_it_stands
 from kiosk.ports import OutboxEvent
-from kiosk.services.restock import RestockService
+from kiosk.services.restock_service import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.transactions import Member
 from kiosk.storage.outbox import STOCK_EVENT_KINDS
