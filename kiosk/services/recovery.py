@@ -122,12 +122,12 @@ def _flag_and_void(
         reason = "restart_while_door_opening"
         txn = steps.step(txn, ctx, S.NEEDS_CHECK, void_reason=reason)
         if action.alert_staff:
-            steps.flag_needs_check(txn, action.compartment, reason)
+            steps.flags.mark(action.compartment, txn, reason)
     else:  # NEEDS_CHECK: flagged already, unless the crash came between the step and the flag
         reason = txn.void_reason or "needs_check"
         number = action.compartment
-        if action.alert_staff and number is not None and number not in steps.flagged():
-            steps.flag_needs_check(txn, number, reason)
+        if action.alert_staff and number is not None and steps.flags.get(number) is None:
+            steps.flags.mark(number, txn, reason)
     return steps.void(txn, ctx, reason, RESTART, present=False).txn.state, action.reason
 
 

@@ -1,7 +1,7 @@
 """Restock: staff open compartments one at a time, count each once its door is shut, and leave
 with a printed slip. docs/restock.md has the rules and their reasons; in short:
 
-- A session holds the transaction engine's busy lock from ``start()`` to its end: no member can
+- A session holds the kiosk-wide lock (``KioskLock``) from ``start()`` to its end: no member can
   redeem from a compartment staff have open, and no restock starts mid-transaction.
 - One door at a time; the open intent is journalled (table ``restock``) before the pulse, so a
   crash leaves a record ``RestockService.report_unfinished()`` reports at start-up
@@ -142,7 +142,7 @@ class RestockSession:
         self._jams: list[int] = []
         self._lines: dict[int, tuple[int, str | None, int]] = {}  # number -> before, sku, after
         self._n: dict[int, int] = {}
-        self._started_at, self._last = service.engine.clock(), service.clock()
+        self._started_at, self._last = service.wall_clock(), service.clock()
         self._save()
         how = "online" if staff.online else "offline"
         log.info(
@@ -158,13 +158,13 @@ class RestockSession:
                 raise _refused("open_one", n=self._current)
             svc, who = self._svc, self.staff.staff_id
             try:
-                svc.engine.locker.door_state(number)
+                svc.locker.door_state(number)
             except LockerError as exc:
                 raise _refused("unknown", str(exc), n=number) from None
             self._current, self._door = number, "opening"
             self._save()  # durable before the pulse
             try:
-                result = svc.engine.locker.open(number)
+                result = svc.locker.open(number)
             except LockerError as exc:
                 self._door = "failed"
                 self._save()
@@ -177,7 +177,7 @@ class RestockSession:
             self._save()
             self._opened.add(number)
             log.info("restock %s: staff %s opened compartment %d", self.session_id, who, number)
-            flagged = number in svc.engine.flagged()
+            flagged = number in svc.flags.flagged()
             return OpenedCompartment(
                 number, svc.stock_of(number), flagged, isinstance(result, AlreadyOpen)
             )
@@ -209,17 +209,17 @@ class RestockSession:
             before = self._lines.get(number, (svc.stock_of(number).count,))[0]
             n = self._n.get(number, 0) + 1
             event_id = f"{self.session_id}:{number}:{n}"
-            flag = svc.engine.flagged().get(number)
+            flag = svc.flags.flagged().get(number)
             record = {"session": self.session_id, "compartment": number, "sku": sku}
-            record |= {"count": count, "before": before, "at": svc.engine.clock()}
+            record |= {"count": count, "before": before, "at": svc.wall_clock()}
             record["flag_txn"] = flag.get("txn_id") if flag else None
             record["stamp"] = svc.stamp(number).payload()
             svc.journal.put(COUNT_TABLE, event_id, record)
             self._n[number], self._lines[number] = n, (before, sku, count)
             payload = {"compartment": number, "sku": sku, "count": count, **record["stamp"]}
-            svc.engine.outbox.add("inventory", payload, event_id=event_id)
+            svc.outbox.add("inventory", payload, event_id=event_id)
             svc._counted(number, CompartmentStock(sku, count))
-            cleared = flag is not None and svc.engine.clear_flag(number, who)
+            cleared = flag is not None and svc.flags.clear(number, who)
             if number == self._current:
                 self._door = "counted"
                 self._save()
@@ -236,7 +236,7 @@ class RestockSession:
         with self._lock:
             self._alive()
             self._touch()
-            return self._svc.engine.receipts.reprint_all()
+            return self._svc.receipts.reprint_all()
 
     def tick(self) -> RestockSummary | None:
         """Call now and then (the UI timer): ends an idle session whose door is shut. Never
@@ -280,7 +280,7 @@ class RestockSession:
 
     def _reads_open(self, number: int) -> bool:
         try:
-            return self._svc.engine.locker.door_state(number) is DoorState.OPEN
+            return self._svc.locker.door_state(number) is DoorState.OPEN
         except LockerError as exc:  # unreadable: assume the worst
             log.error("restock %s: door %d taken as open: %s", self.session_id, number, exc)
             return True
@@ -301,9 +301,7 @@ class RestockSession:
         self._jams.append(number)
         fault = {"what": "restock_door_jammed", "compartment": number, "session": self.session_id}
         event_id = f"{self.session_id}:{number}:jam{len(self._jams)}"
-        self._svc.engine.outbox.add(
-            "fault", fault | {"staff_id": self.staff.staff_id}, event_id=event_id
-        )
+        self._svc.outbox.add("fault", fault | {"staff_id": self.staff.staff_id}, event_id=event_id)
         log.warning(
             "restock %s: staff %s: compartment %d did not open within %.1f s",
             *(self.session_id, self.staff.staff_id, number, waited_s),
@@ -317,7 +315,7 @@ class RestockSession:
         self._svc.journal.put(SESSION_TABLE, self.session_id, record)
 
     def _end(self, how: str) -> RestockSummary:
-        svc, st = self._svc, self._svc.engine.store
+        svc, st = self._svc, self._svc.store
         try:
             self._state = "finishing"
             self._save()
@@ -331,15 +329,15 @@ class RestockSession:
                     store_name_zh=st.name_zh,
                     store_name_en=st.name_en,
                     kiosk_id=st.kiosk_id,
-                    printed_at=dt.datetime.fromtimestamp(svc.engine.clock(), st.tz),
+                    printed_at=dt.datetime.fromtimestamp(svc.wall_clock(), st.tz),
                     staff_id=self.staff.staff_id,
                     lines=lines,
                 )
-                printed = svc.engine.receipts.print_or_queue(f"restock:{self.session_id}", slip)
+                printed = svc.receipts.print_or_queue(f"restock:{self.session_id}", slip)
             if printed or not lines:
-                rep = svc.engine.receipts.reprint_all()
+                rep = svc.receipts.reprint_all()
             else:  # the printer just failed: the queue would fail the same way now
-                rep = ReprintResult(0, len(svc.engine.receipts), "the restock slip did not print")
+                rep = ReprintResult(0, len(svc.receipts), "the restock slip did not print")
             alerts = self._alerts(rep)
             for key in svc.counts_of(self.session_id):
                 svc.journal.delete(COUNT_TABLE, key)
@@ -373,7 +371,7 @@ class RestockSession:
         numbers = (
             set(self._jams) - self._opened,
             self._opened - set(self._lines),
-            set(self._svc.engine.flagged()),
+            set(self._svc.flags.flagged()),
         )
         out = [
             bilingual(f"restock.alert.{kind}", n=n)

@@ -14,6 +14,12 @@ from typing import Any
 
 from kiosk.domain.catalog import Catalog, CatalogItem, ItemKind
 from kiosk.domain.count_stamp import CountStamp, count_stamp
+from kiosk.domain.transaction import Transaction
+from kiosk.domain.txn_receipts import StoreInfo
+from kiosk.ports import Locker
+from kiosk.services.compartment_flags import CompartmentFlags
+from kiosk.services.kiosk_lock import RESTOCK, KioskLock
+from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.restock import (
     COUNT_TABLE,
     SESSION_TABLE,
@@ -23,8 +29,9 @@ from kiosk.services.restock import (
     _refused,
 )
 from kiosk.services.staff_auth import StaffSession
-from kiosk.services.transactions import TransactionEngine
+from kiosk.services.txn_steps import EventSink
 from kiosk.storage import Query
+from kiosk.storage.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +39,28 @@ log = logging.getLogger(__name__)
 class RestockService:
     """Starts restock sessions and reports interrupted ones; one per kiosk, thread-safe.
 
-    Works through the transaction engine: its journal, locker, outbox, receipt queue, store
-    info, wall clock and needs-check flags, and its busy lock, held for a whole session.
-    ``clock`` (monotonic) times the idle timeout.
+    Receives what it works with: the kiosk-wide ``lock`` (held for a whole session, so no
+    member transaction or recovery runs meanwhile), the needs-check ``flags`` (a count clears
+    its compartment's), the journal, outbox, locker, receipt queue and store info, the
+    journalled ``transactions`` (the holds a count has seen) and the ``wall_clock`` (records,
+    the slip). ``clock`` (monotonic) times the idle timeout.
     """
 
     def __init__(
-        self,
-        engine: TransactionEngine,
-        *,
+        self, *, lock: KioskLock, flags: CompartmentFlags, journal: Journal, outbox: EventSink,
+        locker: Locker, receipts: ReceiptQueue, store: StoreInfo,
+        transactions: Callable[[], list[Transaction]],
+        wall_clock: Callable[[], float] = time.time,
         catalog: Catalog | None = None,
         idle_timeout_s: float = 120.0,
         poll_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-    ) -> None:
-        self.engine, self.journal = engine, engine.journal
+    ) -> None:  # fmt: skip
+        self.lock, self.flags, self.journal, self.outbox = lock, flags, journal, outbox
+        self.locker, self.receipts, self.store = locker, receipts, store
+        self.transactions, self.wall_clock = transactions, wall_clock
         self.idle_timeout_s, self.poll_s = idle_timeout_s, poll_s
         self.clock, self.sleep, self.new_id = clock, sleep, new_id
         self._guard = threading.Lock()
@@ -71,7 +83,7 @@ class RestockService:
         """What a count of ``number`` taken now had seen of the holds (docs/restock.md)."""
         with self._guard:
             seen = self._hold_seq
-        return count_stamp(self.engine.transactions(), seen, number)
+        return count_stamp(self.transactions(), seen, number)
 
     def stock(self) -> dict[int, CompartmentStock]:
         """The kiosk's view of every compartment, by number."""
@@ -91,12 +103,12 @@ class RestockService:
             if self._active is not None:
                 staff_id = self._active.staff.staff_id
                 raise _refused("session_open", staff=staff_id, idle=self.idle_timeout_s)
-            if not self.engine.try_reserve("restock"):
+            if not self.lock.try_hold(RESTOCK):
                 raise _refused("busy")
             try:
                 self._active = RestockSession(self, staff, self.new_id())
             except BaseException:
-                self.engine.release_reservation()
+                self.lock.release()
                 raise
             return self._active
 
@@ -117,7 +129,7 @@ class RestockService:
         its accepted counts still owed (event queued, flag cleared). Idempotent; the records
         stay until ``acknowledge``."""
         out = self.unfinished()
-        flagged = self.engine.flagged()
+        flagged = self.flags.flagged()
         for u in out:
             log.warning(
                 "restock interrupted, check compartment %s and count it again: %s", u.compartment, u
@@ -127,14 +139,14 @@ class RestockService:
                     continue
                 payload = {k: c[k] for k in ("compartment", "sku", "count")}
                 payload |= c.get("stamp") or {}  # counts journalled before stamps: as of now
-                self.engine.outbox.add("inventory", payload, event_id=key)
+                self.outbox.add("inventory", payload, event_id=key)
                 self.journal.put(COUNT_TABLE, key, {**c, "requeued": True})
                 flag = flagged.get(c["compartment"])
                 if c.get("flag_txn") and flag and flag.get("txn_id") == c["flag_txn"]:
-                    self.engine.clear_flag(c["compartment"], u.staff_id)
+                    self.flags.clear(c["compartment"], u.staff_id)
             what = {"what": "restock_interrupted", "session": u.session_id}
             what |= {"staff_id": u.staff_id, "compartment": u.compartment, "door": u.door}
-            self.engine.outbox.add("fault", what, event_id=f"{u.session_id}:interrupted")
+            self.outbox.add("fault", what, event_id=f"{u.session_id}:interrupted")
         return out
 
     def acknowledge(self, session_id: str) -> bool:
@@ -155,4 +167,4 @@ class RestockService:
         with self._guard:
             if self._active is session:
                 self._active = None
-                self.engine.release_reservation()
+                self.lock.release()

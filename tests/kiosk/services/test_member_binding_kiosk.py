@@ -56,7 +56,7 @@ def test_an_offline_spend_uploads_the_code_the_kiosk_verified(server, kiosk):
     kiosk.link.cut()
     result = kiosk.engine.redeem(who, TOTE)
     assert result.outcome is Outcome.DISPENSED_UNCONFIRMED
-    assert kiosk.engine.load(result.txn.txn_id)[0].member_code == who.code  # journalled
+    assert kiosk.engine.steps.load(result.txn.txn_id)[0].member_code == who.code  # journalled
     (event,) = kiosk.outbox.pending(10)
     assert event.payload["member_code"] == who.code
     (answer,) = kiosk.client.send_events([event])

@@ -65,11 +65,11 @@ def test_a_hold_the_rule_says_to_leave_stays_as_it_is(server, kiosk, monkeypatch
     crashed = new_transaction(
         "crashed-1", TxnKind.REDEEM, "M0002", points=800, at=1.0, sku="GIFT-MUG", compartment=1
     )
-    kiosk.engine.save(crashed, TxnContext("M0**2"))  # a crash before the hold call
+    kiosk.engine.steps.save(crashed, TxnContext("M0**2"))  # a crash before the hold call
     changed_rule(monkeypatch, "crashed-1", Recovery.NOTHING)
 
     (settled,) = kiosk.engine.settle()
 
     assert (settled.before, settled.after) == (TxnState.NEW, TxnState.NEW)
-    assert kiosk.engine.load("crashed-1")[0].state is TxnState.NEW  # today's rule voids it
+    assert kiosk.engine.steps.load("crashed-1")[0].state is TxnState.NEW  # today's rule voids it
     assert kiosk.pulses(1) == 0

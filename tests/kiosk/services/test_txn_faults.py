@@ -158,7 +158,7 @@ def check(kiosk: KioskSide, server: ServerSide, before_txns, before_balance) -> 
     bad = []
     txns = {}
     for txn_id in kiosk.journal.all("txn"):
-        txn, ctx = kiosk.engine.load(txn_id)
+        txn, ctx = kiosk.engine.steps.load(txn_id)
         txns[txn_id] = (txn, ctx)
         if txn.state not in (TxnState.DONE, TxnState.VOIDED):
             bad.append(f"{txn_id} left at {txn.state.name}")

@@ -87,7 +87,7 @@ class Shelf:
 def run_restock_flow(kiosk: KioskSide, flow: str, who: Member) -> str:
     """One restock flow; returns what happened, for the DONE line."""
     shelf = Shelf(kiosk)  # read while online, as before an outage
-    service = RestockService(kiosk.engine, catalog=shelf.catalog, poll_s=0.02)
+    service = kiosk.restock_service(catalog=shelf.catalog, poll_s=0.02)
 
     def on_catalog(data: dict) -> None:
         service.update_catalog(parse_catalog(data))
