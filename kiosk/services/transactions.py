@@ -28,13 +28,30 @@ from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import Transaction, TxnKind, new_transaction
 from kiosk.domain.txn_receipts import StoreInfo, TxnContext
 from kiosk.errors import LockerError, Rejected, Unreachable
-from kiosk.i18n import bilingual
 from kiosk.platform.logctx import txn_scope
 from kiosk.ports import AlreadyOpen, DoorJammed, Locker, Opened, Redemption, StoreServer
 from kiosk.services.compartment_flags import CompartmentFlags
 from kiosk.services.kiosk_lock import RECOVERY, RESTOCK, TRANSACTION, KioskLock
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.recovery import Settled, settle_unfinished
+from kiosk.services.txn_messages import (
+    MSG_BUSY,
+    MSG_CHECK,
+    MSG_ISSUE_UNCONFIRMED,
+    MSG_ISSUED,
+    MSG_JAMMED,
+    MSG_OFFLINE,
+    MSG_OFFLINE_BALANCE,
+    MSG_PAY_CANCELLED,
+    MSG_PAY_EXPIRED,
+    MSG_RESCAN,
+    MSG_RESTOCKING,
+    MSG_SPIN_UNSETTLED,
+    MSG_TAKE_GIFT,
+    MSG_UNCONFIRMED,
+    refusal_message,
+)
+from kiosk.services.txn_messages import RESCAN_CODES as RESCAN_CODES  # session.py reads it here
 from kiosk.services.txn_steps import (
     MSG_NETWORK,
     SPEND_TABLE,
@@ -86,38 +103,6 @@ class ItemChoice:
     cash_cents: int = 0
     compartment: int | None = None
     coupon_value_cents: int = 0
-
-
-# what the member reads (kiosk/locale/txn.toml)
-MSG_TAKE_GIFT = bilingual("txn.take_gift")
-MSG_ISSUED = bilingual("txn.issued")
-MSG_ISSUE_UNCONFIRMED = bilingual("txn.issue_unconfirmed")
-MSG_UNCONFIRMED = bilingual("txn.unconfirmed")
-MSG_JAMMED = bilingual("txn.jammed")
-MSG_PAY_CANCELLED = bilingual("txn.pay_cancelled")
-MSG_PAY_EXPIRED = bilingual("txn.pay_expired")
-MSG_BUSY = bilingual("txn.busy")
-MSG_RESTOCKING = bilingual("txn.restocking")
-MSG_CHECK = bilingual("txn.needs_check")
-MSG_OFFLINE = bilingual("txn.offline")
-MSG_OFFLINE_BALANCE = bilingual("txn.offline_balance")
-MSG_SPIN_UNSETTLED = bilingual("txn.spin_unsettled")
-MSG_RESCAN = bilingual("txn.rescan")
-# the server's refusals that a new scan of the member's code cures (session.py shows the
-# member screen again, where a scan is taken)
-RESCAN_CODES = frozenset({"member_session_required", "member_session_invalid"})
-# the store server's refusal codes a member can act on; any other shows its code for staff
-_REFUSALS = {
-    code: bilingual(f"txn.refused.{code}")
-    for code in ("insufficient_points", "out_of_stock", "daily_limit_reached", "price_changed")
-}
-
-
-def refusal_message(code: str) -> Bilingual:
-    """What the member reads when the server refused a hold or spin with ``code``."""
-    if code in RESCAN_CODES:
-        return MSG_RESCAN
-    return _REFUSALS.get(code) or bilingual("txn.refused.other", code=code)
 
 
 class TransactionEngine:
