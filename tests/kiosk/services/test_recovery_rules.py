@@ -73,3 +73,7 @@ def test_a_hold_the_rule_says_to_leave_stays_as_it_is(server, kiosk, monkeypatch
     assert (settled.before, settled.after) == (TxnState.NEW, TxnState.NEW)
     assert kiosk.engine.steps.load("crashed-1")[0].state is TxnState.NEW  # today's rule voids it
     assert kiosk.pulses(1) == 0
+
+
+def test_every_action_the_domain_can_decide_has_its_one_handler():
+    assert set(recovery._HANDLERS) == set(Recovery)
