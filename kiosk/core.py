@@ -23,11 +23,13 @@ from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.txn_receipts import StoreInfo
 from kiosk.errors import KioskError
 from kiosk.ports import Locker, QrScanner, ReceiptPrinter
+from kiosk.services.compartment_flags import CompartmentFlags
 from kiosk.services.door_alarms import DoorAlarms
 from kiosk.services.identify import MemberIdentifier
+from kiosk.services.kiosk_lock import KioskLock
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.recovery import forget_finished
-from kiosk.services.restock import RestockService
+from kiosk.services.restock_service import RestockService
 from kiosk.services.staff_auth import StaffAuthenticator
 from kiosk.services.transactions import TransactionEngine
 from kiosk.storage.catalog_cache import CatalogCache
@@ -107,7 +109,7 @@ class KioskCore:
             return
         try:
             self.engine.settle()
-            forget_finished(self.engine, older_than_s=KEEP_FINISHED_S, now=time.time())
+            forget_finished(self.engine.steps, older_than_s=KEEP_FINISHED_S, now=time.time())
             if self.identifier is not None:
                 self.identifier.purge_expired()
         except KioskError as exc:
@@ -198,9 +200,10 @@ def build_core(
         config.kiosk.id, config.kiosk.store_name_zh, config.kiosk.store_name_en,
         ZoneInfo(config.kiosk.timezone),
     )  # fmt: skip
+    lock, flags = KioskLock(), CompartmentFlags(journal, outbox)  # shared: engine and restock
     engine = TransactionEngine(
         journal=journal, server=client, locker=locker, receipts=receipts, outbox=outbox,
-        store=store, connectivity=connectivity,
+        store=store, lock=lock, flags=flags, connectivity=connectivity,
         offline_limits=OfflineLimits.from_config(config.offline),
         payment_timeout_s=payment_timeout_s,
     )  # fmt: skip
@@ -218,7 +221,10 @@ def build_core(
     else:
         log.warning("no store public key at %s: enroll the kiosk (kiosk-provision)",
                     config.server.public_key_file)  # fmt: skip
-    restock = RestockService(engine)
+    restock = RestockService(
+        lock=lock, flags=flags, journal=journal, outbox=outbox, locker=locker, receipts=receipts,
+        store=store, transactions=engine.transactions,
+    )  # fmt: skip
     pictures = PictureCache(config.kiosk.state_dir / "pictures")
     core: KioskCore
     fetcher = PictureFetcher(client, pictures, on_change=lambda: core._tell("pictures"))

@@ -12,11 +12,13 @@ reprint, not printed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from kiosk.domain.transaction import (
     TERMINAL,
     Recovery,
+    RecoveryAction,
     Transaction,
     TxnState,
     recovery_action,
@@ -26,7 +28,7 @@ from kiosk.errors import JournalError, KioskError, Rejected
 from kiosk.i18n import bilingual
 from kiosk.platform.logctx import txn_context
 from kiosk.ports import Redemption
-from kiosk.services.txn_steps import FLAG_TABLE, SPEND_TABLE, TXN_TABLE, Outcome, TxnSteps
+from kiosk.services.txn_steps import SPEND_TABLE, TXN_TABLE, Outcome, TxnSteps
 from kiosk.storage.outbox import OUTBOX_TABLE
 
 log = logging.getLogger(__name__)
@@ -75,32 +77,24 @@ def settle_unfinished(steps: TxnSteps, *, skip: frozenset[str] = frozenset()) ->
 
 
 def _settle_one(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[TxnState, str]:
+    """Do what the domain's rule says for ``txn``: one handler per ``Recovery`` action."""
     action = recovery_action(txn)
-    s = txn.state
-    if action.action is Recovery.SETTLE_SPIN:
-        return _settle_spin(steps, txn, ctx)
-    if s in (S.NEW, S.HELD, S.PAID):
-        if s is not S.NEW and txn.compartment is None and not txn.offline:
-            # No door: the capture may have reached the server just before the crash.
-            r = steps.server.get_redemption(txn.txn_id)
-            if r.state == "captured":
-                return _captured(steps, txn, ctx, r)
-        result = steps.void(txn, ctx, "restart_before_door", RESTART, present=False)
-        return result.txn.state, action.reason
-    if s is S.DOOR_OPENING:
-        reason = "restart_while_door_opening"
-        txn = steps.step(txn, ctx, S.NEEDS_CHECK, void_reason=reason)
-        steps.flag_needs_check(txn, reason)
-        return steps.void(txn, ctx, reason, RESTART, present=False).txn.state, action.reason
-    if s is S.NEEDS_CHECK:
-        if (
-            txn.compartment is not None
-            and steps.journal.get(FLAG_TABLE, str(txn.compartment)) is None
-        ):
-            steps.flag_needs_check(txn, txn.void_reason or "needs_check")
-        reason = txn.void_reason or "needs_check"
-        return steps.void(txn, ctx, reason, RESTART, present=False).txn.state, action.reason
-    if s is S.VOIDING:
+    return _HANDLERS[action.action](steps, txn, ctx, action)
+
+
+def _nothing(
+    steps: TxnSteps, txn: Transaction, ctx: TxnContext, action: RecoveryAction
+) -> tuple[TxnState, str]:
+    return txn.state, action.reason
+
+
+def _void(
+    steps: TxnSteps, txn: Transaction, ctx: TxnContext, action: RecoveryAction
+) -> tuple[TxnState, str]:
+    """Release the hold (idempotent by txn_id). A void already under way keeps its reason; a
+    hold with no door is first asked about: its capture may have reached the server just
+    before the crash. A claim voucher follows from the NEEDS_CHECK step in the history."""
+    if txn.state is S.VOIDING:
         try:
             result = steps.void(txn, ctx, txn.void_reason or "void", RESTART, present=False)
         except Rejected as exc:
@@ -110,17 +104,74 @@ def _settle_one(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[Txn
                 )
             raise
         return result.txn.state, action.reason
-    if s is S.DISPENSED:
-        if ctx.capture_refused:
-            return s, f"capture refused earlier ({ctx.capture_refused}): waiting for staff"
-        txn, ctx, failed = steps.capture(txn, ctx)
-        if failed:
-            return txn.state, f"capture {failed}: try again later"
-        return _finish(steps, txn, ctx)
-    if s is S.CAPTURED:
-        return _finish(steps, txn, ctx)
-    assert s is S.PRINTED, s
+    if txn.state is not S.NEW and txn.compartment is None and not txn.offline:
+        r = steps.server.get_redemption(txn.txn_id)
+        if r.state == "captured":
+            return _captured(steps, txn, ctx, r)
+    result = steps.void(txn, ctx, "restart_before_door", RESTART, present=False)
+    return result.txn.state, action.reason
+
+
+def _flag_and_void(
+    steps: TxnSteps, txn: Transaction, ctx: TxnContext, action: RecoveryAction
+) -> tuple[TxnState, str]:
+    """The door may have been pulsed without confirmation: never pulse again. Journal
+    NEEDS_CHECK (which makes the voucher a claim voucher), flag ``action.compartment`` for
+    staff (``alert_staff``), then void."""
+    if txn.state is S.DOOR_OPENING:
+        reason = "restart_while_door_opening"
+        txn = steps.step(txn, ctx, S.NEEDS_CHECK, void_reason=reason)
+        if action.alert_staff:
+            steps.flags.mark(action.compartment, txn, reason)
+    else:  # NEEDS_CHECK: flagged already, unless the crash came between the step and the flag
+        reason = txn.void_reason or "needs_check"
+        number = action.compartment
+        if action.alert_staff and number is not None and steps.flags.get(number) is None:
+            steps.flags.mark(number, txn, reason)
+    return steps.void(txn, ctx, reason, RESTART, present=False).txn.state, action.reason
+
+
+def _capture(
+    steps: TxnSteps, txn: Transaction, ctx: TxnContext, action: RecoveryAction
+) -> tuple[TxnState, str]:
+    """Capture (idempotent by txn_id) and queue the receipt; a refused capture waits for staff."""
+    if ctx.capture_refused:
+        return txn.state, f"capture refused earlier ({ctx.capture_refused}): waiting for staff"
+    txn, ctx, failed = steps.capture(txn, ctx)
+    if failed:
+        return txn.state, f"capture {failed}: try again later"
+    return _finish(steps, txn, ctx)
+
+
+def _queue_receipt(
+    steps: TxnSteps, txn: Transaction, ctx: TxnContext, action: RecoveryAction
+) -> tuple[TxnState, str]:
+    return _finish(steps, txn, ctx)
+
+
+def _mark_done(
+    steps: TxnSteps, txn: Transaction, ctx: TxnContext, action: RecoveryAction
+) -> tuple[TxnState, str]:
     return steps.step(txn, ctx, S.DONE).state, action.reason
+
+
+def _settle_spin_action(
+    steps: TxnSteps, txn: Transaction, ctx: TxnContext, action: RecoveryAction
+) -> tuple[TxnState, str]:
+    return _settle_spin(steps, txn, ctx)
+
+
+Handler = Callable[[TxnSteps, Transaction, TxnContext, RecoveryAction], tuple[TxnState, str]]
+# One handler per action of kiosk.domain.transaction.Recovery; none of them pulses a door.
+_HANDLERS: dict[Recovery, Handler] = {
+    Recovery.NOTHING: _nothing,
+    Recovery.VOID: _void,
+    Recovery.SETTLE_SPIN: _settle_spin_action,
+    Recovery.MARK_NEEDS_CHECK_AND_VOID: _flag_and_void,
+    Recovery.CAPTURE: _capture,
+    Recovery.REPRINT_OR_QUEUE: _queue_receipt,
+    Recovery.MARK_DONE: _mark_done,
+}
 
 
 def _settle_spin(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[TxnState, str]:

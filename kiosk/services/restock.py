@@ -1,10 +1,11 @@
 """Restock: staff open compartments one at a time, count each once its door is shut, and leave
 with a printed slip. docs/restock.md has the rules and their reasons; in short:
 
-- A session holds the transaction engine's busy lock from ``start()`` to its end: no member can
+- A session holds the kiosk-wide lock (``KioskLock``) from ``start()`` to its end: no member can
   redeem from a compartment staff have open, and no restock starts mid-transaction.
 - One door at a time; the open intent is journalled (table ``restock``) before the pulse, so a
-  crash leaves a record ``RestockService.report_unfinished()`` reports at start-up.
+  crash leaves a record ``RestockService.report_unfinished()`` reports at start-up
+  (``RestockService``: kiosk/services/restock_service.py).
 - A count is accepted only while the door reads closed: journal, outbox ("inventory", event id
   ``<session>:<compartment>:<n>``), local stock view, then the needs-check flag is cleared.
 - An idle session ends (``tick()``) only once its door is shut. No store server calls here:
@@ -16,22 +17,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from kiosk.domain.catalog import Catalog, CatalogItem, ItemKind
-from kiosk.domain.count_stamp import CountStamp, count_stamp
+from kiosk.domain.catalog import ItemKind
 from kiosk.domain.receipts import Bilingual, RestockLine, RestockSlip
 from kiosk.errors import LockerError, UserFacingError
 from kiosk.i18n import bilingual
 from kiosk.ports import AlreadyOpen, DoorJammed, DoorState
 from kiosk.services.receipt_queue import ReprintResult
 from kiosk.services.staff_auth import StaffSession
-from kiosk.services.transactions import TransactionEngine
-from kiosk.storage import Query, tables
+from kiosk.storage import tables
+
+if TYPE_CHECKING:
+    from kiosk.services.restock_service import RestockService
 
 log = logging.getLogger(__name__)
 
@@ -122,142 +121,6 @@ class UnfinishedRestock:
     counts: tuple[tuple[int, str | None, int], ...]  # (compartment, sku, count), in order
 
 
-class RestockService:
-    """Starts restock sessions and reports interrupted ones; one per kiosk, thread-safe.
-
-    Works through the transaction engine: its journal, locker, outbox, receipt queue, store
-    info, wall clock and needs-check flags, and its busy lock, held for a whole session.
-    ``clock`` (monotonic) times the idle timeout.
-    """
-
-    def __init__(
-        self,
-        engine: TransactionEngine,
-        *,
-        catalog: Catalog | None = None,
-        idle_timeout_s: float = 120.0,
-        poll_s: float = 0.1,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-    ) -> None:
-        self.engine, self.journal = engine, engine.journal
-        self.idle_timeout_s, self.poll_s = idle_timeout_s, poll_s
-        self.clock, self.sleep, self.new_id = clock, sleep, new_id
-        self._guard = threading.Lock()
-        self.items: dict[str, CatalogItem] | None = None  # None: no catalog seen yet
-        self._view: dict[int, CompartmentStock] = {}
-        self._hold_seq = 0  # the last catalog's latest hold (kiosk/domain/count_stamp.py)
-        self._active: RestockSession | None = None
-        if catalog is not None:
-            self.update_catalog(catalog)
-
-    def update_catalog(self, catalog: Catalog) -> None:
-        """A fresh catalog (the sync worker's ``on_catalog``): sku and stock per compartment."""
-        gifts = [i for i in catalog.items if i.kind is ItemKind.GIFT]
-        view = {n: CompartmentStock(i.sku, stock) for i in gifts for n, stock in i.compartments}
-        with self._guard:
-            self.items, self._view = {i.sku: i for i in catalog.items}, view
-            self._hold_seq = max(self._hold_seq, catalog.hold_seq)
-
-    def stamp(self, number: int) -> CountStamp:
-        """What a count of ``number`` taken now had seen of the holds (docs/restock.md)."""
-        with self._guard:
-            seen = self._hold_seq
-        return count_stamp(self.engine.transactions(), seen, number)
-
-    def stock(self) -> dict[int, CompartmentStock]:
-        """The kiosk's view of every compartment, by number."""
-        with self._guard:
-            return dict(self._view)
-
-    def stock_of(self, number: int) -> CompartmentStock:
-        with self._guard:
-            return self._view.get(number, CompartmentStock(None, 0))
-
-    def start(self, staff: StaffSession) -> RestockSession:
-        """Begin a restock for a signed-in staff member (RestockError ``session_open``/``busy``)."""
-        active = self._active
-        if active is not None:
-            active.tick()  # an idle session with its door shut ends here
-        with self._guard:
-            if self._active is not None:
-                staff_id = self._active.staff.staff_id
-                raise _refused("session_open", staff=staff_id, idle=self.idle_timeout_s)
-            if not self.engine.try_reserve("restock"):
-                raise _refused("busy")
-            try:
-                self._active = RestockSession(self, staff, self.new_id())
-            except BaseException:
-                self.engine.release_reservation()
-                raise
-            return self._active
-
-    def restocking(self, number: int) -> bool:
-        """Whether staff opened compartment ``number`` in the running session (so its door
-        open, or open long, is their work, not an alarm: kiosk/services/door_alarms.py)."""
-        with self._guard:
-            active = self._active
-        return active is not None and active.summary is None and active.opens(number)
-
-    def unfinished(self) -> list[UnfinishedRestock]:
-        """Sessions in the journal other than the running one: crash leftovers."""
-        running = self._active.session_id if self._active else None
-        out = []
-        for sid, r in sorted(self.journal.all(SESSION_TABLE).items()):
-            if sid != running:
-                fields = {k: r.get(k) for k in ("staff_id", "staff_name", "state", "compartment")}
-                counts = sorted(self.counts_of(sid).values(), key=lambda c: c.get("at", 0))
-                counted = tuple((c["compartment"], c["sku"], c["count"]) for c in counts)
-                out.append(UnfinishedRestock(sid, door=r.get("door"), counts=counted, **fields))
-        return out
-
-    def report_unfinished(self) -> list[UnfinishedRestock]:
-        """Start-up: log and alert (a "fault" event) each interrupted session, and finish what
-        its accepted counts still owed (event queued, flag cleared). Idempotent; the records
-        stay until ``acknowledge``."""
-        out = self.unfinished()
-        flagged = self.engine.flagged()
-        for u in out:
-            log.warning(
-                "restock interrupted, check compartment %s and count it again: %s", u.compartment, u
-            )
-            for key, c in self.counts_of(u.session_id).items():
-                if c.get("requeued"):  # once: the server may forget event ids in time
-                    continue
-                payload = {k: c[k] for k in ("compartment", "sku", "count")}
-                payload |= c.get("stamp") or {}  # counts journalled before stamps: as of now
-                self.engine.outbox.add("inventory", payload, event_id=key)
-                self.journal.put(COUNT_TABLE, key, {**c, "requeued": True})
-                flag = flagged.get(c["compartment"])
-                if c.get("flag_txn") and flag and flag.get("txn_id") == c["flag_txn"]:
-                    self.engine.clear_flag(c["compartment"], u.staff_id)
-            what = {"what": "restock_interrupted", "session": u.session_id}
-            what |= {"staff_id": u.staff_id, "compartment": u.compartment, "door": u.door}
-            self.engine.outbox.add("fault", what, event_id=f"{u.session_id}:interrupted")
-        return out
-
-    def acknowledge(self, session_id: str) -> bool:
-        """Staff checked an interrupted session's compartment: forget its records."""
-        for key in self.counts_of(session_id):
-            self.journal.delete(COUNT_TABLE, key)
-        return self.journal.delete(SESSION_TABLE, session_id)
-
-    def counts_of(self, session_id: str) -> dict[str, dict[str, Any]]:
-        """The journalled counts of a session, by event id."""
-        return self.journal.find(COUNT_TABLE, Query().session == session_id)
-
-    def _counted(self, number: int, stock: CompartmentStock) -> None:
-        with self._guard:
-            self._view[number] = stock
-
-    def _ended(self, session: RestockSession) -> None:
-        with self._guard:
-            if self._active is session:
-                self._active = None
-                self.engine.release_reservation()
-
-
 class RestockSession:
     """One staff member's restock (from ``RestockService.start``). Blocking calls (open, wait)
     belong on a worker thread; ``tick()`` may run from the UI timer meanwhile."""
@@ -271,7 +134,7 @@ class RestockSession:
         self._jams: list[int] = []
         self._lines: dict[int, tuple[int, str | None, int]] = {}  # number -> before, sku, after
         self._n: dict[int, int] = {}
-        self._started_at, self._last = service.engine.clock(), service.clock()
+        self._started_at, self._last = service.wall_clock(), service.clock()
         self._save()
         how = "online" if staff.online else "offline"
         log.info(
@@ -287,13 +150,13 @@ class RestockSession:
                 raise _refused("open_one", n=self._current)
             svc, who = self._svc, self.staff.staff_id
             try:
-                svc.engine.locker.door_state(number)
+                svc.locker.door_state(number)
             except LockerError as exc:
                 raise _refused("unknown", str(exc), n=number) from None
             self._current, self._door = number, "opening"
             self._save()  # durable before the pulse
             try:
-                result = svc.engine.locker.open(number)
+                result = svc.locker.open(number)
             except LockerError as exc:
                 self._door = "failed"
                 self._save()
@@ -306,7 +169,7 @@ class RestockSession:
             self._save()
             self._opened.add(number)
             log.info("restock %s: staff %s opened compartment %d", self.session_id, who, number)
-            flagged = number in svc.engine.flagged()
+            flagged = number in svc.flags.flagged()
             return OpenedCompartment(
                 number, svc.stock_of(number), flagged, isinstance(result, AlreadyOpen)
             )
@@ -343,17 +206,17 @@ class RestockSession:
             before = self._lines.get(number, (svc.stock_of(number).count,))[0]
             n = self._n.get(number, 0) + 1
             event_id = f"{self.session_id}:{number}:{n}"
-            flag = svc.engine.flagged().get(number)
+            flag = svc.flags.flagged().get(number)
             record = {"session": self.session_id, "compartment": number, "sku": sku}
-            record |= {"count": count, "before": before, "at": svc.engine.clock()}
+            record |= {"count": count, "before": before, "at": svc.wall_clock()}
             record["flag_txn"] = flag.get("txn_id") if flag else None
             record["stamp"] = svc.stamp(number).payload()
             svc.journal.put(COUNT_TABLE, event_id, record)
             self._n[number], self._lines[number] = n, (before, sku, count)
             payload = {"compartment": number, "sku": sku, "count": count, **record["stamp"]}
-            svc.engine.outbox.add("inventory", payload, event_id=event_id)
+            svc.outbox.add("inventory", payload, event_id=event_id)
             svc._counted(number, CompartmentStock(sku, count))
-            cleared = flag is not None and svc.engine.clear_flag(number, who)
+            cleared = flag is not None and svc.flags.clear(number, who)
             if number == self._current:
                 self._door = "counted"
                 self._save()
@@ -370,7 +233,7 @@ class RestockSession:
         with self._lock:
             self._alive()
             self._touch()
-            return self._svc.engine.receipts.reprint_all()
+            return self._svc.receipts.reprint_all()
 
     def tick(self) -> RestockSummary | None:
         """Call now and then (the UI timer): ends an idle session whose door is shut. Never
@@ -414,7 +277,7 @@ class RestockSession:
 
     def _reads_open(self, number: int) -> bool:
         try:
-            return self._svc.engine.locker.door_state(number) is DoorState.OPEN
+            return self._svc.locker.door_state(number) is DoorState.OPEN
         except LockerError as exc:  # unreadable: assume the worst
             log.error("restock %s: door %d taken as open: %s", self.session_id, number, exc)
             return True
@@ -435,9 +298,7 @@ class RestockSession:
         self._jams.append(number)
         fault = {"what": "restock_door_jammed", "compartment": number, "session": self.session_id}
         event_id = f"{self.session_id}:{number}:jam{len(self._jams)}"
-        self._svc.engine.outbox.add(
-            "fault", fault | {"staff_id": self.staff.staff_id}, event_id=event_id
-        )
+        self._svc.outbox.add("fault", fault | {"staff_id": self.staff.staff_id}, event_id=event_id)
         log.warning(
             "restock %s: staff %s: compartment %d did not open within %.1f s",
             *(self.session_id, self.staff.staff_id, number, waited_s),
@@ -451,7 +312,7 @@ class RestockSession:
         self._svc.journal.put(SESSION_TABLE, self.session_id, record)
 
     def _end(self, how: str) -> RestockSummary:
-        svc, st = self._svc, self._svc.engine.store
+        svc, st = self._svc, self._svc.store
         try:
             self._state = "finishing"
             self._save()
@@ -465,15 +326,15 @@ class RestockSession:
                     store_name_zh=st.name_zh,
                     store_name_en=st.name_en,
                     kiosk_id=st.kiosk_id,
-                    printed_at=dt.datetime.fromtimestamp(svc.engine.clock(), st.tz),
+                    printed_at=dt.datetime.fromtimestamp(svc.wall_clock(), st.tz),
                     staff_id=self.staff.staff_id,
                     lines=lines,
                 )
-                printed = svc.engine.receipts.print_or_queue(f"restock:{self.session_id}", slip)
+                printed = svc.receipts.print_or_queue(f"restock:{self.session_id}", slip)
             if printed or not lines:
-                rep = svc.engine.receipts.reprint_all()
+                rep = svc.receipts.reprint_all()
             else:  # the printer just failed: the queue would fail the same way now
-                rep = ReprintResult(0, len(svc.engine.receipts), "the restock slip did not print")
+                rep = ReprintResult(0, len(svc.receipts), "the restock slip did not print")
             alerts = self._alerts(rep)
             for key in svc.counts_of(self.session_id):
                 svc.journal.delete(COUNT_TABLE, key)
@@ -507,7 +368,7 @@ class RestockSession:
         numbers = (
             set(self._jams) - self._opened,
             self._opened - set(self._lines),
-            set(self._svc.engine.flagged()),
+            set(self._svc.flags.flagged()),
         )
         out = [
             bilingual(f"restock.alert.{kind}", n=n)

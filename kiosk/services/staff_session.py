@@ -26,10 +26,10 @@ from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.restock import (
     CompartmentStock,
     RestockError,
-    RestockService,
     RestockSession,
     RestockSummary,
 )
+from kiosk.services.restock_service import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.staff_state import CompartmentView, DoorPhase, StaffState, StaffStep
 from kiosk.services.sync_alerts import SyncAlertDesk

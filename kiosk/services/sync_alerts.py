@@ -55,7 +55,7 @@ class SyncAlertDesk:
 
     @classmethod
     def from_core(cls, core, texts: Texts) -> SyncAlertDesk:
-        outbox = core.engine.outbox
+        outbox = core.outbox
         return cls(outbox.alerts, outbox.acknowledge, texts, lambda: core.restock.items)
 
     def notices(self) -> tuple[AlertNotice, ...]:

@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -25,15 +26,31 @@ from typing import Protocol
 from kiosk.domain.offline import OfflineLimits, OfflineSpend, check_offline_redemption
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import Transaction, TxnKind, new_transaction
-from kiosk.domain.txn_receipts import TxnContext
+from kiosk.domain.txn_receipts import StoreInfo, TxnContext
 from kiosk.errors import LockerError, Rejected, Unreachable
-from kiosk.i18n import bilingual
 from kiosk.platform.logctx import txn_scope
-from kiosk.ports import AlreadyOpen, DoorJammed, Opened, Redemption
+from kiosk.ports import AlreadyOpen, DoorJammed, Locker, Opened, Redemption, StoreServer
+from kiosk.services.compartment_flags import CompartmentFlags
+from kiosk.services.kiosk_lock import RECOVERY, RESTOCK, TRANSACTION, KioskLock
+from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.recovery import Settled, settle_unfinished
+from kiosk.services.txn_messages import (
+    MSG_CHECK,
+    MSG_ISSUE_UNCONFIRMED,
+    MSG_ISSUED,
+    MSG_JAMMED,
+    MSG_PAY_CANCELLED,
+    MSG_PAY_EXPIRED,
+    MSG_SPIN_UNSETTLED,
+    MSG_TAKE_GIFT,
+    MSG_UNCONFIRMED,
+    refusal_message,
+)
+from kiosk.services.txn_messages import RESCAN_CODES as RESCAN_CODES  # session.py reads it here
 from kiosk.services.txn_steps import (
     MSG_NETWORK,
     SPEND_TABLE,
+    EventSink,
     Outcome,
     Progress,
     ProgressFn,
@@ -43,7 +60,7 @@ from kiosk.services.txn_steps import (
     TxnSteps,
     _ignore,
 )
-from kiosk.storage import tables
+from kiosk.storage.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -83,49 +100,26 @@ class ItemChoice:
     coupon_value_cents: int = 0
 
 
-# what the member reads (kiosk/locale/txn.toml)
-MSG_TAKE_GIFT = bilingual("txn.take_gift")
-MSG_ISSUED = bilingual("txn.issued")
-MSG_ISSUE_UNCONFIRMED = bilingual("txn.issue_unconfirmed")
-MSG_UNCONFIRMED = bilingual("txn.unconfirmed")
-MSG_JAMMED = bilingual("txn.jammed")
-MSG_PAY_CANCELLED = bilingual("txn.pay_cancelled")
-MSG_PAY_EXPIRED = bilingual("txn.pay_expired")
-MSG_CHECK = bilingual("txn.needs_check")
-MSG_SPIN_UNSETTLED = bilingual("txn.spin_unsettled")
-MSG_RESCAN = bilingual("txn.rescan")
-# the server's refusals that a new scan of the member's code cures (session.py shows the
-# member screen again, where a scan is taken)
-RESCAN_CODES = frozenset({"member_session_required", "member_session_invalid"})
-# the store server's refusal codes a member can act on; any other shows its code for staff
-_REFUSALS = {
-    code: bilingual(f"txn.refused.{code}")
-    for code in ("insufficient_points", "out_of_stock", "daily_limit_reached", "price_changed")
-}
+class TransactionEngine:
+    """Redeem, buy and spin; see the module docstring. Start-up recovery is ``recovery``.
 
-
-def refusal_message(code: str) -> Bilingual:
-    """What the member reads when the server refused a hold or spin with ``code``."""
-    if code in RESCAN_CODES:
-        return MSG_RESCAN
-    return _REFUSALS.get(code) or bilingual("txn.refused.other", code=code)
-
-
-class TransactionEngine(TxnSteps):
-    """Redeem, buy and spin; see the module docstring. Start-up recovery is ``recovery``."""
+    Holds its journalled steps (``steps``, shared with recovery); the kiosk-wide ``lock`` and
+    the compartments' needs-check ``flags`` are injected: restock shares both."""
 
     def __init__(
-        self,
-        *,
-        connectivity: Connectivity,
-        offline_limits: OfflineLimits,
-        payment_timeout_s: float = 240.0,
-        poll_interval_s: float = 1.0,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        self, *, journal: Journal, server: StoreServer, locker: Locker, receipts: ReceiptQueue,
+        outbox: EventSink, store: StoreInfo, lock: KioskLock, flags: CompartmentFlags,
+        connectivity: Connectivity, offline_limits: OfflineLimits,
+        clock: Callable[[], float] = time.time, payment_timeout_s: float = 240.0,
+        poll_interval_s: float = 1.0, new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         recovery_wait_s: float = 5.0,
-        **steps,
-    ) -> None:
-        super().__init__(**steps)
+    ) -> None:  # fmt: skip
+        self.steps = TxnSteps(
+            journal=journal, server=server, locker=locker, receipts=receipts, outbox=outbox,
+            flags=flags, store=store, clock=clock,
+        )  # fmt: skip
+        self.lock = lock  # the kiosk-wide one: restock holds it for a whole session
+        self.flags = flags
         self.connectivity = connectivity
         self.config_limits = offline_limits  # [offline] of the kiosk's config
         self.offline_limits = offline_limits  # the server's, once a catalog brought them
@@ -133,10 +127,7 @@ class TransactionEngine(TxnSteps):
         self.poll_interval_s = poll_interval_s
         self.new_id = new_id
         self.recovery_wait_s = recovery_wait_s
-        self._busy = threading.Lock()
         self._cancel = threading.Event()
-        self._reserved_for: str | None = None
-        self._settling = False  # recovery holds _busy (a short, bounded job)
 
     def use_server_limits(self, limits: OfflineLimits | None) -> None:
         """The store server's offline caps (from the catalog) replace the config's, so what
@@ -156,15 +147,15 @@ class TransactionEngine(TxnSteps):
                 return self._redeem_offline(member, item, kind, progress)
             _require_session(member)
             txn = new_transaction(
-                self.new_id(), kind, member.member_id, points=item.points, at=self.clock(),
+                self.new_id(), kind, member.member_id, points=item.points, at=self.steps.clock(),
                 cash_cents=item.cash_cents, sku=item.sku, compartment=item.compartment,
             )  # fmt: skip
             ctx = TxnContext(
                 member.masked_name, item.name.zh, item.name.en, item.coupon_value_cents
             )
-            self.save(txn, ctx)  # NEW, before the hold call
+            self.steps.save(txn, ctx)  # NEW, before the hold call
             try:
-                r = self.server.create_redemption(
+                r = self.steps.server.create_redemption(
                     txn.txn_id, member.member_id, item.sku, item.points,
                     compartment=item.compartment, cash_cents=item.cash_cents,
                     member_session=member.session,
@@ -172,14 +163,14 @@ class TransactionEngine(TxnSteps):
             except Rejected as exc:
                 return self._refused(txn, ctx, exc)
             except Unreachable:
-                return self.void(txn, ctx, "hold_unreachable", MSG_NETWORK, present=True)
+                return self.steps.void(txn, ctx, "hold_unreachable", MSG_NETWORK, present=True)
             ctx = replace(ctx, balance_held=r.balance, **_payment(r))
-            txn = self.step(txn, ctx, S.HELD, progress, hold_id=r.txn_id, hold_seq=r.hold_seq)
+            txn = self.steps.step(txn, ctx, S.HELD, progress, hold_id=r.txn_id, hold_seq=r.hold_seq)
             if kind is TxnKind.POINTS_CASH:
                 paid, why, message = self._await_payment(txn, ctx, progress)
                 if not paid:
-                    return self.void(txn, ctx, why, message, present=True, progress=progress)
-                txn = self.step(txn, ctx, S.PAID, progress, payment_ref=ctx.payment_id)
+                    return self.steps.void(txn, ctx, why, message, present=True, progress=progress)
+                txn = self.steps.step(txn, ctx, S.PAID, progress, payment_ref=ctx.payment_id)
             return self._dispense(txn, ctx, progress)
 
     def spin(
@@ -191,12 +182,16 @@ class TransactionEngine(TxnSteps):
                 raise TransactionRefused("txn.offline", "offline")
             _require_session(member)
             txn = new_transaction(
-                self.new_id(), TxnKind.SPIN, member.member_id, points=cost_points, at=self.clock()
+                self.new_id(),
+                TxnKind.SPIN,
+                member.member_id,
+                points=cost_points,
+                at=self.steps.clock(),
             )
             ctx = TxnContext(member.masked_name)
-            self.save(txn, ctx)
+            self.steps.save(txn, ctx)
             try:
-                r = self.server.spin(
+                r = self.steps.server.spin(
                     txn.txn_id,
                     member.member_id,
                     wheel_id,
@@ -208,12 +203,12 @@ class TransactionEngine(TxnSteps):
             except Unreachable:  # it may have been drawn, and a drawn spin is never voided
                 return self._spin_unsettled(txn, ctx, "spin_unreachable", None)
             try:
-                txn, ctx = self.spin_held(txn, ctx, r, progress)
+                txn, ctx = self.steps.spin_held(txn, ctx, r, progress)
             except Unreachable as exc:
                 return self._spin_unsettled(txn, ctx, "spin_answer_unusable", exc)
-            if txn.compartment is not None and self._flag_of(txn.compartment):
+            if txn.compartment is not None and self.flags.get(txn.compartment):
                 # the gift's door waits for staff: the one kind of spin that is voided
-                return self.void(txn, ctx, "compartment_needs_check", MSG_CHECK, present=True)
+                return self.steps.void(txn, ctx, "compartment_needs_check", MSG_CHECK, present=True)
             return self._dispense(txn, ctx, progress)
 
     def _spin_unsettled(
@@ -223,7 +218,7 @@ class TransactionEngine(TxnSteps):
         NEW and recovery asks the server (a drawn spin is captured: the member keeps it)."""
         if exc is not None:
             log.error("txn %s: %s", txn.txn_id, exc)
-            self.outbox.add(
+            self.steps.outbox.add(
                 "fault",
                 {"txn_id": txn.txn_id, "what": what, "detail": str(exc)[:300]},
                 event_id=f"{txn.txn_id}:{what}",
@@ -235,92 +230,84 @@ class TransactionEngine(TxnSteps):
     def settle(self) -> list[Settled]:
         """Recover or retry unfinished transactions (start-up, then periodically).
 
-        Skipped while a transaction runs: its steps belong to the running flow.
+        Skipped while a transaction runs or staff restock: the kiosk is theirs.
         """
-        if not self._busy.acquire(blocking=False):
+        if not self.lock.try_hold(RECOVERY):
             return []
-        self._settling = True
         try:
-            return settle_unfinished(self)
+            return settle_unfinished(self.steps)
         finally:
-            self._settling = False
-            self._busy.release()
+            self.lock.release()
 
     def cancel_payment(self) -> None:
         """The member tapped cancel on the payment screen (any thread)."""
         self._cancel.set()
 
+    def transactions(self) -> list[Transaction]:
+        """Every transaction in the journal (the local stock view and restock counts read it)."""
+        return self.steps.transactions()
+
+    def flagged(self) -> dict[int, dict]:
+        """The compartments flagged "needs check" (``flags``), for the screens' flows."""
+        return self.flags.flagged()
+
     # ---- steps --------------------------------------------------------------------------------
-    def try_reserve(self, job: str) -> bool:
-        """Hold the kiosk for a staff job (``job`` = "restock"): no member transaction starts,
-        and recovery waits, until ``release_reservation()``. False if something else runs."""
-        if not self._busy.acquire(blocking=False):
-            return False
-        self._reserved_for = job
-        return True
-
-    def release_reservation(self) -> None:
-        self._reserved_for = None
-        self._busy.release()
-
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
-        if not self._busy.acquire(blocking=False):
-            if self._reserved_for == "restock":
+        if not self.lock.try_hold(TRANSACTION):
+            if self.lock.holder == RESTOCK:
                 raise TransactionRefused("txn.restocking", "restocking")
             # Recovery after a sync cycle (a void or capture retried, each call bounded by the
             # client's timeouts) is not a reason to turn a member away: wait for it a little.
-            if not (self._settling and self._busy.acquire(timeout=self.recovery_wait_s)):
+            waits = self.lock.holder == RECOVERY
+            if not (waits and self.lock.wait_hold(TRANSACTION, self.recovery_wait_s)):
                 raise TransactionRefused("txn.busy", "busy")
         self._cancel.clear()
         try:
             with txn_scope():  # every log line of the flow carries TXN=<id> once it has one
                 yield
         finally:
-            self._busy.release()
-
-    def _flag_of(self, number: int) -> dict | None:
-        return self.journal.get(tables.COMPARTMENT_FLAGS, str(number))
+            self.lock.release()
 
     def _check_compartment(self, number: int | None) -> None:
-        if number is not None and self._flag_of(number):
+        if number is not None and self.flags.get(number):
             raise TransactionRefused("txn.needs_check", "compartment_needs_check")
 
     def _refused(self, txn: Transaction, ctx: TxnContext, exc: Rejected) -> TxnResult:
         # A refusal is the server's answer for this txn_id: no hold exists, and no other
         # request with this id is sent again, so there is nothing to release.
-        txn = self.step(txn, ctx, S.VOIDING, void_reason=f"refused:{exc.code}")
-        txn = self.step(txn, ctx, S.VOIDED)
+        txn = self.steps.step(txn, ctx, S.VOIDING, void_reason=f"refused:{exc.code}")
+        txn = self.steps.step(txn, ctx, S.VOIDED)
         log.warning("txn %s refused by the store server: %s", txn.txn_id, exc)
         return TxnResult(txn, ctx, Outcome.REFUSED, refusal_message(exc.code))
 
     def _dispense(self, txn: Transaction, ctx: TxnContext, progress: ProgressFn) -> TxnResult:
         if txn.compartment is None:
-            txn, ctx, failed = self.capture(txn, ctx, progress)
+            txn, ctx, failed = self.steps.capture(txn, ctx, progress)
             if failed == "refused" and txn.kind is TxnKind.SPIN:  # drawn: staff settle it
                 return TxnResult(txn, ctx, Outcome.VOID_PENDING, MSG_ISSUE_UNCONFIRMED)
             if failed == "refused":  # nothing was handed out: release the hold
-                return self.void(txn, ctx, "capture_refused", MSG_NETWORK, present=True)
+                return self.steps.void(txn, ctx, "capture_refused", MSG_NETWORK, present=True)
             if failed:  # HELD stays: recovery asks the server what happened, and the
                 # capture may have reached it: neither "issued" nor "returned" is known yet
                 return TxnResult(txn, ctx, Outcome.VOID_PENDING, MSG_ISSUE_UNCONFIRMED)
-            return self.finish(
+            return self.steps.finish(
                 txn, ctx, Outcome.ISSUED, MSG_ISSUED, present=True, progress=progress
             )
-        txn = self.step(txn, ctx, S.DOOR_OPENING, progress)  # durable BEFORE the pulse
+        txn = self.steps.step(txn, ctx, S.DOOR_OPENING, progress)  # durable BEFORE the pulse
         try:
-            opened = self.locker.open(txn.compartment)
+            opened = self.steps.locker.open(txn.compartment)
         except LockerError as exc:
             opened = exc
         if not isinstance(opened, Opened):
             return self._door_failed(txn, ctx, opened, progress)
-        txn = self.step(txn, ctx, S.DISPENSED, progress)
-        txn, ctx, failed = self.capture(txn, ctx, progress)
+        txn = self.steps.step(txn, ctx, S.DISPENSED, progress)
+        txn, ctx, failed = self.steps.capture(txn, ctx, progress)
         if failed:
             return TxnResult(txn, ctx, Outcome.DISPENSED_UNCONFIRMED, MSG_UNCONFIRMED)
         outcome = Outcome.DISPENSED_UNCONFIRMED if txn.offline else Outcome.DISPENSED
         message = MSG_UNCONFIRMED if txn.offline else MSG_TAKE_GIFT
-        return self.finish(txn, ctx, outcome, message, present=True, progress=progress)
+        return self.steps.finish(txn, ctx, outcome, message, present=True, progress=progress)
 
     def _door_failed(
         self, txn: Transaction, ctx: TxnContext, what: object, progress: ProgressFn
@@ -331,24 +318,24 @@ class TransactionEngine(TxnSteps):
             reason = "door_already_open: the door read open before the pulse"
         else:
             reason = f"locker_error: {what}"
-        txn = self.step(txn, ctx, S.NEEDS_CHECK, progress, void_reason=reason)
-        self.flag_needs_check(txn, reason)
-        return self.void(txn, ctx, reason, MSG_JAMMED, present=True, progress=progress)
+        txn = self.steps.step(txn, ctx, S.NEEDS_CHECK, progress, void_reason=reason)
+        self.flags.mark(txn.compartment, txn, reason)
+        return self.steps.void(txn, ctx, reason, MSG_JAMMED, present=True, progress=progress)
 
     def _await_payment(
         self, txn: Transaction, ctx: TxnContext, progress: ProgressFn
     ) -> tuple[bool, str, Bilingual]:
         """Poll the server until the cash part is paid, cancelled, expired or timed out."""
-        deadline = self.clock() + self.payment_timeout_s
+        deadline = self.steps.clock() + self.payment_timeout_s
         while True:
-            left = deadline - self.clock()
+            left = deadline - self.steps.clock()
             if self._cancel.is_set():
                 return False, "payment_cancelled", MSG_PAY_CANCELLED
             if left <= 0:
                 return False, "payment_timeout", MSG_PAY_EXPIRED
             progress(Progress(txn.txn_id, txn.state, ctx.pay_url, txn.cash_cents, left))
             try:
-                r = self.server.get_redemption(txn.txn_id)
+                r = self.steps.server.get_redemption(txn.txn_id)
             except Unreachable as exc:
                 log.warning("txn %s: payment poll failed, polling on: %s", txn.txn_id, exc)
             else:
@@ -369,31 +356,31 @@ class TransactionEngine(TxnSteps):
             raise TransactionRefused("txn.offline_balance", "offline_balance")
         if member.code is None:  # the server charges an offline spend only with the code
             raise TransactionRefused("txn.rescan", "member_code_required")
-        since = self.connectivity.offline_since() or self.now()
+        since = self.connectivity.offline_since() or self.steps.now()
         decision = check_offline_redemption(
             self.offline_limits, self._offline_spends(), member.member_id, item.points, kind,
-            since, self.now(), self.store.tz,
+            since, self.steps.now(), self.steps.store.tz,
         )  # fmt: skip
         if not decision.allowed:
             text = decision.message
             raise TransactionRefused(text.key, decision.reason.value, **text.fields)
         txn = new_transaction(
-            self.new_id(), kind, member.member_id, points=item.points, at=self.clock(),
+            self.new_id(), kind, member.member_id, points=item.points, at=self.steps.clock(),
             sku=item.sku, compartment=item.compartment, offline=True, member_code=member.code,
         )  # fmt: skip
         spend = {"member_id": member.member_id, "points": item.points, "day": str(decision.day)}
-        self.journal.put(SPEND_TABLE, txn.txn_id, spend)  # counted before the door opens
+        self.steps.journal.put(SPEND_TABLE, txn.txn_id, spend)  # counted before the door opens
         ctx = TxnContext(
             member.masked_name, item.name.zh, item.name.en,
             balance_held=member.balance - item.points,
         )  # fmt: skip
-        self.save(txn, ctx)
-        txn = self.step(txn, ctx, S.HELD, progress)
+        self.steps.save(txn, ctx)
+        txn = self.steps.step(txn, ctx, S.HELD, progress)
         return self._dispense(txn, ctx, progress)
 
     def _offline_spends(self) -> list[OfflineSpend]:
         out = []
-        for txn_id, r in self.journal.all(SPEND_TABLE).items():
+        for txn_id, r in self.steps.journal.all(SPEND_TABLE).items():
             out.append(
                 OfflineSpend(txn_id, r["member_id"], r["points"], dt.date.fromisoformat(r["day"]))
             )

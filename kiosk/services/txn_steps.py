@@ -2,7 +2,8 @@
 
 Each method writes the journal record (one fsync) before the external effect it guards:
 the hold, the relay pulse, the capture, the void, the print. A crash between the record
-and the effect leaves a state ``recovery.settle`` knows how to finish or reverse.
+and the effect leaves a state ``recovery.settle`` knows how to finish or reverse. The
+transaction engine holds one (``TransactionEngine.steps``) and hands it to recovery.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -31,6 +31,8 @@ from kiosk.errors import KioskError, Rejected, Unreachable, UserFacingError
 from kiosk.i18n import bilingual, render
 from kiosk.platform.logctx import bind_txn
 from kiosk.ports import Locker, OutboxEvent, Redemption, StoreServer
+from kiosk.services.compartment_flags import FLAG_TABLE as FLAG_TABLE  # kiosk logs, doctor
+from kiosk.services.compartment_flags import CompartmentFlags
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.storage import tables
 from kiosk.storage.journal import Journal
@@ -39,7 +41,6 @@ log = logging.getLogger(__name__)
 
 S = TxnState
 TXN_TABLE = tables.TXN
-FLAG_TABLE = tables.COMPARTMENT_FLAGS
 SPEND_TABLE = tables.OFFLINE_SPENDS
 
 
@@ -94,7 +95,7 @@ def _ignore(_: Progress) -> None:
 
 
 class TxnSteps:
-    """Journal + server + locker + receipts, one step at a time."""
+    """Journal + server + locker + receipts (+ the needs-check flags), one step at a time."""
 
     def __init__(
         self,
@@ -104,6 +105,7 @@ class TxnSteps:
         locker: Locker,
         receipts: ReceiptQueue,
         outbox: EventSink,
+        flags: CompartmentFlags,
         store: StoreInfo,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -113,8 +115,8 @@ class TxnSteps:
         self.receipts = receipts
         self.outbox = outbox
         self.store = store
+        self.flags = flags  # compartments flagged "needs check" (recovery raises them too)
         self.clock = clock
-        self._flags_lock = threading.Lock()
 
     # ---- the journal record ------------------------------------------------------------------
     def save(self, txn: Transaction, ctx: TxnContext) -> None:
@@ -154,37 +156,6 @@ class TxnSteps:
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock(), self.store.tz)
-
-    # ---- compartments flagged "needs check" --------------------------------------------------
-    def flag_needs_check(self, txn: Transaction, reason: str) -> None:
-        """Flag the compartment (durable) and tell staff through the outbox (idempotent)."""
-        number = txn.compartment
-        if number is None:
-            return
-        with self._flags_lock:
-            self.journal.put(
-                FLAG_TABLE,
-                str(number),
-                {"txn_id": txn.txn_id, "reason": reason, "at": self.clock()},
-            )
-        self.outbox.add(
-            "needs_check",
-            # the server takes a reason of 1000 characters (a locker error's text is the device's)
-            {"compartment": number, "txn_id": txn.txn_id, "sku": txn.sku, "reason": reason[:500]},
-            event_id=f"{txn.txn_id}:needs_check",
-        )
-        log.warning("txn %s: compartment %d flagged needs-check: %s", txn.txn_id, number, reason)
-
-    def flagged(self) -> dict[int, dict[str, Any]]:
-        return {int(k): v for k, v in self.journal.all(FLAG_TABLE).items()}
-
-    def clear_flag(self, number: int, staff_id: str) -> bool:
-        """Staff checked the compartment; it may be opened again."""
-        with self._flags_lock:
-            cleared = self.journal.delete(FLAG_TABLE, str(number))
-        if cleared:
-            log.info("compartment %d needs-check cleared by staff %s", number, staff_id)
-        return cleared
 
     # ---- void ---------------------------------------------------------------------------------
     def void(

@@ -85,7 +85,7 @@ def test_core_recovers_first_then_syncs_identifies_and_redeems(tmp_path, enrolle
     core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=fast)
     crashed = new_transaction("crashed-1", TxnKind.REDEEM, "M0002", points=800, at=1.0,
                               sku="GIFT-MUG", compartment=1)  # fmt: skip
-    core.engine.save(crashed, TxnContext("M0**2"))  # as a crash before the hold call left it
+    core.engine.steps.save(crashed, TxnContext("M0**2"))  # as a crash before the hold call left it
     core.stop()
 
     core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper), sync_settings=fast)
@@ -94,7 +94,7 @@ def test_core_recovers_first_then_syncs_identifies_and_redeems(tmp_path, enrolle
     core.listeners.append(lambda what: (changes.append(what), seen.set()))
     core.start()
     try:
-        assert core.engine.load("crashed-1")[0].state is TxnState.VOIDED
+        assert core.engine.steps.load("crashed-1")[0].state is TxnState.VOIDED
         assert seen.wait(10) and core.catalog is not None
         wait_for(lambda: "LUCKY" in core.wheels and core.sync.status().online)
         with server.store.db.transaction() as conn:

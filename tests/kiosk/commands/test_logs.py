@@ -271,9 +271,7 @@ def test_unknown_ambiguous_and_malformed_ids(kiosk, capsys):
     with pytest.raises(KioskError, match="not a transaction id"):
         transaction_story(state, "M0002; rm -rf /", runner=FakeJournalctl())
     for n in range(2):
-        kiosk.engine.journal.put(
-            "txn", f"abcdef12-0000-4000-8000-00000000000{n}", {"state": "DONE"}
-        )
+        kiosk.journal.put("txn", f"abcdef12-0000-4000-8000-00000000000{n}", {"state": "DONE"})
     with pytest.raises(KioskError, match="matches 2 transactions"):
         transaction_story(state, "abcdef12", runner=FakeJournalctl())
 

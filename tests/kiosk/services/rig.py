@@ -24,7 +24,10 @@ from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.txn_receipts import StoreInfo
 from kiosk.ports import DoorState
+from kiosk.services.compartment_flags import CompartmentFlags
+from kiosk.services.kiosk_lock import KioskLock
 from kiosk.services.receipt_queue import ReceiptQueue
+from kiosk.services.restock_service import RestockService
 from kiosk.services.transactions import ItemChoice, Member, TransactionEngine
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox import Outbox
@@ -37,6 +40,7 @@ from storeserver.store import Store, StoreSettings
 
 KIOSK = "kiosk-01"
 TZ = ZoneInfo("Asia/Shanghai")
+STORE = StoreInfo(KIOSK, "测试门店", "Test store", TZ)
 MUG = ItemChoice("GIFT-MUG", Bilingual("保温杯", "Thermal mug"), 800, compartment=1)
 TOTE = ItemChoice("GIFT-TOTE", Bilingual("帆布袋", "Canvas tote bag"), 300, compartment=2)
 EARBUDS = ItemChoice(
@@ -241,18 +245,30 @@ class KioskSide:
         self.journal = Journal.open(self.folder / "state")
         self.outbox = Outbox(self.journal)
         self.receipts = ReceiptQueue(self.journal, self.printer_port)
+        self.lock, self.flags = KioskLock(), CompartmentFlags(self.journal, self.outbox)
         self.engine = TransactionEngine(
             journal=self.journal,
             server=self.client,
             locker=self.locker,
             receipts=self.receipts,
             outbox=self.outbox,
-            store=StoreInfo(KIOSK, "测试门店", "Test store", TZ),
+            store=STORE,
+            lock=self.lock,
+            flags=self.flags,
             connectivity=self.link,
             offline_limits=OfflineLimits(500, 1000, 8),
             payment_timeout_s=self.payment_timeout_s,
             poll_interval_s=0.05,
         )
+
+    def restock_service(self, **options) -> RestockService:
+        """A restock service on this kiosk's lock, flags, journal and devices, as the
+        composition root wires it (``options``: catalog, poll_s, clock, ...)."""
+        return RestockService(
+            lock=self.lock, flags=self.flags, journal=self.journal, outbox=self.outbox,
+            locker=self.locker, receipts=self.receipts, store=STORE,
+            transactions=self.engine.transactions, **options,
+        )  # fmt: skip
 
     def member(
         self,

@@ -135,7 +135,7 @@ def fake(tmp_path) -> Iterator[SimpleNamespace]:
 
 
 def test_the_report_on_a_running_kiosk(core, errors):
-    flag(SimpleNamespace(engine=core.engine), 3)  # a member's door jammed earlier
+    flag(SimpleNamespace(flags=core.engine.flags), 3)  # a member's door jammed earlier
     core.locker.sim.force_open(2)
     deadline = time.monotonic() + 5
     while core.locker.door_state(2) is not DoorState.OPEN:  # the sensor reading is debounced

@@ -10,7 +10,8 @@ import pytest
 
 from kiosk.domain.transaction import TxnKind, TxnState, advance, new_transaction, to_record
 from kiosk.domain.txn_receipts import TxnContext
-from kiosk.services.transactions import MSG_RESCAN, Member
+from kiosk.services.transactions import Member
+from kiosk.services.txn_messages import MSG_RESCAN
 from kiosk.services.txn_steps import TXN_TABLE, Outcome, TransactionRefused
 from kiosk.sync.worker import SyncWorker
 
@@ -56,7 +57,7 @@ def test_an_offline_spend_uploads_the_code_the_kiosk_verified(server, kiosk):
     kiosk.link.cut()
     result = kiosk.engine.redeem(who, TOTE)
     assert result.outcome is Outcome.DISPENSED_UNCONFIRMED
-    assert kiosk.engine.load(result.txn.txn_id)[0].member_code == who.code  # journalled
+    assert kiosk.engine.steps.load(result.txn.txn_id)[0].member_code == who.code  # journalled
     (event,) = kiosk.outbox.pending(10)
     assert event.payload["member_code"] == who.code
     (answer,) = kiosk.client.send_events([event])

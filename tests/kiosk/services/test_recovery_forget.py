@@ -41,7 +41,7 @@ class Clock:
 @pytest.fixture
 def clock(kiosk) -> Clock:
     c = Clock()
-    kiosk.engine.clock = c
+    kiosk.engine.steps.clock = c
     return c
 
 
@@ -56,7 +56,7 @@ def unplug_capture(kiosk: KioskSide):
 
 
 def forget(kiosk: KioskSide, clock: Clock, after_s: float) -> int:
-    return forget_finished(kiosk.engine, older_than_s=HOUR, now=clock.t + after_s)
+    return forget_finished(kiosk.engine.steps, older_than_s=HOUR, now=clock.t + after_s)
 
 
 def make_records(kiosk: KioskSide) -> dict[str, str]:

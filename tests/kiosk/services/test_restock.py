@@ -20,8 +20,8 @@ from kiosk.services.restock import (
     SESSION_TABLE,
     CompartmentStock,
     RestockError,
-    RestockService,
 )
+from kiosk.services.restock_service import RestockService
 from kiosk.services.staff_auth import StaffAuthenticator, StaffSession
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 from storeserver import staff
@@ -74,7 +74,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def service(kiosk, clock) -> RestockService:
-    return RestockService(kiosk.engine, catalog=CATALOG, poll_s=0.02, clock=clock)
+    return kiosk.restock_service(catalog=CATALOG, poll_s=0.02, clock=clock)
 
 
 def flat(text: str) -> str:
@@ -105,7 +105,7 @@ def flag(kiosk: KioskSide, number: int, sku: str = "GIFT-TOTE") -> str:
     txn = new_transaction(
         f"txn-{number}", TxnKind.REDEEM, "M0002", points=300, at=0.0, sku=sku, compartment=number
     )
-    kiosk.engine.flag_needs_check(txn, "door_jammed: not open after 0.5 s")
+    kiosk.flags.mark(number, txn, "door_jammed: not open after 0.5 s")
     return txn.txn_id
 
 
@@ -150,8 +150,8 @@ def test_one_door_at_a_time_a_count_only_once_shut_then_outbox_view_and_slip(kio
     assert "S0001" in flat(slip.text) and "3->10" in flat(slip.text) and "+6" in flat(slip.text)
     assert kiosk.journal.all(SESSION_TABLE) == {} and kiosk.journal.all(COUNT_TABLE) == {}
     # the engine's lock is free again: a member may redeem
-    assert kiosk.engine._busy.acquire(blocking=False)
-    kiosk.engine._busy.release()
+    assert kiosk.lock.try_hold("transaction")
+    kiosk.lock.release()
 
 
 def test_the_open_intent_is_durable_before_the_pulse(kiosk, service, monkeypatch):
@@ -187,13 +187,13 @@ def test_a_restock_holds_the_engine_so_no_member_can_redeem(kiosk, service):
 
 
 def test_no_restock_starts_while_a_member_transaction_runs(kiosk, service):
-    assert kiosk.engine._busy.acquire(blocking=False)  # a redemption in its payment wait
+    assert kiosk.lock.try_hold("transaction")  # a redemption in its payment wait
     try:
         with pytest.raises(RestockError) as busy:
             service.start(WANG)
         assert busy.value.code == "busy" and "member transaction" in render(busy.value).en
     finally:
-        kiosk.engine._busy.release()
+        kiosk.lock.release()
     assert service.start(WANG).summary is None
 
 
@@ -374,7 +374,7 @@ def test_a_crash_mid_restock_is_reported_at_start_up(kiosk, service):
     session = service.start(WANG)
     session.open_compartment(1)
     kiosk.reopen()  # the process died with compartment 1 open
-    restarted = RestockService(kiosk.engine, catalog=CATALOG)
+    restarted = kiosk.restock_service(catalog=CATALOG)
     (left,) = restarted.report_unfinished()
     assert (left.session_id, left.staff_id, left.compartment, left.door) == (
         session.session_id,
@@ -408,7 +408,7 @@ def test_a_count_cut_before_its_event_is_queued_and_its_flag_cleared_at_start_up
     assert inventory(kiosk) == [] and 2 in kiosk.engine.flagged()
 
     kiosk.reopen()
-    restarted = RestockService(kiosk.engine, catalog=CATALOG)
+    restarted = kiosk.restock_service(catalog=CATALOG)
     (left,) = restarted.report_unfinished()
     assert left.counts == ((2, "GIFT-TOTE", 6),) and left.staff_id == "S0001"
     assert inventory(kiosk) == [
@@ -460,9 +460,7 @@ def test_end_to_end_sign_in_restock_upload_and_the_server_stock(server, online):
 
     staff_session = sign_in(server, online)
     assert staff_session.staff_id == "S0001" and staff_session.online
-    service = RestockService(
-        online.engine, catalog=parse_catalog(online.client.catalog()), poll_s=0.02
-    )
+    service = online.restock_service(catalog=parse_catalog(online.client.catalog()), poll_s=0.02)
     session = service.start(staff_session)
     assert session.open_compartment(1).stock == CompartmentStock("GIFT-MUG", 3)
     with pytest.raises(RestockError):
@@ -499,7 +497,7 @@ def test_end_to_end_a_points_and_cash_payment_wait_keeps_restock_out(server, onl
     )
     worker.start()
     assert shown.wait(5.0)
-    service = RestockService(online.engine, catalog=CATALOG)
+    service = online.restock_service(catalog=CATALOG)
     with pytest.raises(RestockError) as busy:
         service.start(sign_in(server, online))
     assert busy.value.code == "busy"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from kiosk.domain.catalog import parse_catalog
-from kiosk.services.restock import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.txn_steps import Outcome
 from kiosk.sync.worker import SyncWorker
@@ -21,8 +20,8 @@ DEMO_TOTES = 5  # the demo store's compartment 2
 
 def restock(kiosk: KioskSide, catalog: dict | None, count: int) -> None:
     """Staff open compartment 2, fill it and enter what it holds now."""
-    service = RestockService(
-        kiosk.engine, catalog=parse_catalog(catalog) if catalog else None, poll_s=0.02
+    service = kiosk.restock_service(
+        catalog=parse_catalog(catalog) if catalog else None, poll_s=0.02
     )
     session = service.start(WANG)
     session.open_compartment(2)

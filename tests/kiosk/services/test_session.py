@@ -179,7 +179,7 @@ def test_without_an_answer_the_wheel_keeps_the_synced_info(session, server, kios
 
 
 def test_a_session_the_server_no_longer_takes_asks_the_member_to_scan_again(session, server):
-    from kiosk.services.transactions import MSG_RESCAN
+    from kiosk.services.txn_messages import MSG_RESCAN
 
     session.on_scan(code_for(server, "M0002"))
     assert session.state.member.session  # the resolve opened it

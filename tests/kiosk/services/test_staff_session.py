@@ -17,7 +17,6 @@ from kiosk.domain.receipts import RestockLine, RestockSlip
 from kiosk.domain.staff import StaffAuthUnavailable, StaffLocked, StaffRejected
 from kiosk.i18n import Translator, load_catalog, render
 from kiosk.ports import PaperState
-from kiosk.services.restock import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.staff_session import DoorPhase, StaffFlow, StaffState, StaffStep
 
@@ -55,7 +54,7 @@ class ScriptedAuth:
 class Rig:
     def __init__(self, kiosk: KioskSide, clock: FakeClock, alerts=None) -> None:
         self.kiosk, self.clock, self.auth = kiosk, clock, ScriptedAuth()
-        self.service = RestockService(kiosk.engine, catalog=CATALOG, poll_s=0.02, clock=clock)
+        self.service = kiosk.restock_service(catalog=CATALOG, poll_s=0.02, clock=clock)
         self.exits = 0
         self.threads: list[threading.Thread] = []
         self.seen: list[StaffState] = []
@@ -231,17 +230,17 @@ def test_leaving_while_the_pin_is_checked_releases_the_kiosk(rig):
     rig.flow._leave()  # as the idle timeout or an exit would
     rig.auth.gate.set()
     rig.join()
-    assert rig.kiosk.engine.try_reserve("test"), "the restock still holds the kiosk"
-    rig.kiosk.engine.release_reservation()
+    assert rig.kiosk.lock.try_hold("test"), "the restock still holds the kiosk"
+    rig.kiosk.lock.release()
     assert rig.state.step is StaffStep.IDLE and rig.service.unfinished() == []
 
 
 def test_a_busy_kiosk_refuses_the_restock_and_stays_on_the_pin_pad(rig):
-    assert rig.kiosk.engine.try_reserve("restock")
+    assert rig.kiosk.lock.try_hold("restock")
     try:
         state = rig.sign_in()
     finally:
-        rig.kiosk.engine.release_reservation()
+        rig.kiosk.lock.release()
     assert (
         state.step is StaffStep.PIN
         and state.error
@@ -261,7 +260,7 @@ def test_sign_in_shows_the_grid_with_stock_names_and_needs_check(rig):
     assert tiles[1].sku == "GIFT-MUG" and tiles[1].count == 3 and tiles[1].name.en == "Thermal mug"
     assert tiles[2].needs_check and not tiles[1].needs_check
     assert tiles[4].sku is None and tiles[4].name is None  # not in this catalog
-    assert not rig.kiosk.engine.try_reserve("member")  # the restock holds the kiosk
+    assert not rig.kiosk.lock.try_hold("member")  # the restock holds the kiosk
 
 
 def test_open_count_refused_until_shut_then_accepted_and_finish_prints_the_slip(rig):
@@ -291,8 +290,8 @@ def test_open_count_refused_until_shut_then_accepted_and_finish_prints_the_slip(
     assert "Restock slip printed" in state.message.en
     printed = rig.kiosk.printer.wait_for_receipts(1)
     assert "S0001" in printed[0].text
-    assert rig.kiosk.engine.try_reserve("member")  # released
-    rig.kiosk.engine.release_reservation()
+    assert rig.kiosk.lock.try_hold("member")  # released
+    rig.kiosk.lock.release()
     rig.flow.exit()
     assert rig.state.step is StaffStep.IDLE and rig.exits == 1
 
@@ -332,8 +331,8 @@ def test_exit_with_a_door_open_is_refused_then_finishes_and_leaves_once_shut(rig
     rig.flow.exit()
     rig.until(lambda: rig.exits == 1, "the flow left")
     assert rig.state.step is StaffStep.IDLE
-    assert rig.kiosk.engine.try_reserve("member")
-    rig.kiosk.engine.release_reservation()
+    assert rig.kiosk.lock.try_hold("member")
+    rig.kiosk.lock.release()
 
 
 def test_reprint_after_paper_out_and_back(rig):

@@ -23,15 +23,15 @@ OFFLINE = {"txn_id": "0f1e2d3c-aaaa", "member_id": "M000123", "sku": "GIFT-MUG",
 
 def park(kiosk: KioskSide, kind: str, payload: dict, status: str, reason: str) -> str:
     """Queue an event and settle it as the server would have answered it."""
-    event_id = kiosk.engine.outbox.add(kind, payload).event_id
-    report = kiosk.engine.outbox.settle([EventResult(event_id, status, reason, "server words")])
+    event_id = kiosk.outbox.add(kind, payload).event_id
+    report = kiosk.outbox.settle([EventResult(event_id, status, reason, "server words")])
     assert report is not None
-    assert [a.alert_id for a in kiosk.engine.outbox.alerts()][-1] == event_id
+    assert [a.alert_id for a in kiosk.outbox.alerts()][-1] == event_id
     return event_id
 
 
 def desk_of(kiosk: KioskSide) -> SyncAlertDesk:
-    outbox = kiosk.engine.outbox
+    outbox = kiosk.outbox
     items = {i.sku: i for i in CATALOG.items}
     return SyncAlertDesk(outbox.alerts, outbox.acknowledge, Translator("zh"), lambda: items)
 
@@ -90,18 +90,18 @@ def test_staff_see_alerts_after_sign_in_and_mark_them_handled_one_by_one(rig, ki
     rig.flow.alerts_tap()  # read the oldest
     state = rig.state
     assert state.alert_shown == first and state.message.zh.startswith("提醒 1/2：")
-    assert [a.alert_id for a in kiosk.engine.outbox.alerts()] == [first, second]  # only read
+    assert [a.alert_id for a in kiosk.outbox.alerts()] == [first, second]  # only read
 
     rig.flow.alerts_tap()  # mark it handled: the next one is shown
     state = rig.settle()
     assert state.alert_shown == second and state.message.en.startswith("Alert 1 of 1: ")
-    assert [a.alert_id for a in kiosk.engine.outbox.alerts()] == [second]
+    assert [a.alert_id for a in kiosk.outbox.alerts()] == [second]
 
     rig.flow.alerts_tap()
     state = rig.settle()
     assert state.alerts == () and state.alert_shown is None
     assert state.message.zh == "没有待处理的同步提醒"
-    assert kiosk.engine.outbox.alerts() == []
+    assert kiosk.outbox.alerts() == []
     rig.flow.alerts_tap()  # nothing left: a tap does nothing
     assert rig.state.message.zh == "没有待处理的同步提醒"
 
@@ -146,12 +146,12 @@ def test_mark_handled_is_only_for_the_alert_on_screen(rig, kiosk):
     assert rig.state.alert_shown is None and "2" in rig.state.message.zh
     rig.flow.alerts_tap()
     assert rig.state.alert_shown == first and rig.state.message.zh.startswith("提醒 1/1")
-    assert [a.alert_id for a in kiosk.engine.outbox.alerts()] == [first]
+    assert [a.alert_id for a in kiosk.outbox.alerts()] == [first]
 
 
 def test_an_upload_the_server_kept_failing_on_says_not_to_charge_by_hand(kiosk):
-    event_id = kiosk.engine.outbox.add("offline_redemption", OFFLINE).event_id
-    assert kiosk.engine.outbox.park(event_id, "failed", "http_500", "boom")
+    event_id = kiosk.outbox.add("offline_redemption", OFFLINE).event_id
+    assert kiosk.outbox.park(event_id, "failed", "http_500", "boom")
     (notice,) = desk_of(kiosk).notices()
     assert "多次处理失败" in notice.text.zh and "kept failing" in notice.text.en
     assert "Do not charge by hand" in notice.text.en and "refused" not in notice.text.en

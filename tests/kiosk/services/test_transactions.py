@@ -27,7 +27,7 @@ def flat(text: str) -> str:
 
 
 def states(kiosk, txn_id):
-    return [s for s, _ in kiosk.engine.load(txn_id)[0].history]
+    return [s for s, _ in kiosk.engine.steps.load(txn_id)[0].history]
 
 
 def test_redeem_dispenses_once_charges_once_and_prints_the_receipt(server, kiosk):
@@ -94,7 +94,7 @@ def test_a_jammed_door_returns_the_points_flags_the_compartment_and_prints_a_cla
     with pytest.raises(TransactionRefused) as refused:
         kiosk.engine.redeem(kiosk.member("M0002"), MUG)
     assert refused.value.code == "compartment_needs_check" and kiosk.pulses(1) == 1
-    assert kiosk.engine.clear_flag(1, "S0001")
+    assert kiosk.flags.clear(1, "S0001")
     kiosk.sim.jam(1, False)
     assert kiosk.engine.redeem(kiosk.member("M0002"), MUG).outcome is Outcome.DISPENSED
 

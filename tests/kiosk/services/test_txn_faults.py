@@ -158,7 +158,7 @@ def check(kiosk: KioskSide, server: ServerSide, before_txns, before_balance) -> 
     bad = []
     txns = {}
     for txn_id in kiosk.journal.all("txn"):
-        txn, ctx = kiosk.engine.load(txn_id)
+        txn, ctx = kiosk.engine.steps.load(txn_id)
         txns[txn_id] = (txn, ctx)
         if txn.state not in (TxnState.DONE, TxnState.VOIDED):
             bad.append(f"{txn_id} left at {txn.state.name}")
@@ -240,7 +240,7 @@ def test_a_lost_coupon_capture_answer_promises_neither_a_coupon_nor_a_refund(
     """The capture reached the server, its answer did not come back: the member is told it is
     being settled, and recovery finds it captured (the coupon queued to print, the points kept
     spent), never that the points are returned."""
-    from kiosk.services.transactions import MSG_ISSUE_UNCONFIRMED
+    from kiosk.services.txn_messages import MSG_ISSUE_UNCONFIRMED
     from kiosk.services.txn_steps import Outcome
 
     with server.store.db.transaction() as conn:

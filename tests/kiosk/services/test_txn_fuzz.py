@@ -15,6 +15,8 @@ from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.txn_receipts import StoreInfo
 from kiosk.errors import KioskError, Rejected, Unreachable
 from kiosk.ports import DoorJammed, Opened, PaperState, PrinterStatus, Redemption
+from kiosk.services.compartment_flags import CompartmentFlags
+from kiosk.services.kiosk_lock import KioskLock
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.transactions import Member, TransactionEngine
 from kiosk.storage.journal import Journal
@@ -145,11 +147,12 @@ def test_any_server_answer_ends_in_a_result_or_a_kiosk_error(tmp_path_factory, d
     journal = Journal.open(folder)
     locker = CountingLocker(data)
     server = FuzzServer(data)
+    outbox = Outbox(journal)
     engine = TransactionEngine(
         journal=journal, server=server, locker=locker,
-        receipts=ReceiptQueue(journal, PaperTray()), outbox=Outbox(journal),
+        receipts=ReceiptQueue(journal, PaperTray()), outbox=outbox,
         store=StoreInfo("kiosk-01", "店", "Store", zoneinfo.ZoneInfo("Asia/Shanghai")),
-        connectivity=Link(), offline_limits=OfflineLimits(500, 1000, 8),
+        lock=KioskLock(), flags=CompartmentFlags(journal, outbox), connectivity=Link(), offline_limits=OfflineLimits(500, 1000, 8),
         payment_timeout_s=0.05, poll_interval_s=0.01,
     )  # fmt: skip
     # the fake server takes any session: its answers, not its checks, are under test

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from kiosk.domain.transaction import TxnState
 from kiosk.services.recovery import forget_finished
-from kiosk.services.restock import COUNT_TABLE, SESSION_TABLE, RestockService
+from kiosk.services.restock import COUNT_TABLE, SESSION_TABLE
 from kiosk.sync.worker import SyncWorker
 from storeserver.payments import DEFAULT_PAYMENT_EXPIRY_S
 
@@ -386,13 +386,13 @@ class Campaign:
             kiosk.locker.open = lambda n: (recovery_pulses.append(n), real_open(n))[1]  # type: ignore[method-assign]
             for _ in range(2):
                 kiosk.engine.settle()
-            RestockService(kiosk.engine).report_unfinished()  # as kiosk/core.py starts
+            kiosk.restock_service().report_unfinished()  # as kiosk/core.py starts
             SyncWorker(kiosk.client, kiosk.outbox).run_once()  # the outbox, to the real server
             if recovery_pulses:
                 bad.append(f"{point}: recovery pulsed compartments {recovery_pulses}")
             txns = {}
             for txn_id in kiosk.journal.all("txn"):
-                txn, ctx = kiosk.engine.load(txn_id)
+                txn, ctx = kiosk.engine.steps.load(txn_id)
                 txns[txn_id] = (txn, ctx)
                 if ctx.capture_refused:  # holds cannot expire on the manual clock: a bug
                     bad.append(f"{point}: txn {txn_id} capture refused: {ctx.capture_refused}")
@@ -490,7 +490,7 @@ class Campaign:
 
     def _clean(self, kiosk: KioskSide) -> None:
         """Leave the next run a kiosk with nothing pending: a fresh floor, no flags, no queue."""
-        forget_finished(kiosk.engine, older_than_s=-1, now=time.time())
+        forget_finished(kiosk.engine.steps, older_than_s=-1, now=time.time())
         for event in kiosk.outbox.pending(1000):  # already reported as a violation
             kiosk.outbox.settle([_applied(event.event_id)])
         for alert in kiosk.outbox.alerts():

@@ -30,7 +30,6 @@ from pathlib import Path
 import requests
 
 from kiosk.errors import Unreachable
-from kiosk.services.restock import RestockService
 from kiosk.services.txn_steps import MSG_NETWORK
 from kiosk.storage.atomic import fsync_dir
 from kiosk.sync.worker import SyncWorker
@@ -105,12 +104,12 @@ def run(args: dict) -> int:
         _record_pulse(pulses, f"r{number}" if kiosk.restocking else number)
         return real_open(number)
 
-    kiosk.engine.locker = Override(kiosk.locker, open=open_and_record)
+    kiosk.locker.open = open_and_record  # type: ignore[method-assign]  # the engine and restock
     _inject(kiosk, args.get("inject", ""))
     if args.get("recover"):
         _say("READY")
         kiosk.engine.settle()  # what kiosk/core.py does at start-up, then the sync worker
-        RestockService(kiosk.engine).report_unfinished()
+        kiosk.restock_service().report_unfinished()
         SyncWorker(kiosk.client, kiosk.outbox).run_once()
         _say(f"DONE recovered writes={killer.writes}")
         return _end(args)
@@ -164,15 +163,15 @@ def run(args: dict) -> int:
 def _inject(kiosk: KioskSide, bug: str) -> None:
     """Break the engine on purpose, so a test can see that the campaign notices."""
     if bug == "no_door_journal":  # the pulse without DOOR_OPENING journalled first
-        real_save = kiosk.engine.save
+        real_save = kiosk.engine.steps.save
 
         def save(txn, ctx):
             if txn.state.name != "DOOR_OPENING":
                 real_save(txn, ctx)
 
-        kiosk.engine.save = save
+        kiosk.engine.steps.save = save
     elif bug == "no_upload":  # an offline spend that never reaches the outbox
-        kiosk.engine.outbox = Override(kiosk.outbox, add=lambda *a, **kw: None)
+        kiosk.engine.steps.outbox = Override(kiosk.outbox, add=lambda *a, **kw: None)
     elif bug == "unstamped_counts":  # counts without their stamp: the server takes them as now
         real_add = kiosk.outbox.add
 
@@ -188,8 +187,8 @@ def _inject(kiosk: KioskSide, bug: str) -> None:
         def unusable(*a, **kw):
             raise Unreachable("planted: the prize is unusable")
 
-        engine.spin_held = unusable
-        engine._spin_unsettled = lambda txn, ctx, what, exc: engine.void(
+        engine.steps.spin_held = unusable
+        engine._spin_unsettled = lambda txn, ctx, what, exc: engine.steps.void(
             txn, ctx, what, MSG_NETWORK, present=True
         )
     elif bug:

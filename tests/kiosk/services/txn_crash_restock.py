@@ -16,7 +16,7 @@ import time
 from kiosk.domain.catalog import parse_catalog
 from kiosk.domain.local_stock import catalog_as_it_stands
 from kiosk.ports import OutboxEvent
-from kiosk.services.restock import RestockService
+from kiosk.services.restock_service import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.transactions import Member
 from kiosk.storage.outbox import STOCK_EVENT_KINDS
@@ -87,7 +87,7 @@ class Shelf:
 def run_restock_flow(kiosk: KioskSide, flow: str, who: Member) -> str:
     """One restock flow; returns what happened, for the DONE line."""
     shelf = Shelf(kiosk)  # read while online, as before an outage
-    service = RestockService(kiosk.engine, catalog=shelf.catalog, poll_s=0.02)
+    service = kiosk.restock_service(catalog=shelf.catalog, poll_s=0.02)
 
     def on_catalog(data: dict) -> None:
         service.update_catalog(parse_catalog(data))

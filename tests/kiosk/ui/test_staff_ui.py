@@ -216,10 +216,10 @@ def test_a_conflict_from_the_server_is_shown_to_staff_until_marked_handled(
     stale = {"txn_id": "7c0ffee0-0000-4000-8000-000000000001", "member_id": "M0001",
              "sku": "GIFT-MUG", "points": 500, "compartment": 1,
              "member_code": ui_server.code("M0001")}  # fmt: skip
-    ui_core.engine.outbox.add("offline_redemption", stale, event_id=stale["txn_id"])
+    ui_core.outbox.add("offline_redemption", stale, event_id=stale["txn_id"])
     with UiDriver(ui_core, screens=SCREENS) as ui:
-        ui.wait(lambda: ui_core.engine.outbox.alerts(), 15, "the server's conflict")
-        (alert,) = ui_core.engine.outbox.alerts()
+        ui.wait(lambda: ui_core.outbox.alerts(), 15, "the server's conflict")
+        (alert,) = ui_core.outbox.alerts()
         assert (alert.status, alert.reason) == ("conflict", "price_changed")
         ui.scan(badge(ui_server))
         ui.wait_shown("staff")
@@ -235,7 +235,7 @@ def test_a_conflict_from_the_server_is_shown_to_staff_until_marked_handled(
         ui.pump(0.6)  # past TapButton's debounce of the first tap
         ui.tap("alerts_button")
         wait_message(ui, "没有待处理的同步提醒")
-        assert ui_core.engine.outbox.alerts() == []
+        assert ui_core.outbox.alerts() == []
         wait_shown_state(ui, lambda s: not s.alerts, "no alerts")
         assert ui.widget("alerts_button").disabled and ui.widget("alerts_button").opacity == 0
         ui.tap("exit_button")
