@@ -21,7 +21,7 @@ from drivers.indicator import GpioAlarmOutput
 from kiosk.domain.catalog import parse_catalog
 from kiosk.ports import LockerEvent, LockerEventKind, Opened
 from kiosk.services.door_alarms import AlarmReason, DoorAlarm, DoorAlarms
-from kiosk.services.restock import RestockError, RestockService
+from kiosk.services.restock import RestockError
 from kiosk.services.staff_auth import StaffSession
 from storeserver import accounts
 
@@ -180,7 +180,7 @@ def test_a_forced_door_left_open_stays_one_alarm(bench):
 
 
 def test_a_door_staff_opened_in_a_restock_session_is_no_alarm(kiosk):
-    service = RestockService(kiosk.engine, poll_s=0.02)
+    service = kiosk.restock_service(poll_s=0.02)
     for bench in bench_for(kiosk, restocking=service.restocking):
         session = service.start(WANG)
         session.open_compartment(1)
@@ -205,8 +205,9 @@ def test_a_door_staff_opened_in_a_restock_session_is_no_alarm(kiosk):
 
 
 def test_a_jammed_door_staff_pull_open_in_restock_is_no_alarm(kiosk):
-    service = RestockService(kiosk.engine, catalog=parse_catalog({"version": "t", "items": []}),
-                             poll_s=0.02)  # fmt: skip
+    service = kiosk.restock_service(
+        catalog=parse_catalog({"version": "t", "items": []}), poll_s=0.02
+    )
     for bench in bench_for(kiosk, restocking=service.restocking):
         session = service.start(WANG)
         kiosk.sim.jam(3)
