@@ -289,6 +289,15 @@ class UiSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WheelSection:
+    """[wheel]: the lucky wheel this kiosk offers (synced, shown and spun)."""
+
+    id: str = _key(
+        _string(32, r"[A-Za-z0-9_-]+", "must be a wheel id: 1-32 of A-Z a-z 0-9 _ -"), "LUCKY"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogSection:
     """[log]: logging."""
 
@@ -308,6 +317,7 @@ class KioskConfig:
     ui: UiSection
     log: LogSection
     source: str
+    wheel: WheelSection = field(default_factory=WheelSection)
 
 
 SECTIONS = tuple(f.name for f in fields(KioskConfig) if f.name != "source")
@@ -433,6 +443,7 @@ def parse_config(data: dict[str, Any], source: str) -> KioskConfig:
         ui=section("ui", UiSection),
         log=section("log", LogSection),
         source=source,
+        wheel=section("wheel", WheelSection),
     )
 
 

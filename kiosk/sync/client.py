@@ -25,6 +25,7 @@ import urllib3
 
 from kiosk.config import ServerSection
 from kiosk.domain.member_codes import MAX_KEYS
+from kiosk.domain.wheel import Wheel
 from kiosk.errors import JournalError, Rejected, RetryLater, Unreachable
 from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption, StaffIdentity
 from kiosk.storage.atomic import write_file_atomic
@@ -295,7 +296,7 @@ class StoreServerClient(requests.Session):
 
     def wheel_info(
         self, wheel_id: str, member_id: str | None = None, member_session: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Wheel:
         """Segments, odds at this kiosk, rules, commitments (and ``spins_left`` for a member,
         which needs that member's session)."""
         params = {"member_id": member_id} if member_id is not None else None

@@ -213,6 +213,7 @@ BAD_VALUES = [
     ("ui", "idle_logout_s", 5, "must be a whole number from 10 to 300"),
     ("ui", "font_path", "", "must be an absolute path"),
     ("log", "level", "debug", 'must be one of "DEBUG", "INFO", "WARNING", "ERROR"'),
+    ("wheel", "id", "LUCKY/../x", "must be a wheel id: 1-32 of A-Z a-z 0-9 _ -"),
 ]
 
 
