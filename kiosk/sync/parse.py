@@ -246,6 +246,10 @@ def member(data: object) -> dict[str, Any]:
     """A member view (checked in full by kiosk.domain.member_view); its ``member_session``
     becomes the session token (a str) or None."""
     d = keys(member_id=str, tier=str, balance=int)(data)
+    for key in ("tier_threshold", "next_tier_threshold"):  # the tier bar counts between them
+        _get(d, key, int, optional=True)
+    for key in ("tier_en", "next_tier_en"):
+        _get(d, key, str, optional=True)
     return {**d, "member_session": member_session(d)}
 
 

@@ -338,3 +338,13 @@ def test_points_spent_leave_the_soonest_expiring_lots_first_as_the_server_spends
     won = with_balance(v, 2750)  # a points prize: added, expiry known at the next scan
     assert won.balance == 2750 and won.expiring == v.expiring
     assert (after.member_id, after.tier, after.fetched_at) == (v.member_id, v.tier, v.fetched_at)
+
+
+def test_the_tier_bar_counts_from_the_current_tiers_threshold_the_server_sends(server, kiosk):
+    """M0002 (silver from 1,000 lifetime points, gold at 5,000, 2,700 so far), as the real
+    store server answers the kiosk: the bar is (2700 - 1000) / (5000 - 1000), not 2700 / 5000."""
+    answer = kiosk.client.resolve_member(server.code("M0002"))
+    v = parse_member_view(answer, FETCHED)
+    assert (v.tier.threshold, v.next_tier.threshold) == (1000, 5000)
+    assert (v.tier.name_en, v.next_tier.name_en) == ("Silver", "Gold")
+    assert v.tier_progress == pytest.approx((2700 - 1000) / (5000 - 1000))

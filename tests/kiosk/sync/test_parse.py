@@ -150,3 +150,13 @@ def test_a_cash_part_is_a_typed_payment():
     pay = {"id": "p1", "status": "refunded", "amount_cents": 4900, "pay_url": None}
     r = parse.redemption({**SPIN, "kind": "redeem", "prize": None, "payment": pay})
     assert r.payment == Payment("p1", PaymentStatus.REFUNDED, 4900)
+
+
+@pytest.mark.parametrize(
+    "broken", [{"tier_threshold": "1000"}, {"next_tier_threshold": 5.5}, {"tier_en": 3}]
+)
+def test_tier_thresholds_and_names_of_the_wrong_type_are_garbage(broken):
+    member = {"member_id": "M0002", "tier": "silver", "balance": 2700, "tier_threshold": 1000}
+    assert parse.member(member)["tier_threshold"] == 1000
+    with pytest.raises(ShapeError):
+        parse.member({**member, **broken})
