@@ -27,7 +27,7 @@ from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import Transaction, TxnKind, new_transaction
 from kiosk.domain.txn_receipts import TxnContext
 from kiosk.domain.wheel import Wheel
-from kiosk.errors import LockerError, Rejected, Unreachable
+from kiosk.errors import BadResponse, LockerError, Rejected, Unreachable
 from kiosk.i18n import bilingual
 from kiosk.platform.logctx import txn_scope
 from kiosk.ports import (
@@ -217,6 +217,8 @@ class TransactionEngine(TxnSteps):
                 )  # fmt: skip
             except Rejected as exc:  # nothing drawn (another cost is refused before the draw)
                 return self._refused(txn, ctx, exc)
+            except BadResponse as exc:  # an answer it cannot read (a prize): staff are told
+                return self._spin_unsettled(txn, ctx, "spin_answer_unusable", exc)
             except Unreachable:  # it may have been drawn, and a drawn spin is never voided
                 return self._spin_unsettled(txn, ctx, "spin_unreachable", None)
             try:

@@ -21,7 +21,7 @@ import requests
 
 from kiosk.domain.receipts import PrizeKind
 from kiosk.domain.wheel import HEX64, Prize, Segment, Wheel
-from kiosk.errors import Rejected, RetryLater, StoreServerError, Unreachable
+from kiosk.errors import BadResponse, Rejected, RetryLater, StoreServerError, Unreachable
 from kiosk.ports import (
     EventResult,
     Payment,
@@ -50,13 +50,6 @@ __all__ = [
     "transport_error",
     "wheel",
 ]
-
-
-class BadResponse(Unreachable):
-    """The server (or something posing as it) answered garbage: not JSON, or the wrong shape.
-
-    An ``Unreachable``: the kiosk cannot know what the server decided, so it acts as if offline.
-    """
 
 
 # ---- response shapes ----------------------------------------------------------------------------

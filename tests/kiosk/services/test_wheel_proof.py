@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from kiosk.domain.transaction import TxnState
-from kiosk.errors import Unreachable
+from kiosk.errors import BadResponse, Unreachable
 from kiosk.services.txn_steps import MSG_UNPROVEN, Outcome
 
 from .rig import TOTE_PRIZE
@@ -94,6 +94,27 @@ def test_an_unproven_answer_that_was_lost_is_voided_by_recovery_not_kept(server,
     assert server.redemptions()[result.txn.txn_id] == "voided"
     assert server.balance("M0004") == 23000
     assert len(alerts(server, "spin_commitment_mismatch")) == 1
+
+
+def test_a_spin_answer_the_kiosk_cannot_read_waits_for_recovery_and_staff_are_told(server, kiosk):
+    """Garbage is not a mismatch: the kiosk cannot even tell what was drawn, so the spin waits
+    at NEW (recovery asks again) and a fault event names the field."""
+    server.only_prize(1)
+    real_spin = kiosk.client.spin
+
+    def garbled(*args, **kwargs):
+        real_spin(*args, **kwargs)
+        raise BadResponse("store server answered garbage ('commitment' is not a SHA-256)")
+
+    kiosk.client.spin = garbled
+    result = kiosk.engine.spin(kiosk.member("M0004"), kiosk.wheel())
+    kiosk.client.spin = real_spin
+    assert result.outcome is Outcome.VOID_PENDING and result.txn.state is TxnState.NEW
+    (event,) = kiosk.outbox.pending(10)
+    assert (event.kind, event.payload["what"]) == ("fault", "spin_answer_unusable")
+    assert "SHA-256" in event.payload["detail"]
+    (settled,) = kiosk.engine.settle()  # the answer reads well now: proven, and kept
+    assert settled.after is TxnState.DONE and server.redemptions()[result.txn.txn_id] == "captured"
 
 
 def test_a_proven_spins_receipt_links_to_its_revealed_seed(server, kiosk):
