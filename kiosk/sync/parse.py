@@ -135,11 +135,7 @@ def payment(data: object) -> Payment:
 def prize(data: object) -> Prize:
     """A spin's draw: the segment, what it gives, and the day's seed commitment."""
     d = _obj(data)
-    day = _get(d, "day", str)
-    try:
-        dt.date.fromisoformat(day)
-    except ValueError:
-        raise ShapeError(f"prize day {day[:20]!r} is not a date") from None
+    day = _day(_get(d, "day", str))
     return Prize(
         wheel_id=_get(d, "wheel_id", str),
         segment_idx=_count(d, "segment_idx"),
@@ -158,6 +154,14 @@ def _count(d: Mapping[str, Any], key: str) -> int:
     if value < 0:
         raise ShapeError(f"{key!r} is negative")
     return value
+
+
+def _day(text: str) -> str:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise ShapeError(f"day {text[:20]!r} is not a date") from None
+    return text
 
 
 def _hex64(d: Mapping[str, Any], key: str) -> str:
@@ -193,11 +197,7 @@ def wheel(data: object) -> Wheel:
     d = _obj(data)
     commitments = _get(d, "commitments", dict)
     for day in commitments:
-        try:
-            dt.date.fromisoformat(day)
-        except ValueError:
-            raise ShapeError(f"commitment day {day[:20]!r} is not a date") from None
-        _hex64(commitments, day)
+        _hex64(commitments, _day(day))
     segments = tuple(_segment(s) for s in _get(d, "segments", list))
     if [s.idx for s in segments] != sorted({s.idx for s in segments}):
         raise ShapeError("segment indexes are not unique and in order")
