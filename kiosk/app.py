@@ -212,9 +212,9 @@ class KioskApp(App):
             online=core.connectivity.online,
             post=self.post,
             idle_logout_s=self.kiosk_config.ui.idle_logout_s,
-            wheel_info=lambda: core.wheels.get("LUCKY"),
+            wheel_info=lambda: core.wheels.get(core.config.wheel.id),
             member_wheel_info=lambda member_id, member_session: core.client.wheel_info(
-                "LUCKY", member_id, member_session
+                core.config.wheel.id, member_id, member_session
             ),
             lookup_timeout_s=self.kiosk_config.server.read_timeout_s,  # the client's bound
         )

@@ -301,6 +301,15 @@ class UiSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WheelSection:
+    """[wheel]: the lucky wheel this kiosk offers (synced, shown and spun)."""
+
+    id: str = _key(
+        _string(32, r"[A-Za-z0-9_-]+", "must be a wheel id: 1-32 of A-Z a-z 0-9 _ -"), "LUCKY"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogSection:
     """[log]: logging."""
 
@@ -321,6 +330,7 @@ class KioskConfig:
     log: LogSection
     source: str
     alarm: AlarmSection = field(default_factory=AlarmSection)
+    wheel: WheelSection = field(default_factory=WheelSection)
 
 
 SECTIONS = tuple(f.name for f in fields(KioskConfig) if f.name != "source")
@@ -462,6 +472,7 @@ def parse_config(data: dict[str, Any], source: str) -> KioskConfig:
         log=section("log", LogSection),
         source=source,
         alarm=alarm,
+        wheel=section("wheel", WheelSection),
     )
 
 

@@ -21,6 +21,7 @@ from kiosk.domain.catalog import Catalog, parse_catalog
 from kiosk.domain.local_stock import catalog_as_it_stands
 from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.txn_receipts import StoreInfo
+from kiosk.domain.wheel import Wheel
 from kiosk.errors import KioskError
 from kiosk.ports import Locker, QrScanner, ReceiptPrinter
 from kiosk.services.compartment_flags import CompartmentFlags
@@ -89,7 +90,7 @@ class KioskCore:
     catalog: Catalog | None = None
     catalog_fetched_at: float = 0.0  # when ``catalog`` left the server (epoch seconds)
     catalog_cache: CatalogCache | None = None
-    wheels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wheels: dict[str, Wheel] = field(default_factory=dict)
     listeners: list = field(default_factory=list)  # called (from the sync thread) on changes
     alarms: DoorAlarms | None = None  # door events -> staff alert, buzzer, outbox
 
@@ -147,7 +148,7 @@ class KioskCore:
         pending = [(e.kind, e.payload, e.at) for e in self.outbox.pending(len(self.outbox))]
         return catalog_as_it_stands(catalog, since, self.engine.transactions(), pending)
 
-    def on_wheel(self, wheel_id: str, info: dict[str, Any]) -> None:
+    def on_wheel(self, wheel_id: str, info: Wheel) -> None:
         self.wheels[wheel_id] = info
         self._tell("wheel")
 
@@ -178,7 +179,7 @@ def build_core(
     scanner: QrScanner | None = None,
     client: StoreServerClient | None = None,
     payment_timeout_s: float = 240.0,
-    wheel_ids: tuple[str, ...] = ("LUCKY",),
+    wheel_ids: tuple[str, ...] | None = None,
     sync_settings: SyncSettings | None = None,
 ) -> KioskCore:
     """Everything but the UI, from the config; devices given are used as they are."""
@@ -230,7 +231,7 @@ def build_core(
     fetcher = PictureFetcher(client, pictures, on_change=lambda: core._tell("pictures"))
     sync = SyncWorker(
         client, outbox,
-        settings=sync_settings or SyncSettings(wheel_ids=wheel_ids),
+        settings=sync_settings or SyncSettings(wheel_ids=wheel_ids or (config.wheel.id,)),
         on_catalog=lambda data: core.on_catalog(data),
         fetch_pictures=fetcher.sync,
         on_wheel=lambda wid, info: core.on_wheel(wid, info),

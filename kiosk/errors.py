@@ -66,6 +66,12 @@ class Unreachable(StoreServerError):
     """The store server could not be reached or did not answer in time."""
 
 
+class BadResponse(Unreachable):
+    """The server (or something posing as it) answered garbage: not JSON, or the wrong shape
+    (kiosk/sync/parse.py says which field). An ``Unreachable``: the kiosk cannot know what the
+    server decided, so it acts as if offline."""
+
+
 class Rejected(StoreServerError):
     """The store server answered and refused the request: ``status`` (4xx) and its stable ``code``."""
 

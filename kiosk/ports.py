@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from kiosk.domain.payloads import PayloadKind
 from kiosk.domain.receipts import Receipt
+from kiosk.domain.wheel import Prize, Wheel
 
 __all__ = ["PayloadKind", "Receipt"]  # re-exported: the values crossing the ports
 
@@ -173,9 +174,10 @@ class AlarmOutput(Protocol):
 
 
 # ---- store server -----------------------------------------------------------------------------
-# Values returned by the store server adapter (kiosk/sync/client.py). Rich views (member, catalog,
-# wheel, health) stay the server's JSON objects, checked for the keys the kiosk relies on
-# (kiosk/sync/parse.py).
+# Values returned by the store server adapter (kiosk/sync/client.py), parsed once from the server's
+# JSON (kiosk/sync/parse.py). The wheel is kiosk.domain.wheel.Wheel; the member and catalog views
+# stay the server's JSON objects, checked for the keys the kiosk relies on (the domain parses them).
+# (Imported here so this section is append-only; they may move to the top.)
 
 
 @dataclass(frozen=True)
@@ -188,13 +190,42 @@ class Enrollment:
     public_keys: tuple[bytes, ...] = ()  # every key codes may be signed with now, current first
 
 
+class RedemptionState(enum.Enum):
+    """Where a hold is on the server (storeserver ``redemptions.state``)."""
+
+    HELD = "held"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+class PaymentStatus(enum.Enum):
+    """The cash part of a points + cash hold (storeserver ``payments.status``)."""
+
+    PENDING = "pending"
+    PAID = "paid"
+    CANCELLED = "cancelled"  # voided before it was paid
+    EXPIRED = "expired"  # not paid in time
+    REFUNDED = "refunded"  # paid, then voided
+
+
+@dataclass(frozen=True)
+class Payment:
+    """The cash part of a hold: what the member pays on their phone at ``pay_url``."""
+
+    id: str
+    status: PaymentStatus
+    amount_cents: int
+    pay_url: str | None = None
+
+
 @dataclass(frozen=True)
 class Redemption:
     """A hold (redemption or wheel spin) as the server reports it."""
 
     txn_id: str
     kind: str  # "redeem", "spin", "offline"
-    state: str  # "held", "captured", "voided", "expired"
+    state: RedemptionState
     member_id: str
     sku: str | None
     compartment: int | None
@@ -203,8 +234,8 @@ class Redemption:
     hold_expires_at: str | None
     void_reason: str | None
     coupon_code: str | None
-    payment: dict[str, Any] | None
-    prize: dict[str, Any] | None
+    payment: Payment | None
+    prize: Prize | None  # a spin's draw
     balance: int | None
     raw: dict[str, Any] = field(repr=False, compare=False)
     hold_seq: int | None = None  # the server's order of holds (a restock count's stamp)
@@ -280,7 +311,7 @@ class StoreServer(Protocol):
 
     def wheel_info(
         self, wheel_id: str, member_id: str | None = None, member_session: str | None = None
-    ) -> dict[str, Any]: ...
+    ) -> Wheel: ...
 
     def send_events(self, events: Iterable[OutboxEvent]) -> list[EventResult]: ...
 

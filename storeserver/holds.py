@@ -278,8 +278,10 @@ class Redemptions:
                 self._check_spin_void(conn, r, reason)
             self._release(conn, r, "voided", reason)
             if r["kind"] == "spin":
+                unproven = reason.startswith(wheel.COMMITMENT_MISMATCH)
                 alerts.record(
-                    conn, self.clock, kiosk_id, "spin_gift_not_dispensed",
+                    conn, self.clock, kiosk_id,
+                    "spin_commitment_mismatch" if unproven else "spin_gift_not_dispensed",
                     {"txn_id": txn_id, "member_id": r["member_id"], "sku": r["sku"],
                      "compartment": r["compartment"], "reason": reason},
                 )  # fmt: skip
@@ -369,11 +371,11 @@ class Redemptions:
 
     def _check_spin_void(self, conn: sqlite3.Connection, r: sqlite3.Row, reason: str) -> None:
         row = conn.execute(
-            "SELECT g.prize_kind FROM spins s JOIN wheel_segments g "
+            "SELECT g.prize_kind, s.day FROM spins s JOIN wheel_segments g "
             "ON g.wheel_id = s.wheel_id AND g.idx = s.segment_idx WHERE s.txn_id = ?",
             (r["txn_id"],),
         ).fetchone()
-        refusal = wheel.spin_void_refusal(row["prize_kind"], r["compartment"], reason)
+        refusal = wheel.spin_void_refusal(row["prize_kind"], r["compartment"], reason, row["day"])
         if refusal is not None:
             raise Conflict("spin_not_voidable", f"spin {r['txn_id']} cannot be voided: {refusal}")
 

@@ -48,6 +48,12 @@ class Tier:
     threshold: int
     points_per_yuan_x10: int
 
+    @property
+    def name_en(self) -> str:
+        """The English name: the tier's code, title-cased (the tiers table has no English
+        name column)."""
+        return self.name.replace("_", " ").title()
+
 
 class Ledger:
     """All points movements of all members; every method runs inside one DB transaction."""

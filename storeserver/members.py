@@ -179,8 +179,12 @@ def view(ledger: Ledger, conn: sqlite3.Connection, member_id: str, kiosk_id: str
         "phone_masked": mask_phone(m["phone"]),
         "tier": current.name,
         "tier_zh": current.name_zh,
+        "tier_en": current.name_en,
+        "tier_threshold": current.threshold,  # the tier bar counts from here
         "next_tier": nxt.name if nxt else None,
         "next_tier_zh": nxt.name_zh if nxt else None,
+        "next_tier_en": nxt.name_en if nxt else None,
+        "next_tier_threshold": nxt.threshold if nxt else None,
         "points_to_next_tier": max(0, nxt.threshold - m["lifetime_points"]) if nxt else 0,
         "lifetime_points": m["lifetime_points"],
         "balance": balance,

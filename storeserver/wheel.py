@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -47,19 +48,52 @@ RULES_EN = (
 GIFT_NOT_DISPENSED = "gift_not_dispensed"
 
 
-def spin_void_refusal(prize_kind: str, compartment: int | None, reason: str) -> str | None:
-    """Why a held spin may not be voided with ``reason``, or None when it may: only a gift
-    prize behind a door, with a reason that says the gift was not dispensed."""
+# A kiosk shows a draw only when the spin's answer carries the commitment of the wheel it
+# synced; one that does not is voided with this reason, naming both (kiosk/domain/wheel.py).
+COMMITMENT_MISMATCH = "commitment_mismatch"
+_MISMATCH = re.compile(
+    r"commitment_mismatch: day=(\d{4}-\d{2}-\d{2}) held=([0-9a-f]{64}|none) answered=(\S{1,64})"
+)
+
+
+def spin_void_refusal(
+    prize_kind: str, compartment: int | None, reason: str, day: str = ""
+) -> str | None:
+    """Why a held spin (drawn on ``day``) may not be voided with ``reason``, or None when it
+    may: a gift prize behind a door with a reason that says the gift was not dispensed, or
+    any prize the kiosk could not prove (its answer's commitment was not the one it held)."""
+    word = reason.split(":", 1)[0].strip()
+    if word == COMMITMENT_MISMATCH:
+        return _mismatch_refusal(reason, day)
     if prize_kind != "gift" or compartment is None:
         return (
             f"its {prize_kind} prize is the member's: a spin is final once drawn; "
-            "capture it (only a gift whose door failed may be voided)"
+            "capture it (only a gift whose door failed, or a draw the kiosk could not prove, "
+            "may be voided)"
         )
-    if reason.split(":", 1)[0].strip() != GIFT_NOT_DISPENSED:
+    if word != GIFT_NOT_DISPENSED:
         return (
             f"a spin is voided only when its gift was not dispensed: send reason "
             f"'{GIFT_NOT_DISPENSED}: <what the door did>', or capture it"
         )
+    return None
+
+
+def _mismatch_refusal(reason: str, day: str) -> str | None:
+    """A kiosk that held the commitment its answer carried has nothing to refuse: the void is
+    for an answer that differed from the wheel the kiosk synced (altered on the way, or a
+    seed that changed after it was published). The server cannot check more than that the
+    claim is consistent; every such void is a staff alert and the spin still counts."""
+    m = _MISMATCH.fullmatch(reason.strip())
+    if m is None:
+        return (
+            f"send reason '{COMMITMENT_MISMATCH}: day=<YYYY-MM-DD> held=<sha256 hex|none> "
+            "answered=<the commitment the answer carried>'"
+        )
+    if m.group(1) != day:
+        return f"the spin was drawn on {day}, not {m.group(1)}"
+    if m.group(2) == m.group(3):
+        return "the commitment held is the one answered: the draw is proven, capture it"
     return None
 
 

@@ -129,7 +129,7 @@ class DemoRig:
         self.scanner = make_scanner(cfg.scanner)
         sync = SyncSettings(
             heartbeat_s=timing.heartbeat_s, refresh_s=timing.refresh_s,
-            backoff_cap_s=timing.backoff_cap_s, wheel_ids=("LUCKY",),
+            backoff_cap_s=timing.backoff_cap_s, wheel_ids=(cfg.wheel.id,),
         )  # fmt: skip
         self.core = build_core(
             cfg, printer=make_printer(cfg.printer, sim=self.paper), scanner=self.scanner,

@@ -73,7 +73,7 @@ class Tour:
         for old in self.out.glob("[0-9][0-9]-*.png"):
             old.unlink()
         started, core = time.monotonic(), self.rig.core
-        self.ui.wait(lambda: core.catalog is not None and "LUCKY" in core.wheels, 20,
+        self.ui.wait(lambda: core.catalog is not None and core.config.wheel.id in core.wheels, 20,
                      "the first sync (catalog and wheel)")  # fmt: skip
         for scene in (self.welcome, self.redeem, self.pay, self.wheel, self.paper_out, self.jam,
                       self.offline, self.staff, self.technician, self.maintenance):  # fmt: skip

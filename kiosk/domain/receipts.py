@@ -156,9 +156,16 @@ class WheelReceipt(MemberReceipt):
     cost_points: int
     prize_points: int = 0
     compartment: int | None = None
+    # the server's page of the revealed seed with this spin (kiosk.domain.wheel.proof_url);
+    # None when the store server has no public URL: the QR code then carries the facts
+    verify_url: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _require(
+            self.verify_url is None or self.verify_url.startswith(("https://", "http://")),
+            f"verify_url must be an http(s) URL, got {self.verify_url!r}",
+        )
         _require(
             _HEX64.fullmatch(self.commitment) is not None,
             f"commitment must be 64 lowercase hex digits (a SHA-256), got {self.commitment!r}",
@@ -178,7 +185,11 @@ class WheelReceipt(MemberReceipt):
         )
 
     def proof_payload(self) -> str:
-        """The text of the fairness QR code: enough to recompute the draw once the seed is out."""
+        """The text of the fairness QR code: the link to the revealed seed and this spin
+        (a phone opens it the day after), else enough to recompute the draw once the seed
+        is out."""
+        if self.verify_url:
+            return self.verify_url
         return (
             f"WHEEL1;wheel={self.wheel_id};day={self.day.isoformat()};txn={self.txn_id};"
             f"seg={self.segment_idx};commit={self.commitment}"

@@ -203,15 +203,17 @@ def advance(txn: Transaction, new_state: TxnState, *, at: float, **facts: Any) -
 # ---- the wheel's rule ------------------------------------------------------------------------
 
 GIFT_NOT_DISPENSED = "gift_not_dispensed"
+COMMITMENT_MISMATCH = "commitment_mismatch"  # a draw the kiosk cannot prove: never shown
 MAX_REASON = 200  # the server's VoidRequest.reason
 
 
 def server_void_reason(txn: Transaction, reason: str) -> str:
     """The void reason the server is sent. The server voids a drawn spin only for a gift that
-    was not dispensed (docs/transactions.md, "The wheel's rule"), so a spin whose prize sits
-    behind a door says so; every other void is sent as it is."""
+    was not dispensed, or one whose answer the kiosk cannot prove (docs/transactions.md, "The
+    wheel's rule"), so a spin whose prize sits behind a door says so; every other void is sent
+    as it is."""
     gift = txn.kind is TxnKind.SPIN and txn.compartment is not None
-    if gift and not reason.startswith(GIFT_NOT_DISPENSED):
+    if gift and not reason.startswith((GIFT_NOT_DISPENSED, COMMITMENT_MISMATCH)):
         reason = f"{GIFT_NOT_DISPENSED}: {reason}"
     return reason[:MAX_REASON]
 

@@ -25,6 +25,9 @@ from kiosk.domain.receipts import (
     WheelReceipt,
 )
 from kiosk.domain.transaction import MalformedTransactionRecord, Transaction, TxnKind
+from kiosk.domain.wheel import Prize, proof_url
+
+__all__ = ["Prize", "StoreInfo", "TxnContext", "success_receipts", "voucher"]
 
 
 @dataclass(frozen=True)
@@ -35,21 +38,6 @@ class StoreInfo:
     name_zh: str
     name_en: str
     tz: dt.tzinfo
-
-
-@dataclass(frozen=True)
-class Prize:
-    """A wheel segment the server drew (``Redemption.prize``)."""
-
-    wheel_id: str
-    segment_idx: int
-    kind: PrizeKind
-    label_zh: str
-    label_en: str
-    points: int
-    day: str  # ISO date of the draw's seed
-    commitment: str
-    coupon_value_cents: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +62,11 @@ class TxnContext:
     capture_refused: str | None = None  # the server refused a capture after dispensing
     points_returned: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # a spin: the commitments of the wheel the member was shown (ISO day -> SHA-256), held
+    # before the spin so the answer can be checked, also by recovery (None: journalled before
+    # kiosks held them); where its seeds are revealed (the receipt's QR code)
+    commitments: dict[str, str] | None = None
+    seeds_url: str | None = None
 
     def redacted(self) -> TxnContext:
         """This context without the coupon code in clear: its SHA-256 and last 4 characters,
@@ -154,6 +147,7 @@ def success_receipts(
             cost_points=txn.points,
             prize_points=prize_points,
             compartment=txn.compartment,
+            verify_url=proof_url(ctx.seeds_url, prize.day, txn.txn_id),
         )
         out.append(("receipt", wheel))
         if prize.kind is PrizeKind.COUPON and ctx.coupon_code:

@@ -30,6 +30,7 @@ from kivy.uix.modalview import ModalView
 from kivy.uix.widget import Widget
 
 from kiosk.domain.receipts import PrizeKind
+from kiosk.domain.wheel import Wheel
 from kiosk.screens.base import KioskScreen, load_kv
 from kiosk.screens.result import consequences, in_language
 from kiosk.services.txn_steps import Outcome, TxnResult
@@ -197,7 +198,7 @@ class WheelScreen(KioskScreen):
     _landing: str | None = None  # txn_id the wheel is landing on
     _landed: str | None = None  # txn_id whose result is shown
     _drawn: str | None = None  # txn_id landed on from the progress, before the result came
-    _wheel_info: dict | None = None
+    _wheel_info: Wheel | None = None
     _spent = 0  # spins done since ``state.wheel`` was read: spins_left counts down locally
     odds_panel: OddsPanel | None = None
 
@@ -208,11 +209,12 @@ class WheelScreen(KioskScreen):
             self.odds_panel.dismiss()
 
     def refresh(self, state: UiState) -> None:
-        ids, tr, info = self.ids, self.tr, state.wheel or {}
-        if state.wheel is not self._wheel_info:
-            self._wheel_info, self._spent = state.wheel, 0
-        ids.wheel.labels = [self._label(s) for s in info.get("segments", [])]
-        ids.title.text = str(info.get(f"name_{self.lang}", "")) or tr("wheel.title")
+        ids, tr, info = self.ids, self.tr, state.wheel
+        if info is not self._wheel_info:
+            self._wheel_info, self._spent = info, 0
+        segments = info.segments if info is not None else ()
+        ids.wheel.labels = [s.label(self.lang) for s in segments]
+        ids.title.text = (info.name(self.lang) if info is not None else "") or tr("wheel.title")
         ids.spins_left.text = self._spins_text(info)
         ids.idle.text = (
             tr("common.idle_logout", countdown=tr.countdown(state.idle_left_s))
@@ -222,14 +224,11 @@ class WheelScreen(KioskScreen):
         self._animate(state)
         wheel = ids.wheel
         left = self._spins_left(info)
-        ids.spin_button.disabled = (
-            state.busy or wheel.turning or not info.get("segments") or left == 0
-        )
+        ids.spin_button.disabled = state.busy or wheel.turning or not segments or left == 0
         ids.back_button.disabled = state.busy
-        ids.odds_button.disabled = not info.get("segments")
-        cost = info.get("cost_points")
+        ids.odds_button.disabled = not segments
         ids.spin_button.text = (
-            tr("wheel.spin_cost", points=tr.points(cost)) if isinstance(cost, int)
+            tr("wheel.spin_cost", points=tr.points(info.cost_points)) if info is not None
             else tr("wheel.spin")
         )  # fmt: skip
         self._show_result(state)
@@ -281,20 +280,19 @@ class WheelScreen(KioskScreen):
             self.refresh(self.state)
 
     # ---- texts -------------------------------------------------------------------------------
-    def _label(self, segment: dict) -> str:
-        return str(segment.get(f"label_{self.lang}") or segment.get("label_zh") or "")
+    def _spins_left(self, info: Wheel | None) -> int | None:
+        if info is None or info.spins_left is None:
+            return None
+        return max(0, info.spins_left - self._spent)
 
-    def _spins_left(self, info: dict) -> int | None:
-        left = info.get("spins_left")
-        return max(0, left - self._spent) if isinstance(left, int) else None
-
-    def _spins_text(self, info: dict) -> str:
+    def _spins_text(self, info: Wheel | None) -> str:
         tr, left = self.tr, self._spins_left(info)
         if left is not None:
             return tr("wheel.spins_left", n=left)
-        cost, limit = info.get("cost_points"), info.get("daily_limit")
-        if isinstance(cost, int) and isinstance(limit, int):
-            return tr("wheel.cost_limit", points=tr.points(cost), limit=limit)
+        if info is not None:
+            return tr(
+                "wheel.cost_limit", points=tr.points(info.cost_points), limit=info.daily_limit
+            )
         return tr("wheel.unavailable")
 
     def _show_result(self, state: UiState) -> None:
@@ -357,23 +355,22 @@ class WheelScreen(KioskScreen):
         self._fill_odds(self.state.wheel if self.state is not None else None)
         self.odds_panel.open()
 
-    def _fill_odds(self, info: dict | None) -> None:
-        tr, info, panel = self.tr, info or {}, self.odds_panel
+    def _fill_odds(self, info: Wheel | None) -> None:
+        tr, panel = self.tr, self.odds_panel
         assert panel is not None
         rows = [
-            tr("wheel.odds_row", label=self._label(s), odds=f"{100 * float(s.get('odds', 0)):.1f}%")
-            for s in info.get("segments", [])
+            tr("wheel.odds_row", label=s.label(self.lang), odds=f"{100 * s.odds:.1f}%")
+            for s in (info.segments if info is not None else ())
         ]
         panel.ids.heading.text = tr("wheel.odds_title")
         panel.ids.table.text = "\n".join(rows)
-        cost, limit = info.get("cost_points"), info.get("daily_limit")
         panel.ids.terms.text = (
-            tr("wheel.cost_limit", points=tr.points(cost), limit=limit)
-            if isinstance(cost, int) and isinstance(limit, int)
+            tr("wheel.cost_limit", points=tr.points(info.cost_points), limit=info.daily_limit)
+            if info is not None
             else ""
         )
-        today = sorted((info.get("commitments") or {}).items())
+        today = sorted(info.commitments.items()) if info is not None else []
         commitment = tr("wheel.commitment", day=today[0][0], hash=today[0][1]) if today else ""
-        rules = str(info.get(f"rules_{self.lang}", ""))
+        rules = info.rules(self.lang) if info is not None else ""
         panel.ids.rules.text = "\n\n".join(t for t in (rules, commitment) if t)
         panel.ids.close_button.text = tr("wheel.odds_close")

@@ -27,8 +27,8 @@ from kiosk.domain.txn_receipts import TxnContext
 from kiosk.errors import JournalError, KioskError, Rejected
 from kiosk.i18n import bilingual
 from kiosk.platform.logctx import txn_context
-from kiosk.ports import Redemption
-from kiosk.services.txn_steps import SPEND_TABLE, TXN_TABLE, Outcome, TxnSteps
+from kiosk.ports import Redemption, RedemptionState
+from kiosk.services.txn_steps import SPEND_TABLE, TXN_TABLE, Outcome, TxnSteps, UnprovenSpin
 from kiosk.storage.outbox import OUTBOX_TABLE
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def _void(
         return result.txn.state, action.reason
     if txn.state is not S.NEW and txn.compartment is None and not txn.offline:
         r = steps.server.get_redemption(txn.txn_id)
-        if r.state == "captured":
+        if r.state is RedemptionState.CAPTURED:
             return _captured(steps, txn, ctx, r)
     result = steps.void(txn, ctx, "restart_before_door", RESTART, present=False)
     return result.txn.state, action.reason
@@ -185,15 +185,19 @@ def _settle_spin(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[Tx
             raise
         result = steps.void(txn, ctx, "spin_never_drawn", RESTART, present=False)
         return result.txn.state, "the server never drew it"
-    if r.state in ("voided", "expired"):  # released by the server: the void only reads it
-        result = steps.void(txn, ctx, r.void_reason or r.state, RESTART, present=False)
-        return result.txn.state, f"released by the server ({r.state})"
+    if r.state in (RedemptionState.VOIDED, RedemptionState.EXPIRED):  # released by the server
+        result = steps.void(txn, ctx, r.void_reason or r.state.value, RESTART, present=False)
+        return result.txn.state, f"released by the server ({r.state.value})"
     if txn.state is S.NEW:
-        txn, ctx = steps.spin_held(txn, ctx, r)  # Unreachable if unusable: tried again later
+        try:
+            txn, ctx = steps.spin_held(txn, ctx, r)  # Unreachable if unusable: tried later
+        except UnprovenSpin as exc:  # never shown, and now never kept: voided
+            result = steps.void_unproven(txn, ctx, exc, present=False)
+            return result.txn.state, "its draw could not be proven: voided"
         if txn.compartment is not None:  # a gift nobody took out: its door never opened
             result = steps.void(txn, ctx, "restart_before_door", RESTART, present=False)
             return result.txn.state, "a gift drawn but never dispensed: voided"
-    if r.state == "captured":
+    if r.state is RedemptionState.CAPTURED:
         return _captured(steps, txn, ctx, r)
     if ctx.capture_refused:
         return txn.state, f"capture refused earlier ({ctx.capture_refused}): waiting for staff"

@@ -27,6 +27,7 @@ from kiosk.domain.catalog import Affordability, Catalog, ItemKind, affordable
 from kiosk.domain.member_view import with_balance
 from kiosk.domain.payloads import PayloadKind, classify_payload
 from kiosk.domain.receipts import Bilingual
+from kiosk.domain.wheel import Wheel
 from kiosk.errors import HardwareError, JournalError, KioskError, StoreServerError
 from kiosk.i18n import bilingual
 from kiosk.services.door_alarms import DoorAlarm
@@ -65,9 +66,8 @@ class MemberSession:
         run: Run = _thread,
         idle_logout_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
-        wheel_id: str = "LUCKY",
-        wheel_info: Callable[[], dict | None] = lambda: None,
-        member_wheel_info: Callable[[str, str], dict | None] | None = None,
+        wheel_info: Callable[[], Wheel | None] = lambda: None,
+        member_wheel_info: Callable[[str, str], Wheel | None] | None = None,
         lookup_timeout_s: float = 10.0,
     ) -> None:
         self.identifier = identifier
@@ -78,8 +78,7 @@ class MemberSession:
         self.run = run
         self.idle_logout_s = idle_logout_s
         self.clock = clock
-        self.wheel_id = wheel_id
-        self.wheel_info = wheel_info  # the synced wheel (segments, odds, rules, cost)
+        self.wheel_info = wheel_info  # the synced wheel (segments, odds, rules, cost, proof)
         # the same asked for one member (id, member session): spins left
         self.member_wheel_info = member_wheel_info
         self.lookup_timeout_s = lookup_timeout_s  # the client's bound on a member lookup
@@ -240,7 +239,7 @@ class MemberSession:
             ):  # fmt: skip
                 self.run(lambda: self._spins_left(who, synced))
 
-    def _spins_left(self, who: Identified, synced: dict) -> None:
+    def _spins_left(self, who: Identified, synced: Wheel) -> None:
         """Ask the server how many spins this member has left today (a worker). The answer
         is shown only if nothing moved on meanwhile; without one the screen keeps the synced
         wheel (it says "spins left" only when it knows)."""
@@ -251,7 +250,7 @@ class MemberSession:
             return
         state = self.state
         if (
-            isinstance(info, dict) and state.screen is Screen.WHEEL and not state.busy
+            isinstance(info, Wheel) and state.screen is Screen.WHEEL and not state.busy
             and state.member is who and state.wheel is synced and state.result is None
         ):  # fmt: skip
             self._set(wheel=info)
@@ -306,17 +305,14 @@ class MemberSession:
     def spin(self) -> None:
         if not self._ready(Screen.WHEEL) or self.state.member is None:
             return
-        info = self.wheel_info() or {}
-        cost = info.get("cost_points")
-        if not isinstance(cost, int):
+        wheel = self.wheel_info()  # the synced wheel: its cost and the commitments it holds
+        if wheel is None:
             self._set(error=_NO_WHEEL)
             return
         who = self.state.member
         self._set(busy=True, progress=None, result=None, error=None)
         self.run(
-            lambda: self._transact(
-                lambda: self.engine.spin(_member(who), self.wheel_id, cost, self._progress)
-            )
+            lambda: self._transact(lambda: self.engine.spin(_member(who), wheel, self._progress))
         )
 
     def cancel_payment(self) -> None:

@@ -27,9 +27,19 @@ from kiosk.domain.offline import OfflineLimits, OfflineSpend, check_offline_rede
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import Transaction, TxnKind, new_transaction
 from kiosk.domain.txn_receipts import StoreInfo, TxnContext
-from kiosk.errors import LockerError, Rejected, Unreachable
+from kiosk.domain.wheel import Wheel
+from kiosk.errors import BadResponse, LockerError, Rejected, Unreachable
 from kiosk.platform.logctx import txn_scope
-from kiosk.ports import AlreadyOpen, DoorJammed, Locker, Opened, Redemption, StoreServer
+from kiosk.ports import (
+    AlreadyOpen,
+    DoorJammed,
+    Locker,
+    Opened,
+    PaymentStatus,
+    Redemption,
+    RedemptionState,
+    StoreServer,
+)
 from kiosk.services.compartment_flags import CompartmentFlags
 from kiosk.services.kiosk_lock import RECOVERY, RESTOCK, TRANSACTION, KioskLock
 from kiosk.services.receipt_queue import ReceiptQueue
@@ -58,6 +68,7 @@ from kiosk.services.txn_steps import (
     TransactionRefused,
     TxnResult,
     TxnSteps,
+    UnprovenSpin,
     _ignore,
 )
 from kiosk.storage.journal import Journal
@@ -173,37 +184,37 @@ class TransactionEngine:
                 txn = self.steps.step(txn, ctx, S.PAID, progress, payment_ref=ctx.payment_id)
             return self._dispense(txn, ctx, progress)
 
-    def spin(
-        self, member: Member, wheel_id: str, cost_points: int, progress: ProgressFn = _ignore
-    ) -> TxnResult:
-        """One wheel spin; a gift prize dispenses like a redemption, a coupon prints."""
+    def spin(self, member: Member, wheel: Wheel, progress: ProgressFn = _ignore) -> TxnResult:
+        """One spin of ``wheel`` (as synced and shown: its cost and seed commitments); a gift
+        prize dispenses like a redemption, a coupon prints."""
         with self._exclusive():
             if not self.connectivity.online():
                 raise TransactionRefused("txn.offline", "offline")
             _require_session(member)
+            cost = wheel.cost_points
             txn = new_transaction(
-                self.new_id(),
-                TxnKind.SPIN,
-                member.member_id,
-                points=cost_points,
-                at=self.steps.clock(),
+                self.new_id(), TxnKind.SPIN, member.member_id, points=cost, at=self.steps.clock()
             )
-            ctx = TxnContext(member.masked_name)
+            # the commitments held before the spin: its answer must carry the same
+            ctx = TxnContext(
+                member.masked_name, commitments=dict(wheel.commitments), seeds_url=wheel.seeds_url
+            )
             self.steps.save(txn, ctx)
             try:
                 r = self.steps.server.spin(
-                    txn.txn_id,
-                    member.member_id,
-                    wheel_id,
-                    cost_points=cost_points,
+                    txn.txn_id, member.member_id, wheel.id, cost_points=cost,
                     member_session=member.session,
-                )
+                )  # fmt: skip
             except Rejected as exc:  # nothing drawn (another cost is refused before the draw)
                 return self._refused(txn, ctx, exc)
+            except BadResponse as exc:  # an answer it cannot read (a prize): staff are told
+                return self._spin_unsettled(txn, ctx, "spin_answer_unusable", exc)
             except Unreachable:  # it may have been drawn, and a drawn spin is never voided
                 return self._spin_unsettled(txn, ctx, "spin_unreachable", None)
             try:
                 txn, ctx = self.steps.spin_held(txn, ctx, r, progress)
+            except UnprovenSpin as exc:  # no result shown: voided, the points come back
+                return self.steps.void_unproven(txn, ctx, exc, present=True, progress=progress)
             except Unreachable as exc:
                 return self._spin_unsettled(txn, ctx, "spin_answer_unusable", exc)
             if txn.compartment is not None and self.flags.get(txn.compartment):
@@ -339,10 +350,11 @@ class TransactionEngine:
             except Unreachable as exc:
                 log.warning("txn %s: payment poll failed, polling on: %s", txn.txn_id, exc)
             else:
-                status = (r.payment or {}).get("status")
-                if status == "paid" and r.state == "held":
+                status = r.payment.status if r.payment is not None else None
+                held = r.state is RedemptionState.HELD
+                if status is PaymentStatus.PAID and held:
                     return True, "", MSG_ISSUED
-                if r.state != "held" or status in ("cancelled", "expired", "refunded"):
+                if not held or status in _PAYMENT_ENDED:
                     return False, "payment_expired", MSG_PAY_EXPIRED
             if self._cancel.wait(min(self.poll_interval_s, max(left, 0))):
                 return False, "payment_cancelled", MSG_PAY_CANCELLED
@@ -395,5 +407,9 @@ def _require_session(member: Member) -> None:
 
 
 def _payment(r: Redemption) -> dict:
-    pay = r.payment or {}
-    return {"payment_id": pay.get("id"), "pay_url": pay.get("pay_url")}
+    if r.payment is None:
+        return {"payment_id": None, "pay_url": None}
+    return {"payment_id": r.payment.id, "pay_url": r.payment.pay_url}
+
+
+_PAYMENT_ENDED = frozenset({PaymentStatus.CANCELLED, PaymentStatus.EXPIRED, PaymentStatus.REFUNDED})

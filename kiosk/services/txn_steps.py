@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from kiosk.domain.receipts import Bilingual, PrizeKind
+from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import (
     Transaction,
     TxnKind,
@@ -27,10 +27,11 @@ from kiosk.domain.transaction import (
     to_record,
 )
 from kiosk.domain.txn_receipts import Prize, StoreInfo, TxnContext, success_receipts, voucher
+from kiosk.domain.wheel import unproven
 from kiosk.errors import KioskError, Rejected, Unreachable, UserFacingError
 from kiosk.i18n import bilingual, render
 from kiosk.platform.logctx import bind_txn
-from kiosk.ports import Locker, OutboxEvent, Redemption, StoreServer
+from kiosk.ports import Locker, OutboxEvent, PaymentStatus, Redemption, StoreServer
 from kiosk.services.compartment_flags import FLAG_TABLE as FLAG_TABLE  # kiosk logs, doctor
 from kiosk.services.compartment_flags import CompartmentFlags
 from kiosk.services.receipt_queue import ReceiptQueue
@@ -180,16 +181,13 @@ class TxnSteps:
                 log.info("txn %s: the server never held it; nothing to release", txn.txn_id)
                 ctx = replace(ctx, points_returned=0)
             else:
-                refunded = r.payment or {}
+                pay = r.payment
+                refunded = pay is not None and pay.status is PaymentStatus.REFUNDED
                 ctx = replace(
                     ctx,
                     points_returned=r.points,
                     balance_held=(r.balance - r.points) if r.balance is not None else None,
-                    cash_refunded_cents=(
-                        refunded.get("amount_cents", 0)
-                        if refunded.get("status") == "refunded"
-                        else 0
-                    ),
+                    cash_refunded_cents=pay.amount_cents if pay is not None and refunded else 0,
                 )
         txn = self.step(txn, ctx, S.VOIDED, progress)
         outcome = Outcome.NEEDS_CHECK if txn.needs_check else Outcome.VOIDED
@@ -206,13 +204,19 @@ class TxnSteps:
         self, txn: Transaction, ctx: TxnContext, r: Redemption, progress: ProgressFn = _ignore
     ) -> tuple[Transaction, TxnContext]:
         """-> HELD with the server's draw (the UI shows it from here on). Unreachable, with
-        nothing journalled, when the answer cannot be used: no prize the kiosk can read, or
-        another cost than the member was shown."""
-        prize = prize_of(r)
+        nothing journalled, when the answer cannot be used: no prize, or another cost than the
+        member was shown; UnprovenSpin when its commitment is not the one the kiosk held."""
+        prize = r.prize
+        if prize is None:
+            raise Unreachable(f"store server answered a spin without a prize (txn {r.txn_id})")
         if r.points != txn.points:
             raise Unreachable(
                 f"store server held {r.points} points for a spin shown at {txn.points}"
             )
+        # None: a record journalled before kiosks held the wheel's commitments
+        why = unproven(prize, ctx.commitments) if ctx.commitments is not None else None
+        if why is not None:
+            raise UnprovenSpin(txn.txn_id, why)
         ctx = replace(
             ctx, balance_held=r.balance, prize=prize, item_zh=prize.label_zh,
             item_en=prize.label_en,
@@ -222,6 +226,15 @@ class TxnSteps:
             hold_seq=r.hold_seq,
         )  # fmt: skip
         return txn, ctx
+
+    def void_unproven(
+        self, txn: Transaction, ctx: TxnContext, exc: UnprovenSpin, *, present: bool,
+        progress: ProgressFn = _ignore,
+    ) -> TxnResult:  # fmt: skip
+        """A spin whose draw the kiosk cannot prove is never shown: it is voided as a failed
+        spin (the server returns its cost and alerts staff; docs/transactions.md)."""
+        log.error("txn %s: spin result not shown: %s", txn.txn_id, exc)
+        return self.void(txn, ctx, exc.reason, MSG_UNPROVEN, present=present, progress=progress)
 
     # ---- capture and receipts ---------------------------------------------------------------
     def capture(
@@ -311,30 +324,22 @@ class TxnSteps:
         return bool(slips) and not queued, queued
 
 
-def prize_of(r: Redemption) -> Prize:
-    """The prize of a spin as the server drew it; Unreachable if the answer has none usable."""
-    p = r.prize
-    if not isinstance(p, dict):
-        raise Unreachable(f"store server answered a spin without a prize (txn {r.txn_id})")
-    try:
-        return Prize(
-            wheel_id=str(p["wheel_id"]),
-            segment_idx=int(p["segment_idx"]),
-            kind=PrizeKind(p["kind"]),
-            label_zh=str(p["label_zh"]),
-            label_en=str(p["label_en"]),
-            points=int(p["points"]),
-            day=str(p["day"]),
-            commitment=str(p["commitment"]),
-            coupon_value_cents=p.get("coupon_value_cents"),
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise Unreachable(f"store server answered a spin with an unusable prize: {exc}") from exc
-
-
 MSG_NETWORK = bilingual("txn.network")
+MSG_UNPROVEN = bilingual("txn.spin_unproven")
 _VOID_PENDING = bilingual("txn.void_pending")
 _CLAIM = bilingual("txn.claim_voucher")  # what a claim voucher says happened
+
+
+class UnprovenSpin(KioskError):
+    """A spin's answer carries another seed commitment than the wheel the kiosk synced:
+    the kiosk cannot vouch for the draw. ``reason`` is the void reason sent to the server."""
+
+    def __init__(self, txn_id: str, reason: str) -> None:
+        super().__init__(
+            f"txn {txn_id}: the store server's answer cannot be proven fair ({reason}): "
+            "voided; check the store server (its seed changed?) and the network path to it"
+        )
+        self.reason = reason
 
 
 class TransactionRefused(UserFacingError):

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from kiosk.domain.catalog import Affordability
     from kiosk.domain.payloads import PayloadKind
     from kiosk.domain.receipts import Bilingual
+    from kiosk.domain.wheel import Wheel
     from kiosk.services.door_alarms import DoorAlarm
     from kiosk.services.identify import Identified
     from kiosk.services.txn_steps import Progress, TxnResult
@@ -49,7 +50,7 @@ class UiState:
     idle_left_s: float | None = None  # the on-screen logout countdown
     lookup_left_s: float | None = None  # a member lookup runs: its countdown
     routed_code: tuple[PayloadKind, str] | None = None  # a staff/technician code to hand on
-    wheel: dict | None = None
+    wheel: Wheel | None = None  # the synced wheel, or the member's (with spins_left)
     maintenance: Bilingual | None = None
     alarms: tuple[DoorAlarm, ...] = ()  # doors forced or left open: a staff alert on attract
     seq: int = field(default=0, compare=False)  # increases with every change

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import requests
 
 from kiosk.config import ServerSection
+from kiosk.domain.wheel import Wheel
 from kiosk.errors import JournalError, RetryLater
 from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption, StaffIdentity
 from kiosk.storage.atomic import write_file_atomic
@@ -286,7 +287,7 @@ class StoreServerClient:
 
     def wheel_info(
         self, wheel_id: str, member_id: str | None = None, member_session: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Wheel:
         """Segments, odds at this kiosk, rules, commitments (and ``spins_left`` for a member,
         which needs that member's session)."""
         params = {"member_id": member_id} if member_id is not None else None

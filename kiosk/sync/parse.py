@@ -9,16 +9,27 @@ message a technician can act on.
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
 import re
 import ssl
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
-from kiosk.errors import Rejected, RetryLater, StoreServerError, Unreachable
-from kiosk.ports import EventResult, Redemption, StaffIdentity
+from kiosk.domain.receipts import PrizeKind
+from kiosk.domain.wheel import HEX64, Prize, Segment, Wheel
+from kiosk.errors import BadResponse, Rejected, RetryLater, StoreServerError, Unreachable
+from kiosk.ports import (
+    EventResult,
+    Payment,
+    PaymentStatus,
+    Redemption,
+    RedemptionState,
+    StaffIdentity,
+)
 from kiosk.sync.transport import PinMismatch
 
 __all__ = [
@@ -29,6 +40,8 @@ __all__ = [
     "keys",
     "member",
     "member_session",
+    "payment",
+    "prize",
     "redemption",
     "rejection",
     "server_says",
@@ -39,14 +52,10 @@ __all__ = [
 ]
 
 
-class BadResponse(Unreachable):
-    """The server (or something posing as it) answered garbage: not JSON, or the wrong shape.
-
-    An ``Unreachable``: the kiosk cannot know what the server decided, so it acts as if offline.
-    """
-
-
 # ---- response shapes ----------------------------------------------------------------------------
+
+
+E = TypeVar("E", bound=enum.Enum)
 
 
 class ShapeError(StoreServerError):
@@ -73,13 +82,29 @@ def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], optio
     return value
 
 
+def _enum(d: Mapping[str, Any], key: str, kind: type[E]) -> E:
+    value = _get(d, key, str)
+    try:
+        return kind(value)
+    except ValueError:
+        raise ShapeError(
+            f"{key!r} is {value[:40]!r}, not one of the kiosk's {kind.__name__}"
+        ) from None
+
+
 def redemption(data: object) -> Redemption:
-    """A redemption (hold, capture, void, spin) as the server answers it."""
+    """A redemption (hold, capture, void, spin) as the server answers it; a spin's prize and
+    a cash part are parsed too (a spin without a usable prize is garbage)."""
     d = _obj(data)
+    kind = _get(d, "kind", str)
+    pay = _get(d, "payment", dict, optional=True)
+    raw_prize = _get(d, "prize", dict, optional=True)
+    if kind == "spin" and raw_prize is None:
+        raise ShapeError("a spin without its 'prize'")
     return Redemption(
         txn_id=_get(d, "txn_id", str),
-        kind=_get(d, "kind", str),
-        state=_get(d, "state", str),
+        kind=kind,
+        state=_enum(d, "state", RedemptionState),
         member_id=_get(d, "member_id", str),
         sku=_get(d, "sku", str, optional=True),
         compartment=_get(d, "compartment", int, optional=True),
@@ -88,12 +113,62 @@ def redemption(data: object) -> Redemption:
         hold_expires_at=_get(d, "hold_expires_at", str, optional=True),
         void_reason=_get(d, "void_reason", str, optional=True),
         coupon_code=_get(d, "coupon_code", str, optional=True),
-        payment=_get(d, "payment", dict, optional=True),
-        prize=_get(d, "prize", dict, optional=True),
+        payment=payment(pay) if pay is not None else None,
+        prize=prize(raw_prize) if raw_prize is not None else None,
         balance=_get(d, "balance", int, optional=True),
         raw=d,
         hold_seq=_get(d, "hold_seq", int, optional=True),
     )
+
+
+def payment(data: object) -> Payment:
+    """The cash part of a hold."""
+    d = _obj(data)
+    return Payment(
+        id=_get(d, "id", str),
+        status=_enum(d, "status", PaymentStatus),
+        amount_cents=_get(d, "amount_cents", int),
+        pay_url=_get(d, "pay_url", str, optional=True),
+    )
+
+
+def prize(data: object) -> Prize:
+    """A spin's draw: the segment, what it gives, and the day's seed commitment."""
+    d = _obj(data)
+    day = _day(_get(d, "day", str))
+    return Prize(
+        wheel_id=_get(d, "wheel_id", str),
+        segment_idx=_count(d, "segment_idx"),
+        kind=_enum(d, "kind", PrizeKind),
+        label_zh=_get(d, "label_zh", str),
+        label_en=_get(d, "label_en", str),
+        points=_count(d, "points"),
+        day=day,
+        commitment=_hex64(d, "commitment"),
+        coupon_value_cents=_get(d, "coupon_value_cents", int, optional=True),
+    )
+
+
+def _count(d: Mapping[str, Any], key: str) -> int:
+    value = _get(d, key, int)
+    if value < 0:
+        raise ShapeError(f"{key!r} is negative")
+    return value
+
+
+def _day(text: str) -> str:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise ShapeError(f"day {text[:20]!r} is not a date") from None
+    return text
+
+
+def _hex64(d: Mapping[str, Any], key: str) -> str:
+    value = _get(d, key, str)
+    if not HEX64.fullmatch(value):
+        raise ShapeError(f"{key!r} is not a SHA-256 in lowercase hex")
+    return value
 
 
 def keys(**kinds: type) -> Callable[[object], dict[str, Any]]:
@@ -116,18 +191,58 @@ def catalog(data: object) -> dict[str, Any]:
     return d
 
 
-def wheel(data: object) -> dict[str, Any]:
-    """A wheel: id, cost and segments."""
-    d = keys(id=str, cost_points=int, segments=list)(data)
-    for seg in d["segments"]:
-        keys(idx=int, prize_kind=str)(seg)
-    return d
+def wheel(data: object) -> Wheel:
+    """A wheel (``GET /v1/wheels/{id}``): cost, limit, segments with odds, rules, the seed
+    commitments by day, and ``spins_left`` when asked for a member."""
+    d = _obj(data)
+    commitments = _get(d, "commitments", dict)
+    for day in commitments:
+        _hex64(commitments, _day(day))
+    segments = tuple(_segment(s) for s in _get(d, "segments", list))
+    if [s.idx for s in segments] != sorted({s.idx for s in segments}):
+        raise ShapeError("segment indexes are not unique and in order")
+    spins_left = _get(d, "spins_left", int, optional=True)
+    return Wheel(
+        id=_get(d, "id", str),
+        name_zh=_get(d, "name_zh", str),
+        name_en=_get(d, "name_en", str),
+        cost_points=_count(d, "cost_points"),
+        daily_limit=_count(d, "daily_limit"),
+        segments=segments,
+        rules_zh=_get(d, "rules_zh", str, optional=True) or "",
+        rules_en=_get(d, "rules_en", str, optional=True) or "",
+        commitments=dict(commitments),
+        spins_left=max(0, spins_left) if spins_left is not None else None,
+        seeds_url=_get(d, "seeds_url", str, optional=True),
+    )
+
+
+def _segment(data: object) -> Segment:
+    d = _obj(data)
+    odds = _get(d, "odds", (float, int))
+    if not 0.0 <= odds <= 1.0:
+        raise ShapeError(f"odds {odds!r} is not a probability")
+    return Segment(
+        idx=_count(d, "idx"),
+        label_zh=_get(d, "label_zh", str),
+        label_en=_get(d, "label_en", str),
+        prize_kind=_enum(d, "prize_kind", PrizeKind),
+        prize_points=_count(d, "prize_points"),
+        prize_sku=_get(d, "prize_sku", str, optional=True),
+        weight=_count(d, "weight"),
+        odds=float(odds),
+        stock=_get(d, "stock", int, optional=True),
+    )
 
 
 def member(data: object) -> dict[str, Any]:
     """A member view (checked in full by kiosk.domain.member_view); its ``member_session``
     becomes the session token (a str) or None."""
     d = keys(member_id=str, tier=str, balance=int)(data)
+    for key in ("tier_threshold", "next_tier_threshold"):  # the tier bar counts between them
+        _get(d, key, int, optional=True)
+    for key in ("tier_en", "next_tier_en"):
+        _get(d, key, str, optional=True)
     return {**d, "member_session": member_session(d)}
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kiosk.domain.staff import RevokedStaff
+from kiosk.domain.wheel import Wheel
 from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
 from kiosk.ports import EventResult, OutboxEvent, StoreServer
 from kiosk.storage.outbox import Outbox
@@ -90,7 +91,7 @@ class SyncWorker:
         health_provider: Callable[[], Mapping[str, Any]] = no_health,
         on_catalog: Callable[[dict[str, Any]], None] | None = None,
         fetch_pictures: Callable[[dict[str, Any]], object] | None = None,
-        on_wheel: Callable[[str, dict[str, Any]], None] | None = None,
+        on_wheel: Callable[[str, Wheel], None] | None = None,
         on_online_change: Callable[[bool], None] | None = None,
         on_cycle: Callable[[SyncStatus], None] | None = None,
         on_keys: Callable[[tuple[str, ...]], None] | None = None,
@@ -125,7 +126,7 @@ class SyncWorker:
         self._last_ok_at: float | None = None
         self._last_error: str | None = None
         self._catalog_version: str | None = None
-        self._wheels: dict[str, dict[str, Any]] = {}
+        self._wheels: dict[str, Wheel] = {}
         self._wheel_problems: dict[str, str] = {}
         self._failures = 0
         self._unexpected = 0
@@ -419,12 +420,15 @@ class SyncWorker:
             if exc.status != 404:
                 raise
             # A wheel the store does not run is a config problem, not an outage.
-            text = f"wheel {wheel_id} is not on the store server ({exc}): fix sync wheel_ids"
+            text = (
+                f"wheel {wheel_id} is not on the store server ({exc}): fix [wheel] id in the "
+                "kiosk config"
+            )
             if self._wheel_problems.get(wheel_id) != text:
                 log.error("%s", text)
             self._wheel_problems[wheel_id] = text
             return
-        if not isinstance(info, dict):
+        if not isinstance(info, Wheel):
             raise BadResponse(
                 f"store server answered wheel {wheel_id} with {type(info).__name__}: check "
                 "the store server version"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends
 
@@ -24,12 +25,15 @@ def get_wheel(
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
 ) -> dict:
-    """Segments, odds at this kiosk now, rules, today's and tomorrow's seed commitments; with
-    `member_id` (and that member's session) also the member's `spins_left` today."""
+    """Segments, odds at this kiosk now, rules, today's and tomorrow's seed commitments, and
+    `seeds_url` (where phones read the revealed seeds: the store's public URL, null without
+    one); with `member_id` (and that member's session) also the member's `spins_left` today."""
     with store.db.transaction() as conn:
         if member_id is not None:  # refused before the info commits any seed: nothing changes
             member_sessions.require(conn, store.clock.now(), caller.name, member_id, member_session)
         out = wheel.info(conn, wheel_id, store.today(), caller.name)
+    base = store.pay_base_url()  # the public URL (simulated payments: the listening one)
+    out["seeds_url"] = f"{base}/v1/wheels/{quote(wheel_id, safe='')}/seeds/" if base else None
     if member_id is not None:
         out["spins_left"] = spins.spins_left(
             store.redemptions, caller.name, member_id, wheel_id, member_session
@@ -41,12 +45,17 @@ def get_wheel(
 def get_seed(
     wheel_id: str,
     day: dt.date,
+    txn: str | None = None,
     _: Caller = Depends(Public()),
     store: Store = Depends(store_of),
 ) -> dict:
-    """A past day's seed and every spin of that day, so anyone can recompute the outcomes."""
+    """A past day's seed and every spin of that day, so anyone can recompute the outcomes;
+    with `txn` (a wheel receipt's QR code) only that spin."""
     with store.db.transaction() as conn:
-        return wheel.revealed_seed(conn, wheel_id, day, store.today())
+        out = wheel.revealed_seed(conn, wheel_id, day, store.today())
+    if txn is not None:
+        out["spins"] = [s for s in out["spins"] if s["txn_id"] == txn]
+    return out
 
 
 @router.post("/v1/wheel/spins", tags=["wheel"], responses=RATE_LIMITED)

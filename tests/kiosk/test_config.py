@@ -67,6 +67,11 @@ def test_example_file_loads_with_simulators() -> None:
     assert cfg.kiosk.store_name_zh == "示范门店"
 
 
+def test_the_wheel_is_the_configured_one_or_lucky() -> None:
+    assert parse_config(minimal(), SOURCE).wheel.id == "LUCKY"
+    assert parse_config(with_value("wheel", "id", "SPRING_2027"), SOURCE).wheel.id == "SPRING_2027"
+
+
 def test_defaults_apply_to_missing_optional_keys() -> None:
     cfg = parse_config(minimal(), SOURCE)
     assert cfg.kiosk.id == "k1"
@@ -217,6 +222,7 @@ BAD_VALUES = [
     ("alarm", "buzzer_pin", 28, "must be a whole number from 2 to 27"),
     ("alarm", "buzzer_pin", True, "must be a whole number from 2 to 27"),
     ("alarm", "active_high", 1, "must be true or false"),
+    ("wheel", "id", "LUCKY/../x", "must be a wheel id: 1-32 of A-Z a-z 0-9 _ -"),
 ]
 
 

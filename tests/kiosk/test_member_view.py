@@ -39,8 +39,12 @@ SERVER_VIEW = {
     "phone_masked": "139****6789",
     "tier": "silver",
     "tier_zh": "银卡会员",
+    "tier_en": "Silver",
+    "tier_threshold": 1000,
     "next_tier": "gold",
     "next_tier_zh": "金卡会员",
+    "next_tier_en": "Gold",
+    "next_tier_threshold": 5000,
     "points_to_next_tier": 2300,
     "lifetime_points": 2700,
     "balance": 2700,
@@ -89,10 +93,10 @@ def parse(**over: object) -> MemberView:
 def test_the_servers_view_parses_into_what_the_screen_needs():
     v = parse()
     assert (v.member_id, v.name_masked, v.phone_masked) == ("M0002", "李*", "139****6789")
-    assert v.tier == Tier("silver", "银卡会员", "Silver")
-    assert v.next_tier == Tier("gold", "金卡会员", "Gold")
+    assert v.tier == Tier("silver", "银卡会员", "Silver", 1000)
+    assert v.next_tier == Tier("gold", "金卡会员", "Gold", 5000)
     assert (v.points_to_next_tier, v.lifetime_points, v.balance) == (2300, 2700, 2700)
-    assert v.tier_progress == pytest.approx(2700 / 5000)  # no thresholds: from zero to gold
+    assert v.tier_progress == pytest.approx((2700 - 1000) / (5000 - 1000))
     assert v.expiring == (  # soonest first, whatever order the server used
         ExpiringPoints(600, dt.date(2026, 11, 28)),
         ExpiringPoints(900, dt.date(2026, 12, 18)),
@@ -109,6 +113,17 @@ def test_tier_thresholds_and_english_names_are_used_when_the_server_sends_them()
     v = parse(tier_en="Silver member", tier_threshold=1000, next_tier_threshold=5000)
     assert v.tier.name_en == "Silver member" and v.tier.threshold == 1000
     assert v.tier_progress == pytest.approx((2700 - 1000) / (5000 - 1000))
+
+
+def test_an_older_server_without_thresholds_gets_the_way_from_zero():
+    gone = dict.fromkeys(("tier_en", "tier_threshold", "next_tier_en", "next_tier_threshold"),
+                         KeyError)  # fmt: skip
+    v = parse(**gone)
+    assert (v.tier, v.next_tier) == (
+        Tier("silver", "银卡会员", "Silver"),
+        Tier("gold", "金卡会员", "Gold"),
+    )
+    assert v.tier_progress == pytest.approx(2700 / 5000)
 
 
 def test_the_top_tier_has_no_next_tier_and_full_progress():
@@ -340,3 +355,13 @@ def test_points_spent_leave_the_soonest_expiring_lots_first_as_the_server_spends
     won = with_balance(v, 2750)  # a points prize: added, expiry known at the next scan
     assert won.balance == 2750 and won.expiring == v.expiring
     assert (after.member_id, after.tier, after.fetched_at) == (v.member_id, v.tier, v.fetched_at)
+
+
+def test_the_tier_bar_counts_from_the_current_tiers_threshold_the_server_sends(server, kiosk):
+    """M0002 (silver from 1,000 lifetime points, gold at 5,000, 2,700 so far), as the real
+    store server answers the kiosk: the bar is (2700 - 1000) / (5000 - 1000), not 2700 / 5000."""
+    answer = kiosk.client.resolve_member(server.code("M0002"))
+    v = parse_member_view(answer, FETCHED)
+    assert (v.tier.threshold, v.next_tier.threshold) == (1000, 5000)
+    assert (v.tier.name_en, v.next_tier.name_en) == ("Silver", "Gold")
+    assert v.tier_progress == pytest.approx((2700 - 1000) / (5000 - 1000))

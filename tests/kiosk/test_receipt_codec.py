@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -23,6 +24,13 @@ def test_every_sample_round_trips_through_json(name):
     receipt = SAMPLES[name]
     record = json.loads(json.dumps(encode_receipt(receipt), ensure_ascii=False))
     assert decode_receipt(record) == receipt
+
+
+def test_a_wheel_receipt_keeps_its_seed_link_in_the_queue():
+    link = "https://store.example/v1/wheels/spring-2026/seeds/2026-05-01?txn=t-1"
+    receipt = dataclasses.replace(SAMPLES["wheel"], verify_url=link)
+    record = json.loads(json.dumps(encode_receipt(receipt), ensure_ascii=False))
+    assert decode_receipt(record).proof_payload() == link
 
 
 def test_every_queueable_kind_has_a_sample():

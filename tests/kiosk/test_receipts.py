@@ -22,6 +22,7 @@ from kiosk.domain.receipts import (
     VoucherReceipt,
     WheelReceipt,
 )
+from kiosk.domain.wheel import proof_url
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 COMMON = {
@@ -121,6 +122,21 @@ def test_wheel_proof_payload_holds_what_a_member_needs_to_recheck():
         f"seg=2;commit={COMMITMENT}"
     )
     assert payload.isascii()
+
+
+def test_with_the_servers_seed_link_the_qr_code_opens_this_spins_revealed_seed():
+    link = "https://store.example/v1/wheels/spring/seeds/2026-05-01?txn=3f2b1c9e"
+    assert wheel(verify_url=link).proof_payload() == link
+    with pytest.raises(ValueError, match="verify_url"):
+        wheel(verify_url="javascript:alert(1)")
+
+
+def test_a_wheel_receipts_link_is_the_seed_page_of_its_day_and_txn():
+    assert proof_url(None, "2026-05-01", "t1") is None  # no public URL: the WHEEL1 text
+    assert (
+        proof_url("https://s.example/v1/wheels/LUCKY/seeds/", "2026-05-01", "3f2b-1c")
+        == "https://s.example/v1/wheels/LUCKY/seeds/2026-05-01?txn=3f2b-1c"
+    )
 
 
 def test_voucher_balance_is_before_plus_returned():

@@ -66,6 +66,18 @@ def test_member_view_at_kiosk(server, kiosk):
     view = kiosk.post("/v1/members/resolve", {"code": code}).json()
     assert view["name_masked"] == "李*" and view["phone_masked"] == "139****6789"
     assert view["next_tier"] == "gold" and view["points_to_next_tier"] == 5000 - 2700
+    # each tier's threshold and names: the kiosk's tier bar counts from silver's 1,000
+    assert (view["tier"], view["tier_zh"], view["tier_en"], view["tier_threshold"]) == (
+        "silver",
+        "银卡会员",
+        "Silver",
+        1000,
+    )
+    assert (view["next_tier_zh"], view["next_tier_en"], view["next_tier_threshold"]) == (
+        "金卡会员",
+        "Gold",
+        5000,
+    )
     assert [e["points"] for e in view["expiring"]] == [600, 900]  # the 1,200 lot is months away
     assert "GIFT-TEA" in view["affordable_skus"] and "GIFT-MUG" in view["affordable_skus"]
     assert len(view["recent_changes"]) == 3

@@ -23,6 +23,7 @@ from kiosk.config import parse_config
 from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.txn_receipts import StoreInfo
+from kiosk.domain.wheel import Wheel
 from kiosk.ports import DoorState
 from kiosk.services.compartment_flags import CompartmentFlags
 from kiosk.services.kiosk_lock import KioskLock
@@ -292,6 +293,11 @@ class KioskSide:
         return Member(
             member_id, masked(member_id), balance or LIST[member_id], session=session, code=code
         )
+
+    def wheel(self, wheel_id: str = "LUCKY", **shown: object) -> Wheel:
+        """The wheel as the kiosk syncs it (cost, seed commitments); ``shown`` replaces what
+        the member was shown (e.g. ``cost_points=90``: a cost the server no longer asks)."""
+        return dataclasses.replace(self.client.wheel_info(wheel_id), **shown)  # type: ignore[arg-type]
 
     def reopen(self) -> None:
         """Drop the engine and journal as a crash would, and start again on the same files."""

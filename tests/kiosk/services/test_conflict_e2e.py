@@ -18,6 +18,7 @@ import pytest
 
 from kiosk.core import SyncConnectivity
 from kiosk.domain.transaction import TxnState
+from kiosk.domain.wheel import Wheel
 from kiosk.ports import DoorState
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
@@ -25,6 +26,8 @@ from tests.support.cycles import Cycles
 from tests.support.fault_proxy import FaultProxy
 
 from .rig import COUPON, TOTE, KioskSide, ServerSide
+
+WHEEL = Wheel("LUCKY", "幸运转盘", "Lucky wheel", 100, 3, ())  # as synced before the outage
 
 
 class Kiosk:
@@ -116,7 +119,7 @@ def test_an_outage_found_by_the_worker_turns_offline_mode_on_and_the_gift_is_cha
     go_offline(kiosk, proxy)
     # offline mode, on the worker's word: no spins, no coupons; a small gift within limits
     with pytest.raises(TransactionRefused) as no_spin:
-        kiosk.side.engine.spin(kiosk.side.member("M0001", online=False), "LUCKY", 100)
+        kiosk.side.engine.spin(kiosk.side.member("M0001", online=False), WHEEL)
     assert no_spin.value.code == "offline"
     with pytest.raises(TransactionRefused) as no_coupon:
         kiosk.side.engine.redeem(kiosk.side.member("M0001", online=False), COUPON)

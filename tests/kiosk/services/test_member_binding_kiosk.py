@@ -29,7 +29,7 @@ def test_a_member_identified_offline_is_asked_to_scan_again_once_online(server, 
     offline_view = Member("M0002", "M0**2", 2700, code=server.code("M0002"))  # no session
     for attempt in (
         lambda: kiosk.engine.redeem(offline_view, MUG),
-        lambda: kiosk.engine.spin(offline_view, "LUCKY", 100),
+        lambda: kiosk.engine.spin(offline_view, kiosk.wheel()),
     ):
         with pytest.raises(TransactionRefused) as refused:
             attempt()
@@ -46,7 +46,7 @@ def test_another_members_session_is_refused_by_the_server_and_nothing_held(serve
     assert result.outcome is Outcome.REFUSED and result.message == MSG_RESCAN
     assert result.txn.state is TxnState.VOIDED
     assert result.txn.void_reason == "refused:member_session_invalid"
-    spun = kiosk.engine.spin(stolen, "LUCKY", 100)
+    spun = kiosk.engine.spin(stolen, kiosk.wheel())
     assert spun.outcome is Outcome.REFUSED and spun.message == MSG_RESCAN
     assert server.balance("M0004") == 23000 and server.stock(1) == 3
     assert kiosk.pulses(1) == 0

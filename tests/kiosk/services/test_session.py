@@ -131,7 +131,7 @@ def test_a_replayed_code_shows_an_error_and_stays(session, server):
 def test_wheel_spin_from_the_member_screen(session, server):
     session.on_scan(code_for(server, "M0004"))
     session.show_wheel()
-    assert session.state.screen is Screen.WHEEL and session.state.wheel["cost_points"] == 100
+    assert session.state.screen is Screen.WHEEL and session.state.wheel.cost_points == 100
     session.spin()
     assert session.state.result.outcome in (Outcome.ISSUED, Outcome.DISPENSED)
     assert session.state.screen is Screen.WHEEL
@@ -158,13 +158,13 @@ def test_maintenance_takes_over_when_idle_and_lets_only_staff_through(session, s
 def test_the_wheel_shows_the_members_spins_left_today_and_counts_a_spin(session, server, kiosk):
     session.on_scan(code_for(server, "M0004"))
     session.show_wheel()
-    limit = session.state.wheel["daily_limit"]
-    assert session.state.screen is Screen.WHEEL and session.state.wheel["spins_left"] == limit
+    limit = session.state.wheel.daily_limit
+    assert session.state.screen is Screen.WHEEL and session.state.wheel.spins_left == limit
     session.spin()
     assert session.state.result is not None and not session.state.busy
     session.back()  # to the member screen, and to the wheel again: asked afresh
     session.show_wheel()
-    assert session.state.wheel["spins_left"] == limit - 1
+    assert session.state.wheel.spins_left == limit - 1
 
 
 def test_without_an_answer_the_wheel_keeps_the_synced_info(session, server, kiosk):
@@ -175,7 +175,7 @@ def test_without_an_answer_the_wheel_keeps_the_synced_info(session, server, kios
     session.on_scan(code_for(server, "M0004"))
     session.show_wheel()
     assert session.state.screen is Screen.WHEEL
-    assert "spins_left" not in session.state.wheel and "segments" in session.state.wheel
+    assert session.state.wheel.spins_left is None and session.state.wheel.segments
 
 
 def test_a_session_the_server_no_longer_takes_asks_the_member_to_scan_again(session, server):

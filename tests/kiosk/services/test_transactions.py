@@ -150,7 +150,7 @@ def test_points_and_cash_timing_out_on_the_kiosk_cancels_with_a_countdown(server
 def test_wheel_spins_match_the_server_and_print_the_fairness_proof(server, kiosk):
     results = []
     for _ in range(3):  # LUCKY: 100 points a spin, 3 a day
-        result = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 100)
+        result = kiosk.engine.spin(kiosk.member("M0004"), kiosk.wheel())
         results.append(result)
         for n in range(1, 7):
             if kiosk.sim.is_open(n):
@@ -164,17 +164,17 @@ def test_wheel_spins_match_the_server_and_print_the_fairness_proof(server, kiosk
     assert server.balance("M0004") == 23000 - 300 + won
     papers = kiosk.printer.wait_for_receipts(3 + kinds.count("coupon"))
     assert all(any(r.ctx.prize.commitment in flat(p.text) for p in papers) for r in results)
-    refused = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 100)
+    refused = kiosk.engine.spin(kiosk.member("M0004"), kiosk.wheel())
     assert refused.outcome is Outcome.REFUSED and server.balance("M0004") == 23000 - 300 + won
 
 
 def test_a_price_change_refuses_the_spin_before_the_draw(server, kiosk):
     who = kiosk.member("M0004")
-    result = kiosk.engine.spin(who, "LUCKY", 90)
+    result = kiosk.engine.spin(who, kiosk.wheel(cost_points=90))
     assert result.outcome is Outcome.REFUSED and result.txn.void_reason == "refused:price_changed"
     assert server.balance("M0004") == 23000
     assert result.txn.txn_id not in server.redemptions()  # nothing drawn, nothing to void
-    assert kiosk.client.wheel_info("LUCKY", "M0004", who.session)["spins_left"] == 3
+    assert kiosk.client.wheel_info("LUCKY", "M0004", who.session).spins_left == 3
 
 
 def test_a_spin_whose_answer_was_lost_is_kept_by_the_member_not_voided(server, kiosk):
@@ -189,7 +189,7 @@ def test_a_spin_whose_answer_was_lost_is_kept_by_the_member_not_voided(server, k
         raise Unreachable("the answer was lost on the way back")
 
     kiosk.client.spin = answer_lost
-    result = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 100)
+    result = kiosk.engine.spin(kiosk.member("M0004"), kiosk.wheel())
     kiosk.client.spin = real_spin
     txn_id = result.txn.txn_id
     assert result.outcome is Outcome.VOID_PENDING and result.txn.state is TxnState.NEW
@@ -221,7 +221,7 @@ def test_offline_limits_refuse_beyond_the_floor(server, kiosk):
         kiosk.engine.redeem(kiosk.member("M0003"), TOTE)
     assert refused.value.code == "member_limit" and "200" in refused.value.message.en
     with pytest.raises(TransactionRefused) as no_spin:
-        kiosk.engine.spin(kiosk.member("M0003"), "LUCKY", 100)
+        kiosk.engine.spin(kiosk.member("M0003"), kiosk.wheel())
     assert no_spin.value.code == "offline"
     with pytest.raises(TransactionRefused) as no_cash:
         kiosk.engine.redeem(kiosk.member("M0003"), EARBUDS)
@@ -332,7 +332,7 @@ def test_a_wheel_gift_opens_its_door_once_and_is_charged_only_after_the_sensor(s
         open_now = kiosk.locker.door_state(2) is DoorState.OPEN
         seen.append((p.state, open_now, server.redemptions().get(p.txn_id), p.prize))
 
-    result = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 100, watch)
+    result = kiosk.engine.spin(kiosk.member("M0004"), kiosk.wheel(), watch)
     txn_id = result.txn.txn_id
     assert result.outcome is Outcome.DISPENSED and result.printed
     assert result.ctx.prize.kind is PrizeKind.GIFT and result.ctx.prize.segment_idx == TOTE_PRIZE
@@ -356,7 +356,7 @@ def test_a_wheel_gift_opens_its_door_once_and_is_charged_only_after_the_sensor(s
 
 def test_a_wheel_coupon_prints_the_coupon_and_opens_no_door(server, kiosk):
     server.only_prize(COUPON_PRIZE)
-    result = kiosk.engine.spin(kiosk.member("M0004"), "LUCKY", 100)
+    result = kiosk.engine.spin(kiosk.member("M0004"), kiosk.wheel())
     txn_id = result.txn.txn_id
     assert result.outcome is Outcome.ISSUED and result.printed
     assert result.ctx.prize.kind is PrizeKind.COUPON and result.txn.compartment is None
@@ -380,8 +380,8 @@ def test_a_jammed_door_on_a_wheel_gift_returns_the_cost_and_the_spin_with_a_clai
     server.only_prize(TOTE_PRIZE)
     kiosk.sim.jam(2)
     who = kiosk.member("M0004")
-    spins_before = kiosk.client.wheel_info("LUCKY", "M0004", who.session)["spins_left"]
-    result = kiosk.engine.spin(who, "LUCKY", 100)
+    spins_before = kiosk.client.wheel_info("LUCKY", "M0004", who.session).spins_left
+    result = kiosk.engine.spin(who, kiosk.wheel())
     txn_id = result.txn.txn_id
     assert result.outcome is Outcome.NEEDS_CHECK and result.txn.needs_check
     assert result.txn.void_reason.startswith("door_jammed")
@@ -391,19 +391,19 @@ def test_a_jammed_door_on_a_wheel_gift_returns_the_cost_and_the_spin_with_a_clai
     # a void returns the cost and the stock, not the spin (docs/transactions.md)
     assert server.balance("M0004") == 23000 and result.ctx.points_returned == 100
     assert spins_before == 3
-    assert kiosk.client.wheel_info("LUCKY", "M0004", who.session)["spins_left"] == 2
+    assert kiosk.client.wheel_info("LUCKY", "M0004", who.session).spins_left == 2
     assert server.stock(2) == 5 and server.prize_stock(TOTE_PRIZE) == 5
     (voucher,) = kiosk.printer.wait_for_receipts(1)
     assert txn_id in flat(voucher.text) and "staff" in flat(voucher.text)
     (event,) = kiosk.outbox.pending(10)
     assert (event.kind, event.payload["compartment"]) == ("needs_check", 2)
     # the wheel draws the tote again, but its compartment waits for staff: no second pulse
-    again = kiosk.engine.spin(who, "LUCKY", 100)
+    again = kiosk.engine.spin(who, kiosk.wheel())
     assert again.outcome is Outcome.VOIDED and again.txn.void_reason == "compartment_needs_check"
     assert kiosk.pulses(2) == 1 and server.redemptions()[again.txn.txn_id] == "voided"
     assert server.void_reason(again.txn.txn_id) == "gift_not_dispensed: compartment_needs_check"
     assert server.balance("M0004") == 23000
-    assert kiosk.client.wheel_info("LUCKY", "M0004", who.session)["spins_left"] == 1
+    assert kiosk.client.wheel_info("LUCKY", "M0004", who.session).spins_left == 1
     alerts = server.store.db.connection().execute(
         "SELECT COUNT(*) FROM alerts WHERE kind = 'spin_gift_not_dispensed'"
     )

@@ -101,7 +101,7 @@ def run_flow(kiosk: KioskSide, server: ServerSide, flow: str):
 
         return kiosk.engine.redeem(who, EARBUDS, cancel)
     if flow in ("spin", "spin_jam"):
-        return kiosk.engine.spin(who, "LUCKY", 100)
+        return kiosk.engine.spin(who, kiosk.wheel())
     if flow == "coupon":
         return kiosk.engine.redeem(who, COUPON)
     if flow == "offline":

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from kiosk.domain.offline import OfflineLimits
 from kiosk.domain.txn_receipts import StoreInfo
+from kiosk.domain.wheel import Wheel
 from kiosk.errors import KioskError, Rejected, Unreachable
 from kiosk.ports import DoorJammed, Opened, PaperState, PrinterStatus, Redemption
 from kiosk.services.compartment_flags import CompartmentFlags
@@ -21,6 +22,7 @@ from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.transactions import Member, TransactionEngine
 from kiosk.storage.journal import Journal
 from kiosk.storage.outbox import Outbox
+from kiosk.sync import parse
 
 from .rig import COUPON, EARBUDS, MUG, Link
 
@@ -44,15 +46,20 @@ prizes = st.one_of(
             "label_en": texts,
             "points": st.one_of(st.integers(-5, 500), texts),
             "day": st.sampled_from(["2026-11-28", "yesterday", ""]),
-            "commitment": st.sampled_from(["0" * 64, "zz"]),
+            # the wheel's (below), another (a draw the kiosk cannot prove), or garbage
+            "commitment": st.sampled_from(["0" * 64, "1" * 64, "zz"]),
         }
     ),
 )
 
 
+WHEEL = Wheel("LUCKY", "幸运转盘", "Lucky wheel", 100, 3, (), commitments={"2026-11-28": "0" * 64})
+
+
 @st.composite
 def answers(draw, txn_id: str, points: int):
-    return Redemption(
+    """An answer as JSON; the client parses it (kiosk/sync/parse.py) or calls it garbage."""
+    return dict(
         txn_id=txn_id,
         kind=draw(st.sampled_from(["redeem", "spin"])),
         state=draw(st.sampled_from(["held", "captured", "voided", "expired", "weird"])),
@@ -67,7 +74,7 @@ def answers(draw, txn_id: str, points: int):
         payment=draw(payments),
         prize=draw(prizes),
         balance=draw(maybe_int),
-        raw={"coupon_valid_until": draw(st.sampled_from([None, "2026-12-28", "soon"]))},
+        coupon_valid_until=draw(st.sampled_from([None, "2026-12-28", "soon"])),
     )
 
 
@@ -94,7 +101,10 @@ class FuzzServer:
         failure = self.data.draw(FAILURES)
         if failure is not None:
             raise failure
-        return self.data.draw(answers(txn_id, points))
+        try:
+            return parse.redemption(self.data.draw(answers(txn_id, points)))
+        except parse.ShapeError as exc:
+            raise parse.BadResponse(f"garbage: {exc}") from None
 
     def create_redemption(self, txn_id, member_id, sku, points, **kw):
         return self._answer(txn_id, points)
@@ -160,7 +170,7 @@ def test_any_server_answer_ends_in_a_result_or_a_kiosk_error(tmp_path_factory, d
     try:
         try:
             if flow == "spin":
-                engine.spin(who, "LUCKY", 100)
+                engine.spin(who, WHEEL)
             else:
                 engine.redeem(who, {"gift": MUG, "coupon": COUPON, "cash": EARBUDS}[flow])
         except KioskError:

@@ -38,7 +38,6 @@ from .rig import COUPON, EARBUDS, MUG, TOTE, KioskSide
 from .txn_crash_restock import RESTOCK_FLOWS, run_restock_flow
 
 WHEEL = "LUCKY"
-SPIN_COST = 100  # the demo wheel's cost
 
 
 def _say(line: str) -> None:
@@ -153,7 +152,7 @@ def run(args: dict) -> int:
     elif flow in ("cash_timeout", "cash_expired"):  # nobody pays
         result = kiosk.engine.redeem(who, EARBUDS)
     elif flow.startswith("spin"):  # the parent left one segment in the draw
-        result = kiosk.engine.spin(who, WHEEL, SPIN_COST)
+        result = kiosk.engine.spin(who, kiosk.wheel(WHEEL))
     else:
         raise SystemExit(f"unknown flow {flow}")
     _say(f"DONE {result.outcome.value} writes={killer.writes}")

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from kiosk.config import ServerSection
 from kiosk.domain.member_codes import CodeKind, load_public_key, verify_code
 from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
-from kiosk.ports import OutboxEvent, StoreServer
+from kiosk.ports import OutboxEvent, RedemptionState, StoreServer
 from kiosk.sync.client import BadResponse, RetryPolicy, StoreServerClient
 from storeserver import codes as server_codes
 from storeserver import demo, kiosks, members
@@ -210,13 +210,18 @@ def test_redeem_then_capture_is_idempotent(client, store):
     held = client.create_redemption(
         txn, "M0002", "GIFT-TOTE", 300, compartment=2, member_session=session
     )
-    assert (held.txn_id, held.state, held.points, held.compartment) == (txn, "held", 300, 2)
+    assert (held.txn_id, held.state, held.points, held.compartment) == (
+        txn,
+        RedemptionState.HELD,
+        300,
+        2,
+    )
     assert held.balance == 2400
     # a retry is answered the first answer, the session or not
     assert client.create_redemption(txn, "M0002", "GIFT-TOTE", 300, compartment=2) == held
     assert client.get_redemption(txn) == held
     captured = client.capture(txn)
-    assert captured.state == "captured"
+    assert captured.state is RedemptionState.CAPTURED
     assert client.capture(txn) == captured
     with pytest.raises(Rejected) as info:
         client.void(txn, "too late")
@@ -228,7 +233,11 @@ def test_void_releases_the_hold(client, store):
     session = session_of(client, store, "M0002")
     client.create_redemption(txn, "M0002", "GIFT-MUG", 800, compartment=1, member_session=session)
     voided = client.void(txn, "door jammed")
-    assert (voided.state, voided.void_reason, voided.balance) == ("voided", "door jammed", 2700)
+    assert (voided.state, voided.void_reason, voided.balance) == (
+        RedemptionState.VOIDED,
+        "door jammed",
+        2700,
+    )
     assert client.void(txn, "door jammed") == voided
 
 
@@ -250,16 +259,18 @@ def test_a_reused_txn_id_and_a_bad_request_are_rejected_with_the_server_code(cli
 def test_wheel_info_and_a_spin(client, store):
     session = session_of(client, store, "M0003")
     wheel = client.wheel_info("LUCKY", member_id="M0003", member_session=session)
-    assert wheel["cost_points"] == 100 and wheel["spins_left"] == 3
+    assert wheel.cost_points == 100 and wheel.spins_left == 3
+    assert wheel.commitment_on(store.today()) is not None
     txn = new_txn()
     spun = client.spin(txn, "M0003", "LUCKY", member_session=session)
-    assert (spun.kind, spun.state, spun.points) == ("spin", "held", 100)
-    assert spun.prize is not None and spun.prize["wheel_id"] == "LUCKY"
+    assert (spun.kind, spun.state, spun.points) == ("spin", RedemptionState.HELD, 100)
+    assert spun.prize is not None and spun.prize.wheel_id == "LUCKY"
+    assert spun.prize.commitment == wheel.commitments[spun.prize.day]  # what the kiosk holds
     assert client.spin(txn, "M0003", "LUCKY") == spun
     with pytest.raises(Rejected) as info:  # a drawn spin is final (docs/transactions.md)
         client.void(txn, "member walked away")
     assert (info.value.status, info.value.code) == (409, "spin_not_voidable")
-    assert client.capture(txn).state == "captured"
+    assert client.capture(txn).state is RedemptionState.CAPTURED
     with pytest.raises(Rejected) as info:  # another cost than shown: refused before the draw
         client.spin(new_txn(), "M0003", "LUCKY", cost_points=90, member_session=session)
     assert (info.value.status, info.value.code) == (409, "price_changed")
@@ -423,7 +434,7 @@ def test_an_idempotent_post_is_retried_too(tmp_path):
     txn = new_txn()
     with Stub([raw(502), ok(redemption(txn))]) as stub:
         c = make_client(stub.url, tmp_path, token="t")
-        assert c.capture(txn).state == "captured"
+        assert c.capture(txn).state is RedemptionState.CAPTURED
     assert [r[:2] for r in stub.requests] == [("POST", f"/v1/redemptions/{txn}/capture")] * 2
     assert stub.requests[0][2]["Authorization"] == "Bearer t"
 

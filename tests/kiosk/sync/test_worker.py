@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kiosk.domain.wheel import Wheel
 from kiosk.errors import JournalError, KioskError, Rejected, Unreachable
 from kiosk.ports import EventResult, OutboxEvent
 from kiosk.storage import Journal
@@ -182,7 +183,7 @@ def test_catalog_and_wheel_changes_are_reported_once(client, store, outbox) -> N
         outbox,
         settings=SyncSettings(refresh_s=60, wheel_ids=("LUCKY",)),
         on_catalog=lambda c: catalogs.append(c["version"]),
-        on_wheel=lambda wheel_id, info: wheels.append(info["id"]),
+        on_wheel=lambda wheel_id, info: wheels.append(info.id),
         monotonic=fake.monotonic,
     )
     assert worker.run_once() == 30  # next heartbeat first
@@ -289,8 +290,8 @@ class Stub:
     def catalog(self) -> dict[str, Any]:
         return self._maybe("catalog") or {"version": self.version, "items": []}
 
-    def wheel_info(self, wheel_id: str, member_id: str | None = None) -> dict[str, Any]:
-        return self._maybe("wheel_info") or {"id": wheel_id, "cost_points": 100, "segments": []}
+    def wheel_info(self, wheel_id: str, member_id: str | None = None) -> Wheel:
+        return self._maybe("wheel_info") or Wheel(wheel_id, "转盘", "Wheel", 100, 3, ())
 
     def send_events(self, events: list[OutboxEvent]) -> list[EventResult]:
         got = self._maybe("send_events")

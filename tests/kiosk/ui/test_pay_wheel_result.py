@@ -167,15 +167,15 @@ def test_wheel_spins_once_on_a_double_tap_and_lands_on_the_servers_segment(
         ui.wait(lambda: ui.text("spins_left") == tr("wheel.spins_left", n=3), what="spins left")
         info = ui.app.session.state.wheel
         wheel = ui.widget("wheel")
-        assert wheel.labels == [s["label_zh"] for s in info["segments"]]
+        assert wheel.labels == [s.label_zh for s in info.segments]
 
         ui.tap("odds_button")
         panel = ui.screen.odds_panel
         assert panel.parent is not None  # open
-        for s in info["segments"]:
-            assert f"{s['label_zh']}：{100 * s['odds']:.1f}%" in panel.ids.table.text
+        for s in info.segments:
+            assert f"{s.label_zh}：{100 * s.odds:.1f}%" in panel.ids.table.text
         assert "100" in panel.ids.terms.text and "3" in panel.ids.terms.text
-        assert info["rules_zh"] in panel.ids.rules.text
+        assert info.rules_zh in panel.ids.rules.text
         ui.screenshot(tmp_path / "wheel-odds.png")
         ui.tap(panel.ids.close_button)
         ui.pump(0.3)
@@ -236,7 +236,7 @@ def test_a_gift_prize_lands_and_says_which_compartment_before_the_door_is_opened
     """The draw comes in the progress (the transaction is still running: its door waits for
     the member), so the wheel lands and names the compartment then, not after the door."""
     from kiosk.domain.transaction import TxnState
-    from kiosk.domain.txn_receipts import Prize
+    from kiosk.domain.wheel import Prize
     from kiosk.screens.wheel import segment_at
     from kiosk.services.txn_steps import Progress
 
@@ -319,10 +319,10 @@ def test_spins_left_shows_when_the_server_sends_it_and_none_left_disables_spin(u
         ui.wait(lambda: "LUCKY" in ui_core.wheels, what="wheel info")
         info = ui_core.wheels["LUCKY"]
         state = dataclasses.replace(ui.app.session.state, screen=Screen.WHEEL)
-        ui.app.render(dataclasses.replace(state, wheel={**info, "spins_left": 2}))
+        ui.app.render(dataclasses.replace(state, wheel=dataclasses.replace(info, spins_left=2)))
         assert ui.text("spins_left") == tr("wheel.spins_left", n=2)
         assert not ui.widget("spin_button").disabled
-        ui.app.render(dataclasses.replace(state, wheel={**info, "spins_left": 0}))
+        ui.app.render(dataclasses.replace(state, wheel=dataclasses.replace(info, spins_left=0)))
         assert ui.text("spins_left") == tr("wheel.spins_left", n=0)
         assert ui.widget("spin_button").disabled
         ui.app.render(dataclasses.replace(state, wheel=None))
