@@ -161,8 +161,8 @@ def sessions(config: Path, server: dict, count: int) -> dict[str, float]:
     from kivy.core.window import Window
 
     from kiosk.config import load_config
-    from kiosk.core import build_core
     from kiosk.screens.driver import UiDriver
+    from kiosk.wiring import build_core
 
     http = requests.Session()
 

@@ -49,7 +49,7 @@ from kiosk.services.ui_state import Screen, UiState  # noqa: E402
 
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
-    from kiosk.core import KioskCore
+    from kiosk.wiring import KioskCore
 
 # a start that failed is shown this long, then the app exits and systemd starts it again
 START_FAILED_EXIT_S = 15
@@ -103,7 +103,7 @@ def load_screen_class(spec: str):
 class KioskApp(App):
     """The kiosk's window.
 
-    ``KioskApp(core)``: a wired, started core (``kiosk.core.build_core``); the screens are
+    ``KioskApp(core)``: a wired, started core (``kiosk.wiring.build_core``); the screens are
     built at once (tests, the demo). ``KioskApp.booting(config, start_core)``: what
     ``kiosk run`` does: the first frame is a "starting" screen, ``start_core`` (build the
     core, run crash recovery) runs on a worker, and the screens, scanner, watchdog pings and

@@ -73,8 +73,8 @@ class CoreStarter:
 
     def __call__(self):
         from drivers.camera import make_scanner  # the composition root may import drivers
-        from kiosk.core import build_core
         from kiosk.services.diagnostics import install_error_buffer
+        from kiosk.wiring import build_core
 
         install_error_buffer()  # the technician screen's "recent errors"
         self.core = core = build_core(self.cfg, scanner=make_scanner(self.cfg.scanner))

@@ -109,10 +109,10 @@ class DemoRig:
         from drivers.printer import make_printer
         from drivers.printer.sim_printer import VirtualPrinter
         from kiosk.config import load_config
-        from kiosk.core import build_core
         from kiosk.demo.network import DemoServer
         from kiosk.sync.client import RetryPolicy, StoreServerClient
         from kiosk.sync.worker import SyncSettings
+        from kiosk.wiring import build_core
 
         self.folder = folder
         self.server = server = DemoServer(folder, KIOSK_ID, port)

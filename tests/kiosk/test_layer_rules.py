@@ -27,7 +27,7 @@ KIVY_ALLOWED = ("kiosk/app.py", "kiosk/screens/")
 DEVICE_LIBS = {"cv2", "pyzbar", "serial", "escpos", "gpiozero", "zxingcpp"}
 DOMAIN_FORBIDDEN = DEVICE_LIBS | {"requests", "urllib3", "tinydb", "kivy", "socket", "sqlite3"}
 UPPER_LAYERS = ("kiosk.app", "kiosk.screens", "kiosk.services", "kiosk.storage", "kiosk.sync",
-                "kiosk.core", "drivers")  # fmt: skip
+                "kiosk.wiring", "drivers")  # fmt: skip
 CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
 LETTER = re.compile(r"[^\W\d_]")  # a letter of any script
 KEY = re.compile(r"[a-z][a-z0-9_]*(\.[A-Za-z0-9_]+)+")

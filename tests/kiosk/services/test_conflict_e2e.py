@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from kiosk.core import SyncConnectivity
 from kiosk.domain.transaction import TxnState
 from kiosk.ports import DoorState
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
+from kiosk.wiring import SyncConnectivity
 from tests.support.cycles import Cycles
 from tests.support.fault_proxy import FaultProxy
 

@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import kiosk.services.diagnostics as diagnostics
 from drivers.printer import make_printer
 from drivers.printer.sim_printer import VirtualPrinter
-from kiosk.core import build_core
 from kiosk.domain.member_codes import CodeRejected
 from kiosk.errors import ConfigError, LockerError, PrinterError, Unreachable
 from kiosk.i18n import Translator
@@ -38,9 +37,10 @@ from kiosk.services.technician_codes import (
 from kiosk.storage.journal import SAFE_MODE_NAME, Journal
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
+from kiosk.wiring import build_core
 from storeserver import codes, kiosks
 
-from ..test_core import config
+from ..test_wiring import config
 from .rig import KIOSK, ServerSide
 from .test_restock import flag
 

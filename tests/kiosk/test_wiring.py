@@ -10,7 +10,6 @@ import pytest
 from drivers.printer import make_printer
 from drivers.printer.sim_printer import VirtualPrinter
 from kiosk.config import parse_config
-from kiosk.core import build_core
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import TxnKind, TxnState, new_transaction
 from kiosk.domain.txn_receipts import TxnContext
@@ -19,6 +18,7 @@ from kiosk.services.transactions import ItemChoice, Member
 from kiosk.services.txn_steps import Outcome
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
+from kiosk.wiring import build_core
 from storeserver import members
 
 from .services.rig import KIOSK, MUG, TOTE, ServerSide
