@@ -127,3 +127,27 @@ def test_in_english_the_member_screens_show_no_chinese(ui_core, ui_server):
     assert all(seen.get(stop, 0) > 2 for stop in ("catalog", "confirm", "payment", "result",
                                                   "wheel", "odds", "member")), seen  # fmt: skip
 
+
+def test_no_screen_or_flow_of_a_built_app_holds_the_container(ui_core):
+    """The other half of tests/kiosk/test_layer_rules.py's composition-root rules: what the
+    app really holds once built, Kivy properties included."""
+    from kiosk.wiring import KioskCore
+
+    def held(obj) -> dict[str, object]:
+        values = dict(vars(obj))
+        if hasattr(obj, "properties"):  # Kivy properties live outside __dict__
+            values |= {name: getattr(obj, name) for name in obj.properties()}
+        return values
+
+    with drive(ui_core) as ui:  # every screen, as kiosk run builds them
+        flows = {f: getattr(ui.app.ui, f) for f in ("session", "staff", "diagnostics",
+                                                     "maintenance")}  # fmt: skip
+        parts = {f"screen {s.value}": w for s, w in ui.app.screens.items()} | flows
+        assert len(parts) == len(ui.app.screens) + 4 >= 14
+        offenders = [
+            f"{where}.{name}"
+            for where, part in parts.items()
+            for name, value in held(part).items()
+            if value is ui_core or isinstance(value, KioskCore)
+        ]
+    assert offenders == [], "screens and flows get their ports, never the core"
