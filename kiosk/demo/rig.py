@@ -2,9 +2,10 @@
 
 ``DemoRig`` starts the demo store server behind a relay that can cut the network for real
 (``kiosk.demo.network.DemoServer``), writes a kiosk config with the simulated scanner, printer and
-locker, enrolls, builds and starts the core (kiosk/wiring.py, as ``kiosk run`` does). Then either the touch app opens in a window with simulator keys (``KEYS``), or, with
-``--tour DIR`` or without a display, the scripted tour (``kiosk.demo.tour``) runs offscreen through
-every screen and writes a screenshot per step and the printed receipts to DIR.
+locker, enrolls, builds and starts the core (kiosk/wiring.py, as ``kiosk run`` does). Then
+either the touch app opens in a window with simulator keys (``KEYS``), or, with ``--tour DIR``
+or without a display, the scripted tour (``kiosk.demo.tour``) runs offscreen through every
+screen and writes a screenshot per step and the printed receipts to DIR.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ ALERTS_TABLE = "sync_alerts"
 # be refused by the server for the whole batch, so it is refused here, where the bug is.
 EVENT_KINDS = frozenset({"inventory", "fault", "door_alarm", "needs_check", "offline_redemption"})
 # Events that change what the server counts in a compartment: the sync worker sends them at
-# once (kiosk/core.py wires it), since a hold meanwhile would take from the stock they replace.
+# once (kiosk/wiring.py wires it), since a hold meanwhile would take from the stock they replace.
 STOCK_EVENT_KINDS = frozenset({"inventory", "offline_redemption"})
 # rejected/conflict: the server's verdict on the event. failed: the server kept failing on
 # this one event (HTTP 5xx or garbage) while it answered everything else; see the worker.

@@ -386,7 +386,7 @@ class Campaign:
             kiosk.locker.open = lambda n: (recovery_pulses.append(n), real_open(n))[1]  # type: ignore[method-assign]
             for _ in range(2):
                 kiosk.engine.settle()
-            RestockService(kiosk.engine).report_unfinished()  # as kiosk/core.py starts
+            RestockService(kiosk.engine).report_unfinished()  # as kiosk/wiring.py starts
             SyncWorker(kiosk.client, kiosk.outbox).run_once()  # the outbox, to the real server
             if recovery_pulses:
                 bad.append(f"{point}: recovery pulsed compartments {recovery_pulses}")
