@@ -1,10 +1,11 @@
 """``kiosk selftest``: check the camera, the printer and (on request) each locker door.
 
 It opens the devices itself, so it runs while the kiosk is stopped (the running kiosk's
-technician screen has its own live self-test: kiosk/services/diagnostics.py); the printer and
-door probes are kiosk/services/health.py's, shared with that screen and ``kiosk doctor``. With
-``sim`` every device is its simulator (the configured kinds are overridden), so the same checks
-run on a machine without hardware; there the camera must also decode a test QR code.
+technician screen has its own live self-test: kiosk/services/diagnostics.py); the camera,
+printer and door probes are kiosk/services/health.py's, shared with that screen and ``kiosk
+doctor``. With ``sim`` every device is its simulator (the configured kinds are overridden), so
+the same checks run on a machine without hardware; there the camera must also decode a test QR
+code.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from kiosk.config import KioskConfig
 from kiosk.domain.receipts import DeviceCheck, NamedValue, SelfTestPage
 from kiosk.errors import KioskError
 from kiosk.ports import AlreadyOpen, DoorJammed, Opened, ScannedCode
-from kiosk.services.health import check_printer as printer_status
+from kiosk.services.health import check_camera as camera_probe
+from kiosk.services.health import check_printer as printer_probe
 from kiosk.services.health import door_checks, read_doors
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,8 @@ def check_camera(cfg: KioskConfig, sim: bool) -> DeviceCheck:
             if not sim and health.ok and health.frames > 0:
                 return DeviceCheck("camera", True, f"{health.frames} frames from camera {s.device}")
             time.sleep(0.05)
-        health = scanner.health()
-        what = "no test QR decoded" if sim and health.ok else health.detail
+        probe = camera_probe(scanner)  # worded as the technician's screen words it
+        what = "no test QR decoded" if sim and probe.ok else probe.detail
         return DeviceCheck("camera", False, f"{what} (waited {CAMERA_WAIT_S:.0f} s)")
     finally:
         scanner.stop()
@@ -95,7 +97,7 @@ def check_printer(
     except KioskError as exc:
         return DeviceCheck("printer", False, str(exc))
     try:
-        ready = printer_status(printer)  # the status query, as the technician's screen asks it
+        ready = printer_probe(printer)  # the status query, as the technician's screen asks it
         if not ready.ok:
             return ready
         printer.print_receipt(page)
