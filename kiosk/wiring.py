@@ -297,7 +297,9 @@ def readings_of(core: KioskCore) -> KioskReadings:
     )  # fmt: skip
 
 
-def maintenance_check(core: KioskCore, texts: Translator | None = None):
+def maintenance_check(
+    core: KioskCore, texts: Translator | None = None
+) -> Callable[[], Bilingual | None]:
     """The question the maintenance monitor asks: what must staff fix (None: nothing)?"""
     devices, journal = devices_of(core), core.journal
     return lambda: maintenance_reason(
