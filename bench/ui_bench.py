@@ -160,9 +160,10 @@ def sessions(config: Path, server: dict, count: int) -> dict[str, float]:
     from kivy.base import EventLoop
     from kivy.core.window import Window
 
+    from kiosk.app import post
     from kiosk.config import load_config
-    from kiosk.core import build_core
     from kiosk.screens.driver import UiDriver
+    from kiosk.wiring import build_core, build_ui
 
     http = requests.Session()
 
@@ -186,7 +187,7 @@ def sessions(config: Path, server: dict, count: int) -> dict[str, float]:
     latencies: list[float] = []
     rss: dict[int, int] = {}
     try:
-        with UiDriver(core) as ui:
+        with UiDriver(build_ui(core, post=post)) as ui:
             ui.wait(lambda: core.catalog is not None, 20, "the catalog")
             app, session = ui.app, ui.app.session
             Window.bind(on_flip=on_flip)

@@ -1,8 +1,11 @@
 """The Kivy touch app: one ScreenManager, one screen per ``Screen``, rendering ``UiState``.
 
-Only this module and ``kiosk/screens/`` import Kivy. Everything a screen shows comes from the
-member session's ``UiState``; taps go back to the session. Worker threads (camera, sync,
-transactions) reach the widgets only through ``post`` (``Clock.schedule_once``).
+Only this module and ``kiosk/screens/`` import Kivy. The app is given the flows the composition
+root built (``kiosk.wiring.build_ui`` -> ``KioskUi``) and builds the Kivy side: the screens, each
+given its flow and the translator plus a narrow callable where it needs one (``screen_parts``),
+and the Clock ticks. Everything a screen shows comes from the member session's ``UiState`` (or
+its own flow's state); taps go back to the flows. Worker threads (camera, sync, transactions,
+the maintenance monitor) reach the widgets only through ``post`` (``Clock.schedule_once``).
 
 Call ``prepare_kivy_env()`` before the first Kivy import (``kiosk/__main__.py`` does).
 """
@@ -49,7 +52,7 @@ from kiosk.services.ui_state import Screen, UiState  # noqa: E402
 
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
-    from kiosk.core import KioskCore
+    from kiosk.wiring import KioskUi
 
 # a start that failed is shown this long, then the app exits and systemd starts it again
 START_FAILED_EXIT_S = 15
@@ -100,50 +103,68 @@ def load_screen_class(spec: str):
     return getattr(module, cls_name)
 
 
+def post(fn: Callable[[], None]) -> None:
+    """Run ``fn`` on the UI thread at the next frame (safe from any thread): what the flows'
+    workers use to reach the widgets (``kiosk.wiring.build_ui(core, post=post)``)."""
+    Clock.schedule_once(lambda _dt: fn(), 0)
+
+
+def screen_parts(screen: Screen, ui: KioskUi) -> dict[str, object]:
+    """What each screen is given beyond the member session and the translator: its flow, or a
+    narrow callable, never the kiosk's parts."""
+    kiosk = ui.config.kiosk
+    return {
+        Screen.ATTRACT: dict(store_zh=kiosk.store_name_zh, store_en=kiosk.store_name_en,
+                             preview=ui.attract_preview),
+        Screen.CATALOG: dict(pictures=ui.pictures),
+        Screen.RESULT: dict(door_state=ui.door_state),
+        Screen.STAFF: dict(flow=ui.staff),
+        Screen.DIAGNOSTICS: dict(flow=ui.diagnostics, preview=ui.scanner),
+        Screen.MAINTENANCE: dict(monitor=ui.maintenance),
+    }.get(screen, {})  # fmt: skip
+
+
 class KioskApp(App):
     """The kiosk's window.
 
-    ``KioskApp(core)``: a wired, started core (``kiosk.core.build_core``); the screens are
-    built at once (tests, the demo). ``KioskApp.booting(config, start_core)``: what
-    ``kiosk run`` does: the first frame is a "starting" screen, ``start_core`` (build the
-    core, run crash recovery) runs on a worker, and the screens, scanner, watchdog pings and
-    maintenance checks begin once it returns.
+    ``KioskApp(ui)``: the flows of a wired, started kiosk (``kiosk.wiring.build_ui``); the
+    screens are built at once (tests, the demo). ``KioskApp.booting(config, start_ui)``: what
+    ``kiosk run`` does: the first frame is a "starting" screen, ``start_ui`` (build the core,
+    run crash recovery, build the flows) runs on a worker, and the screens, scanner, watchdog
+    pings and maintenance checks begin once it returns.
     """
 
     title = "Loyalty kiosk"
 
     def __init__(
         self,
-        core: KioskCore | None = None,
+        ui: KioskUi | None = None,
         *,
         config: KioskConfig | None = None,
-        start_core: Callable[[], KioskCore] | None = None,
-        translator: Translator | None = None,
+        start_ui: Callable[[], KioskUi] | None = None,
         on_frame: Callable[[], None] | None = None,
         screens: dict[Screen, str] | None = None,
-        check_maintenance_s: float = 30.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if core is None and (config is None or start_core is None):
-            raise ValueError("KioskApp needs a core, or a config and start_core")
-        self.core = core
-        self.kiosk_config = core.config if core is not None else config
-        self._start_core = start_core
+        if ui is None and (config is None or start_ui is None):
+            raise ValueError("KioskApp needs the flows, or a config and start_ui")
+        self.ui = ui
+        self.kiosk_config = ui.config if ui is not None else config
+        self._start_ui = start_ui
         self.start_error: BaseException | None = None
-        self.tr = translator or Translator(self.kiosk_config.kiosk.language)
+        # the starting screen's until the flows come with theirs
+        self.tr = ui.tr if ui is not None else Translator(self.kiosk_config.kiosk.language)
         self.on_frame = on_frame  # the systemd watchdog ping rides on the UI loop
-        self.session = None  # a MemberSession once the core is there
+        self.session = None  # the MemberSession once the flows are there
         self.screen_specs = screens or SCREENS  # tests may build a subset
         self.screens: dict[Screen, object] = {}
-        self.check_maintenance_s = check_maintenance_s  # 0: never (tests of single screens)
-        self._checking = threading.Event()
         self._ticks: list = []  # Clock intervals, cancelled on stop (the Clock outlives an app)
         self.last_state = UiState()
 
     @classmethod
-    def booting(cls, config: KioskConfig, start_core: Callable[[], KioskCore], **kwargs):
-        return cls(None, config=config, start_core=start_core, **kwargs)
+    def booting(cls, config: KioskConfig, start_ui: Callable[[], KioskUi], **kwargs):
+        return cls(None, config=config, start_ui=start_ui, **kwargs)
 
     def stop_on_signals(self) -> None:
         """``systemctl stop`` (SIGTERM) or Ctrl-C: leave the main loop at the next frame, so
@@ -160,15 +181,15 @@ class KioskApp(App):
     # ---- threads -> main thread -----------------------------------------------------------
     def post(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the UI thread at the next frame (safe from any thread)."""
-        Clock.schedule_once(lambda _dt: fn(), 0)
+        post(fn)
 
     # ---- Kivy ----------------------------------------------------------------------------
     def build(self):
         register_font(self.kiosk_config.ui.font_path)
         Window.size = (800, 480)
         self.manager = ScreenManager(transition=NoTransition())
-        if self.core is not None:
-            self._attach(self.core)
+        if self.ui is not None:
+            self._attach(self.ui)
         else:
             from kiosk.screens.starting import StartingScreen
 
@@ -184,7 +205,7 @@ class KioskApp(App):
     def _boot(self) -> None:
         """The worker behind the starting screen."""
         try:
-            core = self._start_core()  # type: ignore[misc]
+            ui = self._start_ui()  # type: ignore[misc]
         except Exception as exc:  # shown here, logged, re-raised by kiosk run after the window
             if isinstance(exc, KioskError):
                 log.critical("the kiosk could not start: %s", exc)
@@ -193,83 +214,33 @@ class KioskApp(App):
             self.start_error = failure = exc
             self.post(lambda: self._start_failed(failure))
             return
-        self.post(lambda: self._attach(core))
+        self.post(lambda: self._attach(ui))
 
     def _start_failed(self, exc: BaseException) -> None:
         self.starting.failed(str(exc), START_FAILED_EXIT_S)
         self._ticks.append(Clock.schedule_once(lambda _dt: self.stop(), START_FAILED_EXIT_S))
 
-    def _attach(self, core: KioskCore) -> None:
-        """The core is started: build the screens and begin serving (main thread)."""
-        from kiosk.services.session import MemberSession
-
+    def _attach(self, ui: KioskUi) -> None:
+        """The kiosk is started: build the screens and begin serving (main thread)."""
         _load_clipboard_quietly()
-        self.core = core
-        self.session = MemberSession(
-            identifier=core.identifier,
-            engine=core.engine,
-            catalog=core.catalog_view,  # the server's stock less what it has not heard of
-            online=core.connectivity.online,
-            post=self.post,
-            idle_logout_s=self.kiosk_config.ui.idle_logout_s,
-            wheel_info=lambda: core.wheels.get(core.config.wheel.id),
-            member_wheel_info=lambda member_id, member_session: core.client.wheel_info(
-                core.config.wheel.id, member_id, member_session
-            ),
-            lookup_timeout_s=self.kiosk_config.server.read_timeout_s,  # the client's bound
-        )
+        self.ui, self.tr, self.session = ui, ui.tr, ui.session
         for screen, spec in self.screen_specs.items():
             widget = load_screen_class(spec)(
-                name=screen.value, session=self.session, tr=self.tr, core=core
+                name=screen.value, session=ui.session, tr=ui.tr, **screen_parts(screen, ui)
             )
             self.screens[screen] = widget
             self.manager.add_widget(widget)
         self.session.subscribe(self.render)
-        if (alarms := core.alarms) is not None:  # door alarms: the attract screen's staff alert
-            # read on the main thread when applied, so a late update never restores stale alarms
-            alarms.subscribe(lambda _: self.post(lambda: self.session.set_alarms(alarms.active())))
-            self.session.set_alarms(alarms.active())
         self.tr.on_change(lambda _lang: self.render(self.last_state))
         every = self._ticks.append
         every(Clock.schedule_interval(lambda _dt: self.session.tick(), 1.0))
         if self.on_frame is not None:  # READY=1 only now: recovery is done, members served
             self.on_frame()
             every(Clock.schedule_interval(lambda _dt: self.on_frame(), 1.0))
-        if core.scanner is not None:
-            core.scanner.start(lambda code: self.session.on_scan(code.payload))
-        if self.check_maintenance_s:
-            self.check_maintenance()
-            every(
-                Clock.schedule_interval(
-                    lambda _dt: self.check_maintenance(), self.check_maintenance_s
-                )
-            )
+        ui.start()  # camera codes to the session, door alarms, the maintenance checks
         self.render(self.session.state)
         if self.manager.has_screen("starting"):
             self.manager.remove_widget(self.manager.get_screen("starting"))
-
-    def check_maintenance(self) -> None:
-        """Ask (on a worker: the printer query blocks) whether a device the kiosk needs is
-        down; the session switches to the maintenance screen once no member is served."""
-        if self._checking.is_set():
-            return
-        self._checking.set()
-
-        def work() -> None:
-            from kiosk.services.diagnostics import maintenance_reason
-
-            try:
-                reason = maintenance_reason(self.core, self.tr)
-            except Exception:  # a check must never take the kiosk down
-                log.exception("maintenance check failed")
-                reason = None
-            finally:
-                self._checking.clear()
-            if reason is not None and reason != self.session.state.maintenance:
-                log.warning("out of service: %s", reason.en.replace("\n", "; "))
-            self.post(lambda: self.session.set_maintenance(reason))
-
-        threading.Thread(target=work, name="kiosk-maintenance-check", daemon=True).start()
 
     def render(self, state: UiState) -> None:
         """Show ``state`` (main thread only)."""
@@ -288,5 +259,5 @@ class KioskApp(App):
         for tick in self._ticks:
             tick.cancel()
         self._ticks.clear()
-        if self.core is not None and self.core.scanner is not None:
-            self.core.scanner.stop()
+        if self.ui is not None and self.session is not None:  # started: stop what it started
+            self.ui.stop()

@@ -36,6 +36,7 @@ from kiosk.commands.doctor_base import (  # noqa: F401 - re-exported: kiosk.comm
 from kiosk.config import KioskConfig, KioskSection, ServerSection, load_config
 from kiosk.domain.member_codes import load_public_keys
 from kiosk.errors import ConfigError, KioskError, Rejected
+from kiosk.services.health import check_server
 from kiosk.storage import tables
 from kiosk.storage.journal_reader import (
     SAFE_MODE_NAME,
@@ -155,22 +156,21 @@ def _old_pin(server: ServerSection) -> Check:
 def _server(server: ServerSection, p: Probes) -> list[Check]:
     client = p.make_client(server)
     try:
-        sent, started = p.clock(), time.monotonic()
-        try:
-            health = client.health()
-        except KioskError as exc:
+        sent = p.clock()
+        reached = check_server(client.health, server.url)  # the probe the technician's screen uses
+        if not reached.reachable:
             return [
-                fail("server", str(exc), FIX_NETWORK.format(url=server.url)),
+                fail("server", reached.detail, FIX_NETWORK.format(url=server.url)),
                 info("clock", "not measured: the store server did not answer"),
                 info("server token", "not checked: the store server did not answer"),
             ]
-        latency, received = time.monotonic() - started, p.clock()
+        latency, received = (reached.latency_ms or 0.0) / 1000, p.clock()
         said = f"{server.url} answered in {latency * 1000:.0f} ms"
         if latency > SLOW_S:
             reach = warn("server", said + ": slow", "check the network: members wait on each call")
         else:
             reach = ok("server", said)
-        return [reach, _clock(health.get("server_time", ""), (sent + received) / 2), _token(client)]
+        return [reach, _clock(reached.server_time, (sent + received) / 2), _token(client)]
     finally:
         client.close()
 

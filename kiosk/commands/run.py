@@ -64,8 +64,9 @@ def use_escpos_cache(cfg: KioskConfig) -> None:
 
 
 class CoreStarter:
-    """``start_core`` for ``KioskApp.booting``: runs behind the starting screen (a worker):
-    devices, journal, crash recovery, first sync. ``stop()`` stops what it built."""
+    """``start_ui`` for ``KioskApp.booting``: runs behind the starting screen (a worker):
+    devices, journal, crash recovery, first sync, then the flows the screens render (all
+    built by the composition root, kiosk/wiring.py). ``stop()`` stops what it built."""
 
     def __init__(self, cfg: KioskConfig, pinger: WatchdogPinger | None = None) -> None:
         self.cfg, self.pinger = cfg, pinger
@@ -73,8 +74,9 @@ class CoreStarter:
 
     def __call__(self):
         from drivers.camera import make_scanner  # the composition root may import drivers
-        from kiosk.core import build_core
+        from kiosk.app import post
         from kiosk.services.diagnostics import install_error_buffer
+        from kiosk.wiring import build_core, build_ui
 
         install_error_buffer()  # the technician screen's "recent errors"
         self.core = core = build_core(self.cfg, scanner=make_scanner(self.cfg.scanner))
@@ -82,7 +84,7 @@ class CoreStarter:
         if core.journal.safe_mode and self.pinger is not None:
             self.pinger.status(f"SAFE MODE: {core.journal.safe_mode_reason}")
         log.info("kiosk %s serving", self.cfg.kiosk.id)
-        return core
+        return build_ui(core, post=post)
 
     def stop(self) -> None:
         if self.core is not None:

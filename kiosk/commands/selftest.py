@@ -1,8 +1,11 @@
 """``kiosk selftest``: check the camera, the printer and (on request) each locker door.
 
-Provisioning and the technician's diagnostics screen reuse ``run_selftest``. With ``sim`` every
-device is its simulator (the configured kinds are overridden), so the same checks run on a
-machine without hardware; there the camera must also decode a test QR code.
+It opens the devices itself, so it runs while the kiosk is stopped (the running kiosk's
+technician screen has its own live self-test: kiosk/services/diagnostics.py); the camera,
+printer and door probes are kiosk/services/health.py's, shared with that screen and ``kiosk
+doctor``. With ``sim`` every device is its simulator (the configured kinds are overridden), so
+the same checks run on a machine without hardware; there the camera must also decode a test QR
+code.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from kiosk.config import KioskConfig
 from kiosk.domain.receipts import DeviceCheck, NamedValue, SelfTestPage
 from kiosk.errors import KioskError
 from kiosk.ports import AlreadyOpen, DoorJammed, Opened, ScannedCode
+from kiosk.services.health import check_camera as camera_probe
+from kiosk.services.health import check_printer as printer_probe
+from kiosk.services.health import door_checks, read_doors
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +79,8 @@ def check_camera(cfg: KioskConfig, sim: bool) -> DeviceCheck:
             if not sim and health.ok and health.frames > 0:
                 return DeviceCheck("camera", True, f"{health.frames} frames from camera {s.device}")
             time.sleep(0.05)
-        health = scanner.health()
-        what = "no test QR decoded" if sim and health.ok else health.detail
+        probe = camera_probe(scanner)  # worded as the technician's screen words it
+        what = "no test QR decoded" if sim and probe.ok else probe.detail
         return DeviceCheck("camera", False, f"{what} (waited {CAMERA_WAIT_S:.0f} s)")
     finally:
         scanner.stop()
@@ -91,11 +97,11 @@ def check_printer(
     except KioskError as exc:
         return DeviceCheck("printer", False, str(exc))
     try:
-        status = printer.status()
-        if not status.ready:
-            return DeviceCheck("printer", False, status.detail)
+        ready = printer_probe(printer)  # the status query, as the technician's screen asks it
+        if not ready.ok:
+            return ready
         printer.print_receipt(page)
-        note = f" (paper {status.paper.value})" if status.paper.value != "ok" else ""
+        note = f" ({ready.detail})" if ready.detail != "paper ok" else ""
         return DeviceCheck("printer", True, f"test page printed{note}")
     except KioskError as exc:
         return DeviceCheck("printer", False, str(exc))
@@ -115,13 +121,15 @@ def check_locker(
         return [DeviceCheck("locker", False, str(exc))]
     checks = []
     try:
-        for number in locker.compartments:
-            name = f"door {number}"
+        readings = read_doors(locker, locker.compartments)
+        if not pulse_doors:
+            return door_checks(readings)
+        for reading in readings:
+            number, name = reading.number, f"door {reading.number}"
+            if reading.state is None:
+                checks.append(DeviceCheck(name, False, reading.detail))
+                continue
             try:
-                state = locker.door_state(number)
-                if not pulse_doors:
-                    checks.append(DeviceCheck(name, True, f"sensor reads {state.value}"))
-                    continue
                 result = locker.open(number)
             except KioskError as exc:
                 checks.append(DeviceCheck(name, False, str(exc)))
@@ -161,8 +169,8 @@ def run_selftest(
 ) -> list[DeviceCheck]:
     """Every check, camera first; the printed page carries the results gathered before it.
 
-    ``make_printer`` / ``make_locker`` default to the drivers' factories; the diagnostics screen
-    and tests pass their own (an already running simulator with a fault, say).
+    ``make_printer`` / ``make_locker`` default to the drivers' factories; tests pass their own
+    (an already running simulator with a fault, say).
     """
     cfg = simulated(cfg) if sim else cfg
     checks = [check_camera(cfg, sim)]

@@ -2,9 +2,10 @@
 
 ``DemoRig`` starts the demo store server behind a relay that can cut the network for real
 (``kiosk.demo.network.DemoServer``), writes a kiosk config with the simulated scanner, printer and
-locker, enrolls, builds and starts the core. Then either the touch app opens in a window with simulator keys (``KEYS``), or, with
-``--tour DIR`` or without a display, the scripted tour (``kiosk.demo.tour``) runs offscreen through
-every screen and writes a screenshot per step and the printed receipts to DIR.
+locker, enrolls, builds and starts the core (kiosk/wiring.py, as ``kiosk run`` does). Then
+either the touch app opens in a window with simulator keys (``KEYS``), or, with ``--tour DIR``
+or without a display, the scripted tour (``kiosk.demo.tour``) runs offscreen through every
+screen and writes a screenshot per step and the printed receipts to DIR.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import shutil
 import tempfile
 import textwrap
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,10 +109,10 @@ class DemoRig:
         from drivers.printer import make_printer
         from drivers.printer.sim_printer import VirtualPrinter
         from kiosk.config import load_config
-        from kiosk.core import build_core
         from kiosk.demo.network import DemoServer
         from kiosk.sync.client import RetryPolicy, StoreServerClient
         from kiosk.sync.worker import SyncSettings
+        from kiosk.wiring import build_core
 
         self.folder = folder
         self.server = server = DemoServer(folder, KIOSK_ID, port)
@@ -277,17 +277,11 @@ class KeyPanel:
         return progress.pay_url if progress is not None else None
 
     def toggle_cover(self) -> str:
-        """Cover open: the kiosk checks its devices and goes out of service, as it would."""
-        from kiosk.services.diagnostics import maintenance_reason
-
-        rig, app = self.rig, self.app
+        """Cover open: the kiosk checks its devices and goes out of service, as it would (at
+        once: the maintenance monitor would notice within its period anyway)."""
+        rig = self.rig
         rig.set_cover(not rig.cover_open)
-
-        def check() -> None:  # the printer query blocks briefly: not on the UI thread
-            reason = maintenance_reason(rig.core)
-            app.post(lambda: app.session.set_maintenance(reason))
-
-        threading.Thread(target=check, name="demo-maintenance-check", daemon=True).start()
+        self.app.ui.maintenance.check_now()
         return "printer cover open" if rig.cover_open else "printer cover shut"
 
 
@@ -297,9 +291,10 @@ def _did(_done: object, message: str) -> str:
 
 def run_window(rig: DemoRig) -> None:
     """The kiosk in a window, with the simulator keys, until the window closes."""
-    from kiosk.app import KioskApp
+    from kiosk.app import KioskApp, post
+    from kiosk.wiring import build_ui
 
-    app = KioskApp(rig.core)
+    app = KioskApp(build_ui(rig.core, post=post))
     panel = KeyPanel(rig, app)
     app.bind(on_start=lambda *_: panel.install())
     app.run()

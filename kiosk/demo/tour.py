@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kiosk.demo.rig import JAM_DOOR
+from kiosk.screens.driver import UiDriver  # first: it prepares Kivy's environment
+
+# isort: split
+from kiosk.app import post
 from kiosk.errors import KioskError
-from kiosk.screens.driver import UiDriver
-from kiosk.services.diagnostics import maintenance_reason
 from kiosk.services.staff_session import DoorPhase, StaffStep
 from kiosk.services.txn_steps import Outcome
+from kiosk.wiring import build_ui
 
 if TYPE_CHECKING:
     from kiosk.demo.rig import DemoRig
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def run_tour(rig: DemoRig, out: Path) -> int:
     """The screenshot tour; 0 if every step reached its screen (and passed its check)."""
-    with UiDriver(rig.core) as ui:
+    with UiDriver(build_ui(rig.core, post=post)) as ui:
         return Tour(rig, ui, out).run()
 
 
@@ -327,12 +330,11 @@ class Tour:
 
     def maintenance(self) -> None:
         ui, rig = self.ui, self.rig
+        monitor = ui.app.ui.maintenance
         rig.set_cover(True)  # the kiosk finds the printer unusable: out of service
         try:
-            reason = maintenance_reason(rig.core)
-            self.step("maintenance", "maintenance", lambda: (
-                expect(reason, "a reason to stop with the cover open"),
-                self.session.set_maintenance(reason)))  # fmt: skip
+            self.step("maintenance", "maintenance", monitor.check_now)
+            expect(self.session.state.maintenance, "a reason to stop with the cover open")
         finally:
             rig.set_cover(False)
         self.step("maintenance-over", "attract", lambda: ui.screen.check_now())

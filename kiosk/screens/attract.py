@@ -7,7 +7,7 @@ above everything, in both languages, for staff (``UiState.alarms``)."""
 from __future__ import annotations
 
 from kivy.animation import Animation
-from kivy.properties import BooleanProperty, NumericProperty, StringProperty
+from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 
 from kiosk.screens.base import KioskScreen, load_kv
 from kiosk.screens.preview import CameraPreview  # noqa: F401 - used in attract.kv
@@ -17,6 +17,9 @@ load_kv(__file__)
 
 
 class AttractScreen(KioskScreen):
+    store_zh = StringProperty("")
+    store_en = StringProperty("")
+    preview = ObjectProperty(None, allownone=True)  # the camera to preview (None: none shown)
     looking_up = BooleanProperty(False)  # a member lookup runs
     lookup_countdown = StringProperty("")
     lookup_done = NumericProperty(0.0)  # share of the lookup's time limit used, 0..1

@@ -1,6 +1,8 @@
-"""What every screen shares: its services, the translator, its .kv file, debounced buttons.
+"""What every screen shares: the member session, the translator, its .kv file, debounced buttons.
 
-A screen renders a ``UiState`` in ``show(state)`` and forwards taps to ``self.session``.
+A screen renders a ``UiState`` in ``show(state)`` and forwards taps to ``self.session``. It is
+given its flow and the translator (kiosk/app.py passes them from ``kiosk.wiring.KioskUi``), plus
+a narrow callable where it needs one (the result screen's door state), never the kiosk's parts.
 Every text goes through ``self.tr`` (keys in ``kiosk/locale/<screen>.toml``); no literal
 user-facing strings in .py or .kv files.
 """
@@ -58,14 +60,13 @@ class TapButton(Button):
 class KioskScreen(Screen):
     """Base of all screens; subclasses set widgets in their .kv and fill them in ``show``."""
 
-    session = ObjectProperty(None)
+    session = ObjectProperty(None)  # the MemberSession: every screen follows its UiState
     tr = ObjectProperty(None)
-    core = ObjectProperty(None)
     state = ObjectProperty(None, allownone=True)
     lang = StringProperty("zh")  # kv texts name it so they re-render on a language switch
 
-    def __init__(self, *, session, tr, core, **kwargs) -> None:
-        super().__init__(session=session, tr=tr, core=core, **kwargs)
+    def __init__(self, *, session, tr, **kwargs) -> None:
+        super().__init__(session=session, tr=tr, **kwargs)
 
     def show(self, state: UiState) -> None:
         """Render ``state``: kept for kv bindings (``root.state``), then ``refresh``."""

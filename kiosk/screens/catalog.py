@@ -5,7 +5,7 @@ out with the reason (out of stock, N more points needed, cash needs the network)
 One card per item in a ScrollView: a kiosk catalog holds tens of items, not thousands, and a
 real widget per item lets ``item_button(sku)`` hand tests and the demo tour a tappable widget.
 
-Pictures come from the core's picture cache (``<state_dir>/pictures``, filled by the sync
+Pictures come from the kiosk's picture cache (``<state_dir>/pictures``, filled by the sync
 worker from the store server); an item without one shows its initial on a colour of its own.
 """
 
@@ -71,7 +71,9 @@ load_kv(__file__)
 class CatalogScreen(KioskScreen):
     """Renders ``state.offer`` as cards; a tap on an available card goes to ``session.choose``."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, pictures=None, **kwargs) -> None:
+        # the picture lookup: ``path(name)`` and a ``generation`` that moves as pictures arrive
+        self.pictures = pictures
         super().__init__(**kwargs)
         self._cards: dict[str, ItemCard] = {}
         self._built: tuple | None = None  # (offer, language, pictures) the cards show
@@ -95,8 +97,8 @@ class CatalogScreen(KioskScreen):
             self._build(state.offer, generation)
 
     def _pictures(self):
-        """The core's picture cache (kiosk/storage/pictures.py), if it has one."""
-        return getattr(self.core, "pictures", None)
+        """The item pictures (kiosk/storage/pictures.py's cache), if this kiosk has them."""
+        return self.pictures
 
     def _build(self, offer: tuple[Affordability, ...], generation: int) -> None:
         grid = self.ids.item_grid

@@ -8,19 +8,14 @@ from __future__ import annotations
 import datetime as dt
 
 from kivy.clock import Clock
+from kivy.properties import ObjectProperty
 from kivy.utils import escape_markup
 
 from kiosk.domain.payloads import PayloadKind
 from kiosk.domain.receipts import DeviceCheck
 from kiosk.screens.base import KioskScreen, load_kv
 from kiosk.screens.preview import CameraPreview  # noqa: F401 - used in diagnostics.kv
-from kiosk.services.diagnostics import (
-    Diagnostics,
-    DiagnosticsFlow,
-    TechState,
-    TechStep,
-    install_error_buffer,
-)
+from kiosk.services.diagnostics import Diagnostics, DiagnosticsFlow, TechState, TechStep
 from kiosk.services.ui_state import Screen, UiState
 
 load_kv(__file__)
@@ -30,17 +25,13 @@ _FAIL, _HEAD = "ff7766", "8fc1ff"
 
 
 class DiagnosticsScreen(KioskScreen):
-    def __init__(self, **kwargs) -> None:
+    preview = ObjectProperty(None, allownone=True)  # the camera: is it aimed, in focus?
+
+    def __init__(self, *, flow: DiagnosticsFlow, **kwargs) -> None:
+        self.flow = flow
         super().__init__(**kwargs)
-        self.flow = DiagnosticsFlow(
-            self.core, post=self._post, on_exit=self.session.logout, errors=install_error_buffer()
-        )
         self.flow.subscribe(lambda _state: self.render())
         self._ticker = None
-
-    @staticmethod
-    def _post(fn) -> None:
-        Clock.schedule_once(lambda _dt: fn(), 0)
 
     def on_enter(self, *args) -> None:
         self.ids.preview.active = True  # the camera's picture: is it aimed, in focus?

@@ -18,8 +18,10 @@ from kivy.tests import UnitTestTouch
 class UiDriver:
     """The real ``KioskApp`` without ``run()``: the caller pumps the event loop."""
 
-    def __init__(self, core, **app_kwargs) -> None:
-        self.app = KioskApp(core, **app_kwargs)
+    def __init__(self, ui, **app_kwargs) -> None:
+        """``ui``: the flows (``kiosk.wiring.build_ui``), or None with ``config`` and
+        ``start_ui`` for the starting screen, as ``KioskApp`` takes them."""
+        self.app = KioskApp(ui, **app_kwargs)
 
     def __enter__(self) -> UiDriver:
         self.app._run_prepare()  # builds the root and opens the (offscreen) window

@@ -10,6 +10,7 @@ under a short lock that no pulse or door wait holds, so the read never blocks th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from kivy.clock import Clock
 
@@ -88,6 +89,10 @@ class ResultScreen(KioskScreen):
     _opening = False  # the transaction still runs: a closed door is "opening", not "closed"
     _poll_event = None
 
+    def __init__(self, *, door_state: Callable[[int], DoorState], **kwargs) -> None:
+        self.door_state = door_state  # the locker's sensor, read while the door is watched
+        super().__init__(**kwargs)
+
     def on_leave(self, *args) -> None:
         self._stop_poll()
 
@@ -156,7 +161,7 @@ class ResultScreen(KioskScreen):
             self._stop_poll()
             return
         try:
-            door = self.core.locker.door_state(number)
+            door = self.door_state(number)
         except KioskError as exc:
             log.warning("compartment %d: door state unreadable: %s", number, exc)
             self.ids.door.text = self.tr("result.door_unknown", n=number)

@@ -49,19 +49,13 @@ load_kv(__file__)  # after KeypadKey: the kv's keys are KeypadKeys
 
 
 class StaffScreen(KioskScreen):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, flow: StaffFlow, **kwargs) -> None:
+        self.flow = flow
         super().__init__(**kwargs)
-        self.flow = StaffFlow.from_core(
-            self.core, self.tr, post=self._post, on_exit=self.session.logout
-        )
         self.flow.subscribe(lambda _state: self.render())
         self.shown: StaffState = self.flow.state  # what the widgets show (a frame behind flow)
         self._tiles: dict[int, TapButton] = {}
         self._ticker = None
-
-    @staticmethod
-    def _post(fn) -> None:
-        Clock.schedule_once(lambda _dt: fn(), 0)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def on_enter(self, *args) -> None:

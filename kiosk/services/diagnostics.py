@@ -1,9 +1,10 @@
 """What a technician sees, without Kivy: versions, config, server, sync, devices, journal, errors.
 
-``gather(core)`` reads everything once (it blocks on the server's health call and the printer's
-status query: run it on a worker); ``run_live_selftest(core)`` checks the running devices
-(``kiosk selftest`` builds its own, which the app cannot while it holds them);
-``maintenance_reason(core)`` says whether the kiosk can serve members at all;
+``gather(readings)`` reads everything once (it blocks on the server's health call and the
+printer's status query: run it on a worker); ``run_live_selftest(readings)`` checks the running
+devices (``kiosk selftest`` builds its own, which the app cannot while it holds them). Both read
+through ``KioskReadings``, the ports the composition root (kiosk/wiring.py) hands over, and the
+probes of kiosk/services/health.py (also where "can the kiosk serve members?" is decided).
 ``verify_technician`` (kiosk/services/technician_codes.py) checks the technician code that opens
 it: signed by the store, made for this kiosk's id and never seen here before.
 ``install_error_buffer()`` keeps the last warnings and errors of the log for this screen.
@@ -19,18 +20,27 @@ import logging
 import platform
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
 from kiosk import __version__
-from kiosk.domain.receipts import Bilingual, DeviceCheck, NamedValue, SelfTestPage
+from kiosk.config import KioskConfig
+from kiosk.domain.receipts import DeviceCheck, NamedValue, SelfTestPage
 from kiosk.errors import KioskError
-from kiosk.i18n import Translator
-from kiosk.ports import DoorState, PaperState
+from kiosk.services.health import (
+    Devices,
+    DoorReading,
+    ServerCheck,
+    check_camera,
+    check_printer,
+    check_server,
+    door_checks,
+    read_doors,
+)
 from kiosk.services.technician_codes import technician_guard, verify_technician
-from kiosk.storage.journal import JournalStats
+from kiosk.storage.journal import Journal, JournalStats
 from kiosk.sync.worker import SyncStatus
 
 log = logging.getLogger(__name__)
@@ -91,18 +101,17 @@ def install_error_buffer(capacity: int = 50) -> ErrorBuffer:
 
 
 @dataclass(frozen=True)
-class ServerCheck:
-    url: str
-    reachable: bool
-    latency_ms: float | None  # of GET /v1/health, retries included
-    detail: str  # the server's status and time, or what went wrong
+class KioskReadings:
+    """What the technician's report reads: the devices, and a narrow callable for each part of
+    the kiosk it asks (the composition root, kiosk/wiring.py, fills them in)."""
 
-
-@dataclass(frozen=True)
-class DoorReading:
-    number: int
-    state: DoorState | None  # None: the sensor could not be read
-    detail: str = ""
+    config: KioskConfig  # the summary, the server's url, the key file and kiosk id
+    devices: Devices
+    server_health: Callable[[], Mapping[str, Any]]  # GET /v1/health
+    sync_status: Callable[[], SyncStatus]
+    flagged: Callable[[], Mapping[int, Any]]  # compartments marked "needs check"
+    queued_receipts: Callable[[], int]
+    journal: Journal  # stats, safe mode, and the technician codes already seen
 
 
 @dataclass(frozen=True)
@@ -148,48 +157,9 @@ def config_summary(cfg) -> tuple[NamedValue, ...]:
     )
 
 
-def check_server(core, clock: Callable[[], float] = time.monotonic) -> ServerCheck:
-    url, start = core.config.server.url, clock()
-    try:
-        info = core.client.health()
-    except KioskError as exc:
-        return ServerCheck(url, False, None, str(exc))
-    ms = (clock() - start) * 1000
-    return ServerCheck(url, True, ms, f"{info.get('status')}, {info.get('server_time')}")
-
-
-def check_printer(core) -> DeviceCheck:
-    try:
-        status = core.printer.status()
-    except KioskError as exc:
-        return DeviceCheck("printer", False, str(exc))
-    detail = f"paper {status.paper.value}" if status.ready else status.detail
-    return DeviceCheck("printer", status.ready, detail)
-
-
-def check_camera(core, clock: Callable[[], float] = time.monotonic) -> DeviceCheck | None:
-    if core.scanner is None:
-        return None
-    health = core.scanner.health()
-    detail = f"{health.detail}, {health.frames} frames"
-    if health.last_decode_ms is not None:
-        detail += f", last decode {health.last_decode_ms:.1f} ms"
-    if health.last_frame_at is not None:
-        detail += f", last frame {max(0.0, clock() - health.last_frame_at):.1f} s ago"
-    return DeviceCheck("camera", health.ok, detail)
-
-
-def read_doors(core) -> tuple[DoorReading, ...]:
-    out = []
-    for c in core.config.locker.compartments:
-        try:
-            out.append(DoorReading(c.number, core.locker.door_state(c.number)))
-        except KioskError as exc:
-            out.append(DoorReading(c.number, None, str(exc)))
-    return tuple(out)
-
-
-def gather(core, errors: ErrorBuffer | None = None, clock=time.monotonic) -> Diagnostics:
+def gather(
+    k: KioskReadings, errors: ErrorBuffer | None = None, clock=time.monotonic
+) -> Diagnostics:
     """Read everything (blocking: the server and the printer are asked)."""
     problems: list[str] = []
 
@@ -202,19 +172,21 @@ def gather(core, errors: ErrorBuffer | None = None, clock=time.monotonic) -> Dia
             return default
 
     unread = DeviceCheck("printer", False, "unreadable")
+    url, dev = k.config.server.url, k.devices
     return Diagnostics(
         versions=versions(),
-        config=config_summary(core.config),
-        server=read("server", lambda: check_server(core, clock),
-                    ServerCheck(core.config.server.url, False, None, "unreadable")),
-        sync=read("sync", core.sync.status, None),
-        printer=read("printer", lambda: check_printer(core), unread),
-        camera=read("camera", lambda: check_camera(core, clock), DeviceCheck("camera", False, "?")),
-        doors=read("doors", lambda: read_doors(core), ()),
-        flagged=read("flags", lambda: tuple(sorted(core.engine.flagged())), ()),
-        queued_receipts=read("receipts", lambda: len(core.receipts), 0),
-        journal=read("journal", core.journal.stats, None),
-        safe_mode=core.journal.safe_mode_reason,
+        config=config_summary(k.config),
+        server=read("server", lambda: check_server(k.server_health, url, clock),
+                    ServerCheck(url, False, None, "unreadable")),
+        sync=read("sync", k.sync_status, None),
+        printer=read("printer", lambda: check_printer(dev.printer), unread),
+        camera=read("camera", lambda: check_camera(dev.scanner, clock),
+                    DeviceCheck("camera", False, "?")),
+        doors=read("doors", lambda: read_doors(dev.locker, dev.compartments), ()),
+        flagged=read("flags", lambda: tuple(sorted(k.flagged())), ()),
+        queued_receipts=read("receipts", k.queued_receipts, 0),
+        journal=read("journal", k.journal.stats, None),
+        safe_mode=k.journal.safe_mode_reason,
         errors=errors.lines() if errors is not None else (),
         problems=tuple(problems),
     )  # fmt: skip
@@ -223,85 +195,32 @@ def gather(core, errors: ErrorBuffer | None = None, clock=time.monotonic) -> Dia
 # ---- the self-test on the running devices -----------------------------------------------------
 
 
-def run_live_selftest(core, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
+def run_live_selftest(
+    k: KioskReadings, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+) -> list[DeviceCheck]:
     """Camera health, each door sensor, the journal, then a self-test page with the results."""
+    dev = k.devices
     checks: list[DeviceCheck] = []
-    camera = check_camera(core)
+    camera = check_camera(dev.scanner)
     checks += [camera] if camera is not None else []
-    for door in read_doors(core):
-        ok = door.state is not None
-        detail = f"sensor reads {door.state.value}" if door.state is not None else door.detail
-        checks.append(DeviceCheck(f"door {door.number}", ok, detail))
-    reason = core.journal.safe_mode_reason
+    checks += door_checks(read_doors(dev.locker, dev.compartments))
+    reason = k.journal.safe_mode_reason
     checks.append(DeviceCheck("journal", reason is None, reason or "writable"))
-    printer = check_printer(core)
+    printer = check_printer(dev.printer)
     if printer.ok:
-        cfg = core.config
+        cfg = k.config
         page = SelfTestPage(
             store_name_zh=cfg.kiosk.store_name_zh, store_name_en=cfg.kiosk.store_name_en,
             kiosk_id=cfg.kiosk.id, printed_at=now(), versions=versions()[:2],
             config=config_summary(cfg), devices=tuple(checks),
         )  # fmt: skip
         try:
-            core.printer.print_receipt(page)
+            dev.printer.print_receipt(page)
             printer = DeviceCheck("printer", True, "test page printed")
         except KioskError as exc:
             printer = DeviceCheck("printer", False, str(exc))
     checks.append(printer)
     return checks
-
-
-# ---- can the kiosk serve members? ---------------------------------------------------------------
-
-_texts: Translator | None = None
-
-
-def printer_down(core, tries: int = 2, pause_s: float = 0.5) -> str | None:
-    """Why the printer cannot print (None: it can, or it is only out of paper). One silent
-    or offline answer is asked again: a status query can miss its deadline on a busy kiosk,
-    and one missed answer must not take the kiosk out of service."""
-    detail: str | None = None
-    for attempt in range(tries):
-        if attempt:
-            time.sleep(pause_s)
-        try:
-            status = core.printer.status()
-        except KioskError as exc:
-            detail = str(exc)
-            continue
-        # ESC/POS printers report "offline" while out of paper: that alone is no reason
-        paper_out_only = status.paper is PaperState.OUT and not status.cover_open
-        if (status.online and not status.cover_open) or paper_out_only:
-            return None
-        detail = status.detail
-    return detail
-
-
-def maintenance_reason(core, texts: Translator | None = None) -> Bilingual | None:
-    """What staff must fix before members can be served (None: nothing). Blocks briefly on the
-    printer's status query: call it from a worker. Paper out is not a reason (receipts wait in
-    the queue); a printer that does not answer, a locker without one readable door, a failing
-    camera, a journal in safe mode and a kiosk not enrolled are."""
-    global _texts
-    texts = texts or _texts or (_texts := Translator("zh"))
-    found: list[tuple[str, dict[str, object]]] = []
-    if core.journal.safe_mode:
-        found.append(("maintenance.journal", {"detail": core.journal.safe_mode_reason}))
-    if core.identifier is None:
-        found.append(("maintenance.not_enrolled", {}))
-    printer_fault = printer_down(core)
-    if printer_fault is not None:
-        found.append(("maintenance.printer", {"detail": printer_fault}))
-    doors = read_doors(core)
-    if doors and all(d.state is None for d in doors):
-        found.append(("maintenance.locker", {"detail": doors[0].detail}))
-    camera = check_camera(core)
-    if camera is not None and not camera.ok:
-        found.append(("maintenance.camera", {"detail": camera.detail}))
-    if not found:
-        return None
-    zh = "\n".join(texts.text(key, "zh", **f) for key, f in found)
-    return Bilingual(zh, "\n".join(texts.text(key, "en", **f) for key, f in found))
 
 
 class TechStep(enum.Enum):
@@ -326,13 +245,14 @@ class TechState:
 class DiagnosticsFlow:
     """Technician code -> report (-> self-test) -> back; leaves by itself when idle."""
 
-    def __init__(self, core, *, post, on_exit, run=None, errors: ErrorBuffer | None = None,
-                 now=time.time, clock=time.monotonic, idle_s: float = 180.0) -> None:  # fmt: skip
-        self.core, self.post, self.on_exit, self.errors = core, post, on_exit, errors
+    def __init__(self, readings: KioskReadings, *, post, on_exit, run=None,
+                 errors: ErrorBuffer | None = None, now=time.time, clock=time.monotonic,
+                 idle_s: float = 180.0) -> None:  # fmt: skip
+        self.readings, self.post, self.on_exit, self.errors = readings, post, on_exit, errors
         self.run = run or (lambda fn: threading.Thread(target=fn, daemon=True).start())
         self.now, self.clock, self.idle_s = now, clock, idle_s
         self.state = TechState()
-        self._guard = technician_guard(core.journal)
+        self._guard = technician_guard(readings.journal)
         self._listeners: list[Callable[[TechState], None]] = []
         self._lock = threading.Lock()
         self._code: str | None = None
@@ -355,7 +275,7 @@ class DiagnosticsFlow:
         if code == self._code and self.state.step is not TechStep.IDLE:
             return
         self._code, self._last = code, self.clock()
-        cfg = self.core.config
+        cfg = self.readings.config
         try:
             who = verify_technician(
                 code, cfg.server.public_key_file, int(self.now()), cfg.kiosk.id, self._guard
@@ -386,8 +306,8 @@ class DiagnosticsFlow:
         changes: dict[str, Any] = {}
         try:
             if selftest:
-                changes["checks"] = tuple(run_live_selftest(self.core))
-            changes["report"] = gather(self.core, self.errors)
+                changes["checks"] = tuple(run_live_selftest(self.readings))
+            changes["report"] = gather(self.readings, self.errors)
         except Exception as exc:  # the technician must see it, not a screen stuck on "busy"
             log.exception("diagnostics failed")
             changes["checks"] = (DeviceCheck("diagnostics", False, f"{type(exc).__name__}: {exc}"),)

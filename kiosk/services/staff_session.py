@@ -74,16 +74,6 @@ class StaffFlow:
         self._locked_until: float | None = None
         self._last_touch = clock()
 
-    @classmethod
-    def from_core(cls, core, texts: Translator, **kwargs) -> StaffFlow:
-        """Wired to a ``KioskCore`` (``authenticate`` is None on a kiosk not enrolled)."""
-        return cls(
-            authenticate=core.staff.authenticate if core.staff is not None else None,
-            restock=core.restock, receipts=core.receipts, flagged=core.engine.flagged,
-            compartments=[c.number for c in core.config.locker.compartments], texts=texts,
-            alerts=SyncAlertDesk.from_core(core, texts), **kwargs,
-        )  # fmt: skip
-
     # ---- plumbing ----------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[StaffState], None]) -> None:
         self._listeners.append(listener)

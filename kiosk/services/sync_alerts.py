@@ -53,11 +53,6 @@ class SyncAlertDesk:
         self._alerts, self._acknowledge = alerts, acknowledge
         self.texts, self._items = texts, items
 
-    @classmethod
-    def from_core(cls, core, texts: Texts) -> SyncAlertDesk:
-        outbox = core.outbox
-        return cls(outbox.alerts, outbox.acknowledge, texts, lambda: core.restock.items)
-
     def notices(self) -> tuple[AlertNotice, ...]:
         """Every alert waiting, oldest first; a journal that cannot be read shows none."""
         try:

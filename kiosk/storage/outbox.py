@@ -51,7 +51,7 @@ ALERTS_TABLE = tables.SYNC_ALERTS
 # be refused by the server for the whole batch, so it is refused here, where the bug is.
 EVENT_KINDS = frozenset({"inventory", "fault", "door_alarm", "needs_check", "offline_redemption"})
 # Events that change what the server counts in a compartment: the sync worker sends them at
-# once (kiosk/core.py wires it), since a hold meanwhile would take from the stock they replace.
+# once (kiosk/wiring.py wires it), since a hold meanwhile would take from the stock they replace.
 STOCK_EVENT_KINDS = frozenset({"inventory", "offline_redemption"})
 # Events the sync worker sends at once rather than on its next cycle: the stock events, and
 # door alarms (staff away from the kiosk learn of a forced door from the server's alert).

@@ -32,7 +32,7 @@ KIVY_ALLOWED = ("kiosk/app.py", "kiosk/screens/")
 DEVICE_LIBS = {"cv2", "pyzbar", "serial", "escpos", "gpiozero", "zxingcpp"}
 DOMAIN_FORBIDDEN = DEVICE_LIBS | {"requests", "urllib3", "tinydb", "kivy", "socket", "sqlite3"}
 UPPER_LAYERS = ("kiosk.app", "kiosk.screens", "kiosk.services", "kiosk.storage", "kiosk.sync",
-                "kiosk.core", "drivers")  # fmt: skip
+                "kiosk.wiring", "drivers")  # fmt: skip
 CJK = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
 LETTER = re.compile(r"[^\W\d_]")  # a letter of any script
 KEY = re.compile(r"[a-z][a-z0-9_]*(\.[A-Za-z0-9_]+)+")
@@ -376,3 +376,43 @@ def test_every_catalog_key_named_in_the_code_exists():
     assert len(named) > 100  # the scan finds the texts at all
     missing = [f"{rel(p)}:{n}: {key}" for p, n, key in named if key not in catalog]
     assert missing == [], "add these keys to kiosk/locale/*.toml"
+
+
+# ---- one composition root --------------------------------------------------------------------------
+
+CONTAINER_MODULES = ("kiosk.wiring", "kiosk.core")  # the composition root (and its old name)
+NO_CONTAINER = ("kiosk/screens/", "kiosk/services/")
+
+
+def container_parameters(path: Path) -> Iterator[str]:
+    """``function(parameter)`` for every function or method of ``path`` that takes the
+    container (a parameter named ``core``) or builds itself from it (``from_core``)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        args = node.args
+        names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+        if "core" in names or node.name == "from_core":
+            yield f"{node.name}(core) at line {node.lineno}"
+
+
+def test_screens_and_services_never_import_the_composition_root():
+    files = [p for p in product_files() if rel(p).startswith(NO_CONTAINER)]
+    assert len(files) > 20  # the scan sees the screens and the services
+    offenders = [
+        f"{rel(p)} imports {m}"
+        for p in files
+        for m in imports(p)
+        if any(under(m, root) for root in CONTAINER_MODULES)
+    ]
+    assert offenders == [], "screens and services get their ports and flows from kiosk/wiring.py"
+
+
+def test_screens_and_services_never_receive_the_container():
+    offenders = [
+        f"{rel(p)}: {found}"
+        for p in product_files()
+        if rel(p).startswith(NO_CONTAINER)
+        for found in container_parameters(p)
+    ]
+    assert offenders == [], "pass the ports (or a narrow callable) the code needs, not the core"

@@ -110,3 +110,18 @@ def test_the_demo_keys_act_on_the_rig_and_a_failing_key_keeps_the_demo_running()
     assert not panel.on_char("Q")  # not a simulator key: the app may use it
     assert panel.on_char("T") and panel.last == "T failed: the server is gone"
     assert toggles == [1]
+
+
+def test_the_cover_key_opens_the_cover_and_asks_the_maintenance_monitor_at_once():
+    from types import SimpleNamespace
+
+    from kiosk.demo.rig import KeyPanel
+
+    asked: list[int] = []
+    rig = SimpleNamespace(server=SimpleNamespace(staff_badge=lambda: ("badge", "246810")),
+                          cover_open=False)  # fmt: skip
+    rig.set_cover = lambda open_: setattr(rig, "cover_open", open_)
+    monitor = SimpleNamespace(check_now=lambda: asked.append(1))
+    panel = KeyPanel(rig, app=SimpleNamespace(ui=SimpleNamespace(maintenance=monitor)))
+    assert panel.action("M")() == "printer cover open" and rig.cover_open and asked == [1]
+    assert panel.action("M")() == "printer cover shut" and not rig.cover_open and asked == [1, 1]

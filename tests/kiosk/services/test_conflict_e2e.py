@@ -4,7 +4,7 @@ word, a gift dispensed offline waits in the outbox, and once the network heals t
 uploads it: the server charges it, or — when the member's points were spent elsewhere
 meanwhile — refuses it as a conflict, which the kiosk keeps in its sync alerts for staff.
 
-The worker runs on its own thread with a short heartbeat and backoffs, as in the app (kiosk/core.py wires
+The worker runs on its own thread with a short heartbeat and backoffs, as in the app (kiosk/wiring.py wires
 ``on_online_change`` to the engine's connectivity and retries recovery after each cycle).
 Every wait is on a worker cycle or a door sensor, with a timeout.
 """
@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from kiosk.core import SyncConnectivity
 from kiosk.domain.transaction import TxnState
 from kiosk.domain.wheel import Wheel
 from kiosk.ports import DoorState
 from kiosk.services.txn_steps import Outcome, TransactionRefused
 from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
+from kiosk.wiring import SyncConnectivity
 from tests.support.cycles import Cycles
 from tests.support.fault_proxy import FaultProxy
 

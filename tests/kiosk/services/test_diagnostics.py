@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import kiosk.services.diagnostics as diagnostics
 from drivers.printer import make_printer
 from drivers.printer.sim_printer import VirtualPrinter
-from kiosk.core import build_core
 from kiosk.domain.member_codes import CodeRejected
 from kiosk.errors import ConfigError, LockerError, PrinterError, Unreachable
 from kiosk.i18n import Translator
@@ -26,10 +25,9 @@ from kiosk.services.diagnostics import (
     TechStep,
     gather,
     install_error_buffer,
-    maintenance_reason,
-    printer_down,
     run_live_selftest,
 )
+from kiosk.services.health import printer_down
 from kiosk.services.technician_codes import (
     TECHNICIAN_NONCES,
     technician_guard,
@@ -38,9 +36,10 @@ from kiosk.services.technician_codes import (
 from kiosk.storage.journal import SAFE_MODE_NAME, Journal
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
+from kiosk.wiring import build_core, maintenance_check, readings_of
 from storeserver import codes, kiosks
 
-from ..test_core import config
+from ..test_wiring import config
 from .rig import KIOSK, ServerSide
 from .test_restock import flag
 
@@ -119,7 +118,8 @@ READY = PrinterStatus(True, PaperState.OK)
 
 @pytest.fixture
 def fake(tmp_path) -> Iterator[SimpleNamespace]:
-    """A core of stand-ins around a real journal: each test breaks one part."""
+    """A core of stand-ins around a real journal: each test breaks one part (the probes see it
+    through the composition root's ``readings_of`` / ``maintenance_check``, as the app's do)."""
     journal = Journal.open(tmp_path / "state")
     engine = SimpleNamespace(flagged=lambda: {3: {"txn_id": "t"}})
     sync = SimpleNamespace(status=lambda: (_ for _ in ()).throw(RuntimeError("sync gone")))
@@ -142,7 +142,7 @@ def test_the_report_on_a_running_kiosk(core, errors):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     logging.getLogger("kiosk.test").warning("printer hiccup on %s", "/dev/ttyUSB0")
-    report = gather(core, errors)
+    report = gather(readings_of(core), errors)
     names = {v.name: v.value for v in report.versions}
     assert names["kiosk"] and names["python"].startswith("3.") and names["kivy"].startswith("2.")
     assert report.server.reachable and 0 < report.server.latency_ms < 5000
@@ -162,7 +162,7 @@ def test_each_part_fails_on_its_own_and_the_report_still_comes(fake):
     fake.printer = Printer(PrinterError("printer on /dev/ttyUSB0 does not answer"))
     fake.locker = Locker(broken={4})
     fake.scanner = SimpleNamespace(health=lambda: ScannerHealth(False, "camera missing"))
-    report = gather(fake)
+    report = gather(readings_of(fake))
     assert not report.server.reachable and "connection refused" in report.server.detail
     assert report.server.latency_ms is None
     assert report.sync is None and any("sync gone" in p for p in report.problems)
@@ -193,12 +193,12 @@ def test_the_error_buffer_keeps_the_last_warnings_once_installed(errors):
 
 
 def test_a_healthy_kiosk_needs_no_maintenance_and_paper_out_is_not_a_reason(fake):
-    assert maintenance_reason(fake) is None
+    assert maintenance_check(fake)() is None
     fake.printer = Printer(PrinterStatus(True, PaperState.OUT, detail="paper out"))
-    assert maintenance_reason(fake) is None
+    assert maintenance_check(fake)() is None
     # what the serial driver really reports: ESC/POS sets "offline" while the paper is out
     fake.printer = Printer(PrinterStatus(False, PaperState.OUT, detail="paper out"))
-    assert maintenance_reason(fake) is None
+    assert maintenance_check(fake)() is None
 
 
 @pytest.mark.parametrize(
@@ -222,7 +222,7 @@ def test_a_device_the_kiosk_needs_puts_it_in_maintenance(fake, breakage, zh, en)
         fake.scanner = SimpleNamespace(health=lambda: ScannerHealth(False, "no /dev/video0"))
     else:
         fake.identifier = None
-    reason = maintenance_reason(fake, Translator("en"))
+    reason = maintenance_check(fake, Translator("en"))()
     assert reason is not None and zh in reason.zh and en in reason.en
 
 
@@ -242,21 +242,21 @@ class FlakyPrinter(Printer):
 
 def test_one_missed_printer_answer_is_asked_again_not_maintenance(fake):
     fake.printer = FlakyPrinter()
-    assert printer_down(fake, pause_s=0) is None
+    assert printer_down(fake.printer, pause_s=0) is None
     assert fake.printer.asked == 2
     fake.printer = Printer(PrinterError("printer on /dev/ttyUSB0 does not answer"))
-    assert "does not answer" in printer_down(fake, pause_s=0)
+    assert "does not answer" in printer_down(fake.printer, pause_s=0)
 
 
 def test_one_unreadable_door_is_not_maintenance_a_journal_in_safe_mode_is(fake, tmp_path):
     fake.locker = Locker(broken={2})
-    assert maintenance_reason(fake) is None
+    assert maintenance_check(fake)() is None
     folder = tmp_path / "bad"
     folder.mkdir()
     (folder / SAFE_MODE_NAME).write_text("journal corrupt: test\n", encoding="utf-8")
     with Journal.open(folder) as journal:
         fake.journal = journal
-        reason = maintenance_reason(fake)
+        reason = maintenance_check(fake)()
     assert "safe mode" in reason.en and "journal corrupt: test" in reason.zh
 
 
@@ -264,7 +264,7 @@ def test_one_unreadable_door_is_not_maintenance_a_journal_in_safe_mode_is(fake, 
 
 
 def test_the_live_selftest_reads_every_door_and_prints_a_page(core):
-    checks = {c.name: c for c in run_live_selftest(core)}
+    checks = {c.name: c for c in run_live_selftest(readings_of(core))}
     assert [checks[f"door {n}"].ok for n in range(1, 7)] == [True] * 6
     assert "sensor reads closed" in checks["door 1"].detail
     assert checks["journal"].ok and checks["printer"].ok
@@ -274,7 +274,7 @@ def test_the_live_selftest_reads_every_door_and_prints_a_page(core):
 
 def test_the_live_selftest_prints_nothing_when_the_printer_is_not_ready(fake):
     fake.printer = Printer(PrinterStatus(True, PaperState.OUT, detail="paper out: load a roll"))
-    checks = run_live_selftest(fake)
+    checks = run_live_selftest(readings_of(fake))
     assert checks[-1].name == "printer" and not checks[-1].ok and "load a roll" in checks[-1].detail
     assert fake.printer.printed == []
 
@@ -368,7 +368,7 @@ class Clock:
 
 def flow_for(core, **kw) -> tuple[DiagnosticsFlow, list]:
     exits: list[int] = []
-    flow = DiagnosticsFlow(core, post=lambda fn: fn(), run=lambda fn: fn(),
+    flow = DiagnosticsFlow(readings_of(core), post=lambda fn: fn(), run=lambda fn: fn(),
                            on_exit=lambda: exits.append(1), **kw)  # fmt: skip
     return flow, exits
 
@@ -406,7 +406,8 @@ def test_a_late_report_after_back_is_dropped_and_a_crash_never_leaves_it_busy(
     core, server, monkeypatch
 ):
     jobs: list = []
-    flow = DiagnosticsFlow(core, post=lambda fn: fn(), run=jobs.append, on_exit=lambda: None)
+    flow = DiagnosticsFlow(readings_of(core), post=lambda fn: fn(), run=jobs.append,
+                           on_exit=lambda: None)  # fmt: skip
     flow.begin(technician_code(server))
     assert flow.state.busy and not flow.state.testing and len(jobs) == 1
     flow.back()
@@ -416,7 +417,7 @@ def test_a_late_report_after_back_is_dropped_and_a_crash_never_leaves_it_busy(
     flow.begin(technician_code(server))
     jobs.pop()()
 
-    def broken(core):
+    def broken(readings):
         raise RuntimeError("self-test exploded")
 
     monkeypatch.setattr(diagnostics, "run_live_selftest", broken)

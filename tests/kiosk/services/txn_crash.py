@@ -387,7 +387,7 @@ class Campaign:
             kiosk.locker.open = lambda n: (recovery_pulses.append(n), real_open(n))[1]  # type: ignore[method-assign]
             for _ in range(2):
                 kiosk.engine.settle()
-            kiosk.restock_service().report_unfinished()  # as kiosk/core.py starts
+            kiosk.restock_service().report_unfinished()  # as kiosk/wiring.py starts
             SyncWorker(kiosk.client, kiosk.outbox).run_once()  # the outbox, to the real server
             if recovery_pulses:
                 bad.append(f"{point}: recovery pulsed compartments {recovery_pulses}")

@@ -107,7 +107,7 @@ def run(args: dict) -> int:
     _inject(kiosk, args.get("inject", ""))
     if args.get("recover"):
         _say("READY")
-        kiosk.engine.settle()  # what kiosk/core.py does at start-up, then the sync worker
+        kiosk.engine.settle()  # what kiosk/wiring.py does at start-up, then the sync worker
         kiosk.restock_service().report_unfinished()
         SyncWorker(kiosk.client, kiosk.outbox).run_once()
         _say(f"DONE recovered writes={killer.writes}")

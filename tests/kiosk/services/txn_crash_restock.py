@@ -93,7 +93,7 @@ def run_restock_flow(kiosk: KioskSide, flow: str, who: Member) -> str:
         service.update_catalog(parse_catalog(data))
         shelf.on_catalog(data)
 
-    def on_queued(event: OutboxEvent) -> None:  # as kiosk/core.py wires it, and the shelf's
+    def on_queued(event: OutboxEvent) -> None:  # as kiosk/wiring.py wires it, and the shelf's
         shelf.on_queued(event.kind)
         if event.kind in STOCK_EVENT_KINDS:
             worker.wake()

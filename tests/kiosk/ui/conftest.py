@@ -6,11 +6,11 @@ import pytest
 
 from drivers.printer import make_printer
 from drivers.printer.sim_printer import VirtualPrinter
-from kiosk.core import build_core
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
+from kiosk.wiring import build_core
 from tests.kiosk.services.rig import KIOSK
-from tests.kiosk.test_core import config
+from tests.kiosk.test_wiring import config
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Run the real KioskApp offscreen (SDL offscreen driver, Mesa EGL) and drive it with taps.
 
-with UiDriver(core) as ui:
+with drive(core) as ui:            # UiDriver(build_ui(core, post=post)), as kiosk run wires it
     ui.scan(code)                 # as the camera would
     ui.wait_screen("member")
     ui.tap("catalog_button")      # a widget id on the current screen
@@ -23,4 +23,13 @@ prepare_kivy_env(headless=True)
 
 from kiosk.screens.driver import UiDriver  # noqa: E402
 
-__all__ = ["UiDriver"]
+# isort: split
+from kiosk.app import post  # noqa: E402
+from kiosk.wiring import KioskCore, build_ui  # noqa: E402
+
+__all__ = ["UiDriver", "build_ui", "drive", "post"]
+
+
+def drive(core: KioskCore, **app_kwargs) -> UiDriver:
+    """The app on ``core``'s flows, built now (after the test changed the core as it needs)."""
+    return UiDriver(build_ui(core, post=post), **app_kwargs)

@@ -6,7 +6,7 @@ import dataclasses
 
 from kiosk.services.session import Screen
 
-from .harness import UiDriver
+from .harness import drive
 
 ONLY_ATTRACT = {Screen.ATTRACT: "attract:AttractScreen"}
 
@@ -15,7 +15,7 @@ SCAN_BOTH = "请出示会员码\nShow your member code"
 
 
 def test_the_scan_prompt_is_in_chinese_and_english_at_once(ui_core):
-    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+    with drive(ui_core, screens=ONLY_ATTRACT) as ui:
         assert ui.current == "attract"
         assert ui.text("prompt") == SCAN_BOTH  # Chinese first, whatever the language
         ui.tap("language")
@@ -23,7 +23,7 @@ def test_the_scan_prompt_is_in_chinese_and_english_at_once(ui_core):
 
 
 def test_language_toggle_switches_every_text(ui_core, tmp_path):
-    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+    with drive(ui_core, screens=ONLY_ATTRACT) as ui:
         assert ui.current == "attract"
         assert ui.text("hint") == "将手机上的会员二维码对准摄像头"
         ui.tap("language")
@@ -34,7 +34,7 @@ def test_language_toggle_switches_every_text(ui_core, tmp_path):
 
 
 def test_the_next_member_starts_in_the_store_language_after_a_session_in_english(ui_core):
-    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+    with drive(ui_core, screens=ONLY_ATTRACT) as ui:
         ui.tap("language")
         assert ui.app.tr.language == "en"
         state = ui.app.session.state
@@ -46,7 +46,7 @@ def test_the_next_member_starts_in_the_store_language_after_a_session_in_english
 
 
 def test_offline_banner_follows_connectivity(ui_core):
-    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+    with drive(ui_core, screens=ONLY_ATTRACT) as ui:
         assert ui.widget("offline").opacity == 0
         ui_core.connectivity.changed(False)
         ui.app.session.tick()  # the session re-reads connectivity every second
@@ -55,7 +55,7 @@ def test_offline_banner_follows_connectivity(ui_core):
 
 
 def test_a_garbage_code_shows_an_error_and_stays(ui_core):
-    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+    with drive(ui_core, screens=ONLY_ATTRACT) as ui:
         ui.scan("LK1.M.garbage")
         ui.wait(lambda: ui.text("error") != "", what="an error")
         assert ui.current == "attract"
@@ -67,7 +67,7 @@ def test_the_camera_preview_shows_the_scanners_frames_and_blanks_when_it_is_unpl
 
     scanner = make_scanner(ScannerSection(kind="sim", fps=10, decoder="pyzbar"))
     ui_core.scanner = scanner  # the app starts and stops it
-    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+    with drive(ui_core, screens=ONLY_ATTRACT) as ui:
         preview = ui.widget("preview")
         assert preview.width > 0  # [ui] camera_preview is on by default
         ui.wait(lambda: preview.frames_shown >= 1, what="the first frame")
@@ -85,7 +85,7 @@ def test_the_preview_can_be_turned_off_in_the_config(ui_core):
     cfg = ui_core.config
     ui_core.config = dataclasses.replace(cfg, ui=dataclasses.replace(cfg.ui, camera_preview=False))
     ui_core.scanner = make_scanner(ScannerSection(kind="sim", fps=10, decoder="pyzbar"))
-    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+    with drive(ui_core, screens=ONLY_ATTRACT) as ui:
         ui.pump(0.5)
         preview = ui.widget("preview")
         assert preview.width == 0 and preview.frames_shown == 0
@@ -119,7 +119,7 @@ def test_a_lookup_with_no_answer_counts_down_can_be_cancelled_and_comes_back(ui_
                                    read_timeout_s=read_s)  # fmt: skip
         ui_core.identifier = MemberIdentifier(client, ui_core.journal, key, now=time.time,
                                               cache_hours=24)  # fmt: skip
-        with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+        with drive(ui_core, screens=ONLY_ATTRACT) as ui:
             tr = ui.app.tr
             ui.scan(code())
             ui.pump(0.1)
@@ -146,7 +146,7 @@ def test_a_lookup_with_no_answer_counts_down_can_be_cancelled_and_comes_back(ui_
 
 
 def test_a_forced_door_shows_a_staff_alert_in_both_languages_until_it_is_closed(ui_core):
-    with UiDriver(ui_core, screens=ONLY_ATTRACT) as ui:
+    with drive(ui_core, screens=ONLY_ATTRACT) as ui:
         strip = ui.widget("door_alarm")
         assert strip.text == "" and strip.height == 0
         ui_core.locker.sim.force_open(3)

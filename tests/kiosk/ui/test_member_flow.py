@@ -22,7 +22,7 @@ from kiosk.services.session import Screen
 from kiosk.services.txn_steps import Outcome
 from storeserver import members
 
-from .harness import UiDriver
+from .harness import drive
 
 MINE = {
     Screen.ATTRACT: "attract:AttractScreen",
@@ -45,7 +45,7 @@ def ui(ui_core):
     while ui_core.catalog is None:  # the sync worker fetches it right after start
         assert time.monotonic() < deadline, "no catalog from the store server"
         time.sleep(0.02)
-    with UiDriver(ui_core, screens=MINE) as driver:
+    with drive(ui_core, screens=MINE) as driver:
         yield driver
 
 

@@ -20,7 +20,7 @@ from kiosk.services.session import Screen
 from kiosk.services.txn_steps import Outcome
 from storeserver import members
 
-from .harness import UiDriver
+from .harness import UiDriver, drive
 
 SCREENS = {
     Screen.ATTRACT: "attract:AttractScreen",
@@ -91,7 +91,7 @@ def fast_jam(ui_core):
 def test_points_and_cash_shows_a_scannable_qr_then_pays_and_opens_the_door(
     ui_core, ui_server, tmp_path
 ):
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         tr = ui.app.tr
         sign_in(ui, ui_core, ui_server, "M0002")
         redeem(ui, "GIFT-EARBUDS")
@@ -127,7 +127,7 @@ def test_points_and_cash_shows_a_scannable_qr_then_pays_and_opens_the_door(
 
 
 def test_cancelling_the_payment_returns_the_points(ui_core, ui_server, tmp_path):
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         tr = ui.app.tr
         sign_in(ui, ui_core, ui_server, "M0002")
         redeem(ui, "GIFT-EARBUDS")
@@ -158,7 +158,7 @@ def test_wheel_spins_once_on_a_double_tap_and_lands_on_the_servers_segment(
 ):
     from kiosk.screens.wheel import segment_at
 
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         tr = ui.app.tr
         sign_in(ui, ui_core, ui_server, "M0004")
         ui.app.session.show_wheel()
@@ -210,7 +210,7 @@ def test_wheel_lands_on_each_segment_it_is_told(ui_core, tmp_path):
     """The angle says the segment, and so do the pixels under the pointer."""
     from kiosk.screens.wheel import PALETTE, segment_at
 
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         ui.wait(lambda: "LUCKY" in ui_core.wheels, what="wheel info")
         ui.app.render(dataclasses.replace(ui.app.session.state, screen=Screen.WHEEL,
                                           wheel=ui_core.wheels["LUCKY"]))  # fmt: skip
@@ -240,7 +240,7 @@ def test_a_gift_prize_lands_and_says_which_compartment_before_the_door_is_opened
     from kiosk.screens.wheel import segment_at
     from kiosk.services.txn_steps import Progress
 
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         tr = ui.app.tr
         ui.wait(lambda: "LUCKY" in ui_core.wheels, what="wheel info")
         idle = dataclasses.replace(ui.app.session.state, screen=Screen.WHEEL,
@@ -270,7 +270,7 @@ def test_a_gift_prize_lands_and_says_which_compartment_before_the_door_is_opened
 def test_a_jammed_door_returns_the_points_and_prints_a_claim_voucher(fast_jam, ui_server, tmp_path):
     core = fast_jam
     core.locker.sim.jam(1)
-    with UiDriver(core, screens=SCREENS) as ui:
+    with drive(core, screens=SCREENS) as ui:
         tr = ui.app.tr
         sign_in(ui, core, ui_server, "M0002")
         redeem(ui, "GIFT-MUG")
@@ -296,7 +296,7 @@ def test_a_jammed_door_returns_the_points_and_prints_a_claim_voucher(fast_jam, u
 
 def test_paper_out_says_the_receipt_prints_when_paper_is_loaded(ui_core, ui_server, tmp_path):
     ui_core.paper.set_paper(PaperState.OUT)
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         tr = ui.app.tr
         sign_in(ui, ui_core, ui_server, "M0002")
         redeem(ui, "GIFT-MUG")
@@ -314,7 +314,7 @@ def test_paper_out_says_the_receipt_prints_when_paper_is_loaded(ui_core, ui_serv
 
 
 def test_spins_left_shows_when_the_server_sends_it_and_none_left_disables_spin(ui_core):
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         tr = ui.app.tr
         ui.wait(lambda: "LUCKY" in ui_core.wheels, what="wheel info")
         info = ui_core.wheels["LUCKY"]

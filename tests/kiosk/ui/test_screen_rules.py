@@ -16,7 +16,7 @@ from kiosk.domain.receipts import Bilingual
 from kiosk.services.staff_session import StaffStep
 from storeserver import staff
 
-from .harness import UiDriver
+from .harness import drive
 from .screen_walk import (
     ids_of,
     member_walk,
@@ -39,7 +39,7 @@ def too_small(root, names) -> list[str]:
 
 
 def test_every_visible_button_on_every_screen_is_at_least_48_px(ui_core, ui_server):
-    with UiDriver(ui_core) as ui:  # every screen, as kiosk run builds them
+    with drive(ui_core) as ui:  # every screen, as kiosk run builds them
         assert tuple(ui.app.manager.size) == (800, 480)
         found: dict[str, list[str]] = {}
         checked: dict[str, int] = {}
@@ -103,7 +103,7 @@ def test_every_visible_button_on_every_screen_is_at_least_48_px(ui_core, ui_serv
 def test_in_english_the_member_screens_show_no_chinese(ui_core, ui_server):
     found: dict[str, list[str]] = {}
     seen: dict[str, int] = {}
-    with UiDriver(ui_core) as ui:
+    with drive(ui_core) as ui:
         for stop in member_walk(ui, ui_core, ui_server, english=True):
             assert ui.app.tr.language == "en", f"the language went back to zh on {stop}"
             root = ui.screen.odds_panel if stop == "odds" else ui.screen
@@ -126,3 +126,28 @@ def test_in_english_the_member_screens_show_no_chinese(ui_core, ui_server):
     assert found == {}, f"Chinese on English screens: {found}"
     assert all(seen.get(stop, 0) > 2 for stop in ("catalog", "confirm", "payment", "result",
                                                   "wheel", "odds", "member")), seen  # fmt: skip
+
+
+def test_no_screen_or_flow_of_a_built_app_holds_the_container(ui_core):
+    """The other half of tests/kiosk/test_layer_rules.py's composition-root rules: what the
+    app really holds once built, Kivy properties included."""
+    from kiosk.wiring import KioskCore
+
+    def held(obj) -> dict[str, object]:
+        values = dict(vars(obj))
+        if hasattr(obj, "properties"):  # Kivy properties live outside __dict__
+            values |= {name: getattr(obj, name) for name in obj.properties()}
+        return values
+
+    with drive(ui_core) as ui:  # every screen, as kiosk run builds them
+        flows = {f: getattr(ui.app.ui, f) for f in ("session", "staff", "diagnostics",
+                                                     "maintenance")}  # fmt: skip
+        parts = {f"screen {s.value}": w for s, w in ui.app.screens.items()} | flows
+        assert len(parts) == len(ui.app.screens) + 4 >= 14
+        offenders = [
+            f"{where}.{name}"
+            for where, part in parts.items()
+            for name, value in held(part).items()
+            if value is ui_core or isinstance(value, KioskCore)
+        ]
+    assert offenders == [], "screens and flows get their ports, never the core"

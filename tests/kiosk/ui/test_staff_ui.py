@@ -13,7 +13,7 @@ from kiosk.services.staff_session import DoorPhase, StaffStep
 from storeserver import codes, staff
 
 from ..services.rig import KIOSK
-from .harness import UiDriver
+from .harness import drive
 
 SCREENS = {
     Screen.ATTRACT: "attract:AttractScreen",
@@ -77,7 +77,7 @@ def queued_slip() -> RestockSlip:
 
 
 def test_staff_signs_in_restocks_a_compartment_reprints_and_leaves(ui_core, ui_server, tmp_path):
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         ui.wait(lambda: ui_core.catalog is not None, what="the catalog from the server")
         ui.scan(badge(ui_server))
         ui.wait_shown("staff")
@@ -136,7 +136,7 @@ def test_staff_signs_in_restocks_a_compartment_reprints_and_leaves(ui_core, ui_s
 
 
 def test_five_wrong_pins_lock_the_pad_with_a_countdown(ui_core, ui_server, tmp_path):
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         ui.app.tr.set_language("en")
         ui.scan(badge(ui_server, "S0002"))
         ui.wait_shown("staff")
@@ -155,7 +155,7 @@ def test_five_wrong_pins_lock_the_pad_with_a_countdown(ui_core, ui_server, tmp_p
 def test_a_technician_code_shows_latency_and_doors_and_runs_the_selftest(
     ui_core, ui_server, tmp_path
 ):
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         ui.app.tr.set_language("en")
         ui_core.locker.sim.force_open(3)
         ui.wait(lambda: ui_core.locker.door_state(3).value == "open", what="door 3 reads open")
@@ -178,7 +178,7 @@ def test_a_technician_code_shows_latency_and_doors_and_runs_the_selftest(
 def test_a_forged_technician_code_shows_nothing(ui_core, ui_server):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         ui.app.tr.set_language("en")
         ui.scan(technician(ui_server, Ed25519PrivateKey.generate()))
         ui.wait_shown("diagnostics")
@@ -189,7 +189,7 @@ def test_a_forged_technician_code_shows_nothing(ui_core, ui_server):
 
 
 def test_maintenance_says_what_to_do_and_leaves_once_fixed(ui_core, tmp_path, monkeypatch):
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         reason = Bilingual("凭条打印机无法使用", "The receipt printer is not working")
         session = ui.app.session
         # no public way in yet (see the report: MemberSession.set_maintenance is proposed)
@@ -217,7 +217,7 @@ def test_a_conflict_from_the_server_is_shown_to_staff_until_marked_handled(
              "sku": "GIFT-MUG", "points": 500, "compartment": 1,
              "member_code": ui_server.code("M0001")}  # fmt: skip
     ui_core.outbox.add("offline_redemption", stale, event_id=stale["txn_id"])
-    with UiDriver(ui_core, screens=SCREENS) as ui:
+    with drive(ui_core, screens=SCREENS) as ui:
         ui.wait(lambda: ui_core.outbox.alerts(), 15, "the server's conflict")
         (alert,) = ui_core.outbox.alerts()
         assert (alert.status, alert.reason) == ("conflict", "price_changed")

@@ -6,19 +6,19 @@ import threading
 
 from kiosk.errors import PrinterError
 
-from .harness import UiDriver
+from .harness import UiDriver, build_ui, post
 
 
 def test_the_first_frame_says_starting_and_serving_begins_once_the_core_is_up(ui_core):
     go = threading.Event()
     pings: list[int] = []
 
-    def start_core():
+    def start_ui():
         assert go.wait(10), "the test never let the core start"
-        return ui_core
+        return build_ui(ui_core, post=post)
 
     with UiDriver(
-        None, config=ui_core.config, start_core=start_core, on_frame=lambda: pings.append(1)
+        None, config=ui_core.config, start_ui=start_ui, on_frame=lambda: pings.append(1)
     ) as ui:
         assert ui.current == "starting"
         assert ui_core.config.kiosk.store_name_zh in ui.screen.store
@@ -36,10 +36,10 @@ def test_the_first_frame_says_starting_and_serving_begins_once_the_core_is_up(ui
 def test_a_start_that_fails_says_why_and_the_app_exits_for_systemd_to_retry(ui_core):
     problem = "printer port /dev/ttyUSB0 not found: check the printer's USB cable and power"
 
-    def start_core():
+    def start_ui():
         raise PrinterError(problem)
 
-    with UiDriver(None, config=ui_core.config, start_core=start_core) as ui:
+    with UiDriver(None, config=ui_core.config, start_ui=start_ui) as ui:
         ui.wait(lambda: ui.app.start_error is not None, what="the failed start")
         ui.pump(0.1)
         assert ui.current == "starting" and ui.screen.problem == problem

@@ -1,9 +1,15 @@
-"""The kiosk core, wired: config -> adapters -> services (everything but the touch UI).
+"""The composition root: config -> adapters -> services -> flows -> what the app needs.
 
-``build_core(config)`` is what ``kiosk/__main__.py`` (and the app) call; the devices are
-built from the config (real or simulated by ``kind``) unless given, so tests and the demo
-can pass simulators they keep a handle on. ``KioskCore.start()`` runs start-up recovery
-before anything else and then the sync worker; ``stop()`` undoes it all.
+The only place that constructs the kiosk's services (``kiosk run``, the demo rig and the tests
+call it; screens and services never see what it builds, only the ports and flows it hands
+them: tests/kiosk/test_layer_rules.py holds that).
+
+``build_core(config)`` builds everything but the touch UI: the devices from the config (real
+or simulated by ``kind``) unless given, so tests and the demo can pass simulators they keep a
+handle on. ``KioskCore.start()`` runs start-up recovery before anything else and then the sync
+worker; ``stop()`` undoes it all. ``build_ui(core, post=...)`` then builds the flows the screens
+render (member session, staff flow, diagnostics flow, maintenance monitor) around the app's
+``post`` (run on the UI thread), and hands each screen only what it needs (``KioskUi``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,18 +27,26 @@ from kiosk.config import KioskConfig
 from kiosk.domain.catalog import Catalog, parse_catalog
 from kiosk.domain.local_stock import catalog_as_it_stands
 from kiosk.domain.offline import OfflineLimits
+from kiosk.domain.receipts import Bilingual
 from kiosk.domain.txn_receipts import StoreInfo
 from kiosk.domain.wheel import Wheel
 from kiosk.errors import KioskError
-from kiosk.ports import Locker, QrScanner, ReceiptPrinter
+from kiosk.i18n import Translator
+from kiosk.ports import DoorState, Locker, QrScanner, ReceiptPrinter
 from kiosk.services.compartment_flags import CompartmentFlags
+from kiosk.services.diagnostics import DiagnosticsFlow, KioskReadings, install_error_buffer
 from kiosk.services.door_alarms import DoorAlarms
+from kiosk.services.health import Devices, maintenance_reason
 from kiosk.services.identify import MemberIdentifier
 from kiosk.services.kiosk_lock import KioskLock
+from kiosk.services.maintenance_monitor import MaintenanceMonitor
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.recovery import forget_finished
 from kiosk.services.restock_service import RestockService
+from kiosk.services.session import MemberSession
 from kiosk.services.staff_auth import StaffAuthenticator
+from kiosk.services.staff_session import StaffFlow
+from kiosk.services.sync_alerts import SyncAlertDesk
 from kiosk.services.transactions import TransactionEngine
 from kiosk.storage.catalog_cache import CatalogCache
 from kiosk.storage.journal import Journal
@@ -254,3 +269,118 @@ def build_core(
     if cached is not None:  # offline from the start still offers gifts
         core.on_catalog(cached[0], cached_at=cached[1])
     return core
+
+
+# ---- the flows and what the app needs ---------------------------------------------------------
+
+
+@dataclass
+class KioskUi:
+    """What the touch app (kiosk/app.py) needs: the flows its screens render, the translator,
+    and the narrow callables some screens need. ``start()`` once the screens are built."""
+
+    config: KioskConfig
+    tr: Translator
+    session: MemberSession
+    staff: StaffFlow
+    diagnostics: DiagnosticsFlow
+    maintenance: MaintenanceMonitor
+    door_state: Callable[[int], DoorState]  # the result screen's "door open / closed"
+    pictures: PictureCache | None  # the catalog's item pictures (path and generation)
+    scanner: QrScanner | None  # the camera: codes go to the session; the technician's preview
+    attract_preview: QrScanner | None  # the attract screen's preview (None: [ui] turns it off)
+    alarms: DoorAlarms | None  # door alarms: the attract screen's staff alert
+    post: Callable[[Callable[[], None]], None]  # runs a function on the UI thread
+
+    def start(self) -> None:
+        """Codes from the camera to the session, door alarms to the attract screen, and the
+        maintenance checks (UI built; main thread)."""
+        if self.scanner is not None:
+            self.scanner.start(lambda code: self.session.on_scan(code.payload))
+        if (alarms := self.alarms) is not None:
+            # read on the main thread when applied, so a late update never restores stale ones
+            session = self.session
+            alarms.subscribe(lambda _: self.post(lambda: session.set_alarms(alarms.active())))
+            session.set_alarms(alarms.active())
+        self.maintenance.start()
+
+    def stop(self) -> None:
+        self.maintenance.stop()
+        if self.scanner is not None:
+            self.scanner.stop()
+
+
+def devices_of(core: KioskCore) -> Devices:
+    """The devices the health probes read (kiosk/services/health.py)."""
+    numbers = tuple(c.number for c in core.config.locker.compartments)
+    return Devices(core.printer, core.locker, numbers, core.scanner)
+
+
+def readings_of(core: KioskCore) -> KioskReadings:
+    """What the technician's report reads (kiosk/services/diagnostics.py)."""
+    return KioskReadings(
+        config=core.config, devices=devices_of(core), server_health=core.client.health,
+        sync_status=core.sync.status, flagged=core.engine.flagged,
+        queued_receipts=lambda: len(core.receipts), journal=core.journal,
+    )  # fmt: skip
+
+
+def maintenance_check(
+    core: KioskCore, texts: Translator | None = None
+) -> Callable[[], Bilingual | None]:
+    """The question the maintenance monitor asks: what must staff fix (None: nothing)?"""
+    devices, journal = devices_of(core), core.journal
+    return lambda: maintenance_reason(
+        devices, safe_mode=journal.safe_mode_reason, enrolled=core.identifier is not None,
+        texts=texts,
+    )  # fmt: skip
+
+
+def build_ui(
+    core: KioskCore,
+    *,
+    post: Callable[[Callable[[], None]], None],
+    tr: Translator | None = None,
+    maintenance_every_s: float | None = 30.0,
+) -> KioskUi:
+    """The flows around a started core; ``post`` runs a function on the UI thread (the app's:
+    ``kiosk.app.post``), which is how every flow's worker reaches the widgets."""
+    cfg = core.config
+    tr = tr or Translator(cfg.kiosk.language)
+    session = MemberSession(
+        identifier=core.identifier,
+        engine=core.engine,
+        catalog=core.catalog_view,  # the server's stock less what it has not heard of
+        online=core.connectivity.online,
+        post=post,
+        idle_logout_s=cfg.ui.idle_logout_s,
+        wheel_info=lambda: core.wheels.get(cfg.wheel.id),
+        member_wheel_info=lambda member_id, member_session: core.client.wheel_info(
+            cfg.wheel.id, member_id, member_session
+        ),
+        lookup_timeout_s=cfg.server.read_timeout_s,  # the client's bound
+    )
+    desk = SyncAlertDesk(
+        core.outbox.alerts, core.outbox.acknowledge, tr, lambda: core.restock.items
+    )
+    staff = StaffFlow(
+        authenticate=core.staff.authenticate if core.staff is not None else None,  # not enrolled
+        restock=core.restock, receipts=core.receipts, flagged=core.engine.flagged,
+        compartments=[c.number for c in cfg.locker.compartments], texts=tr, post=post,
+        on_exit=session.logout, alerts=desk,
+    )  # fmt: skip
+    diagnostics = DiagnosticsFlow(
+        readings_of(core), post=post, on_exit=session.logout, errors=install_error_buffer()
+    )
+
+    def deliver(reason: Bilingual | None) -> None:  # from the monitor's thread
+        post(lambda: session.set_maintenance(reason))
+
+    monitor = MaintenanceMonitor(maintenance_check(core, tr), deliver, maintenance_every_s)
+    return KioskUi(
+        config=cfg, tr=tr, session=session, staff=staff, diagnostics=diagnostics,
+        maintenance=monitor, door_state=core.locker.door_state, pictures=core.pictures,
+        scanner=core.scanner,
+        attract_preview=core.scanner if cfg.ui.camera_preview else None,
+        alarms=core.alarms, post=post,
+    )  # fmt: skip

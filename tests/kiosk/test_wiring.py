@@ -10,7 +10,6 @@ import pytest
 from drivers.printer import make_printer
 from drivers.printer.sim_printer import VirtualPrinter
 from kiosk.config import parse_config
-from kiosk.core import build_core
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import TxnKind, TxnState, new_transaction
 from kiosk.domain.txn_receipts import TxnContext
@@ -19,6 +18,7 @@ from kiosk.services.transactions import ItemChoice, Member
 from kiosk.services.txn_steps import Outcome
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
+from kiosk.wiring import build_core, build_ui
 from storeserver import members
 
 from .services.rig import KIOSK, MUG, TOTE, ServerSide
@@ -257,4 +257,35 @@ def test_the_core_counts_offline_pins_by_the_servers_rule_from_its_catalog(
         wait_for(lambda: core.catalog is not None)
         assert core.staff.policy.in_a_row == 3 and core.staff.policy.lock_steps_s == (300.0,)
     finally:
+        core.stop()
+
+
+def test_build_ui_wires_the_flows_to_the_core_and_the_monitor_to_the_session(tmp_path, enrolled):
+    """The composition root's second half: what the app is handed is the core's, and the
+    maintenance monitor's answers reach the member session through ``post``."""
+    from kiosk.services.ui_state import Screen
+
+    server, paper = enrolled
+    cfg = config(tmp_path, server.url, ui={"camera_preview": False})
+    core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper))
+    core.start()
+    posted: list = []
+    ui = build_ui(core, post=lambda fn: (posted.append(fn), fn()), maintenance_every_s=None)
+    try:
+        assert ui.staff.restock is core.restock and ui.staff.receipts is core.receipts
+        assert ui.diagnostics.readings.journal is core.journal
+        assert ui.pictures is core.pictures and ui.attract_preview is None
+        paper.set_cover_open(True)  # the printer cannot print: out of service
+        ui.start()
+        wait_for(lambda: ui.session.state.maintenance is not None)
+        assert ui.session.state.screen is Screen.MAINTENANCE and posted
+        assert "cover" in ui.session.state.maintenance.en
+        paper.set_cover_open(False)
+        ui.maintenance.check_now()
+        wait_for(lambda: ui.session.state.maintenance is None)
+        assert ui.session.state.screen is Screen.ATTRACT
+        core.locker.sim.force_open(3)
+        wait_for(lambda: ui.door_state(3) is DoorState.OPEN)  # the result screen's door
+    finally:
+        ui.stop()
         core.stop()
