@@ -11,15 +11,15 @@ import pytest
 from drivers.indicator import GpioAlarmOutput
 from drivers.printer import make_printer
 from drivers.printer.sim_printer import VirtualPrinter
-from kiosk.core import build_core
 from kiosk.ports import LockerEvent, LockerEventKind
 from kiosk.services.door_alarms import AlarmReason
 from kiosk.services.staff_auth import StaffSession
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.worker import SyncSettings
+from kiosk.wiring import build_core
 from storeserver import kiosks
 from tests.kiosk.services.rig import KIOSK, ServerSide
-from tests.kiosk.test_core import config, wait_for
+from tests.kiosk.test_wiring import config, wait_for
 
 
 @pytest.fixture
