@@ -297,7 +297,8 @@ class UiSection:
     idle_logout_s: int = _key(_int_range(10, 300), 30)
     font_path: Path = _key(_path(), Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"))
     fullscreen: bool = _key(_boolean(), True)
-    camera_preview: bool = _key(_boolean(), True)
+    # off by default: the camera also sees shoppers (PIPL); docs/privacy.md
+    camera_preview: bool = _key(_boolean(), False)
 
 
 @dataclass(frozen=True, kw_only=True)

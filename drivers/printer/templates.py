@@ -223,7 +223,10 @@ def _barcode_if_it_fits(b: ReceiptBuilder, code: str) -> None:
     # CODE128 set B: start, one symbol per character, check (11 modules each), stop (13).
     modules = 11 * (len(code) + 2) + 13
     if modules * BARCODE_MODULE_DOTS > columns_for(b.paper_mm) * 12:
-        log.warning("barcode of %r is too wide for %d mm paper: QR code only", code, b.paper_mm)
+        log.warning(  # a coupon's code: never in clear in the log (docs/privacy.md)
+            "barcode of a %d-character code (…%s) is too wide for %d mm paper: QR code only",
+            len(code), code[-4:], b.paper_mm,
+        )  # fmt: skip
         return
     b.barcode128(code)
 

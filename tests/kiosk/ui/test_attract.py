@@ -67,9 +67,15 @@ def test_the_camera_preview_shows_the_scanners_frames_and_blanks_when_it_is_unpl
 
     scanner = make_scanner(ScannerSection(kind="sim", fps=10, decoder="pyzbar"))
     ui_core.scanner = scanner  # the app starts and stops it
+    cfg = ui_core.config
+    ui_core.config = dataclasses.replace(cfg, ui=dataclasses.replace(cfg.ui, camera_preview=True))
     with drive(ui_core, screens=ONLY_ATTRACT) as ui:
         preview = ui.widget("preview")
-        assert preview.width > 0  # [ui] camera_preview is on by default
+        assert preview.width > 0
+        tr = ui.app.tr  # the notice PIPL asks for, under the picture, in the member's language
+        assert ui.text("camera_notice") == tr("attract.camera_notice")
+        ui.tap("language")
+        assert ui.text("camera_notice") == tr("attract.camera_notice") and tr.language == "en"
         ui.wait(lambda: preview.frames_shown >= 1, what="the first frame")
         assert preview.opacity == 1 and preview.texture.size == (640, 480)
         scanner.camera.unplug()
@@ -78,17 +84,17 @@ def test_the_camera_preview_shows_the_scanners_frames_and_blanks_when_it_is_unpl
         ui.wait(lambda: preview.opacity == 1, what="frames again")
 
 
-def test_the_preview_can_be_turned_off_in_the_config(ui_core):
+def test_the_preview_is_off_unless_the_config_turns_it_on(ui_core):
     from drivers.camera import make_scanner
     from kiosk.config import ScannerSection
 
-    cfg = ui_core.config
-    ui_core.config = dataclasses.replace(cfg, ui=dataclasses.replace(cfg.ui, camera_preview=False))
+    assert ui_core.config.ui.camera_preview is False  # the default: shoppers are not shown
     ui_core.scanner = make_scanner(ScannerSection(kind="sim", fps=10, decoder="pyzbar"))
     with drive(ui_core, screens=ONLY_ATTRACT) as ui:
         ui.pump(0.5)
         preview = ui.widget("preview")
         assert preview.width == 0 and preview.frames_shown == 0
+        assert ui.text("camera_notice") == ""
 
 
 def test_a_lookup_with_no_answer_counts_down_can_be_cancelled_and_comes_back(ui_core, ui_server):
