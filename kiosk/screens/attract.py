@@ -10,6 +10,7 @@ from kivy.animation import Animation
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 
 from kiosk.screens.base import KioskScreen, load_kv
+from kiosk.screens.lookup import lookup_progress
 from kiosk.screens.preview import CameraPreview  # noqa: F401 - used in attract.kv
 from kiosk.services.ui_state import UiState
 
@@ -48,12 +49,10 @@ class AttractScreen(KioskScreen):
         self.ids.door_alarm.text = self.alarm_text(state)
         error = state.error
         self.ids.error.text = "" if error is None else (error.zh if self.lang == "zh" else error.en)
-        left = state.lookup_left_s
-        self.looking_up = state.busy and left is not None
-        if left is not None:
-            limit = max(self.session.lookup_timeout_s, 0.001)
-            self.lookup_countdown = self.tr.countdown(left)
-            self.lookup_done = min(1.0, max(0.0, 1 - left / limit))
+        lookup = lookup_progress(state, self.session.lookup_timeout_s, self.tr)
+        self.looking_up = lookup.running
+        if lookup.running:
+            self.lookup_countdown, self.lookup_done = lookup.countdown, lookup.done
 
     def alarm_text(self, state: UiState) -> str:
         """Each active door alarm in Chinese, then each in English, one per line."""

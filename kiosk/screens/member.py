@@ -1,14 +1,18 @@
 """Member: the masked name, tier and progress to the next tier, points balance, points expiring
 soon, stored value, the last points changes, the way to the catalog and the wheel, sign out,
 and the idle countdown. A cached view (the store server unreachable) is marked with its age.
+A code scanned here is looked up with the same countdown and cancel as on the attract screen.
 """
 
 from __future__ import annotations
 
 import logging
 
+from kivy.properties import BooleanProperty, NumericProperty, StringProperty
+
 from kiosk.domain.member_view import MemberView, PointsChange
 from kiosk.screens.base import KioskScreen, load_kv
+from kiosk.screens.lookup import lookup_progress
 from kiosk.services.ui_state import UiState
 
 log = logging.getLogger(__name__)
@@ -24,8 +28,16 @@ _REASONS = {"purchase", "redeem", "spin", "wheel_prize", "expire", "refund", "re
 class MemberScreen(KioskScreen):
     """Renders ``state.member`` (an ``Identified``); taps go to the session."""
 
+    looking_up = BooleanProperty(False)  # a code scanned here is being looked up
+    lookup_countdown = StringProperty("")
+    lookup_done = NumericProperty(0.0)
+
     def refresh(self, state: UiState) -> None:
         ids, tr = self.ids, self.tr
+        lookup = lookup_progress(state, self.session.lookup_timeout_s, tr)
+        self.looking_up = lookup.running
+        if lookup.running:
+            self.lookup_countdown, self.lookup_done = lookup.countdown, lookup.done
         who = state.member
         left = state.idle_left_s if state.idle_left_s is not None else self.session.idle_logout_s
         ids.idle.text = tr("common.idle_logout", countdown=tr.countdown(left))
@@ -106,6 +118,9 @@ class MemberScreen(KioskScreen):
 
     def sign_out(self) -> None:
         self.session.logout()
+
+    def cancel_lookup(self) -> None:
+        self.session.cancel_lookup()
 
     def toggle_language(self) -> None:
         self.session.touch()

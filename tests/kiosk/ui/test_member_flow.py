@@ -287,3 +287,37 @@ def test_a_cached_view_is_marked_with_its_age(ui, ui_server, tmp_path):
     assert ui.text("offline") == "网络中断：资料更新于刚刚"
     assert ui.text("balance") == "2,700"
     assert ui.screenshot(tmp_path / "member-cached.png").stat().st_size > 1000
+
+
+def test_a_code_scanned_on_the_member_screen_counts_down_and_can_be_cancelled(ui, ui_core,
+                                                                               ui_server):  # fmt: skip
+    """The member screen shows the same lookup countdown and cancel as the attract screen;
+    a cancelled lookup leaves the member signed in, and its late answer is ignored."""
+    from pathlib import Path
+
+    from kiosk.services.identify import MemberIdentifier
+    from kiosk.sync.client import StoreServerClient
+    from tests.kiosk.test_member_lookup import SilentServer
+
+    sign_in(ui, ui_server, "M0002")
+    tr = ui.app.tr
+    row = ui.widget("lookup_row")
+    assert row.height == 0 and ui.widget("cancel_lookup").disabled
+    key = Path(ui_core.config.server.public_key_file).read_text().strip()
+    with SilentServer() as silent:
+        client = StoreServerClient(silent.url, token="t", connect_timeout_s=0.5,
+                                   read_timeout_s=30.0)  # fmt: skip
+        ui.app.session.identifier = MemberIdentifier(client, ui_core.journal, key,
+                                                     now=time.time, cache_hours=24)  # fmt: skip
+        ui.app.session.lookup_timeout_s = 30.0
+        ui.scan(code_for(ui_server, "M0003"))  # someone else's code, over a silent network
+        ui.wait(lambda: row.height > 0, what="the lookup row")
+        assert ui.current == "member" and row.opacity == 1
+        shown = ui.text("lookup_hint")
+        assert shown in {tr("member.looking_up", countdown=f"0:{s}") for s in ("30", "29", "28")}
+        ui.tap("cancel_lookup")
+        ui.wait(lambda: row.height == 0, what="the lookup row gone")
+        assert ui.current == "member" and ui.widget("cancel_lookup").disabled
+        assert ui.text("error") == tr("session.lookup_cancelled")
+        assert ui.app.session.state.member.view.member_id == "M0002"  # still signed in
+        client.close()
