@@ -186,7 +186,12 @@ class KioskApp(App):
     # ---- Kivy ----------------------------------------------------------------------------
     def build(self):
         register_font(self.kiosk_config.ui.font_path)
-        Window.size = (800, 480)
+        # [ui] fullscreen: the display's whole screen (the kiosk's 800x480 panel), or an
+        # 800x480 window (a desk, the demo, the tests)
+        fullscreen = self.kiosk_config.ui.fullscreen
+        Window.fullscreen = "auto" if fullscreen else False
+        if not fullscreen:
+            Window.size = (800, 480)
         self.manager = ScreenManager(transition=NoTransition())
         if self.ui is not None:
             self._attach(self.ui)

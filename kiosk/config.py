@@ -159,6 +159,17 @@ class UiSection:
     fullscreen: bool = _key(_boolean(), True)
     # off by default: the camera also sees shoppers (PIPL); docs/privacy.md
     camera_preview: bool = _key(_boolean(), False)
+    # how long the payment screen waits for the cash part (below the server's 600 s hold)
+    payment_timeout_s: int = _key(_int_range(60, 540), 240)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaffSection:
+    """[staff]: how long staff and technician screens wait for a tap."""
+
+    idle_logout_s: int = _key(_int_range(15, 600), 60)  # staff sign-in and menu
+    restock_idle_s: int = _key(_int_range(30, 1800), 120)  # a restock, once its door is shut
+    technician_idle_s: int = _key(_int_range(30, 1800), 180)  # the diagnostics screen
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,6 +203,7 @@ class KioskConfig:
     source: str
     alarm: AlarmSection = field(default_factory=AlarmSection)
     wheel: WheelSection = field(default_factory=WheelSection)
+    staff: StaffSection = field(default_factory=StaffSection)
 
 
 SECTIONS = tuple(f.name for f in fields(KioskConfig) if f.name != "source")
@@ -334,6 +346,7 @@ def parse_config(data: dict[str, Any], source: str) -> KioskConfig:
         source=source,
         alarm=alarm,
         wheel=section("wheel", WheelSection),
+        staff=section("staff", StaffSection),
     )
 
 

@@ -193,7 +193,6 @@ def build_core(
     locker: Locker | None = None,
     scanner: QrScanner | None = None,
     client: StoreServerClient | None = None,
-    payment_timeout_s: float = 240.0,
     wheel_ids: tuple[str, ...] | None = None,
     sync_settings: SyncSettings | None = None,
 ) -> KioskCore:
@@ -221,7 +220,7 @@ def build_core(
         journal=journal, server=client, locker=locker, receipts=receipts, outbox=outbox,
         store=store, lock=lock, flags=flags, connectivity=connectivity,
         offline_limits=OfflineLimits.from_config(config.offline),
-        payment_timeout_s=payment_timeout_s,
+        payment_timeout_s=config.ui.payment_timeout_s,
     )  # fmt: skip
     keyfile = ServerKeyFile(config.server.public_key_file)
     key = keyfile.load()  # TrustedKeys, shared with the verifiers: on_keys swaps them
@@ -240,6 +239,7 @@ def build_core(
     restock = RestockService(
         lock=lock, flags=flags, journal=journal, outbox=outbox, locker=locker, receipts=receipts,
         store=store, transactions=engine.transactions,
+        idle_timeout_s=config.staff.restock_idle_s,
     )  # fmt: skip
     pictures = PictureCache(config.kiosk.state_dir / "pictures")
     core: KioskCore
@@ -367,10 +367,14 @@ def build_ui(
         authenticate=core.staff.authenticate if core.staff is not None else None,  # not enrolled
         restock=core.restock, receipts=core.receipts, flagged=core.engine.flagged,
         compartments=[c.number for c in cfg.locker.compartments], texts=tr, post=post,
-        on_exit=session.logout, alerts=desk,
+        on_exit=session.logout, alerts=desk, idle_s=cfg.staff.idle_logout_s,
     )  # fmt: skip
     diagnostics = DiagnosticsFlow(
-        readings_of(core), post=post, on_exit=session.logout, errors=install_error_buffer()
+        readings_of(core),
+        post=post,
+        on_exit=session.logout,
+        errors=install_error_buffer(),
+        idle_s=cfg.staff.technician_idle_s,
     )
 
     def deliver(reason: Bilingual | None) -> None:  # from the monitor's thread

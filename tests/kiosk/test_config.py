@@ -223,6 +223,10 @@ BAD_VALUES = [
     ("alarm", "buzzer_pin", True, "must be a whole number from 2 to 27"),
     ("alarm", "active_high", 1, "must be true or false"),
     ("wheel", "id", "LUCKY/../x", "must be a wheel id: 1-32 of A-Z a-z 0-9 _ -"),
+    ("staff", "idle_logout_s", 5, "must be a whole number from 15 to 600"),
+    ("staff", "restock_idle_s", "2m", "must be a whole number from 30 to 1800"),
+    ("staff", "technician_idle_s", 3600, "must be a whole number from 30 to 1800"),
+    ("ui", "payment_timeout_s", 600, "must be a whole number from 60 to 540"),
 ]
 
 

@@ -25,6 +25,8 @@ from .services.rig import KIOSK, MUG, TOTE, ServerSide
 
 
 def config(tmp_path, url, **sections):
+    """A kiosk config on simulators; the window is the panel's 800x480, not the screen."""
+    sections["ui"] = {"fullscreen": False, **sections.get("ui", {})}
     compartments = [{"number": n, "relay_pin": 4 + n, "sensor_pin": 16 + n} for n in range(1, 7)]
     return parse_config(
         {
@@ -286,6 +288,23 @@ def test_build_ui_wires_the_flows_to_the_core_and_the_monitor_to_the_session(tmp
         assert ui.session.state.screen is Screen.ATTRACT
         core.locker.sim.force_open(3)
         wait_for(lambda: ui.door_state(3) is DoorState.OPEN)  # the result screen's door
+    finally:
+        ui.stop()
+        core.stop()
+
+
+def test_the_timeouts_come_from_the_config(tmp_path, enrolled):
+    """[ui] payment_timeout_s and [staff] reach the engine, restock and the staff and
+    technician flows: no default argument decides them."""
+    server, paper = enrolled
+    staff = {"idle_logout_s": 45, "restock_idle_s": 300, "technician_idle_s": 200}
+    cfg = config(tmp_path, server.url, ui={"payment_timeout_s": 90}, staff=staff)
+    core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper))
+    ui = build_ui(core, post=lambda fn: fn(), maintenance_every_s=None)
+    try:
+        assert core.engine.payment_timeout_s == 90
+        assert core.restock.idle_timeout_s == 300
+        assert ui.staff.idle_s == 45 and ui.diagnostics.idle_s == 200
     finally:
         ui.stop()
         core.stop()

@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from kiosk.core import build_core
 
 from drivers.indicator import GpioAlarmOutput
 from drivers.printer import make_printer
