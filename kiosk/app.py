@@ -7,7 +7,10 @@ and the Clock ticks. Everything a screen shows comes from the member session's `
 its own flow's state); taps go back to the flows. Worker threads (camera, sync, transactions,
 the maintenance monitor) reach the widgets only through ``post`` (``Clock.schedule_once``).
 
-Call ``prepare_kivy_env()`` before the first Kivy import (``kiosk/__main__.py`` does).
+Kivy reads its environment switches at import: this module sets them (``prepare_kivy_env()``)
+before its own Kivy imports, with ``setdefault``, so a caller that must choose first (the
+demo's window or offscreen tour: ``kiosk/demo/rig.py``; tests and benches: headless) sets
+them before importing this module.
 """
 
 from __future__ import annotations
