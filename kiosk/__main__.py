@@ -48,7 +48,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
-        from kiosk.demo.rig import run_demo
+        from kiosk.demo.main import run_demo
     except ImportError as exc:  # the store server is an extra: pip install -e .[server]
         raise KioskError(
             f"kiosk demo needs the store server ({exc.name} missing): pip install -e '.[server]'"
