@@ -41,9 +41,17 @@ def _prepare_env(headless: bool, folder: Path) -> None:
     os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(cache))
 
 
+SERVER_EXTRA = {"fastapi", "uvicorn", "starlette"}  # setup.cfg's [server] extra, as imported
+
+
 def _rig(folder: Path, port: int, timing: RigTiming) -> DemoRig:
     try:
         return DemoRig(folder, port, timing)
+    except ImportError as exc:  # the store server starts serving only here
+        if (exc.name or "").partition(".")[0] not in SERVER_EXTRA:
+            raise
+        raise KioskError(f"kiosk demo needs the store server ({exc.name} missing): "
+                         "pip install -e '.[server]'") from None  # fmt: skip
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise

@@ -125,3 +125,17 @@ def test_the_cover_key_opens_the_cover_and_asks_the_maintenance_monitor_at_once(
     panel = KeyPanel(rig, app=SimpleNamespace(ui=SimpleNamespace(maintenance=monitor)))
     assert panel.action("M")() == "printer cover open" and rig.cover_open and asked == [1]
     assert panel.action("M")() == "printer cover shut" and not rig.cover_open and asked == [1, 1]
+
+
+def test_demo_without_the_store_servers_extra_says_what_to_install(
+    fake_rig, tmp_path, capsys, monkeypatch
+):
+    import kiosk.demo.main
+
+    class NoServer:
+        def __init__(self, *args) -> None:
+            raise ModuleNotFoundError("No module named 'uvicorn'", name="uvicorn")
+
+    monkeypatch.setattr(kiosk.demo.main, "DemoRig", NoServer)
+    assert main(["demo", "--state-dir", str(tmp_path), "--tour", str(tmp_path / "t")]) == 2
+    assert "uvicorn missing): pip install -e '.[server]'" in capsys.readouterr().err
