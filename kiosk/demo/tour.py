@@ -1,6 +1,6 @@
 """The demo's screenshot tour (``run_tour``): every screen and flow, driven through the real
 app by ``kiosk.screens.driver.UiDriver`` (which imports Kivy: set the video driver first,
-as ``kiosk.demo.rig`` does). No Kivy here."""
+as ``kiosk.demo.main`` does). No Kivy here."""
 
 from __future__ import annotations
 
