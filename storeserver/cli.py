@@ -14,9 +14,8 @@ from pathlib import Path
 from . import (
     accounts,
     demo,
+    embedded,
     keys,
-    kiosks,
-    members,
     staff,
     technicians,
     tls_pin,
@@ -129,8 +128,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 def cmd_enroll_code(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
-        with store.db.transaction() as conn:
-            code = kiosks.new_enrollment_code(conn, store.clock, args.kiosk, replace=args.replace)
+        code = embedded.enrollment_code(store, args.kiosk, replace=args.replace)
     except ApiError as exc:
         sys.exit(f"storeserver: {exc.message}")
     if args.replace:
@@ -154,10 +152,7 @@ def cmd_technician_code(args: argparse.Namespace) -> int:
     store = _store(args)
     by = args.by or f"{_login_name()} (command line)"
     try:
-        with store.db.transaction() as conn:
-            issued = technicians.issue_technician_code(
-                conn, store.clock, store.signing_key, args.kiosk, args.minutes, by
-            )
+        issued = embedded.technician_code(store, args.kiosk, args.minutes, by)
     except ApiError as exc:
         sys.exit(f"storeserver: {exc.message}")
     if args.json:
@@ -171,8 +166,7 @@ def cmd_technician_code(args: argparse.Namespace) -> int:
 def cmd_member_code(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
-        with store.db.transaction() as conn:
-            out = members.issue_code(store.ledger, conn, store.signing_key, args.member_id)
+        out = embedded.member_code(store, args.member_id)
     except Exception as exc:
         sys.exit(f"storeserver: {getattr(exc, 'message', exc)}")
     print(json.dumps(out) if args.json else out["code"])

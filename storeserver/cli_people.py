@@ -9,9 +9,10 @@ import getpass
 import json
 import sys
 
-from . import accounts, staff, staff_revocation
+from . import accounts, embedded, staff, staff_revocation
+from .cli_base import fail, writing
 from .cli_base import open_store as _store
-from .cli_base import writing
+from .errors import ApiError
 
 
 def cmd_add_account(args: argparse.Namespace) -> int:
@@ -25,8 +26,11 @@ def cmd_add_account(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    with writing(args) as (store, conn):
-        token_id, token = accounts.issue_token(conn, store.clock, args.account, args.days)
+    store = _store(args)
+    try:
+        token_id, token = embedded.account_token(store, args.account, args.days)
+    except ApiError as exc:
+        fail(exc)
     print(f"token {token_id} for {args.account}, valid {args.days} days:", file=sys.stderr)
     print(token)
     return 0

@@ -142,83 +142,56 @@ def _close(sock: socket.socket) -> None:
 
 
 class DemoServer:
-    """The store server with demo data (``storeserver.demo``) on ``127.0.0.1:port``, and the
-    relay the kiosk reaches it through (``relay.url``)."""
+    """The store server with demo data on ``127.0.0.1:port``, run in this process through the
+    store server's public facade (``storeserver.embedded``: the demo uses no other module of
+    it), and the relay the kiosk reaches it through (``relay.url``)."""
 
     def __init__(self, folder: Path, kiosk_id: str, port: int = 0) -> None:
-        from storeserver import demo
-        from storeserver.payments import SimulatedPaymentProvider
-        from storeserver.runner import ServerThread
-        from storeserver.store import Store
+        from storeserver.embedded import EmbeddedStoreServer
 
         self.kiosk_id = kiosk_id
-        folder.mkdir(parents=True, exist_ok=True)
         # the demo pays as a phone would: simulated payments, which anyone could mark paid
-        self.store = Store(folder / "store.db", provider=SimulatedPaymentProvider())
-        log.warning("demo store server: simulated payments (anyone can mark a payment paid)")
-        self.members = demo.seed(self.store, [kiosk_id])
+        self.store_server = server = EmbeddedStoreServer(folder, [kiosk_id], port)
+        self.members, self.url = server.members, server.url
         try:
-            self.thread = ServerThread(self.store, "127.0.0.1", port).start()
+            self.relay = TcpRelay(("127.0.0.1", server.port)).start()
         except BaseException:
-            self.store.close()
+            server.stop()
             raise
-        self.url = self.thread.url
-        self.relay = TcpRelay(("127.0.0.1", self.thread.port)).start()
 
     def enrollment_code(self) -> str:
         """A one-time code for the demo kiosk's id (a replacement once it is enrolled)."""
-        from storeserver import kiosks
-
-        with self.store.db.transaction() as conn:
-            replace = kiosks.is_enrolled(conn, self.kiosk_id)
-            return kiosks.new_enrollment_code(
-                conn, self.store.clock, self.kiosk_id, replace=replace
-            )
+        return self.store_server.enrollment_code(self.kiosk_id)
 
     def manager_token(self) -> str:
         """A token of the demo store's manager account (made on first use, valid a day)."""
-        from storeserver import accounts
-
-        with self.store.db.transaction() as conn:
-            if not conn.execute("SELECT 1 FROM accounts WHERE id = 'demo-manager'").fetchone():
-                accounts.add_account(conn, self.store.clock, "demo-manager", "manager")
-            return accounts.issue_token(conn, self.store.clock, "demo-manager", days=1)[1]
+        return self.store_server.manager_token()
 
     def member_code(self, member_id: str) -> str:
         """A fresh code as the member's app shows it (valid about a minute)."""
-        from storeserver import members
-
-        with self.store.db.transaction() as conn:
-            issued = members.issue_code(self.store.ledger, conn, self.store.signing_key, member_id)
-        return issued["code"]
+        return self.store_server.member_code(member_id)
 
     def staff_badge(self) -> tuple[str, str]:
         """The first demo staff member's badge code and PIN."""
-        from storeserver import demo
-
-        badge = demo.staff_badges(self.store, days=1)[0]
-        return badge["code"], badge["pin"]
+        return self.store_server.staff_badge()
 
     def technician_code(self) -> str:
         """A fresh technician code for the demo kiosk, issued (and recorded) by the server as
         ``storeserver technician-code --kiosk ID`` does; the kiosk takes each one once."""
-        from storeserver import technicians
-
-        with self.store.db.transaction() as conn:
-            issued = technicians.issue_technician_code(
-                conn, self.store.clock, self.store.signing_key, self.kiosk_id, 15, "demo"
-            )
-        return issued.code
+        return self.store_server.technician_code(self.kiosk_id)
 
     def pay(self, pay_url: str | None) -> bool:
         """The member's phone pays the payment behind ``pay_url`` (False: none given)."""
         if not pay_url:
             return False
-        with self.store.db.transaction() as conn:
-            self.store.payments.mark_paid(conn, pay_url.rsplit("/", 1)[-1])
+        self.store_server.pay(pay_url.rsplit("/", 1)[-1])
         return True
+
+    def payments_expiring_after(self, seconds: int):
+        """A context: payments started in it expire after ``seconds`` (the store server's
+        expiry, not the kiosk's own timeout)."""
+        return self.store_server.payments_expiring_after(seconds)
 
     def stop(self) -> None:
         self.relay.stop()
-        self.thread.stop()
-        self.store.close()
+        self.store_server.stop()

@@ -1,6 +1,6 @@
 """The demo's screenshot tour (``run_tour``): every screen and flow, driven through the real
 app by ``kiosk.screens.driver.UiDriver`` (which imports Kivy: set the video driver first,
-as ``kiosk.demo.rig`` does). No Kivy here."""
+as ``kiosk.demo.main`` does). No Kivy here."""
 
 from __future__ import annotations
 
@@ -226,9 +226,7 @@ class Tour:
         self.done()
         # nobody pays this one: the store server lets the payment expire after 3 s (its
         # payments' expiry, not the kiosk's own timeout), the kiosk sees it and voids
-        payments = self.server.store.payments
-        payments.expiry_s, before = 3, payments.expiry_s
-        try:
+        with self.server.payments_expiring_after(3):
             self.choose("GIFT-EARBUDS")
 
             def expired() -> None:
@@ -236,8 +234,6 @@ class Tour:
                 expect(reason == "payment_expired", f"voided for {reason}, not the expiry")
 
             self.step("payment-expired", "result", expired)
-        finally:
-            payments.expiry_s = before
 
     def wheel(self) -> None:
         ui = self.ui

@@ -416,3 +416,68 @@ def test_screens_and_services_never_receive_the_container():
         for found in container_parameters(p)
     ]
     assert offenders == [], "pass the ports (or a narrow callable) the code needs, not the core"
+
+
+# ---- the store server seen from the kiosk --------------------------------------------------------
+
+STORE_FACADE = "storeserver.embedded"  # the store server's public entry points
+STORE_FACADE_USERS = ("kiosk/demo/",)  # the kiosk reaches its server over HTTP, the demo runs one
+
+
+def storeserver_imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, full dotted name) of every store server module or name ``path`` imports at run
+    time: ``from storeserver import kiosks`` is ``storeserver.kiosks``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    skip = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        yield from ((node.lineno, name) for name in names if top(name) == "storeserver")
+
+
+def store_server_reaches(files: list[Path]) -> list[str]:
+    return [
+        f"{rel(p)}:{line} imports {name}"
+        for p in files
+        for line, name in storeserver_imports(p)
+        if not (rel(p).startswith(STORE_FACADE_USERS) and under(name, STORE_FACADE))
+    ]
+
+
+def kiosk_files() -> list[Path]:
+    return [p for p in product_files() if rel(p).startswith(("kiosk/", "drivers/"))]
+
+
+def test_the_kiosk_uses_the_store_server_only_through_its_facade_and_only_in_the_demo():
+    files = kiosk_files()
+    offenders = store_server_reaches(files)
+    assert offenders == [], (
+        f"the kiosk talks to its store server over HTTP (kiosk/sync/); only {STORE_FACADE_USERS} "
+        f"may run one, through {STORE_FACADE} (the store server's public entry points)"
+    )
+    assert any(
+        name == f"{STORE_FACADE}.EmbeddedStoreServer"
+        for p in files
+        for _, name in storeserver_imports(p)
+    )  # the scan sees the demo's
+
+
+def test_the_facade_rule_flags_a_module_behind_it_and_a_use_outside_the_demo(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    (tmp_path / "kiosk" / "demo").mkdir(parents=True)
+    (tmp_path / "kiosk" / "demo" / "ok.py").write_text(
+        "def f():\n    from storeserver.embedded import EmbeddedStoreServer\n"
+    )
+    (tmp_path / "kiosk" / "demo" / "deep.py").write_text("from storeserver import kiosks\n")
+    (tmp_path / "kiosk" / "sync.py").write_text("import storeserver.embedded\n")
+    files = sorted((tmp_path / "kiosk").rglob("*.py"))
+    assert store_server_reaches(files) == [
+        "kiosk/demo/deep.py:1 imports storeserver.kiosks",
+        "kiosk/sync.py:1 imports storeserver.embedded",
+    ]

@@ -41,7 +41,7 @@ def test_demo_takes_port_state_dir_and_tour_and_no_longer_once(tmp_path, capsys)
 @pytest.fixture
 def fake_rig(monkeypatch):
     """``kiosk demo`` with the rig and the tour replaced: which one runs, and where."""
-    import kiosk.demo.rig
+    import kiosk.demo.main
 
     calls: dict = {}
 
@@ -61,8 +61,8 @@ def fake_rig(monkeypatch):
 
     tour = types.ModuleType("kiosk.demo.tour")
     tour.run_tour = run_tour
-    monkeypatch.setattr(kiosk.demo.rig, "DemoRig", Rig)
-    monkeypatch.setattr(kiosk.demo.rig, "run_window", lambda rig: calls.setdefault("window", True))
+    monkeypatch.setattr(kiosk.demo.main, "DemoRig", Rig)
+    monkeypatch.setattr(kiosk.demo.main, "run_window", lambda rig: calls.setdefault("window", True))
     monkeypatch.setitem(sys.modules, "kiosk.demo.tour", tour)
     # run_demo prepares the environment for Kivy and escpos: undo it after the test
     for name in ("SDL_VIDEODRIVER", "KIVY_LOG_MODE", "ESCPOS_CAPABILITIES_PICKLE_DIR"):
@@ -89,7 +89,7 @@ def test_demo_with_a_display_opens_the_window_on_port_8080(fake_rig, tmp_path, m
 def test_the_demo_keys_act_on_the_rig_and_a_failing_key_keeps_the_demo_running():
     from types import SimpleNamespace
 
-    from kiosk.demo.rig import KeyPanel
+    from kiosk.demo.keys import KeyPanel
 
     toggles = []
     relay = SimpleNamespace(up=True)
@@ -115,7 +115,7 @@ def test_the_demo_keys_act_on_the_rig_and_a_failing_key_keeps_the_demo_running()
 def test_the_cover_key_opens_the_cover_and_asks_the_maintenance_monitor_at_once():
     from types import SimpleNamespace
 
-    from kiosk.demo.rig import KeyPanel
+    from kiosk.demo.keys import KeyPanel
 
     asked: list[int] = []
     rig = SimpleNamespace(server=SimpleNamespace(staff_badge=lambda: ("badge", "246810")),
@@ -125,3 +125,17 @@ def test_the_cover_key_opens_the_cover_and_asks_the_maintenance_monitor_at_once(
     panel = KeyPanel(rig, app=SimpleNamespace(ui=SimpleNamespace(maintenance=monitor)))
     assert panel.action("M")() == "printer cover open" and rig.cover_open and asked == [1]
     assert panel.action("M")() == "printer cover shut" and not rig.cover_open and asked == [1, 1]
+
+
+def test_demo_without_the_store_servers_extra_says_what_to_install(
+    fake_rig, tmp_path, capsys, monkeypatch
+):
+    import kiosk.demo.main
+
+    class NoServer:
+        def __init__(self, *args) -> None:
+            raise ModuleNotFoundError("No module named 'uvicorn'", name="uvicorn")
+
+    monkeypatch.setattr(kiosk.demo.main, "DemoRig", NoServer)
+    assert main(["demo", "--state-dir", str(tmp_path), "--tour", str(tmp_path / "t")]) == 2
+    assert "uvicorn missing): pip install -e '.[server]'" in capsys.readouterr().err
