@@ -1,5 +1,5 @@
 """The demo's simulator strip: a line of key help and status above the kiosk's 800x480, and
-the keyboard keys it answers (``kiosk.demo.KeyPanel`` holds what the keys do, without Kivy)."""
+the keyboard keys it answers (``kiosk.demo.keys.KeyPanel`` holds what the keys do, without Kivy)."""
 
 from __future__ import annotations
 
