@@ -1,0 +1,91 @@
+"""What the staff screen shows, built from what restock, the printer and the alerts desk
+answered: the compartment grid, the welcome, a finished restock's summary, a reprint's result,
+the alert shown. Plain functions of their inputs, in both languages from
+``kiosk/locale/staff.toml``; the flow (kiosk/services/staff_session.py: taps, worker results,
+time) puts them into ``StaffState`` snapshots (kiosk/services/staff_state.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+
+from kiosk.domain.catalog import CatalogItem
+from kiosk.domain.receipts import Bilingual
+from kiosk.i18n import Translator
+from kiosk.services.receipt_queue import ReprintResult
+from kiosk.services.restock import CompartmentStock, RestockSummary
+from kiosk.services.staff_state import CompartmentView
+from kiosk.services.sync_alerts import AlertNotice
+
+__all__ = [
+    "alert_message",
+    "bilingual",
+    "compartment_grid",
+    "joined",
+    "reprint_message",
+    "summary_message",
+    "welcome_message",
+]
+
+
+def bilingual(texts: Translator, key: str, **fields: object) -> Bilingual:
+    """A text of the catalog in both languages."""
+    return Bilingual(texts.text(key, "zh", **fields), texts.text(key, "en", **fields))
+
+
+def joined(parts: Sequence[Bilingual]) -> Bilingual:
+    return Bilingual("\n".join(p.zh for p in parts), "\n".join(p.en for p in parts))
+
+
+def compartment_grid(
+    numbers: Sequence[int], stock: Mapping[int, CompartmentStock], flagged: Collection[int],
+    items: Mapping[str, CatalogItem], counted: Collection[int],
+) -> tuple[CompartmentView, ...]:  # fmt: skip
+    """One tile per compartment: what the kiosk believes it holds, whether it needs a check,
+    whether it was counted in this session."""
+    out = []
+    for n in numbers:
+        s = stock.get(n, CompartmentStock(None, 0))
+        item = items.get(s.sku) if s.sku else None
+        name = Bilingual(item.name_zh, item.name_en) if item else None
+        if name is None and s.sku:
+            name = Bilingual(s.sku, s.sku)
+        out.append(CompartmentView(n, s.sku, name, s.count, n in flagged, n in counted))
+    return tuple(out)
+
+
+def welcome_message(texts: Translator, name: str, online: bool, alerts: int) -> Bilingual:
+    """Signed in (online or against the kiosk's cache), and how many alerts wait."""
+    welcome = bilingual(texts, "staff.welcome" if online else "staff.welcome_offline", name=name)
+    if alerts:
+        welcome = joined([welcome, bilingual(texts, "staff.alerts_waiting", count=alerts)])
+    return welcome
+
+
+def summary_message(texts: Translator, summary: RestockSummary) -> Bilingual:
+    """How a restock ended: timed out, the slip printed or queued, receipts reprinted, and the
+    alerts staff must read before walking away."""
+    parts = [bilingual(texts, "staff.timed_out")] if summary.ended == "timeout" else []
+    if summary.slip_printed:
+        parts.append(bilingual(texts, "staff.slip_printed"))
+    elif summary.slip_queued:
+        parts.append(bilingual(texts, "staff.slip_queued"))
+    if summary.reprinted:
+        parts.append(bilingual(texts, "staff.reprinted", printed=summary.reprinted))
+    parts += summary.alerts
+    return joined(parts or [bilingual(texts, "staff.finished")])
+
+
+def reprint_message(texts: Translator, result: ReprintResult) -> Bilingual:
+    if result.left:
+        return bilingual(texts, "staff.reprint_stopped", printed=result.printed,
+                         left=result.left, detail=result.error or "")  # fmt: skip
+    return bilingual(texts, "staff.reprint_done", printed=result.printed)
+
+
+def alert_message(texts: Translator, alerts: Sequence[AlertNotice]) -> Bilingual:
+    """The oldest alert, "1 of n"."""
+    first, count = alerts[0], len(alerts)
+    return Bilingual(
+        texts.text("staff.alert_of", "zh", i=1, count=count, text=first.text.zh),
+        texts.text("staff.alert_of", "en", i=1, count=count, text=first.text.en),
+    )
