@@ -3,10 +3,9 @@
 Built like ``MemberSession``: the screen renders ``StaffState`` snapshots and forwards taps.
 Blocking work (the PIN check against the store server, a door pulse, waiting for a door to
 shut, printing the slip) runs through ``run`` (a worker thread); every change reaches the UI
-through ``post``. Messages are ``Bilingual`` built from ``kiosk/locale/staff.toml`` (or, for a
-refusal, from the error's own key), so a snapshot is language-free. The PIN never enters a snapshot,
-only its length. A tap that arrives while work runs (``busy``) is ignored. What a snapshot shows
-of restock, reprint and alert results is built in kiosk/services/staff_views.py.
+through ``post``. Messages are ``Bilingual`` (kiosk/services/staff_views.py builds them and the
+grid), so a snapshot is language-free. The PIN never enters a snapshot, only its length. A tap
+that arrives while work runs (``busy``) is ignored.
 """
 
 from __future__ import annotations
@@ -32,6 +31,8 @@ from kiosk.services.staff_views import (
     alert_message,
     bilingual,
     compartment_grid,
+    locked_message,
+    refusal_message,
     reprint_message,
     summary_message,
     welcome_message,
@@ -95,7 +96,6 @@ class StaffFlow:
         self.post(lambda: [listener(snapshot) for listener in list(self._listeners)])
 
     def say(self, key: str, **fields: object) -> Bilingual:
-        """A text of the catalog in both languages."""
         return bilingual(self.texts, key, **fields)
 
     def _touch(self) -> None:
@@ -112,8 +112,7 @@ class StaffFlow:
         with self._lock:
             self._gen += 1
         self._badge, self._pin, self._session, self._locked_until = badge, "", None, None
-        self._staff_id = None
-        self._counted = set()
+        self._staff_id, self._counted = None, set()
         self._touch()
         key = "staff.enter_pin" if self.authenticate is not None else "staff.unavailable"
         self._set(fresh=True, step=StaffStep.PIN, queued=len(self.receipts), message=self.say(key),
@@ -151,24 +150,21 @@ class StaffFlow:
         try:
             who = self.authenticate(badge, pin)  # type: ignore[misc]
         except StaffLocked as exc:
+            locked = locked_message(self.texts, exc.seconds_left)
             if exc.seconds_left is None:  # no countdown: a manager must unlock them
-                self._set(gen, busy=False, message=self.say("staff.locked_manager"), error=True)
+                self._set(gen, busy=False, message=locked, error=True)
                 return
             self._locked_until = self.clock() + exc.seconds_left
-            self._set(gen, busy=False, locked_s=exc.seconds_left, error=True,
-                      message=self._locked_text(exc.seconds_left))  # fmt: skip
+            self._set(gen, busy=False, locked_s=exc.seconds_left, error=True, message=locked)
             return
         except StaffRejected as exc:
-            left = exc.attempts_left
-            text = self.say("staff.wrong_pin", left=left) if left is not None else render(exc)
-            self._set(gen, busy=False, attempts_left=left, message=text, error=True)
-            return
-        except StaffAuthError as exc:
-            self._set(gen, busy=False, message=render(exc), error=True)
+            self._set(gen, busy=False, attempts_left=exc.attempts_left, error=True,
+                      message=refusal_message(self.texts, exc))  # fmt: skip
             return
         except KioskError as exc:
-            log.error("staff sign-in failed: %s", exc)
-            self._set(gen, busy=False, message=self.say("staff.error", detail=exc), error=True)
+            if not isinstance(exc, StaffAuthError):
+                log.error("staff sign-in failed: %s", exc)
+            self._set(gen, busy=False, message=refusal_message(self.texts, exc), error=True)
             return
         try:
             session = self.restock.start(who)
@@ -185,9 +181,6 @@ class StaffFlow:
         self._set(gen, step=StaffStep.RESTOCK, busy=False, staff_name=who.name, online=who.online,
                   attempts_left=None, compartments=self._grid(), error=False, idle_left_s=None,
                   alerts=alerts, alert_shown=None, message=welcome)  # fmt: skip
-
-    def _locked_text(self, seconds: float) -> Bilingual:
-        return self.say("staff.locked", countdown=self.texts.countdown(seconds))
 
     # ---- restock -------------------------------------------------------------------------------
     def select(self, number: int) -> None:
@@ -289,8 +282,7 @@ class StaffFlow:
         self._session = None
         self._touch()
         self._set(gen, step=StaffStep.DONE, busy=False, summary=summary, door=None, opened=None,
-                  idle_left_s=None,
-                  compartments=self._grid(), queued=len(self.receipts),
+                  idle_left_s=None, compartments=self._grid(), queued=len(self.receipts),
                   error=bool(summary.alerts or summary.slip_queued),
                   message=summary_message(self.texts, summary))  # fmt: skip
 
@@ -346,17 +338,13 @@ class StaffFlow:
                   message=alert_message(self.texts, alerts), **changes)  # fmt: skip
 
     def _refused(self, gen: int, exc: KioskError) -> None:
-        if isinstance(exc, RestockError):
-            text = render(exc)
-            if exc.code in _SESSION_GONE and self._session is not None:
-                summary = self._session.summary
-                if summary is not None:
-                    self._done(gen, summary)
-                    self._set(gen, message=text, error=True)
-                    return
-        else:
+        text = refusal_message(self.texts, exc)
+        if not isinstance(exc, RestockError):
             log.error("staff step failed: %s", exc)
-            text = self.say("staff.error", detail=exc)
+        elif exc.code in _SESSION_GONE and (rs := self._session) and rs.summary is not None:
+            self._done(gen, rs.summary)
+            self._set(gen, message=text, error=True)
+            return
         self._set(gen, busy=False, message=text, error=True, compartments=self._grid())
 
     def _grid(self) -> tuple[CompartmentView, ...]:
@@ -385,7 +373,7 @@ class StaffFlow:
                 self._locked_until = None
                 self._set(locked_s=None, message=self.say("staff.enter_pin"), error=False)
             elif left != self.state.locked_s:
-                self._set(locked_s=left, message=self._locked_text(left))
+                self._set(locked_s=left, message=locked_message(self.texts, left))
         if self.state.busy:
             return
         rs = self._session

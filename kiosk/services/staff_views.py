@@ -10,9 +10,11 @@ from collections.abc import Collection, Mapping, Sequence
 
 from kiosk.domain.catalog import CatalogItem
 from kiosk.domain.receipts import Bilingual
-from kiosk.i18n import Translator
+from kiosk.domain.staff import StaffAuthError, StaffRejected
+from kiosk.errors import KioskError
+from kiosk.i18n import Translator, render
 from kiosk.services.receipt_queue import ReprintResult
-from kiosk.services.restock import CompartmentStock, RestockSummary
+from kiosk.services.restock import CompartmentStock, RestockError, RestockSummary
 from kiosk.services.staff_state import CompartmentView
 from kiosk.services.sync_alerts import AlertNotice
 
@@ -21,6 +23,8 @@ __all__ = [
     "bilingual",
     "compartment_grid",
     "joined",
+    "locked_message",
+    "refusal_message",
     "reprint_message",
     "summary_message",
     "welcome_message",
@@ -59,6 +63,23 @@ def welcome_message(texts: Translator, name: str, online: bool, alerts: int) -> 
     if alerts:
         welcome = joined([welcome, bilingual(texts, "staff.alerts_waiting", count=alerts)])
     return welcome
+
+
+def locked_message(texts: Translator, seconds: float | None) -> Bilingual:
+    """A lockout after too many wrong PINs: its countdown, or (None) until a manager unlocks."""
+    if seconds is None:
+        return bilingual(texts, "staff.locked_manager")
+    return bilingual(texts, "staff.locked", countdown=texts.countdown(seconds))
+
+
+def refusal_message(texts: Translator, exc: KioskError) -> Bilingual:
+    """A refused sign-in or restock step in its own words (a wrong PIN with the attempts left),
+    or a fault shown with its detail for the technician."""
+    if isinstance(exc, StaffRejected) and exc.attempts_left is not None:
+        return bilingual(texts, "staff.wrong_pin", left=exc.attempts_left)
+    if isinstance(exc, StaffAuthError | RestockError):
+        return render(exc)
+    return bilingual(texts, "staff.error", detail=exc)
 
 
 def summary_message(texts: Translator, summary: RestockSummary) -> Bilingual:
