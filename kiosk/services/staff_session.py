@@ -29,7 +29,7 @@ from kiosk.services.staff_auth import StaffSession
 from kiosk.services.staff_state import CompartmentView, DoorPhase, StaffState, StaffStep
 from kiosk.services.staff_views import (
     alert_message,
-    bilingual,
+    both_languages,
     compartment_grid,
     locked_message,
     refusal_message,
@@ -96,7 +96,7 @@ class StaffFlow:
         self.post(lambda: [listener(snapshot) for listener in list(self._listeners)])
 
     def say(self, key: str, **fields: object) -> Bilingual:
-        return bilingual(self.texts, key, **fields)
+        return both_languages(self.texts, key, **fields)
 
     def _touch(self) -> None:
         self._last_touch = self.clock()

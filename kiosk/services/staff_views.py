@@ -1,8 +1,10 @@
-"""What the staff screen shows, built from what restock, the printer and the alerts desk
-answered: the compartment grid, the welcome, a finished restock's summary, a reprint's result,
-the alert shown. Plain functions of their inputs, in both languages from
-``kiosk/locale/staff.toml``; the flow (kiosk/services/staff_session.py: taps, worker results,
-time) puts them into ``StaffState`` snapshots (kiosk/services/staff_state.py)."""
+"""What the staff screen shows, built from what sign-in, restock, the printer and the alerts
+desk answered: the compartment grid, the welcome, a refusal, the lockout, a finished restock's
+summary, a reprint's result, the alert shown. Plain functions of their inputs, in both languages
+from ``kiosk/locale/staff.toml`` (a refusal in its own words); the flow
+(kiosk/services/staff_session.py: taps, worker results, time) puts them into ``StaffState``
+snapshots (kiosk/services/staff_state.py). Unlike ``kiosk.i18n.bilingual``, these take the
+flow's ``Translator``."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from kiosk.services.sync_alerts import AlertNotice
 
 __all__ = [
     "alert_message",
-    "bilingual",
+    "both_languages",
     "compartment_grid",
     "joined",
     "locked_message",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-def bilingual(texts: Translator, key: str, **fields: object) -> Bilingual:
+def both_languages(texts: Translator, key: str, **fields: object) -> Bilingual:
     """A text of the catalog in both languages."""
     return Bilingual(texts.text(key, "zh", **fields), texts.text(key, "en", **fields))
 
@@ -59,48 +61,50 @@ def compartment_grid(
 
 def welcome_message(texts: Translator, name: str, online: bool, alerts: int) -> Bilingual:
     """Signed in (online or against the kiosk's cache), and how many alerts wait."""
-    welcome = bilingual(texts, "staff.welcome" if online else "staff.welcome_offline", name=name)
+    welcome = both_languages(
+        texts, "staff.welcome" if online else "staff.welcome_offline", name=name
+    )
     if alerts:
-        welcome = joined([welcome, bilingual(texts, "staff.alerts_waiting", count=alerts)])
+        welcome = joined([welcome, both_languages(texts, "staff.alerts_waiting", count=alerts)])
     return welcome
 
 
 def locked_message(texts: Translator, seconds: float | None) -> Bilingual:
     """A lockout after too many wrong PINs: its countdown, or (None) until a manager unlocks."""
     if seconds is None:
-        return bilingual(texts, "staff.locked_manager")
-    return bilingual(texts, "staff.locked", countdown=texts.countdown(seconds))
+        return both_languages(texts, "staff.locked_manager")
+    return both_languages(texts, "staff.locked", countdown=texts.countdown(seconds))
 
 
 def refusal_message(texts: Translator, exc: KioskError) -> Bilingual:
     """A refused sign-in or restock step in its own words (a wrong PIN with the attempts left),
     or a fault shown with its detail for the technician."""
     if isinstance(exc, StaffRejected) and exc.attempts_left is not None:
-        return bilingual(texts, "staff.wrong_pin", left=exc.attempts_left)
+        return both_languages(texts, "staff.wrong_pin", left=exc.attempts_left)
     if isinstance(exc, StaffAuthError | RestockError):
         return render(exc)
-    return bilingual(texts, "staff.error", detail=exc)
+    return both_languages(texts, "staff.error", detail=exc)
 
 
 def summary_message(texts: Translator, summary: RestockSummary) -> Bilingual:
     """How a restock ended: timed out, the slip printed or queued, receipts reprinted, and the
     alerts staff must read before walking away."""
-    parts = [bilingual(texts, "staff.timed_out")] if summary.ended == "timeout" else []
+    parts = [both_languages(texts, "staff.timed_out")] if summary.ended == "timeout" else []
     if summary.slip_printed:
-        parts.append(bilingual(texts, "staff.slip_printed"))
+        parts.append(both_languages(texts, "staff.slip_printed"))
     elif summary.slip_queued:
-        parts.append(bilingual(texts, "staff.slip_queued"))
+        parts.append(both_languages(texts, "staff.slip_queued"))
     if summary.reprinted:
-        parts.append(bilingual(texts, "staff.reprinted", printed=summary.reprinted))
+        parts.append(both_languages(texts, "staff.reprinted", printed=summary.reprinted))
     parts += summary.alerts
-    return joined(parts or [bilingual(texts, "staff.finished")])
+    return joined(parts or [both_languages(texts, "staff.finished")])
 
 
 def reprint_message(texts: Translator, result: ReprintResult) -> Bilingual:
     if result.left:
-        return bilingual(texts, "staff.reprint_stopped", printed=result.printed,
+        return both_languages(texts, "staff.reprint_stopped", printed=result.printed,
                          left=result.left, detail=result.error or "")  # fmt: skip
-    return bilingual(texts, "staff.reprint_done", printed=result.printed)
+    return both_languages(texts, "staff.reprint_done", printed=result.printed)
 
 
 def alert_message(texts: Translator, alerts: Sequence[AlertNotice]) -> Bilingual:
