@@ -28,10 +28,15 @@ from kiosk.domain.member_view import with_balance
 from kiosk.domain.payloads import PayloadKind, classify_payload
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.wheel import Wheel
-from kiosk.errors import HardwareError, JournalError, KioskError, StoreServerError
-from kiosk.i18n import bilingual
+from kiosk.errors import KioskError
 from kiosk.services.door_alarms import DoorAlarm
 from kiosk.services.identify import Identified, IdentifyError, MemberIdentifier, NotAMemberCode
+from kiosk.services.session_messages import LOOKUP_CANCELLED as _LOOKUP_CANCELLED
+from kiosk.services.session_messages import LOOKUP_TIMEOUT as _LOOKUP_TIMEOUT
+from kiosk.services.session_messages import NO_COMPARTMENT as _NO_COMPARTMENT
+from kiosk.services.session_messages import NO_WHEEL as _NO_WHEEL
+from kiosk.services.session_messages import NOT_ENROLLED as _NOT_ENROLLED
+from kiosk.services.session_messages import fault_message as _error
 from kiosk.services.transactions import RESCAN_CODES, ItemChoice, Member, TransactionEngine
 from kiosk.services.txn_steps import Outcome, Progress, TransactionRefused, TxnResult
 from kiosk.services.ui_state import Screen, UiState
@@ -401,23 +406,3 @@ def _member(who: Identified | None) -> Member:
     return Member(
         view.member_id, view.name_masked, view.balance, session=who.session, code=who.code_text
     )
-
-
-_ERROR_KINDS = ((JournalError, "journal"), (HardwareError, "device"),
-                (StoreServerError, "server"))  # fmt: skip
-
-
-def _error(exc: KioskError, txn_id: str | None = None) -> Bilingual:
-    """What the member reads after an unexpected failure: ask staff, with a reference they
-    can find in the log (``kiosk logs <ref>`` for a transaction); the detail is logged."""
-    kind = next((word for cls, word in _ERROR_KINDS if isinstance(exc, cls)), "kiosk")
-    ref = txn_id[:8] if txn_id else kind
-    log.error("member shown a fault (reference %s, %s): %s", ref, type(exc).__name__, exc)
-    return bilingual("session.error", ref=ref)
-
-
-_NOT_ENROLLED = bilingual("session.not_enrolled")
-_NO_COMPARTMENT = bilingual("session.no_compartment")
-_NO_WHEEL = bilingual("session.no_wheel")
-_LOOKUP_TIMEOUT = bilingual("session.lookup_timeout")
-_LOOKUP_CANCELLED = bilingual("session.lookup_cancelled")

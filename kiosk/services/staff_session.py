@@ -3,9 +3,9 @@
 Built like ``MemberSession``: the screen renders ``StaffState`` snapshots and forwards taps.
 Blocking work (the PIN check against the store server, a door pulse, waiting for a door to
 shut, printing the slip) runs through ``run`` (a worker thread); every change reaches the UI
-through ``post``. Messages are ``Bilingual`` built from ``kiosk/locale/staff.toml`` (or, for a
-refusal, from the error's own key), so a snapshot is language-free. The PIN never enters a snapshot,
-only its length. A tap that arrives while work runs (``busy``) is ignored.
+through ``post``. Messages are ``Bilingual`` (kiosk/services/staff_views.py builds them and the
+grid), so a snapshot is language-free. The PIN never enters a snapshot, only its length. A tap
+that arrives while work runs (``busy``) is ignored.
 """
 
 from __future__ import annotations
@@ -20,18 +20,23 @@ from typing import Any
 
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.staff import StaffAuthError, StaffLocked, StaffRejected
-from kiosk.errors import KioskError, UserFacingError
+from kiosk.errors import KioskError
 from kiosk.i18n import Translator, render
 from kiosk.services.receipt_queue import ReceiptQueue
-from kiosk.services.restock import (
-    CompartmentStock,
-    RestockError,
-    RestockSession,
-    RestockSummary,
-)
+from kiosk.services.restock import RestockError, RestockSession, RestockSummary
 from kiosk.services.restock_service import RestockService
 from kiosk.services.staff_auth import StaffSession
 from kiosk.services.staff_state import CompartmentView, DoorPhase, StaffState, StaffStep
+from kiosk.services.staff_views import (
+    alert_message,
+    both_languages,
+    compartment_grid,
+    locked_message,
+    refusal_message,
+    reprint_message,
+    summary_message,
+    welcome_message,
+)
 from kiosk.services.sync_alerts import SyncAlertDesk
 
 __all__ = ["CompartmentView", "DoorPhase", "StaffFlow", "StaffState", "StaffStep"]
@@ -91,8 +96,7 @@ class StaffFlow:
         self.post(lambda: [listener(snapshot) for listener in list(self._listeners)])
 
     def say(self, key: str, **fields: object) -> Bilingual:
-        """A text of the catalog in both languages."""
-        return Bilingual(self.texts.text(key, "zh", **fields), self.texts.text(key, "en", **fields))
+        return both_languages(self.texts, key, **fields)
 
     def _touch(self) -> None:
         self._last_touch = self.clock()
@@ -108,8 +112,7 @@ class StaffFlow:
         with self._lock:
             self._gen += 1
         self._badge, self._pin, self._session, self._locked_until = badge, "", None, None
-        self._staff_id = None
-        self._counted = set()
+        self._staff_id, self._counted = None, set()
         self._touch()
         key = "staff.enter_pin" if self.authenticate is not None else "staff.unavailable"
         self._set(fresh=True, step=StaffStep.PIN, queued=len(self.receipts), message=self.say(key),
@@ -147,29 +150,26 @@ class StaffFlow:
         try:
             who = self.authenticate(badge, pin)  # type: ignore[misc]
         except StaffLocked as exc:
+            locked = locked_message(self.texts, exc.seconds_left)
             if exc.seconds_left is None:  # no countdown: a manager must unlock them
-                self._set(gen, busy=False, message=self.say("staff.locked_manager"), error=True)
+                self._set(gen, busy=False, message=locked, error=True)
                 return
             self._locked_until = self.clock() + exc.seconds_left
-            self._set(gen, busy=False, locked_s=exc.seconds_left, error=True,
-                      message=self._locked_text(exc.seconds_left))  # fmt: skip
+            self._set(gen, busy=False, locked_s=exc.seconds_left, error=True, message=locked)
             return
         except StaffRejected as exc:
-            left = exc.attempts_left
-            text = self.say("staff.wrong_pin", left=left) if left is not None else _both(exc)
-            self._set(gen, busy=False, attempts_left=left, message=text, error=True)
-            return
-        except StaffAuthError as exc:
-            self._set(gen, busy=False, message=_both(exc), error=True)
+            self._set(gen, busy=False, attempts_left=exc.attempts_left, error=True,
+                      message=refusal_message(self.texts, exc))  # fmt: skip
             return
         except KioskError as exc:
-            log.error("staff sign-in failed: %s", exc)
-            self._set(gen, busy=False, message=self.say("staff.error", detail=exc), error=True)
+            if not isinstance(exc, StaffAuthError):
+                log.error("staff sign-in failed: %s", exc)
+            self._set(gen, busy=False, message=refusal_message(self.texts, exc), error=True)
             return
         try:
             session = self.restock.start(who)
         except RestockError as exc:
-            self._set(gen, busy=False, message=_both(exc), error=True)
+            self._set(gen, busy=False, message=render(exc), error=True)
             return
         if gen != self._gen:  # staff left while the PIN was checked: release the kiosk again
             session.finish()
@@ -177,16 +177,10 @@ class StaffFlow:
         self._session, self._staff_id = session, who.staff_id
         self._touch()
         alerts = self.desk.notices() if self.desk is not None else ()
-        welcome = self.say("staff.welcome" if who.online else "staff.welcome_offline",
-                           name=who.name)  # fmt: skip
-        if alerts:
-            welcome = _join([welcome, self.say("staff.alerts_waiting", count=len(alerts))])
+        welcome = welcome_message(self.texts, who.name, who.online, len(alerts))
         self._set(gen, step=StaffStep.RESTOCK, busy=False, staff_name=who.name, online=who.online,
                   attempts_left=None, compartments=self._grid(), error=False, idle_left_s=None,
                   alerts=alerts, alert_shown=None, message=welcome)  # fmt: skip
-
-    def _locked_text(self, seconds: float) -> Bilingual:
-        return self.say("staff.locked", countdown=self.texts.countdown(seconds))
 
     # ---- restock -------------------------------------------------------------------------------
     def select(self, number: int) -> None:
@@ -287,19 +281,10 @@ class StaffFlow:
     def _done(self, gen: int, summary: RestockSummary) -> None:
         self._session = None
         self._touch()
-        parts = [self.say("staff.timed_out")] if summary.ended == "timeout" else []
-        if summary.slip_printed:
-            parts.append(self.say("staff.slip_printed"))
-        elif summary.slip_queued:
-            parts.append(self.say("staff.slip_queued"))
-        if summary.reprinted:
-            parts.append(self.say("staff.reprinted", printed=summary.reprinted))
-        parts += summary.alerts
         self._set(gen, step=StaffStep.DONE, busy=False, summary=summary, door=None, opened=None,
-                  idle_left_s=None,
-                  compartments=self._grid(), queued=len(self.receipts),
+                  idle_left_s=None, compartments=self._grid(), queued=len(self.receipts),
                   error=bool(summary.alerts or summary.slip_queued),
-                  message=_join(parts or [self.say("staff.finished")]))  # fmt: skip
+                  message=summary_message(self.texts, summary))  # fmt: skip
 
     def reprint(self) -> None:
         """Staff loaded paper: print every queued receipt."""
@@ -316,12 +301,8 @@ class StaffFlow:
         except KioskError as exc:
             self._refused(gen, exc)
             return
-        if result.left:
-            text = self.say("staff.reprint_stopped", printed=result.printed, left=result.left,
-                            detail=result.error or "")  # fmt: skip
-        else:
-            text = self.say("staff.reprint_done", printed=result.printed)
-        self._set(gen, busy=False, queued=result.left, message=text, error=bool(result.left))
+        self._set(gen, busy=False, queued=result.left, message=reprint_message(self.texts, result),
+                  error=bool(result.left))  # fmt: skip
 
     # ---- sync alerts ---------------------------------------------------------------------------
     def alerts_tap(self) -> None:
@@ -353,39 +334,22 @@ class StaffFlow:
                       message=self.say("staff.alerts_none"))  # fmt: skip
 
     def _show_alert(self, gen: int, alerts: tuple, **changes: Any) -> None:
-        first, count = alerts[0], len(alerts)
-        text = Bilingual(
-            self.texts.text("staff.alert_of", "zh", i=1, count=count, text=first.text.zh),
-            self.texts.text("staff.alert_of", "en", i=1, count=count, text=first.text.en),
-        )
-        self._set(gen, alerts=alerts, alert_shown=first.alert_id, message=text,
-                  error=True, **changes)  # fmt: skip
+        self._set(gen, alerts=alerts, alert_shown=alerts[0].alert_id, error=True,
+                  message=alert_message(self.texts, alerts), **changes)  # fmt: skip
 
     def _refused(self, gen: int, exc: KioskError) -> None:
-        if isinstance(exc, RestockError):
-            text = _both(exc)
-            if exc.code in _SESSION_GONE and self._session is not None:
-                summary = self._session.summary
-                if summary is not None:
-                    self._done(gen, summary)
-                    self._set(gen, message=text, error=True)
-                    return
-        else:
+        text = refusal_message(self.texts, exc)
+        if not isinstance(exc, RestockError):
             log.error("staff step failed: %s", exc)
-            text = self.say("staff.error", detail=exc)
+        elif exc.code in _SESSION_GONE and (rs := self._session) and rs.summary is not None:
+            self._done(gen, rs.summary)
+            self._set(gen, message=text, error=True)
+            return
         self._set(gen, busy=False, message=text, error=True, compartments=self._grid())
 
     def _grid(self) -> tuple[CompartmentView, ...]:
-        stock, flagged, items = self.restock.stock(), self.flagged(), self.restock.items or {}
-        out = []
-        for n in self.numbers:
-            s = stock.get(n, CompartmentStock(None, 0))
-            item = items.get(s.sku) if s.sku else None
-            name = Bilingual(item.name_zh, item.name_en) if item else None
-            if name is None and s.sku:
-                name = Bilingual(s.sku, s.sku)
-            out.append(CompartmentView(n, s.sku, name, s.count, n in flagged, n in self._counted))
-        return tuple(out)
+        return compartment_grid(self.numbers, self.restock.stock(), self.flagged(),
+                                self.restock.items or {}, self._counted)  # fmt: skip
 
     # ---- leaving and time ------------------------------------------------------------------------
     def _leave(self, gen: int | None = None) -> None:
@@ -409,7 +373,7 @@ class StaffFlow:
                 self._locked_until = None
                 self._set(locked_s=None, message=self.say("staff.enter_pin"), error=False)
             elif left != self.state.locked_s:
-                self._set(locked_s=left, message=self._locked_text(left))
+                self._set(locked_s=left, message=locked_message(self.texts, left))
         if self.state.busy:
             return
         rs = self._session
@@ -434,11 +398,3 @@ class StaffFlow:
             left is not None and math.ceil(left) != math.ceil(shown or 0)
         ):
             self._set(idle_left_s=left)
-
-
-def _both(exc: UserFacingError) -> Bilingual:
-    return render(exc)
-
-
-def _join(parts: Sequence[Bilingual]) -> Bilingual:
-    return Bilingual("\n".join(p.zh for p in parts), "\n".join(p.en for p in parts))

@@ -1,4 +1,5 @@
-"""The staff screen's snapshot values (kiosk/services/staff_session.py renders them)."""
+"""The staff screen's snapshot values (kiosk/services/staff_session.py sets them, staff_views.py
+builds their texts and grid)."""
 
 from __future__ import annotations
 

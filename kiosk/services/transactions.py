@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,13 +34,12 @@ from kiosk.ports import (
     DoorJammed,
     Locker,
     Opened,
-    PaymentStatus,
     Redemption,
-    RedemptionState,
     StoreServer,
 )
 from kiosk.services.compartment_flags import CompartmentFlags
 from kiosk.services.kiosk_lock import RECOVERY, RESTOCK, TRANSACTION, KioskLock
+from kiosk.services.payment_wait import PaymentWait
 from kiosk.services.receipt_queue import ReceiptQueue
 from kiosk.services.recovery import Settled, settle_unfinished
 from kiosk.services.txn_messages import (
@@ -49,8 +47,6 @@ from kiosk.services.txn_messages import (
     MSG_ISSUE_UNCONFIRMED,
     MSG_ISSUED,
     MSG_JAMMED,
-    MSG_PAY_CANCELLED,
-    MSG_PAY_EXPIRED,
     MSG_SPIN_UNSETTLED,
     MSG_TAKE_GIFT,
     MSG_UNCONFIRMED,
@@ -62,7 +58,6 @@ from kiosk.services.txn_steps import (
     SPEND_TABLE,
     EventSink,
     Outcome,
-    Progress,
     ProgressFn,
     S,
     TransactionRefused,
@@ -134,11 +129,11 @@ class TransactionEngine:
         self.connectivity = connectivity
         self.config_limits = offline_limits  # [offline] of the kiosk's config
         self.offline_limits = offline_limits  # the server's, once a catalog brought them
-        self.payment_timeout_s = payment_timeout_s
-        self.poll_interval_s = poll_interval_s
+        self.payment = PaymentWait(
+            server, clock, timeout_s=payment_timeout_s, poll_interval_s=poll_interval_s
+        )
         self.new_id = new_id
         self.recovery_wait_s = recovery_wait_s
-        self._cancel = threading.Event()
 
     def use_server_limits(self, limits: OfflineLimits | None) -> None:
         """The store server's offline caps (from the catalog) replace the config's, so what
@@ -178,7 +173,7 @@ class TransactionEngine:
             ctx = replace(ctx, balance_held=r.balance, **_payment(r))
             txn = self.steps.step(txn, ctx, S.HELD, progress, hold_id=r.txn_id, hold_seq=r.hold_seq)
             if kind is TxnKind.POINTS_CASH:
-                paid, why, message = self._await_payment(txn, ctx, progress)
+                paid, why, message = self.payment.wait(txn, ctx, progress)
                 if not paid:
                     return self.steps.void(txn, ctx, why, message, present=True, progress=progress)
                 txn = self.steps.step(txn, ctx, S.PAID, progress, payment_ref=ctx.payment_id)
@@ -252,7 +247,7 @@ class TransactionEngine:
 
     def cancel_payment(self) -> None:
         """The member tapped cancel on the payment screen (any thread)."""
-        self._cancel.set()
+        self.payment.cancel()
 
     def transactions(self) -> list[Transaction]:
         """Every transaction in the journal (the local stock view and restock counts read it)."""
@@ -273,7 +268,7 @@ class TransactionEngine:
             waits = self.lock.holder == RECOVERY
             if not (waits and self.lock.wait_hold(TRANSACTION, self.recovery_wait_s)):
                 raise TransactionRefused("txn.busy", "busy")
-        self._cancel.clear()
+        self.payment.reset()
         try:
             with txn_scope():  # every log line of the flow carries TXN=<id> once it has one
                 yield
@@ -333,32 +328,6 @@ class TransactionEngine:
         self.flags.mark(txn.compartment, txn, reason)
         return self.steps.void(txn, ctx, reason, MSG_JAMMED, present=True, progress=progress)
 
-    def _await_payment(
-        self, txn: Transaction, ctx: TxnContext, progress: ProgressFn
-    ) -> tuple[bool, str, Bilingual]:
-        """Poll the server until the cash part is paid, cancelled, expired or timed out."""
-        deadline = self.steps.clock() + self.payment_timeout_s
-        while True:
-            left = deadline - self.steps.clock()
-            if self._cancel.is_set():
-                return False, "payment_cancelled", MSG_PAY_CANCELLED
-            if left <= 0:
-                return False, "payment_timeout", MSG_PAY_EXPIRED
-            progress(Progress(txn.txn_id, txn.state, ctx.pay_url, txn.cash_cents, left))
-            try:
-                r = self.steps.server.get_redemption(txn.txn_id)
-            except Unreachable as exc:
-                log.warning("txn %s: payment poll failed, polling on: %s", txn.txn_id, exc)
-            else:
-                status = r.payment.status if r.payment is not None else None
-                held = r.state is RedemptionState.HELD
-                if status is PaymentStatus.PAID and held:
-                    return True, "", MSG_ISSUED
-                if not held or status in _PAYMENT_ENDED:
-                    return False, "payment_expired", MSG_PAY_EXPIRED
-            if self._cancel.wait(min(self.poll_interval_s, max(left, 0))):
-                return False, "payment_cancelled", MSG_PAY_CANCELLED
-
     def _redeem_offline(
         self, member: Member, item: ItemChoice, kind: TxnKind, progress: ProgressFn
     ) -> TxnResult:
@@ -410,6 +379,3 @@ def _payment(r: Redemption) -> dict:
     if r.payment is None:
         return {"payment_id": None, "pay_url": None}
     return {"payment_id": r.payment.id, "pay_url": r.payment.pay_url}
-
-
-_PAYMENT_ENDED = frozenset({PaymentStatus.CANCELLED, PaymentStatus.EXPIRED, PaymentStatus.REFUNDED})

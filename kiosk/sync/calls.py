@@ -10,7 +10,7 @@ each outcome means, and the retries in between (kiosk/sync/client.py builds the 
 - :func:`perform` retries transient failures and 5xx answers of idempotent calls with the
   :class:`~kiosk.sync.transport.RetryPolicy`'s backoff, within the call's time budget.
 
-The wording of errors from bodies and transport exceptions is kiosk/sync/parse.py's.
+The wording of errors from bodies and transport exceptions is kiosk/sync/refusals.py's.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import requests
 import urllib3
 
 from kiosk.errors import Rejected, StoreServerError, Unreachable
-from kiosk.sync import parse
+from kiosk.sync import parse, refusals
 from kiosk.sync.parse import BadResponse
 from kiosk.sync.transport import RetryPolicy
 
@@ -107,7 +107,7 @@ def attempt(
             stream=call.stream,
         )
     except requests.RequestException as exc:
-        error, transient = parse.transport_error(
+        error, transient = refusals.transport_error(
             exc,
             call.what,
             call.retry,
@@ -120,7 +120,7 @@ def attempt(
         # Not wrapped by requests (e.g. a malformed URL or header): final, like a TLS failure.
         return Failed(
             Unreachable(
-                f"request {call.what} to {endpoint.base_url} failed ({parse.short(exc)}): "
+                f"request {call.what} to {endpoint.base_url} failed ({refusals.short(exc)}): "
                 "check server.url"
             ),
             transient=False,
@@ -148,7 +148,7 @@ def server_failed(resp: requests.Response, what: str, base_url: str, attempts: i
     tried = f" (after {attempts} attempts)" if attempts > 1 else ""
     return Unreachable(
         f"store server at {base_url} failed on {what} with HTTP "
-        f"{resp.status_code}{tried}{parse.server_says(resp)}: check the store server's log"
+        f"{resp.status_code}{tried}{refusals.server_says(resp)}: check the store server's log"
     )
 
 
@@ -164,7 +164,7 @@ def classify(
     ``parser``, or, with ``read``, streamed: ``read`` takes the response and reads what it
     wants of the body (a picture, bounded)."""
     if 400 <= resp.status_code < 500:
-        raise parse.rejection(resp, what, base_url)
+        raise refusals.rejection(resp, what, base_url)
     if not 200 <= resp.status_code < 300:
         resp.close()
         where = resp.headers.get("Location", "")
@@ -179,7 +179,7 @@ def classify(
         except requests.RequestException as exc:  # the body broke off or timed out
             raise Unreachable(
                 f"store server at {base_url} broke off its answer to {what} "
-                f"({parse.short(exc)}): check the network; retrying later"
+                f"({refusals.short(exc)}): check the network; retrying later"
             ) from None
         finally:
             resp.close()
@@ -189,7 +189,7 @@ def classify(
     except (ValueError, parse.ShapeError, RecursionError) as exc:
         raise BadResponse(
             f"store server at {base_url} answered garbage to {what} "
-            f"({parse.short(exc)}): check that server.url points at the store server"
+            f"({refusals.short(exc)}): check that server.url points at the store server"
         ) from None
 
 

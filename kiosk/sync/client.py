@@ -4,8 +4,9 @@ Every failure leaves as a :class:`~kiosk.errors.StoreServerError` whose message 
 can act on; no requests, urllib3 or JSON exception escapes. Only idempotent calls are retried.
 This module holds the public calls; each goes through kiosk/sync/calls.py (attempts, what a
 response means, retries) over the session of kiosk/sync/transport.py. What the answers mean
-(shapes, error bodies, transport failures) is kiosk/sync/parse.py. ``BadResponse`` and
-``RetryLater`` are importable from here as before.
+is kiosk/sync/parse.py (shapes) and kiosk/sync/refusals.py (error bodies, transport failures);
+what enrollment leaves on disk is kiosk/sync/enrollment.py. ``BadResponse`` and ``RetryLater``
+are importable from here as before.
 """
 
 from __future__ import annotations
@@ -23,14 +24,12 @@ import requests
 
 from kiosk.config import ServerSection
 from kiosk.domain.wheel import Wheel
-from kiosk.errors import JournalError, RetryLater
+from kiosk.errors import RetryLater
 from kiosk.ports import Enrollment, EventResult, OutboxEvent, Redemption, StaffIdentity
-from kiosk.storage.atomic import write_file_atomic
 from kiosk.storage.pictures import MAX_PICTURE_BYTES
-from kiosk.storage.server_keys import write_public_keys
 from kiosk.sync import parse
 from kiosk.sync.calls import Call, Endpoint, perform
-from kiosk.sync.enrollment import b64, enrolled_keys, read_token
+from kiosk.sync.enrollment import enrolled_keys, read_token, store_enrollment
 from kiosk.sync.parse import BadResponse
 from kiosk.sync.pictures import PICTURE_TYPES, read_picture_body
 from kiosk.sync.transport import RetryPolicy, new_session
@@ -178,17 +177,7 @@ class StoreServerClient:
                 "(bad token or public key): check server.url points at the store server"
             )
         token = data["token"].strip()
-        try:
-            if self.token_file is not None:
-                self.token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                write_file_atomic(self.token_file, token.encode("ascii") + b"\n", 0o600)
-            if self.public_key_file is not None:
-                write_public_keys(self.public_key_file, [b64(k) for k in keys])
-        except OSError as exc:
-            raise JournalError(
-                f"enrolled, but cannot store the kiosk token or key ({exc}): make the state "
-                "folder writable, then enroll again with a new code"
-            ) from None
+        store_enrollment(token, keys, self.token_file, self.public_key_file)
         self.token = token
         return Enrollment(data["kiosk_id"], keys[0], data["server_time"], keys)
 

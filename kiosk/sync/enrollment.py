@@ -1,19 +1,21 @@
 """What enrollment leaves on the kiosk, for the store server client (kiosk/sync/client.py):
-the store's public keys from the enrollment answer, and the kiosk token file
-(docs/kiosk-sync.md, "Token and key storage")."""
+the store's public keys from the enrollment answer, and the kiosk token file, written once
+(:func:`store_enrollment`) and read at start (docs/kiosk-sync.md, "Token and key storage")."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from kiosk.domain.member_codes import MAX_KEYS
 from kiosk.errors import JournalError
+from kiosk.storage.atomic import write_file_atomic
+from kiosk.storage.server_keys import write_public_keys
 
-__all__ = ["b64", "enrolled_keys", "read_token"]
+__all__ = ["b64", "enrolled_keys", "read_token", "store_enrollment"]
 
 
 def enrolled_keys(data: Mapping[str, Any]) -> tuple[bytes, ...]:
@@ -36,6 +38,23 @@ def enrolled_keys(data: Mapping[str, Any]) -> tuple[bytes, ...]:
 
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
+
+
+def store_enrollment(
+    token: str, keys: Sequence[bytes], token_file: Path | None, public_key_file: Path | None
+) -> None:
+    """Keep an enrollment's token (0600) and the store's public keys, where the config says."""
+    try:
+        if token_file is not None:
+            token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_file_atomic(token_file, token.encode("ascii") + b"\n", 0o600)
+        if public_key_file is not None:
+            write_public_keys(public_key_file, [b64(k) for k in keys])
+    except OSError as exc:
+        raise JournalError(
+            f"enrolled, but cannot store the kiosk token or key ({exc}): make the state "
+            "folder writable, then enroll again with a new code"
+        ) from None
 
 
 def read_token(token_file: Path) -> str | None:

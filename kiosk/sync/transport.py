@@ -58,7 +58,7 @@ def spki_pin(der_certificate: bytes) -> str:
 
 class PinMismatch(urllib3.exceptions.SSLError, KioskError):
     """The server's public key is none of the pinned ones. An urllib3 SSLError, so urllib3 and
-    requests pass it on as a TLS failure (kiosk/sync/parse.py makes it an ``Unreachable``
+    requests pass it on as a TLS failure (kiosk/sync/refusals.py makes it an ``Unreachable``
     for a technician); never raised to the kiosk itself."""
 
     def __init__(self, host: str, seen: str, pins: Sequence[str]) -> None:

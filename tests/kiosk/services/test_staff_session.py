@@ -421,6 +421,7 @@ def test_the_same_badge_again_keeps_the_flow_a_new_one_starts_over(rig):
 
 
 def test_every_text_the_flow_says_is_in_the_catalog():
-    source = Path("kiosk/services/staff_session.py").read_text(encoding="utf-8")
+    flow_and_views = ("kiosk/services/staff_session.py", "kiosk/services/staff_views.py")
+    source = "".join(Path(p).read_text(encoding="utf-8") for p in flow_and_views)
     keys = set(re.findall(r'"((?:staff|common)\.[a-z_]+)"', source))
     assert len(keys) > 20 and keys <= set(load_catalog())

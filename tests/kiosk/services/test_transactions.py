@@ -137,7 +137,7 @@ def test_points_and_cash_expired_at_the_server(server, kiosk):
 
 
 def test_points_and_cash_timing_out_on_the_kiosk_cancels_with_a_countdown(server, kiosk):
-    kiosk.engine.payment_timeout_s = 0.3
+    kiosk.engine.payment.timeout_s = 0.3
     seen = []
     result = kiosk.engine.redeem(kiosk.member("M0003"), EARBUDS, seen.append)
     assert result.outcome is Outcome.VOIDED and result.txn.void_reason == "payment_timeout"
