@@ -31,12 +31,14 @@ from kiosk.domain.wheel import Wheel
 from kiosk.errors import KioskError
 from kiosk.services.door_alarms import DoorAlarm
 from kiosk.services.identify import Identified, IdentifyError, MemberIdentifier, NotAMemberCode
-from kiosk.services.session_messages import LOOKUP_CANCELLED as _LOOKUP_CANCELLED
-from kiosk.services.session_messages import LOOKUP_TIMEOUT as _LOOKUP_TIMEOUT
-from kiosk.services.session_messages import NO_COMPARTMENT as _NO_COMPARTMENT
-from kiosk.services.session_messages import NO_WHEEL as _NO_WHEEL
-from kiosk.services.session_messages import NOT_ENROLLED as _NOT_ENROLLED
-from kiosk.services.session_messages import fault_message as _error
+from kiosk.services.session_messages import (
+    LOOKUP_CANCELLED,
+    LOOKUP_TIMEOUT,
+    NO_COMPARTMENT,
+    NO_WHEEL,
+    NOT_ENROLLED,
+    fault_message,
+)
 from kiosk.services.transactions import RESCAN_CODES, ItemChoice, Member, TransactionEngine
 from kiosk.services.txn_steps import Outcome, Progress, TransactionRefused, TxnResult
 from kiosk.services.ui_state import Screen, UiState
@@ -142,7 +144,7 @@ class MemberSession:
             self._set(screen=screen, routed_code=(kind, payload), error=None)
             return
         if self.identifier is None:
-            self._set(error=_NOT_ENROLLED)
+            self._set(error=NOT_ENROLLED)
             return
         self.touch()
         with self._lock:
@@ -164,7 +166,7 @@ class MemberSession:
             self._lookup_change(lookup, end=True, error=exc.message)
             return
         except KioskError as exc:
-            self._lookup_change(lookup, end=True, error=_error(exc))
+            self._lookup_change(lookup, end=True, error=fault_message(exc))
             return
         if not self._lookup_change(
             lookup, end=True, member=who, screen=Screen.MEMBER, offer=self._offer(who),
@@ -178,7 +180,7 @@ class MemberSession:
     def cancel_lookup(self) -> None:
         """The member tapped cancel while their code is looked up: back to scanning now; the
         answer, when it comes, is ignored."""
-        if self._lookup_change(None, end=True, error=_LOOKUP_CANCELLED):
+        if self._lookup_change(None, end=True, error=LOOKUP_CANCELLED):
             log.info("member lookup cancelled by the member")
             self.touch()
 
@@ -205,7 +207,7 @@ class MemberSession:
             return  # disabled items show their reason; a tap does nothing
         compartment = self._compartment(pick)
         if pick.item.kind is ItemKind.GIFT and compartment is None:
-            self._set(error=_NO_COMPARTMENT)
+            self._set(error=NO_COMPARTMENT)
             return
         self._set(screen=Screen.CONFIRM, selected=pick, compartment=compartment, error=None)
 
@@ -312,7 +314,7 @@ class MemberSession:
             return
         wheel = self.wheel_info()  # the synced wheel: its cost and the commitments it holds
         if wheel is None:
-            self._set(error=_NO_WHEEL)
+            self._set(error=NO_WHEEL)
             return
         who = self.state.member
         self._set(busy=True, progress=None, result=None, error=None)
@@ -335,7 +337,7 @@ class MemberSession:
             return
         except KioskError as exc:
             progress = self.state.progress
-            self._set(busy=False, error=_error(exc, progress and progress.txn_id),
+            self._set(busy=False, error=fault_message(exc, progress and progress.txn_id),
                       screen=Screen.RESULT)  # fmt: skip
             return
         self.touch()
@@ -392,7 +394,7 @@ class MemberSession:
         left = self.lookup_timeout_s - (self.clock() - self._lookup_started)
         if left > -LOOKUP_GRACE_S:
             self._lookup_change(None, end=False, lookup_left_s=max(0.0, left), idle_left_s=None)
-        elif self._lookup_change(None, end=True, error=_LOOKUP_TIMEOUT):
+        elif self._lookup_change(None, end=True, error=LOOKUP_TIMEOUT):
             log.error(
                 "member lookup still running %.0f s after it began (the store server client "
                 "should have given up within %.0f s): the member is back on the scan screen",

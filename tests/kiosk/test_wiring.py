@@ -302,7 +302,7 @@ def test_the_timeouts_come_from_the_config(tmp_path, enrolled):
     core = build_core(cfg, printer=make_printer(cfg.printer, sim=paper))
     ui = build_ui(core, post=lambda fn: fn(), maintenance_every_s=None)
     try:
-        assert core.engine.payment_timeout_s == 90
+        assert core.engine.payment.timeout_s == 90
         assert core.restock.idle_timeout_s == 300
         assert ui.staff.idle_s == 45 and ui.diagnostics.idle_s == 200
     finally:
