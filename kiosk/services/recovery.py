@@ -135,11 +135,17 @@ def _capture(
     steps: TxnSteps, txn: Transaction, ctx: TxnContext, action: RecoveryAction
 ) -> tuple[TxnState, str]:
     """Capture (idempotent by txn_id) and queue the receipt; a refused capture waits for staff."""
+    return _capture_and_finish(steps, txn, ctx, "try again later")
+
+
+def _capture_and_finish(
+    steps: TxnSteps, txn: Transaction, ctx: TxnContext, retry_note: str
+) -> tuple[TxnState, str]:
     if ctx.capture_refused:
         return txn.state, f"capture refused earlier ({ctx.capture_refused}): waiting for staff"
     txn, ctx, failed = steps.capture(txn, ctx)
     if failed:
-        return txn.state, f"capture {failed}: try again later"
+        return txn.state, f"capture {failed}: {retry_note}"
     return _finish(steps, txn, ctx)
 
 
@@ -199,12 +205,7 @@ def _settle_spin(steps: TxnSteps, txn: Transaction, ctx: TxnContext) -> tuple[Tx
             return result.txn.state, "a gift drawn but never dispensed: voided"
     if r.state is RedemptionState.CAPTURED:
         return _captured(steps, txn, ctx, r)
-    if ctx.capture_refused:
-        return txn.state, f"capture refused earlier ({ctx.capture_refused}): waiting for staff"
-    txn, ctx, failed = steps.capture(txn, ctx)
-    if failed:
-        return txn.state, f"capture {failed}: the spin stays the member's; try again later"
-    return _finish(steps, txn, ctx)
+    return _capture_and_finish(steps, txn, ctx, "the spin stays the member's; try again later")
 
 
 def _captured(

@@ -15,6 +15,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.kiosk.test_layer_rules import _type_checking_only
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("kiosk", "drivers")
 
@@ -39,15 +41,6 @@ def module_files(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, 
                 parts.pop()
             out[".".join(parts)] = path
     return out
-
-
-def _type_checking_only(tree: ast.AST) -> set[int]:
-    """Ids of the nodes under ``if TYPE_CHECKING:`` (never run)."""
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
-    return skip
 
 
 def imported(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
