@@ -55,7 +55,8 @@ from kiosk.storage.pictures import PictureCache
 from kiosk.storage.server_keys import ServerKeyFile
 from kiosk.sync.client import StoreServerClient
 from kiosk.sync.pictures import PictureFetcher
-from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
+from kiosk.sync.records import SyncSettings, SyncStatus
+from kiosk.sync.worker import SyncWorker
 
 log = logging.getLogger(__name__)
 

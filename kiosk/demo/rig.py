@@ -87,7 +87,7 @@ class DemoRig:
         from kiosk.config import load_config
         from kiosk.demo.network import DemoServer
         from kiosk.sync.client import RetryPolicy, StoreServerClient
-        from kiosk.sync.worker import SyncSettings
+        from kiosk.sync.records import SyncSettings
         from kiosk.wiring import build_core
 
         self.folder = folder

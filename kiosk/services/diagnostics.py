@@ -41,7 +41,7 @@ from kiosk.services.health import (
 )
 from kiosk.services.technician_codes import technician_guard, verify_technician
 from kiosk.storage.journal import Journal, JournalStats
-from kiosk.sync.worker import SyncStatus
+from kiosk.sync.records import SyncStatus
 
 log = logging.getLogger(__name__)
 

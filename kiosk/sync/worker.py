@@ -21,7 +21,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kiosk.domain.staff import RevokedStaff
@@ -31,6 +30,7 @@ from kiosk.ports import EventResult, OutboxEvent, StoreServer
 from kiosk.storage.outbox import Outbox
 from kiosk.sync.heartbeat import Heartbeat, no_health, read_public_keys, revoked_staff
 from kiosk.sync.parse import BadResponse
+from kiosk.sync.records import SyncSettings, SyncStatus
 
 __all__ = ["SyncError", "SyncSettings", "SyncStatus", "SyncWorker"]
 
@@ -41,37 +41,6 @@ MAX_RETRY_AFTER_S = 900.0  # a Retry-After is honoured up to this
 
 class SyncError(KioskError):
     """A callback given to the sync worker failed, or a stopped thread is still busy."""
-
-
-@dataclass(frozen=True)
-class SyncSettings:
-    """How often and how hard the worker talks to the store server."""
-
-    heartbeat_s: float = 30.0
-    refresh_s: float = 60.0  # catalog and wheel polls
-    batch_size: int = 50
-    backoff_base_s: float = 1.0
-    backoff_cap_s: float = 60.0
-    skew_warn_s: float = 30.0  # member codes are checked against the local clock
-    poison_strikes: int = 3  # cycles one event may fail alone (5xx, garbage) before parking
-    wheel_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SyncStatus:
-    """A snapshot for the status bar and the technician screen."""
-
-    online: bool  # the server answered the last call (a refusal or garbage counts as no)
-    last_ok_at: float | None  # clock() of the last fully successful cycle
-    last_error: str | None  # what went wrong last, for a technician; None after a clean cycle
-    outbox_length: int
-    clock_skew_s: float | None  # server minus kiosk; positive: the kiosk clock is behind
-    catalog_version: str | None
-    consecutive_failures: int
-    next_attempt_in_s: float | None  # None while the thread is not running
-    alerts: int = 0  # events parked for staff (Outbox.alerts())
-    unexpected_errors: int = 0  # non-KioskError exceptions caught (bugs: see the log)
-    running: bool = False
 
 
 class SyncWorker:

@@ -17,7 +17,7 @@ from kiosk.ports import DoorState
 from kiosk.services.transactions import ItemChoice, Member
 from kiosk.services.txn_steps import Outcome
 from kiosk.sync.client import StoreServerClient
-from kiosk.sync.worker import SyncSettings
+from kiosk.sync.records import SyncSettings
 from kiosk.wiring import build_core, build_ui
 from storeserver import members
 

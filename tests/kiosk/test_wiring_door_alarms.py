@@ -15,7 +15,7 @@ from kiosk.ports import LockerEvent, LockerEventKind
 from kiosk.services.door_alarms import AlarmReason
 from kiosk.services.staff_auth import StaffSession
 from kiosk.sync.client import StoreServerClient
-from kiosk.sync.worker import SyncSettings
+from kiosk.sync.records import SyncSettings
 from kiosk.wiring import build_core
 from storeserver import kiosks
 from tests.kiosk.services.rig import KIOSK, ServerSide

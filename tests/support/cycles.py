@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from kiosk.sync.worker import SyncStatus
+from kiosk.sync.records import SyncStatus
 
 
 class Cycles:

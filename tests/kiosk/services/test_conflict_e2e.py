@@ -20,7 +20,8 @@ from kiosk.domain.transaction import TxnState
 from kiosk.domain.wheel import Wheel
 from kiosk.ports import DoorState
 from kiosk.services.txn_steps import Outcome, TransactionRefused
-from kiosk.sync.worker import SyncSettings, SyncStatus, SyncWorker
+from kiosk.sync.records import SyncSettings, SyncStatus
+from kiosk.sync.worker import SyncWorker
 from kiosk.wiring import SyncConnectivity
 from tests.support.cycles import Cycles
 from tests.support.fault_proxy import FaultProxy

@@ -35,7 +35,7 @@ from kiosk.services.technician_codes import (
 )
 from kiosk.storage.journal import SAFE_MODE_NAME, Journal
 from kiosk.sync.client import StoreServerClient
-from kiosk.sync.worker import SyncSettings
+from kiosk.sync.records import SyncSettings
 from kiosk.wiring import build_core, maintenance_check, readings_of
 from storeserver import codes, kiosks
 

@@ -19,7 +19,8 @@ from kiosk.storage import Journal
 from kiosk.storage.outbox import Outbox
 from kiosk.storage.server_keys import ServerKeyFile
 from kiosk.sync.client import RetryPolicy, StoreServerClient
-from kiosk.sync.worker import SyncSettings, SyncWorker
+from kiosk.sync.records import SyncSettings
+from kiosk.sync.worker import SyncWorker
 from storeserver import codes, demo, keys, kiosks
 from storeserver.clock import ManualClock
 from storeserver.runner import ServerThread

@@ -21,7 +21,8 @@ from kiosk.storage.outbox import Outbox
 from kiosk.storage.pictures import MAX_PICTURE_BYTES, BadPicture, PictureCache, verify
 from kiosk.sync.client import BadResponse, RetryPolicy, StoreServerClient
 from kiosk.sync.pictures import PictureFetcher
-from kiosk.sync.worker import SyncSettings, SyncWorker
+from kiosk.sync.records import SyncSettings
+from kiosk.sync.worker import SyncWorker
 from storeserver import demo, demo_pictures, kiosks
 from storeserver.clock import ManualClock
 from storeserver.runner import ServerThread

@@ -27,7 +27,8 @@ from kiosk.ports import EventResult, OutboxEvent
 from kiosk.storage import Journal
 from kiosk.storage.outbox import EVENT_KINDS, Outbox
 from kiosk.sync.client import BadResponse, RetryPolicy, StoreServerClient
-from kiosk.sync.worker import SyncSettings, SyncWorker
+from kiosk.sync.records import SyncSettings
+from kiosk.sync.worker import SyncWorker
 from storeserver import catalog, codes, demo, kiosks
 from storeserver.clock import ManualClock
 from storeserver.runner import ServerThread

@@ -7,7 +7,7 @@ import pytest
 from drivers.printer import make_printer
 from drivers.printer.sim_printer import VirtualPrinter
 from kiosk.sync.client import StoreServerClient
-from kiosk.sync.worker import SyncSettings
+from kiosk.sync.records import SyncSettings
 from kiosk.wiring import build_core
 from tests.kiosk.services.rig import KIOSK
 from tests.kiosk.test_wiring import config
