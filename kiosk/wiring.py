@@ -6,8 +6,8 @@ them: tests/kiosk/test_layer_rules.py holds that).
 
 ``build_core(config)`` builds everything but the touch UI: the devices from the config (real
 or simulated by ``kind``) unless given, so tests and the demo can pass simulators they keep a
-handle on. ``KioskCore.start()`` runs start-up recovery before anything else and then the sync
-worker; ``stop()`` undoes it all. ``build_ui(core, post=...)`` then builds the flows the screens
+handle on. ``KioskCore.start()`` starts the door alarms, runs start-up recovery (no member is
+served before it) and then the sync worker; ``stop()`` undoes it all. ``build_ui(core, post=...)`` then builds the flows the screens
 render (member session, staff flow, diagnostics flow, maintenance monitor) around the app's
 ``post`` (run on the UI thread), and hands each screen only what it needs (``KioskUi``).
 """
