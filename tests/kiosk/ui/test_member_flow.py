@@ -246,8 +246,9 @@ def test_cancel_on_confirm_goes_back_to_the_catalog(ui, ui_server, ui_core):
 def test_idle_countdown_then_logout_to_attract(ui, ui_server):
     sign_in(ui, ui_server, "M0002")
     session = ui.app.session
-    offset = [0.0]
-    session.clock = lambda: time.monotonic() + offset[0]
+    offset, base = [0.0], time.monotonic()
+    session.clock = lambda: base + offset[0]  # frozen: a loaded machine's delays do not count
+    session.touch()
     offset[0] = 20.5
     session.tick()
     ui.pump(0.05)
