@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import threading
 
-from gpiozero import Buzzer, Device
+from gpiozero import Buzzer
 from gpiozero.pins import Factory
 from gpiozero.pins.mock import MockFactory
 
+from drivers.gpio_factory import machine_pin_factory
 from kiosk.config import AlarmSection
 from kiosk.errors import HardwareError
 from kiosk.ports import AlarmOutput
@@ -104,11 +105,7 @@ def make_alarm_output(
 
 
 def _machine_factory() -> Factory:
-    try:
-        Device.ensure_pin_factory()
-    except Exception as exc:
-        raise AlarmOutputError(
-            f"no GPIO driver for the alarm buzzer ({type(exc).__name__}: {exc}): on the "
-            "Raspberry Pi install python3-lgpio; elsewhere remove [alarm] buzzer_pin"
-        ) from exc
-    return Device.pin_factory
+    return machine_pin_factory(
+        AlarmOutputError, "for the alarm buzzer",
+        "on the Raspberry Pi install python3-lgpio; elsewhere remove [alarm] buzzer_pin",
+    )  # fmt: skip

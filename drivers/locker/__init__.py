@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gpiozero import Device
 from gpiozero.pins import Factory
 from gpiozero.pins.mock import MockFactory, MockPin
 
+from drivers.gpio_factory import machine_pin_factory
 from drivers.locker.gpio_locker import DEFAULT_DEBOUNCE_S, DEFAULT_POLL_S, GpioLocker
 from drivers.locker.sim import DoorModel, SimulatedLockerHardware
 from kiosk.config import LockerSection
@@ -24,14 +24,11 @@ __all__ = ["DoorModel", "GpioLocker", "SimulatedLockerHardware", "make_locker"]
 
 def _machine_factory() -> Factory:
     """gpiozero's default factory for this machine (lgpio on a Pi, or GPIOZERO_PIN_FACTORY)."""
-    try:
-        Device.ensure_pin_factory()
-    except Exception as exc:
-        raise LockerError(
-            f"no GPIO driver could be loaded ({type(exc).__name__}: {exc}): on the Raspberry Pi "
-            'install python3-lgpio (or pip install lgpio); on any other machine set [locker] kind = "sim"'
-        ) from exc
-    return Device.pin_factory
+    return machine_pin_factory(
+        LockerError, "could be loaded",
+        'on the Raspberry Pi install python3-lgpio (or pip install lgpio); on any other machine '
+        'set [locker] kind = "sim"',
+    )  # fmt: skip
 
 
 def make_locker(
