@@ -49,7 +49,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from kiosk.demo.main import run_demo  # no store server yet: it says if its extra is missing
 
-    return run_demo(args.state_dir, args.port, args.tour)
+    return run_demo(args.state_dir, args.port, args.tour, args.slow_factor)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="run offscreen through every screen and flow, write NN-step.png and receipts/ "
         "to DIR, exit 0 only if every step reached its screen",
+    )
+    p.add_argument(
+        "--slow-factor",
+        metavar="N",
+        help="a slow machine or emulation: multiply the tour's wait bounds and the demo "
+        "kiosk's intervals and timeouts by N >= 1 (default: $KIOSK_SLOW_FACTOR, else 1)",
     )
     p.set_defaults(func=cmd_demo)
     add_run(sub)

@@ -60,6 +60,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if "slow" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="a long run (campaign or soak): run it with -m slow")
-    for item in items:
-        if "slow" in item.keywords:
+    for item in items:  # the marker, not a keyword: a test, file or folder named *slow* runs
+        if item.get_closest_marker("slow") is not None:
             item.add_marker(skip)

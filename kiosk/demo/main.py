@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kiosk.demo.keys import run_window
 from kiosk.demo.rig import DEFAULT_PORT, TOUR_TIMING, DemoRig, RigTiming
+from kiosk.demo.slowness import slow_factor
 from kiosk.errors import KioskError
 
 
@@ -59,13 +60,20 @@ def _rig(folder: Path, port: int, timing: RigTiming) -> DemoRig:
                          "--port 0 (any free port)") from None  # fmt: skip
 
 
-def run_demo(state_dir: Path | None, port: int | None = None, tour_dir: Path | None = None) -> int:
-    """``kiosk demo``: the window with simulator keys, or the tour (``tour_dir``, or no display)."""
+def run_demo(
+    state_dir: Path | None,
+    port: int | None = None,
+    tour_dir: Path | None = None,
+    slow: str | float | None = None,
+) -> int:
+    """``kiosk demo``: the window with simulator keys, or the tour (``tour_dir``, or no display).
+    ``slow``: ``--slow-factor``, else ``KIOSK_SLOW_FACTOR`` (``kiosk.demo.slowness``)."""
+    factor = slow_factor(slow)  # a bad value stops here, before anything starts
     headless = tour_dir is not None or not os.environ.get("DISPLAY")
     folder = state_dir or Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     _prepare_env(headless, folder)
     if not headless:
-        rig = _rig(folder, DEFAULT_PORT if port is None else port, RigTiming())
+        rig = _rig(folder, DEFAULT_PORT if port is None else port, RigTiming().scaled(factor))
         try:
             print(rig.banner(), flush=True)
             run_window(rig)
@@ -78,11 +86,11 @@ def run_demo(state_dir: Path | None, port: int | None = None, tour_dir: Path | N
     if tour_dir is None:
         tour_dir = folder / "tour"
         print(f"No display: running the screenshot tour into {tour_dir}", flush=True)
-    rig = _rig(folder, 0 if port is None else port, TOUR_TIMING)
+    rig = _rig(folder, 0 if port is None else port, TOUR_TIMING.scaled(factor))
     try:
         from kiosk.demo.tour import run_tour
 
-        return run_tour(rig, tour_dir)
+        return run_tour(rig, tour_dir, factor)
     finally:
         rig.stop()
         if throwaway:  # the store and journal of a tour written elsewhere

@@ -8,8 +8,9 @@ simulator controls the keys (``kiosk.demo.keys``) and the tour (``kiosk.demo.tou
 from __future__ import annotations
 
 import logging
+import math
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,19 @@ class RigTiming:
     door_open_timeout_s: int = 3
     idle_logout_s: int = 60
     scanner_fps: int = 5
+
+    def scaled(self, factor: float) -> RigTiming:
+        """On a machine ``factor`` times slower (``kiosk.demo.slowness``): every interval and
+        timeout of the demo kiosk stretched alike, so it does as much per second of its work as
+        on a normal machine, and a slow door sensor is not a jam; the frame rate stays."""
+        return replace(
+            self,
+            heartbeat_s=self.heartbeat_s * factor,
+            refresh_s=self.refresh_s * factor,
+            backoff_cap_s=self.backoff_cap_s * factor,
+            door_open_timeout_s=math.ceil(self.door_open_timeout_s * factor),
+            idle_logout_s=math.ceil(self.idle_logout_s * factor),
+        )
 
 
 TOUR_TIMING = RigTiming(

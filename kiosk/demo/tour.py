@@ -5,6 +5,7 @@ as ``kiosk.demo.main`` does). No Kivy here."""
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kiosk.demo.rig import JAM_DOOR
-from kiosk.screens.driver import UiDriver  # first: it prepares Kivy's environment
+from kiosk.screens.driver import UiDriver, WaitRecord  # first: it prepares Kivy's environment
 
 # isort: split
 from kiosk.app import post
@@ -28,13 +29,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run_tour(rig: DemoRig, out: Path) -> int:
-    """The screenshot tour; 0 if every step reached its screen (and passed its check)."""
-    with UiDriver(build_ui(rig.core, post=post)) as ui:
+def run_tour(rig: DemoRig, out: Path, slow_factor: float = 1.0) -> int:
+    """The screenshot tour; 0 if every step reached its screen (and passed its check).
+    ``slow_factor`` (``kiosk.demo.slowness``) multiplies every wait bound of the tour."""
+    with UiDriver(build_ui(rig.core, post=post), slow_factor=slow_factor) as ui:
         return Tour(rig, ui, out).run()
 
 
 # ---- the tour ----------------------------------------------------------------------------------
+
+
+def closest(record: WaitRecord | None) -> str:
+    """``12.1 of 30 s (40%) the wheel to land``: how near a step came to failing."""
+    if record is None:
+        return "-"
+    return (f"{record.seconds:.1f} of {record.bound_s:g} s ({record.share:.0%}) "
+            f"{record.what}")  # fmt: skip
 
 
 class TourFailed(KioskError, AssertionError):
@@ -54,6 +64,7 @@ class StepResult:
     reached: str
     note: str
     seconds: float
+    closest: WaitRecord | None = None  # the step's wait that came nearest its bound
 
     @property
     def ok(self) -> bool:
@@ -91,6 +102,8 @@ class Tour:
             self.recover()
         receipts = self.copy_receipts()
         ok = sum(r.ok for r in self.results)
+        print(f"slow factor {self.ui.slow_factor:g} (KIOSK_SLOW_FACTOR or --slow-factor): "
+              "every wait bound is that many times its normal length")  # fmt: skip
         print(self.table())
         print(f"\n{len(self.results)} steps, {ok} ok, {len(receipts)} receipt files, "
               f"{time.monotonic() - started:.1f} s; screenshots and receipts in {self.out}",
@@ -100,6 +113,7 @@ class Tour:
     def step(self, name: str, expected: str, action: Callable[[], object]) -> None:
         """Do ``action``, wait for the ``expected`` screen, take the screenshot NN-name.png."""
         began, note = time.monotonic(), ""
+        self.ui.closest = None
         try:
             action()
             self.ui.wait_shown(expected, timeout_s=10)
@@ -112,7 +126,8 @@ class Tour:
             raise TourFailed(note)
 
     def _record(self, name: str, expected: str, note: str, began: float) -> StepResult:
-        result = StepResult(name, expected, self.ui.current, note, time.monotonic() - began)
+        result = StepResult(name, expected, self.ui.current, note, time.monotonic() - began,
+                            self.ui.closest)  # fmt: skip
         self.results.append(result)
         self.ui.screenshot(self.out / f"{len(self.results):02d}-{name}.png")
         return result
@@ -141,10 +156,11 @@ class Tour:
         return [Path(shutil.copy2(p, folder / p.name)) for p in paths if p.exists()]
 
     def table(self) -> str:
-        rows = [("step", "expected screen", "reached", "ok", "s")]
+        """One line per step: its time, and its wait that came nearest its bound."""
+        rows = [("step", "expected screen", "reached", "ok", "s", "closest wait: s of bound")]
         rows += [(f"{n:02d}-{r.name}", r.expected, r.reached, "ok" if r.ok else "FAIL",
-                  f"{r.seconds:.1f}") for n, r in enumerate(self.results, 1)]  # fmt: skip
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+                  f"{r.seconds:.1f}", closest(r.closest)) for n, r in enumerate(self.results, 1)]  # fmt: skip
+        widths = [max(len(row[i]) for row in rows) for i in range(6)]
         notes = [""] + [r.note[:80] for r in self.results]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
                          + "  " + note for row, note in zip(rows, notes, strict=True))  # fmt: skip
@@ -226,7 +242,7 @@ class Tour:
         self.done()
         # nobody pays this one: the store server lets the payment expire after 3 s (its
         # payments' expiry, not the kiosk's own timeout), the kiosk sees it and voids
-        with self.server.payments_expiring_after(3):
+        with self.server.payments_expiring_after(math.ceil(3 * self.ui.slow_factor)):
             self.choose("GIFT-EARBUDS")
 
             def expired() -> None:

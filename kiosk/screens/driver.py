@@ -5,6 +5,7 @@ demo's screenshot tour (kiosk/demo/tour.py) and bench/ui_bench.py use it."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from kiosk.app import KioskApp  # first: it prepares Kivy's environment
@@ -15,13 +16,29 @@ from kivy.core.window import Window
 from kivy.tests import UnitTestTouch
 
 
+@dataclass(frozen=True)
+class WaitRecord:
+    """One finished wait: how long it took against its (scaled) bound."""
+
+    what: str
+    seconds: float
+    bound_s: float
+
+    @property
+    def share(self) -> float:
+        return self.seconds / self.bound_s if self.bound_s > 0 else 1.0
+
+
 class UiDriver:
     """The real ``KioskApp`` without ``run()``: the caller pumps the event loop."""
 
-    def __init__(self, ui, **app_kwargs) -> None:
+    def __init__(self, ui, slow_factor: float = 1.0, **app_kwargs) -> None:
         """``ui``: the flows (``kiosk.wiring.build_ui``), or None with ``config`` and
-        ``start_ui`` for the starting screen, as ``KioskApp`` takes them."""
+        ``start_ui`` for the starting screen, as ``KioskApp`` takes them. ``slow_factor``
+        (``kiosk.demo.slowness``) multiplies every wait bound: a slow machine is not a failure."""
         self.app = KioskApp(ui, **app_kwargs)
+        self.slow_factor = slow_factor
+        self.closest: WaitRecord | None = None  # the wait nearest its bound; reset by callers
 
     def __enter__(self) -> UiDriver:
         self.app._run_prepare()  # builds the root and opens the (offscreen) window
@@ -42,17 +59,28 @@ class UiDriver:
                 return
             time.sleep(0.005)
 
+    def bound(self, timeout_s: float) -> float:
+        """A wait bound of ``timeout_s`` on a normal machine, on this one."""
+        return timeout_s * self.slow_factor
+
     def wait(self, predicate, timeout_s: float = 10.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout_s
+        began = time.monotonic()
+        bound = self.bound(timeout_s)
         while not predicate():
-            if time.monotonic() > deadline:
+            if time.monotonic() > began + bound:
                 state = self.app.session.state
                 raise AssertionError(
-                    f"timed out waiting for {what}; on {self.current} (session: "
+                    f"timed out waiting for {what} ({bound:g} s: {timeout_s:g} s x slow factor "
+                    f"{self.slow_factor:g}); on {self.current} (session: "
                     f"{state.screen.value}, busy {state.busy}, error {state.error}, "
                     f"maintenance {state.maintenance})"
                 )
             self.pump(0.02)
+        self._note(WaitRecord(what, time.monotonic() - began, bound))
+
+    def _note(self, record: WaitRecord) -> None:
+        if self.closest is None or record.share > self.closest.share:
+            self.closest = record
 
     def wait_screen(self, name: str, timeout_s: float = 10.0) -> None:
         self.wait(lambda: self.current == name, timeout_s, f"screen {name}")

@@ -43,11 +43,15 @@ def fake_rig(monkeypatch):
     """``kiosk demo`` with the rig and the tour replaced: which one runs, and where."""
     import kiosk.demo.main
 
-    calls: dict = {}
+    class Calls(dict):  # compares as the dict; the rig's timing and the tour's factor aside
+        timing = factor = None
+
+    calls = Calls()
 
     class Rig:
         def __init__(self, folder, port, timing=None) -> None:
             calls["rig"] = (folder, port)
+            calls.timing = timing
 
         def banner(self) -> str:
             return "demo members..."
@@ -55,8 +59,9 @@ def fake_rig(monkeypatch):
         def stop(self) -> None:
             calls["stopped"] = True
 
-    def run_tour(rig, out) -> int:
+    def run_tour(rig, out, slow_factor=1.0) -> int:
         calls["tour"] = out
+        calls.factor = slow_factor
         return 0
 
     tour = types.ModuleType("kiosk.demo.tour")
@@ -77,6 +82,27 @@ def test_demo_without_a_display_runs_the_tour_into_the_state_dir(fake_rig, tmp_p
     assert main(["demo", "--state-dir", str(tmp_path)]) == 0
     assert fake_rig == {"rig": (tmp_path, 0), "tour": tmp_path / "tour", "stopped": True}
     assert os.environ["SDL_VIDEODRIVER"] == "offscreen"
+
+
+def test_the_slow_factor_option_overrides_the_environment_for_the_tour_and_the_rig(
+    fake_rig, tmp_path, monkeypatch
+):
+    from kiosk.demo.rig import TOUR_TIMING
+
+    monkeypatch.setenv("KIOSK_SLOW_FACTOR", "2")
+    assert main(["demo", "--state-dir", str(tmp_path), "--tour", str(tmp_path / "t")]) == 0
+    assert fake_rig.factor == 2 and fake_rig.timing == TOUR_TIMING.scaled(2)
+    args = ["demo", "--state-dir", str(tmp_path), "--tour", str(tmp_path / "t")]
+    assert main([*args, "--slow-factor", "3"]) == 0
+    assert fake_rig.factor == 3 and fake_rig.timing == TOUR_TIMING.scaled(3)
+
+
+def test_a_bad_slow_factor_stops_the_demo_before_it_starts(fake_rig, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KIOSK_SLOW_FACTOR", "slow")
+    assert main(["demo", "--state-dir", str(tmp_path), "--tour", str(tmp_path / "t")]) == 2
+    assert "KIOSK_SLOW_FACTOR='slow'" in capsys.readouterr().err and not fake_rig
+    assert main(["demo", "--state-dir", str(tmp_path), "--slow-factor", "0.5"]) == 2
+    assert "--slow-factor='0.5'" in capsys.readouterr().err and not fake_rig
 
 
 def test_demo_with_a_display_opens_the_window_on_port_8080(fake_rig, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ import pytest
 from drivers.printer import make_printer
 from drivers.printer.sim_printer import VirtualPrinter
 from kiosk.config import parse_config
+from kiosk.demo.slowness import scaled
 from kiosk.domain.receipts import Bilingual
 from kiosk.domain.transaction import TxnKind, TxnState, new_transaction
 from kiosk.domain.txn_receipts import TxnContext
@@ -42,7 +43,7 @@ def config(tmp_path, url, **sections):
 
 
 def wait_for(predicate, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + scaled(timeout_s)  # KIOSK_SLOW_FACTOR: a slow machine
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)

@@ -363,12 +363,6 @@ def test_packages_are_checked_in_the_roots_dpkg_database(tmp_path, provision):
     assert f"chroot {tmp_path / 'image'} apt-get install -y {KIOSK_PACKAGES[0]}" in out
 
 
-def test_the_package_list_matches_the_dev_setup():
-    dev = (REPO / "scripts/dev.sh").read_text()
-    listed = re.search(r"^APT_PACKAGES=\(([^)]*)\)", dev, re.M).group(1).split()
-    assert set(listed) - {"openssh-server", "systemd", "sudo"} == set(KIOSK_PACKAGES)  # test tools
-
-
 def test_harden_ssh_needs_a_key_then_writes_the_drop_in(tmp_path, provision):
     root = tmp_path / "image"
     status, out, _ = provision("--root", root, *BASE, "--harden-ssh", "--skip", "selftest")

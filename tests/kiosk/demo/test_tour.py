@@ -14,9 +14,11 @@ import threading
 import pytest
 
 from kiosk.demo.network import TcpRelay
+from kiosk.demo.slowness import scaled, slow_factor
 
 STEPS = 24  # kiosk/demo/tour.py: one screenshot per step
 TOUR_TIMEOUT_S = 120  # it takes about 30 s here; the bound keeps a hang from stalling CI
+# (times KIOSK_SLOW_FACTOR, which the tour in the subprocess reads too)
 
 
 def png_size(path) -> tuple[int, int]:
@@ -32,12 +34,17 @@ def test_the_tour_reaches_every_screen_and_keeps_screenshots_and_receipts(tmp_pa
     run = subprocess.run(
         [sys.executable, "-m", "kiosk", "demo", "--tour", str(out), "--state-dir",
          str(tmp_path / "state")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TOUR_TIMEOUT_S,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=scaled(TOUR_TIMEOUT_S),
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     assert f"{STEPS} steps, {STEPS} ok" in run.stdout
     rows = [line for line in run.stdout.splitlines() if re.match(r"\d\d-", line)]
     assert len(rows) == STEPS and all(" ok " in row for row in rows), run.stdout
+    # the factor it ran with, and per step the wait that came nearest its (scaled) bound
+    assert f"slow factor {slow_factor():g} (KIOSK_SLOW_FACTOR" in run.stdout
+    assert re.search(
+        rf"wheel-landed .* [\d.]+ of {30 * slow_factor():g} s \(\d+%\) the wheel", run.stdout
+    )
 
     shots = sorted(out.glob("[0-9][0-9]-*.png"))
     assert [p.name[:2] for p in shots] == [f"{n:02d}" for n in range(1, STEPS + 1)]

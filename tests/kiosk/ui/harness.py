@@ -25,11 +25,14 @@ from kiosk.screens.driver import UiDriver  # noqa: E402
 
 # isort: split
 from kiosk.app import post  # noqa: E402
+from kiosk.demo.slowness import slow_factor  # noqa: E402
 from kiosk.wiring import KioskCore, build_ui  # noqa: E402
 
-__all__ = ["UiDriver", "build_ui", "drive", "post"]
+__all__ = ["UiDriver", "build_ui", "drive", "post", "slow_factor"]
 
 
 def drive(core: KioskCore, **app_kwargs) -> UiDriver:
-    """The app on ``core``'s flows, built now (after the test changed the core as it needs)."""
+    """The app on ``core``'s flows, built now (after the test changed the core as it needs);
+    its waits' bounds scale with ``KIOSK_SLOW_FACTOR`` (``kiosk.demo.slowness``)."""
+    app_kwargs.setdefault("slow_factor", slow_factor())
     return UiDriver(build_ui(core, post=post), **app_kwargs)

@@ -6,7 +6,7 @@ import threading
 
 from kiosk.errors import PrinterError
 
-from .harness import UiDriver, build_ui, post
+from .harness import UiDriver, build_ui, post, slow_factor
 
 
 def test_the_first_frame_says_starting_and_serving_begins_once_the_core_is_up(ui_core):
@@ -18,8 +18,9 @@ def test_the_first_frame_says_starting_and_serving_begins_once_the_core_is_up(ui
         return build_ui(ui_core, post=post)
 
     with UiDriver(
-        None, config=ui_core.config, start_ui=start_ui, on_frame=lambda: pings.append(1)
-    ) as ui:
+        None, slow_factor(), config=ui_core.config, start_ui=start_ui,
+        on_frame=lambda: pings.append(1),
+    ) as ui:  # fmt: skip
         assert ui.current == "starting"
         assert ui_core.config.kiosk.store_name_zh in ui.screen.store
         assert ui.screen.status == "正在启动，请稍候…\nStarting, please wait…"
@@ -39,7 +40,7 @@ def test_a_start_that_fails_says_why_and_the_app_exits_for_systemd_to_retry(ui_c
     def start_ui():
         raise PrinterError(problem)
 
-    with UiDriver(None, config=ui_core.config, start_ui=start_ui) as ui:
+    with UiDriver(None, slow_factor(), config=ui_core.config, start_ui=start_ui) as ui:
         ui.wait(lambda: ui.app.start_error is not None, what="the failed start")
         ui.pump(0.1)
         assert ui.current == "starting" and ui.screen.problem == problem
