@@ -86,6 +86,7 @@ def kiosk_toml(state_dir: Path, server_url: str, timing: RigTiming) -> str:
         [ui]
         idle_logout_s = {timing.idle_logout_s}
         fullscreen = false
+        camera_preview = true  # the simulated camera sees no shoppers: show it, and its notice
         """)
         + doors
     )
