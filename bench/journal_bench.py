@@ -10,6 +10,9 @@ compaction at that size and the amortised cost per step it adds under the automa
 
     PYTHONPATH=. python bench/journal_bench.py [--steps 1500] [--dir DIR]
 
+Then what the journal costs a member session, scan to receipt, and the time it adds on a Pi's
+SD card (bench/journal_session_cost.py, runnable alone; --no-sessions skips it).
+
 Goals (issue): <= 1 fsync and <= 4 KB written per step whatever the size; <= 2x the sqlite3
 baseline and flat from 100 to 10,000 live records.
 """
@@ -25,6 +28,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import journal_session_cost  # bench/, beside this script
 
 from kiosk.storage import Journal
 from kiosk.storage.journal import COMPACT_MIN_BYTES
@@ -152,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--dir", default=None, help="where to make temp folders (not tmpfs)")
+    parser.add_argument("--no-sessions", action="store_true", help="skip the member sessions")
     args = parser.parse_args(argv)
     rows = []
     for live in SIZES:
@@ -188,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for goal, met in goals.items():
         print(f"- {goal}: {'met' if met else 'NOT met'}")
+    if not args.no_sessions:
+        print()
+        journal_session_cost.main([] if args.dir is None else ["--dir", args.dir])
     return 0 if all(goals.values()) else 1
 
 
