@@ -12,7 +12,7 @@ bytes appended to its log and the compactions (whose snapshot bytes are added).
     PYTHONPATH=. python bench/journal_session_cost.py [--runs 3] [--dir DIR]
 
 The time on a Pi is the journal's fsyncs x a per-fsync latency on SD cards (SD_SOURCE below);
-the bytes are too few (a few KB) for the cards' sequential speed to matter.
+each fsync's frame fits in the 4 KiB page it writes, so the bytes add no writes of their own.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the rig lives un
 
 from kiosk.services.identify import MemberIdentifier
 from kiosk.services.transactions import Member
+from kiosk.storage.journal import COMPACT_MIN_BYTES
 from kiosk.storage.journal_reader import LOG_NAME, SNAPSHOT_NAME
 from kiosk.storage.server_keys import ServerKeyFile
 from tests.kiosk.services.rig import (
@@ -214,13 +215,22 @@ def report(costs: list[SessionCost]) -> None:
         f"On a Pi: {SD_BEST_MS:.2f}-{SD_WORST_MS:.1f} ms per fsync "
         f"({SD_BEST_MS / here_ms:.0f}-{SD_WORST_MS / here_ms:.0f}x this machine)."
     )
+    per_session = statistics.mean(c.bytes for c in costs)
+    per_fsync = sum(c.bytes for c in costs) / max(1, sum(c.fsyncs for c in costs))
+    print(
+        f"Compactions: {sum(c.compactions for c in costs)} in these sessions; the log is compacted once it holds "
+        f"max({COMPACT_MIN_BYTES // 1024} KiB, the snapshot), i.e. at most once every "
+        f"{COMPACT_MIN_BYTES / per_session:.0f} sessions of {per_session / 1024:.1f} KiB, "
+        "for 3 fsyncs and the snapshot's bytes (journal_bench's compaction column)."
+    )
     print(
         "\n[SD] Pi = journal fsyncs x 0.83-35.5 ms per fsync. Source: Jeff Geerling's microSD "
         f"benchmarks, {SD_SOURCE}: iozone 4K random write, best card (SanDisk Extreme Pro A1 "
         "32GB) 4.70 MB/s = 0.83 ms per 4 KiB write, worst (Toshiba C10 U1 16GB) 0.22 MB/s = "
         "17.8 ms; an fsync of an appended file taken as one such write (best) to two (worst: "
-        "the data block plus ext4's journal commit). Bytes (a few KB) add < 1 ms at the cards' "
-        "measured 4K write speeds and are left out."
+        "the data block plus ext4's journal commit). The bytes add no writes of their own: "
+        f"a step's frame ({per_fsync / 1024:.1f} KiB on average) fits in the 4 KiB page its "
+        "fsync writes (a second page only when it straddles a boundary)."
     )
 
 
