@@ -30,23 +30,11 @@ from kiosk.domain.member_codes import (
     VerifiedCode,
     verify_code,
 )
-from kiosk.domain.staff_lockout import (
-    FailureRecord,
-    LockoutPolicy,
-    attempts_left,
-    is_locked,
-    mirror_server_lock,
-    register_failure,
-    register_success,
-    seconds_locked,
-)
 from kiosk.errors import UserFacingError
 
 __all__ = [
     "BADGE_MAX_WINDOW_S",
     "CachedPin",
-    "FailureRecord",
-    "LockoutPolicy",
     "PinHash",
     "RevokedStaff",
     "ScryptParams",
@@ -54,15 +42,9 @@ __all__ = [
     "StaffAuthUnavailable",
     "StaffLocked",
     "StaffRejected",
-    "attempts_left",
     "check_pin_format",
     "hash_pin",
-    "is_locked",
-    "mirror_server_lock",
     "pin_matches",
-    "register_failure",
-    "register_success",
-    "seconds_locked",
     "verify_badge",
 ]
 

@@ -24,22 +24,24 @@ from dataclasses import dataclass
 from kiosk.domain.member_codes import Keys, VerifiedCode, trusted_keys
 from kiosk.domain.staff import (
     CachedPin,
-    FailureRecord,
-    LockoutPolicy,
     RevokedStaff,
     ScryptParams,
     StaffAuthUnavailable,
     StaffLocked,
     StaffRejected,
-    attempts_left,
     check_pin_format,
     hash_pin,
-    mirror_server_lock,
     pin_matches,
+    verify_badge,
+)
+from kiosk.domain.staff_lockout import (
+    FailureRecord,
+    LockoutPolicy,
+    attempts_left,
+    mirror_server_lock,
     register_failure,
     register_success,
     seconds_locked,
-    verify_badge,
 )
 from kiosk.errors import KioskError, Rejected, StoreServerError, Unreachable
 from kiosk.ports import StoreServer

@@ -11,11 +11,13 @@ import pytest
 import kiosk.services.staff_auth as staff_auth
 from kiosk.domain.staff import (
     CachedPin,
-    FailureRecord,
     ScryptParams,
     StaffAuthUnavailable,
     StaffLocked,
     StaffRejected,
+)
+from kiosk.domain.staff_lockout import (
+    FailureRecord,
 )
 from kiosk.errors import Rejected
 from kiosk.i18n import render
