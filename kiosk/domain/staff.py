@@ -5,7 +5,7 @@ on a card and valid for months) and types a PIN. The store server checks the PIN
 cannot be reached, the kiosk checks a salted hash it made itself from the last PIN the server
 accepted, if the kiosk may still use it (``cache_days``, and the staff member is not on the
 revocation list the server sends with each heartbeat: :class:`RevokedStaff`). Wrong PINs lock
-for longer and longer (kiosk/domain/staff_lockout.py, re-exported here).
+for longer and longer: that rule is kiosk/domain/staff_lockout.py.
 
 Pure: no I/O. Times are Unix seconds passed in by the caller; the salt is random unless given.
 """
