@@ -321,7 +321,7 @@ def readings_of(core: KioskCore) -> KioskReadings:
     """What the technician's report reads (kiosk/services/diagnostics.py)."""
     return KioskReadings(
         config=core.config, devices=devices_of(core), server_health=core.client.health,
-        sync_status=core.sync.status, flagged=core.engine.flagged,
+        sync_status=core.sync.status, flagged=core.engine.flags.flagged,
         queued_receipts=lambda: len(core.receipts), journal=core.journal,
     )  # fmt: skip
 
@@ -366,7 +366,7 @@ def build_ui(
     )
     staff = StaffFlow(
         authenticate=core.staff.authenticate if core.staff is not None else None,  # not enrolled
-        restock=core.restock, receipts=core.receipts, flagged=core.engine.flagged,
+        restock=core.restock, receipts=core.receipts, flagged=core.engine.flags.flagged,
         compartments=[c.number for c in cfg.locker.compartments], texts=tr, post=post,
         on_exit=session.logout, alerts=desk, idle_s=cfg.staff.idle_logout_s,
     )  # fmt: skip

@@ -214,7 +214,7 @@ class MemberSession:
     def _compartment(self, pick: Affordability) -> int | None:
         if pick.item.kind is not ItemKind.GIFT:
             return None
-        flagged = self.engine.flagged()
+        flagged = self.engine.flags.flagged()
         return next(
             (n for n, stock in pick.item.compartments if stock > 0 and n not in flagged), None
         )

@@ -253,10 +253,6 @@ class TransactionEngine:
         """Every transaction in the journal (the local stock view and restock counts read it)."""
         return self.steps.transactions()
 
-    def flagged(self) -> dict[int, dict]:
-        """The compartments flagged "needs check" (``flags``), for the screens' flows."""
-        return self.flags.flagged()
-
     # ---- steps --------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:

@@ -121,7 +121,7 @@ def fake(tmp_path) -> Iterator[SimpleNamespace]:
     """A core of stand-ins around a real journal: each test breaks one part (the probes see it
     through the composition root's ``readings_of`` / ``maintenance_check``, as the app's do)."""
     journal = Journal.open(tmp_path / "state")
-    engine = SimpleNamespace(flagged=lambda: {3: {"txn_id": "t"}})
+    engine = SimpleNamespace(flags=SimpleNamespace(flagged=lambda: {3: {"txn_id": "t"}}))
     sync = SimpleNamespace(status=lambda: (_ for _ in ()).throw(RuntimeError("sync gone")))
     yield SimpleNamespace(
         config=config(tmp_path, "http://127.0.0.1:1"), client=Down(), sync=sync, journal=journal,

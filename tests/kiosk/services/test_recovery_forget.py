@@ -97,7 +97,7 @@ def test_finished_records_leave_after_the_keep_time_and_unfinished_ones_stay(kio
     assert forget(kiosk, clock, after_s=HOUR + 60) == 3
     assert txn_ids(kiosk) == {ids["dispensed"], ids["held"]}
     # what belongs to staff stays: the jammed compartment's flag, the receipts queue
-    assert 3 in kiosk.engine.flagged() and len(kiosk.receipts) == receipts_before
+    assert 3 in kiosk.flags.flagged() and len(kiosk.receipts) == receipts_before
     # the unfinished ones are still recovered, and leave once finished and old enough
     settled = {s.txn_id: s.after for s in kiosk.engine.settle()}
     assert settled == {ids["dispensed"]: TxnState.DONE, ids["held"]: TxnState.VOIDED}

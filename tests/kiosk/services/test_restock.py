@@ -256,12 +256,12 @@ def test_restock_clears_a_needs_check_flag_in_the_staff_members_name(kiosk, serv
     assert session.open_compartment(2).needs_check
     shut(kiosk, session, 2)
     accepted = session.enter_count(2, "GIFT-TOTE", 5)
-    assert accepted.flag_cleared and set(kiosk.engine.flagged()) == {3}
+    assert accepted.flag_cleared and set(kiosk.flags.flagged()) == {3}
     assert "compartment 2 needs-check cleared by staff S0001" in caplog.text
     summary = session.finish()
     (alert,) = summary.alerts  # compartment 3 was not checked
     assert "Compartment 3 needs a check" in alert.en and "柜格 3" in alert.zh
-    assert 2 not in kiosk.engine.flagged()
+    assert 2 not in kiosk.flags.flagged()
 
 
 def test_paper_out_queues_the_slip_and_the_next_session_reprints_it(kiosk, service):
@@ -405,7 +405,7 @@ def test_a_count_cut_before_its_event_is_queued_and_its_flag_cleared_at_start_up
     with pytest.raises(SystemExit):
         session.enter_count(2, "GIFT-TOTE", 6)
     monkeypatch.undo()
-    assert inventory(kiosk) == [] and 2 in kiosk.engine.flagged()
+    assert inventory(kiosk) == [] and 2 in kiosk.flags.flagged()
 
     kiosk.reopen()
     restarted = kiosk.restock_service(catalog=CATALOG)
@@ -414,7 +414,7 @@ def test_a_count_cut_before_its_event_is_queued_and_its_flag_cleared_at_start_up
     assert inventory(kiosk) == [
         (f"{session.session_id}:2:1", {"compartment": 2, "sku": "GIFT-TOTE", "count": 6})
     ]
-    assert kiosk.engine.flagged() == {}
+    assert kiosk.flags.flagged() == {}
 
 
 # ---- end to end: the store server on loopback ---------------------------------------------------
@@ -455,7 +455,7 @@ def upload(kiosk: KioskSide) -> None:
 def test_end_to_end_sign_in_restock_upload_and_the_server_stock(server, online):
     online.sim.jam(2)
     jammed = online.engine.redeem(online.member("M0002"), TOTE)  # flags compartment 2
-    assert jammed.outcome is Outcome.NEEDS_CHECK and 2 in online.engine.flagged()
+    assert jammed.outcome is Outcome.NEEDS_CHECK and 2 in online.flags.flagged()
     online.sim.jam(2, False)
 
     staff_session = sign_in(server, online)

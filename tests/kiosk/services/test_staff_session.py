@@ -60,7 +60,7 @@ class Rig:
         self.seen: list[StaffState] = []
         self.flow = StaffFlow(
             authenticate=self.auth, restock=self.service, receipts=kiosk.receipts,
-            flagged=kiosk.engine.flagged, compartments=range(1, 7), texts=Translator("zh"),
+            flagged=kiosk.flags.flagged, compartments=range(1, 7), texts=Translator("zh"),
             post=lambda fn: fn(), run=self.run, on_exit=self.exit, clock=clock, idle_s=60, door_poll_s=0.05,
             alerts=alerts,
         )  # fmt: skip
@@ -306,7 +306,7 @@ def test_a_count_clears_needs_check_and_says_so(rig):
     rig.until(lambda: rig.state.door is DoorPhase.CLOSED, "the door shut")
     rig.flow.enter_count("4")
     state = rig.settle()
-    assert "needs-check cleared" in state.message.en and 2 not in rig.kiosk.engine.flagged()
+    assert "needs-check cleared" in state.message.en and 2 not in rig.kiosk.flags.flagged()
     assert not next(c for c in state.compartments if c.number == 2).needs_check
 
 

@@ -87,7 +87,7 @@ def test_a_jammed_door_returns_the_points_flags_the_compartment_and_prints_a_cla
     assert server.balance("M0002") == 2700 and server.stock(1) == 3
     assert server.redemptions()[result.txn.txn_id] == "voided"
     assert kiosk.pulses(1) == 1
-    assert 1 in kiosk.engine.flagged()
+    assert 1 in kiosk.flags.flagged()
     (voucher,) = kiosk.printer.wait_for_receipts(1)
     assert "staff" in flat(voucher.text) and result.txn.txn_id in flat(voucher.text)
     assert [e.kind for e in kiosk.outbox.pending(10)] == ["needs_check"]
@@ -385,7 +385,7 @@ def test_a_jammed_door_on_a_wheel_gift_returns_the_cost_and_the_spin_with_a_clai
     txn_id = result.txn.txn_id
     assert result.outcome is Outcome.NEEDS_CHECK and result.txn.needs_check
     assert result.txn.void_reason.startswith("door_jammed")
-    assert kiosk.pulses(2) == 1 and 2 in kiosk.engine.flagged()
+    assert kiosk.pulses(2) == 1 and 2 in kiosk.flags.flagged()
     assert server.redemptions()[txn_id] == "voided"
     assert server.void_reason(txn_id).startswith("gift_not_dispensed: door_jammed")
     # a void returns the cost and the stock, not the spin (docs/transactions.md)
