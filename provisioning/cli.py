@@ -17,7 +17,8 @@ from kiosk import __version__
 from kiosk.errors import ConfigError
 from provisioning.accounts import AccountsStep
 from provisioning.answers import ConfigPlan, build_config, parse_compartment
-from provisioning.boot import ROTATIONS, BootStep, display_kinds
+from provisioning.boot import BootStep
+from provisioning.boot_settings import ROTATIONS, display_kinds
 from provisioning.commands import CommandsStep
 from provisioning.enroll import EnrollStep
 from provisioning.files import CONFIG_PATH, ConfigStep, FoldersStep

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from provisioning import cli
+from provisioning.accounts import read_accounts
 from provisioning.boot import BootStep
 from provisioning.steps import Outcome, run_plan
 from provisioning.target import ProvisionError, Target
@@ -151,6 +152,20 @@ def test_each_display_and_rotation(card, provision, kind, rotate):
     assert "nothing to change" in out and files(card) == again
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="owners can be set only as root")
+def test_as_root_kivy_config_belongs_to_the_kiosk(card, capsys):
+    """As root (after the accounts step) Kivy's file and folder are the kiosk user's: Kivy
+    rewrites its config.ini at start."""
+    status = cli.main([str(a) for a in ("--root", card, *BASE, "--display", "dsi-7inch")])
+    out = capsys.readouterr().out
+    assert status == 0 and boot_result(out) == "changed", out
+    uid, gid = read_accounts(Target(card, as_root=True)).ids("kiosk", "kiosk", Target(card))
+    for path in (card / "var/lib/kiosk/kivy", card / "var/lib/kiosk/kivy/config.ini"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (uid, gid), path
+    assert cli.main([str(a) for a in ("--root", card, *BASE)]) == 0
+    assert boot_result(capsys.readouterr().out) == "unchanged"
+
+
 def test_backup_made_once_holds_the_original(card, provision):
     assert provision("--root", card, *BASE, "--display", "dsi-7inch")[0] == 0
     firmware = card / "boot/firmware"
@@ -252,6 +267,11 @@ def test_unmounted_boot_partition_and_broken_files_fail_clearly(card):
         BootStep(Target(card), "dsi-7inch", 0).check()
 
     (card / "boot/firmware/cmdline.txt").write_text(CMDLINE_TXT)
+    fake_kms = CONFIG_TXT.replace("vc4-kms-v3d", "vc4-fkms-v3d")
+    (card / "boot/firmware/config.txt").write_text(fake_kms)
+    with pytest.raises(ProvisionError, match="vc4-fkms-v3d"):
+        BootStep(Target(card), "dsi-7inch", 0).check()
+
     (card / "boot/firmware/config.txt").write_text(CONFIG_TXT + "# BEGIN kiosk-provision\n")
     with pytest.raises(ProvisionError, match="block is broken"):
         BootStep(Target(card), "dsi-7inch", 0).check()
