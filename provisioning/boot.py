@@ -58,15 +58,27 @@ def find_boot_folder(target: Target) -> str | None:
 
 @dataclass(frozen=True)
 class Edit:
-    """One file's text now (None: missing) and as the settings want it."""
+    """One boot file's text now and as the settings want it."""
 
     path: str
-    current: str | None
+    current: str
     new: str
 
-    @property
-    def changes(self) -> bool:
-        return self.current != self.new
+
+@dataclass(frozen=True)
+class Plan:
+    """What the settings make of the boot files and (with a display) Kivy's config.ini."""
+
+    settings: BootSettings
+    edits: list[Edit]
+    kivy_text: str | None  # None: no display named, Kivy's file is left alone
+
+    def stale(self) -> list[Edit]:
+        return [e for e in self.edits if e.current != e.new]
+
+
+KIVY_FOLDER = Wanted(KIVY_HOME, 0o700, "kiosk", "kiosk")
+KIVY_FILE = Wanted(KIVY_CONFIG, 0o600, "kiosk", "kiosk")  # Kivy rewrites it at start
 
 
 class BootStep(Step):
@@ -76,7 +88,6 @@ class BootStep(Step):
 
     def __init__(self, target: Target, display: str | None, rotate: int | None) -> None:
         self.target = target
-        self.asked = display is not None
         self.display, self.rotate = display, rotate
 
     def _settings(self, config_text: str, where: str) -> BootSettings:
@@ -87,88 +98,65 @@ class BootStep(Step):
         except ValueError as exc:
             raise ProvisionError(str(exc)) from None
 
-    def _plan(self, folder: str) -> tuple[BootSettings, list[Edit], Wanted | None]:
+    def _plan(self, folder: str) -> Plan:
         config_path, cmdline_path = f"{folder}/config.txt", f"{folder}/cmdline.txt"
-        config = _read(self.target, config_path)
-        cmdline = _read(self.target, cmdline_path)
+        config, cmdline = _read(self.target, config_path), _read(self.target, cmdline_path)
         if config is None or cmdline is None:
             missing = config_path if config is None else cmdline_path
             raise ProvisionError(f"{missing} is missing: is this a Raspberry Pi OS boot partition?")
         settings = self._settings(config, config_path)
-        kms = _loads_kms_outside_block(config, config_path)
+        block = settings.config_block(_loads_kms_outside_block(config, config_path))
+        args, dropped = settings.cmdline_args(), settings.dropped_args()
         edits = [
-            Edit(
-                config_path,
-                config,
-                boot_edit.with_block(config, settings.config_block(kms), config_path),
-            ),
-            Edit(
-                cmdline_path,
-                cmdline,
-                boot_edit.with_args(
-                    cmdline, settings.cmdline_args(), settings.dropped_args(), cmdline_path
-                ),
-            ),
+            Edit(config_path, config, boot_edit.with_block(config, block, config_path)),
+            Edit(cmdline_path, cmdline, boot_edit.with_args(cmdline, args, dropped, cmdline_path)),
         ]
-        kivy = None
+        kivy_text = None
         if settings.display is not None:
-            current = _read(self.target, KIVY_CONFIG)
-            edits.append(
-                Edit(
-                    KIVY_CONFIG, current, boot_edit.with_ini(current or "", settings.kivy_values())
-                )
-            )
-            kivy = Wanted(KIVY_CONFIG, 0o600, "kiosk", "kiosk")
-        return settings, edits, kivy
+            current = _read(self.target, KIVY_CONFIG) or ""
+            kivy_text = boot_edit.with_ini(current, settings.kivy_values())
+        return Plan(settings, edits, kivy_text)
 
-    def _kivy_differences(self, edits: list[Edit], kivy: Wanted | None) -> list[str]:
-        if kivy is None:
+    def _kivy_differences(self, plan: Plan) -> list[str]:
+        if plan.kivy_text is None:
             return []
-        wanted = next(e for e in edits if e.path == KIVY_CONFIG).new.encode("utf-8")
-        folder = Wanted(KIVY_HOME, 0o700, "kiosk", "kiosk")
-        return differences(self.target, folder) + differences(self.target, kivy, wanted)
+        wanted = plan.kivy_text.encode("utf-8")
+        return differences(self.target, KIVY_FOLDER) + differences(self.target, KIVY_FILE, wanted)
 
     def check(self) -> Finding:
         folder = find_boot_folder(self.target)
         if folder is None:
             where = " under " + str(self.target.root) if not self.target.live else ""
-            if self.asked:
+            if self.display is not None:
                 raise ProvisionError(
                     f"--display was given, but there is no Raspberry Pi boot partition{where} "
                     f"({' or '.join(f + '/config.txt' for f in BOOT_FOLDERS)}): nothing to "
                     "set it in; mount the card's first partition there, or leave out --display"
                 )
             return skip(f"not a Raspberry Pi boot partition: no config.txt in /boot{where}")
-        settings, edits, kivy = self._plan(folder)
-        stale = [e.path for e in edits if e.changes and e.path != KIVY_CONFIG]
-        kivy_found = self._kivy_differences(edits, kivy)
-        if not stale and not kivy_found:
-            return done(f"{settings.label()}; {folder}: {_summary(settings)}")
-        work = [f"change {', '.join(stale)}"] if stale else []
-        work += kivy_found
-        return todo(f"{settings.label()}: " + "; ".join(work) + f"; then {REBOOT}")
+        plan = self._plan(folder)
+        work = [f"change {', '.join(e.path for e in plan.stale())}"] if plan.stale() else []
+        work += self._kivy_differences(plan)
+        if not work:
+            return done(f"{plan.settings.label()}; {folder}: {_summary(plan.settings)}")
+        return todo(f"{plan.settings.label()}: " + "; ".join(work) + f"; then {REBOOT}")
 
     def apply(self) -> str:
         folder = find_boot_folder(self.target)
         assert folder is not None  # check() skipped or failed otherwise
-        settings, edits, kivy = self._plan(folder)
+        plan = self._plan(folder)
         changed, kept = [], []
-        for edit in edits:
-            if edit.path == KIVY_CONFIG:
-                continue
-            if edit.changes:
-                kept += _backup_once(self.target, edit.path)
-                _replace_text(self.target.path(edit.path), edit.new)
-                log.info("wrote %s", edit.path)
-                changed.append(edit.path)
-        if self._kivy_differences(edits, kivy):
-            assert kivy is not None
-            ensure_folder(self.target, Wanted(KIVY_HOME, 0o700, "kiosk", "kiosk"))
-            wanted = next(e for e in edits if e.path == KIVY_CONFIG).new
-            install_file(self.target, kivy, wanted.encode("utf-8"))
+        for edit in plan.stale():
+            kept += _backup_once(self.target, edit.path)
+            _replace_text(self.target.path(edit.path), edit.new)
+            log.info("wrote %s", edit.path)
+            changed.append(edit.path)
+        if plan.kivy_text is not None and self._kivy_differences(plan):
+            ensure_folder(self.target, KIVY_FOLDER)
+            install_file(self.target, KIVY_FILE, plan.kivy_text.encode("utf-8"))
             changed.append(KIVY_CONFIG)
         backups = f"; the original is kept as {', '.join(kept)}" if kept else ""
-        return f"{settings.label()}: wrote {', '.join(changed)}{backups}; {REBOOT}"
+        return f"{plan.settings.label()}: wrote {', '.join(changed)}{backups}; {REBOOT}"
 
 
 def _summary(settings: BootSettings) -> str:
@@ -205,7 +193,10 @@ def _backup_once(target: Target, device_path: str) -> list[str]:
     backup = device_path + BACKUP_SUFFIX
     if target.path(backup).exists():
         return []
-    shutil.copyfile(target.path(device_path), target.path(backup))
+    with open(target.path(backup), "wb") as out:  # on the card before the file changes
+        out.write(target.path(device_path).read_bytes())
+        out.flush()
+        os.fsync(out.fileno())
     return [backup]
 
 

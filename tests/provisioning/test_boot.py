@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning import cli
+from provisioning import boot_edit, cli
 from provisioning.accounts import read_accounts
 from provisioning.boot import BootStep
 from provisioning.steps import Outcome, run_plan
@@ -335,3 +335,27 @@ def test_kivy_reads_the_rotation_and_turns_touches_with_it(card, provision):
     # Kivy wrote its defaults into the file at start; ours are still there: nothing to change
     [again] = run_plan([BootStep(Target(card), None, None)], dry_run=False)
     assert again.outcome is Outcome.UNCHANGED, again
+
+
+def test_edits_keep_what_is_not_theirs():
+    """The keyed edits on their own: duplicates of a key collapse into one, a file without a
+    final newline gets its block on a line of its own, Kivy's other settings stay."""
+    assert (
+        boot_edit.with_args(
+            "a consoleblank=600 b consoleblank=300 video=HDMI-A-2:640x480@60\n",
+            ["consoleblank=0"],
+            ["video=HDMI-A-1"],
+            "cmdline.txt",
+        )
+        == "a consoleblank=0 b video=HDMI-A-2:640x480@60\n"
+    )  # HDMI-A-2 is not ours
+    text = "arm_64bit=1"  # no final newline
+    block = [boot_edit.BEGIN, "dtparam=watchdog=on", boot_edit.END]
+    written = boot_edit.with_block(text, block, "config.txt")
+    assert written == f"arm_64bit=1\n\n{boot_edit.BEGIN}\ndtparam=watchdog=on\n{boot_edit.END}\n"
+    assert boot_edit.with_block(written, block, "config.txt") is written
+    kivy = "[kivy]\nlog_level = info\n\n[graphics]\nRotation = 0\nwidth = 800\n\n[postproc]\n"
+    assert boot_edit.with_ini(kivy, {"graphics": {"rotation": "90"}, "input": {"a": "b"}}) == (
+        "[kivy]\nlog_level = info\n\n[graphics]\nrotation = 90\nwidth = 800\n\n[postproc]\n"
+        "\n[input]\na = b\n"
+    )
