@@ -17,6 +17,8 @@ from kiosk import __version__
 from kiosk.errors import ConfigError
 from provisioning.accounts import AccountsStep
 from provisioning.answers import ConfigPlan, build_config, parse_compartment
+from provisioning.boot import BootStep
+from provisioning.boot_settings import ROTATIONS, display_kinds
 from provisioning.commands import CommandsStep
 from provisioning.enroll import EnrollStep
 from provisioning.files import CONFIG_PATH, ConfigStep, FoldersStep
@@ -28,7 +30,9 @@ from provisioning.units import UnitsStep, default_units_dir
 
 log = logging.getLogger(__name__)
 
-STEP_NAMES = ("packages", "accounts", "folders", "config", "enroll", "units", "commands", "ssh")
+STEP_NAMES = (
+    "packages", "accounts", "folders", "config", "enroll", "units", "commands", "ssh", "boot",
+)  # fmt: skip
 SELFTEST_TIMEOUT_S = 180
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -68,6 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="a locker door and its BCM pins, e.g. 1:5:6; once per door (replaces them all)",
     )
     g.add_argument("--sim", action="store_true", help="simulated camera, printer and locker")
+    b = p.add_argument_group("the Pi's boot settings (docs/provisioning.md)")
+    b.add_argument(
+        "--display",
+        choices=display_kinds(),
+        metavar="KIND",
+        help=f"the kiosk's display: {', '.join(display_kinds())}; kept from the last run "
+        "when left out",
+    )
+    b.add_argument(
+        "--rotate",
+        type=int,
+        choices=ROTATIONS,
+        metavar="DEG",
+        help="turn the picture, and the touch input with it, counter-clockwise by 0, 90, 180 "
+        "or 270 degrees: for a panel mounted turned clockwise by as much (with --display)",
+    )
     e = p.add_argument_group("enrollment and the rest")
     e.add_argument(
         "--enroll-code",
@@ -112,6 +132,7 @@ def build_steps(target: Target, plan: ConfigPlan, args: argparse.Namespace) -> l
         "units": UnitsStep(target, args.units_dir or default_units_dir(), state_dir),
         "commands": CommandsStep(target),
         "ssh": SshStep(target, args.harden_ssh),
+        "boot": BootStep(target, args.display, args.rotate),
     }
     return [Skipped(name) if name in args.skip else steps[name] for name in STEP_NAMES]
 
@@ -173,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--enroll-code -: standard input held no code (one line expected)")
     if args.re_enroll and not args.enroll_code:
         parser.error("--re-enroll needs --enroll-code CODE (a new one-time code)")
+    if args.rotate is not None and args.display is None:
+        parser.error("--rotate needs --display KIND (which display to turn)")
     if args.root is not None and args.root.exists() and not args.root.is_dir():
         parser.error(f"--root {args.root}: not a folder")
     target = Target.make(args.root, args.dry_run)

@@ -105,13 +105,13 @@ def test_twice_into_a_root(tmp_path, provision, as_root):
         "units",
         "commands",
     }, out
-    assert steps["enroll"] == steps["ssh"] == steps["packages"] == "skipped"
+    assert steps["enroll"] == steps["ssh"] == steps["packages"] == steps["boot"] == "skipped"
     assert "self-test passed" in out
 
     status, out, err = provision("--root", root, *BASE)
     assert status == 0, out + err
     assert set(results(out).values()) <= {"unchanged", "skipped"}, out
-    assert "kiosk-provision: nothing to change (5 unchanged, 3 skipped)" in out
+    assert "kiosk-provision: nothing to change (5 unchanged, 4 skipped)" in out
     assert re.search(
         r"^commands +unchanged +kiosk, kiosk-provision in /usr/local/bin ->", out, re.M
     )
