@@ -11,10 +11,12 @@ refuses odd sizes with RuntimeError, ``capture_array(name, wait=S)`` returns YUV
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import sys
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,11 +26,13 @@ from drivers.camera import CameraScanner, make_scanner, synth
 from drivers.camera.decoders import make_decoder
 from drivers.camera.picamera2_source import Picamera2Source
 from drivers.camera.scanner import Backoff
-from kiosk.config import ScannerSection
+from kiosk.commands.selftest import check_camera
+from kiosk.config import EXAMPLE_CONFIG, ScannerSection, load_config
 from kiosk.errors import Picamera2Unavailable, ScannerError
 
 WAIT_S = 10.0  # upper bound for a thread to get somewhere; never a measured timing
 MEMBER = "LK1.M.M0042.1700000000.1700000060.0123456789abcdef.sig"
+EXAMPLE = Path(__file__).resolve().parents[2] / EXAMPLE_CONFIG
 STRIDE_PAD = 64  # libcamera pads YUV420 rows; the source must cut the padding off
 
 
@@ -228,6 +232,25 @@ def test_without_picamera2_the_error_names_the_apt_package_and_the_flag(monkeypa
     monkeypatch.setitem(sys.modules, "picamera2", None)  # makes `import picamera2` fail
     with pytest.raises(Picamera2Unavailable, match=r"python3-picamera2.*--system-site-packages"):
         make_scanner(ScannerSection(kind="picamera2", device=0))
+
+
+def test_selftest_reads_frames_from_the_csi_camera(rig, monkeypatch):
+    cfg = load_config(EXAMPLE)
+    cfg = dataclasses.replace(cfg, scanner=ScannerSection(kind="picamera2", device=0, fps=60))
+    monkeypatch.setattr("drivers.camera.picamera2_source.load_picamera2", lambda: FakePicamera2)
+    check = check_camera(cfg, sim=False)
+    assert check.ok and "frames from CSI camera 0" in check.detail
+    rig.attached = []
+    check = check_camera(cfg, sim=False)
+    assert not check.ok and "CSI camera 0 not found" in check.detail
+
+
+def test_selftest_without_picamera2_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    cfg = load_config(EXAMPLE)
+    cfg = dataclasses.replace(cfg, scanner=ScannerSection(kind="picamera2", device=0))
+    check = check_camera(cfg, sim=False)
+    assert not check.ok and "python3-picamera2" in check.detail
 
 
 # --- the stand-in against the real Picamera2, and the real camera -----------------------------
