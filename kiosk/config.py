@@ -79,9 +79,10 @@ class ServerSection:
 
 @dataclass(frozen=True, kw_only=True)
 class ScannerSection:
-    """[scanner]: the QR camera, or its simulator fed from sim_source."""
+    """[scanner]: the QR camera (USB through OpenCV, or a CSI module through Picamera2), or its
+    simulator fed from sim_source."""
 
-    kind: str = _key(_choice("camera", "sim"), "camera")
+    kind: str = _key(_choice("camera", "picamera2", "sim"), "camera")
     device: int | str = _key(_CAMERA_DEVICE, 0)
     width: int = _key(_int_range(160, 3840), 640)
     height: int = _key(_int_range(120, 2160), 480)
@@ -323,6 +324,11 @@ def parse_config(data: dict[str, Any], source: str) -> KioskConfig:
         public_key_file=kiosk.state_dir / server.public_key_file,
     )
     scanner = section("scanner", ScannerSection)
+    if scanner.kind == "picamera2" and not isinstance(scanner.device, int):
+        raise ConfigError(
+            f"{source}: scanner.device = {scanner.device!r}: a picamera2 camera is a number "
+            "(0 for the first CSI camera, as `rpicam-hello --list-cameras` numbers them)"
+        )
     printer = section("printer", PrinterSection)
     locker = section("locker", LockerSection, compartments=())
     compartments = _compartments(source, data.get("locker", {}).get("compartments"))

@@ -160,7 +160,8 @@ _PINS = _Rule(
     tuple,
 )
 _CAMERA_DEVICE = _Rule(
-    "must be a camera index from 0 to 63 or a device path such as /dev/video0",
+    "must be a camera index from 0 to 63 or a device path such as /dev/video0 or "
+    "/dev/v4l/by-id/usb-...-video-index0",
     lambda v: (type(v) is int and 0 <= v <= 63) or (isinstance(v, str) and v.startswith("/")),
 )
 _DEVICE_PATH = _string(pattern=r"/.+", allowed="must be a device path such as /dev/ttyUSB0")

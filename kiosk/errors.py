@@ -54,6 +54,10 @@ class ScannerError(HardwareError):
     """The QR camera failed (missing, unplugged, unreadable frames)."""
 
 
+class Picamera2Unavailable(ScannerError):
+    """scanner.kind = "picamera2" but Picamera2 (apt's python3-picamera2) cannot be imported."""
+
+
 class LockerError(HardwareError):
     """A locker compartment failed (jammed door, relay fault)."""
 

@@ -22,7 +22,7 @@ from provisioning.boot_settings import ROTATIONS, display_kinds
 from provisioning.commands import CommandsStep
 from provisioning.enroll import EnrollStep
 from provisioning.files import CONFIG_PATH, ConfigStep, FoldersStep
-from provisioning.packages import PackagesStep
+from provisioning.packages import PackagesStep, packages_for
 from provisioning.ssh import SshStep
 from provisioning.steps import Skipped, Step, StepResult, failed, format_table, run_plan, summary
 from provisioning.target import Target, run, which
@@ -124,7 +124,7 @@ def _compartment(text: str) -> dict[str, int]:
 def build_steps(target: Target, plan: ConfigPlan, args: argparse.Namespace) -> list[Step]:
     state_dir = str(plan.config.kiosk.state_dir)
     steps: dict[str, Step] = {
-        "packages": PackagesStep(target),
+        "packages": PackagesStep(target, packages_for(plan.config)),
         "accounts": AccountsStep(target, state_dir),
         "folders": FoldersStep(target, state_dir),
         "config": ConfigStep(target, plan.text, plan.summary()),

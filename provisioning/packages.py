@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from kiosk.config import KioskConfig
 from provisioning.steps import Finding, Step, done, skip, todo
 from provisioning.target import Target, need, run
 
@@ -26,8 +27,19 @@ KIOSK_PACKAGES = (
     "libmtdev1",  # Kivy touch input
     "fonts-wqy-microhei",  # Chinese glyphs on screen and receipts
 )
+# A CSI camera module (scanner.kind = "picamera2"): Picamera2 and its libcamera bindings exist
+# only as Raspberry Pi OS packages; the venv sees them with --system-site-packages.
+PICAMERA2_PACKAGE = "python3-picamera2"
 APT_TIMEOUT_S = 1800  # a Pi on a slow store network
 FORMAT = "-f=${Package} ${Status}\\n"  # dpkg-query turns the backslash-n into a newline
+
+
+def packages_for(config: KioskConfig) -> tuple[str, ...]:
+    """The packages the kiosk with ``config`` needs: KIOSK_PACKAGES, and Picamera2 for a CSI
+    camera."""
+    if config.scanner.kind == "picamera2":
+        return (*KIOSK_PACKAGES, PICAMERA2_PACKAGE)
+    return KIOSK_PACKAGES
 
 
 class PackagesStep(Step):

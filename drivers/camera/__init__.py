@@ -1,4 +1,5 @@
-"""The QR camera: a real USB camera or its simulator, chosen by ``[scanner] kind``.
+"""The QR camera: a USB camera (OpenCV), a CSI camera module (Picamera2) or the simulator,
+chosen by ``[scanner] kind``.
 
 Only this package (with the other drivers) imports cv2, pyzbar and zxingcpp.
 """
@@ -6,9 +7,11 @@ Only this package (with the other drivers) imports cv2, pyzbar and zxingcpp.
 from __future__ import annotations
 
 from drivers.camera.decoders import Decoded, PyzbarDecoder, QrDecoder, ZxingDecoder, make_decoder
+from drivers.camera.picamera2_source import Picamera2Source
 from drivers.camera.scanner import Backoff, CameraScanner, CaptureSource, FramePipeline, FrameSource
 from drivers.camera.sim import SimCamera, SimFaults, SimScanner, scene_for
 from kiosk.config import ScannerSection
+from kiosk.errors import ScannerError
 from kiosk.ports import QrScanner
 
 __all__ = [
@@ -18,6 +21,7 @@ __all__ = [
     "Decoded",
     "FramePipeline",
     "FrameSource",
+    "Picamera2Source",
     "PyzbarDecoder",
     "QrDecoder",
     "SimCamera",
@@ -30,7 +34,8 @@ __all__ = [
 
 
 def make_scanner(cfg: ScannerSection) -> QrScanner:
-    """The scanner ``cfg`` describes; a missing decoder library is a ScannerError now.
+    """The scanner ``cfg`` describes; a missing decoder library (or, for kind picamera2, a
+    missing Picamera2: Picamera2Unavailable) is a ScannerError now.
 
     A missing camera or sim source is not an error here: the scanner starts, reports it in
     ``health()`` and keeps retrying, so the kiosk can show "scanner unavailable" and recover.
@@ -39,5 +44,11 @@ def make_scanner(cfg: ScannerSection) -> QrScanner:
     if cfg.kind == "sim":
         camera = SimCamera(scene_for(cfg), fps=cfg.fps)
         return SimScanner(camera, decoder, repeat_ignore_s=cfg.repeat_ignore_s)
-    source = CaptureSource(cfg.device, cfg.width, cfg.height, cfg.fps)
+    source: FrameSource
+    if cfg.kind == "picamera2":
+        if not isinstance(cfg.device, int):  # kiosk.config refuses it too
+            raise ScannerError(f"scanner.device = {cfg.device!r}: a picamera2 camera is a number")
+        source = Picamera2Source(cfg.device, cfg.width, cfg.height, cfg.fps)
+    else:
+        source = CaptureSource(cfg.device, cfg.width, cfg.height, cfg.fps)
     return CameraScanner(source, decoder, repeat_ignore_s=cfg.repeat_ignore_s)

@@ -16,11 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
+from drivers.camera import v4l
 from drivers.camera.decoders import QrDecoder, largest
 from kiosk.domain.payloads import classify_payload, payload_text
 from kiosk.errors import ScannerError
@@ -29,12 +31,15 @@ from kiosk.ports import ScannedCode, ScannerHealth
 log = logging.getLogger(__name__)
 
 TYPED = "typed"  # ScannedCode.decoder of payloads that did not come from a frame
+USB_HINT = "check the USB cable, that scanner.device is the capture node"
 
 
 class FrameSource(Protocol):
     """Where frames come from: a camera, a video file, a folder of images."""
 
     name: str  # in messages: "camera 0", "camera /dev/video0", "video file /srv/sim.avi"
+    # Optional (USB_HINT when absent): what to check when it stops delivering frames.
+    # stalled_hint: str
 
     def open(self) -> None:
         """Get ready to read; raises ScannerError saying what to check."""
@@ -50,7 +55,13 @@ class FrameSource(Protocol):
 
 
 class CaptureSource:
-    """A camera (index or device path) or a video file, read through ``cv2.VideoCapture``."""
+    """A camera (index or device path) or a video file, read through ``cv2.VideoCapture``.
+
+    A device path may be a stable /dev/v4l/by-id name (drivers/camera/v4l.py); a device node is
+    opened through V4L2, a file through whatever backend reads it.
+    """
+
+    stalled_hint = USB_HINT
 
     def __init__(
         self,
@@ -59,8 +70,9 @@ class CaptureSource:
         height: int | None = None,
         fps: int | None = None,
         name: str | None = None,
+        by_id: Path = v4l.BY_ID,
     ) -> None:
-        self.device = device
+        self.device, self.by_id = device, by_id
         self.width, self.height, self.fps = width, height, fps
         self.name = name or f"camera {device}"
         self._capture: cv2.VideoCapture | None = None
@@ -68,13 +80,7 @@ class CaptureSource:
     def open(self) -> None:
         self.close()
         where = "check the USB cable and that the kiosk user is in group video"
-        if isinstance(self.device, str) and not os.path.exists(self.device):
-            raise ScannerError(f"{self.name} not found: {where}, and scanner.device in the config")
-        if isinstance(self.device, str) and not os.access(self.device, os.R_OK):
-            raise ScannerError(
-                f"{self.name}: permission denied: add the kiosk user to group video (usermod -aG video)"
-            )
-        capture = cv2.VideoCapture(self.device)
+        capture = self._capture_for(where)
         if not capture.isOpened():
             capture.release()
             raise ScannerError(f"{self.name} not found: {where}")
@@ -103,7 +109,28 @@ class CaptureSource:
                     self.height,
                 )
         self._capture = capture
-        log.info("%s opened", self.name)
+        if isinstance(self.device, str) and v4l.resolved(self.device) != self.device:
+            log.info("%s opened (%s)", self.name, v4l.resolved(self.device))
+        else:
+            log.info("%s opened", self.name)
+
+    def _capture_for(self, where: str) -> cv2.VideoCapture:
+        """The capture for an index, a device path (by V4L2) or a file; a missing path says what
+        /dev/v4l/by-id has."""
+        if isinstance(self.device, int):
+            return cv2.VideoCapture(self.device)
+        if not os.path.exists(self.device):
+            raise ScannerError(
+                f"{self.name} not found: {where}, and scanner.device in the config "
+                f"({v4l.what_exists(self.by_id)})"
+            )
+        if not os.access(self.device, os.R_OK):
+            raise ScannerError(
+                f"{self.name}: permission denied: add the kiosk user to group video (usermod -aG video)"
+            )
+        if v4l.is_capture_device(self.device):  # a camera node or its by-id symlink
+            return cv2.VideoCapture(self.device, cv2.CAP_V4L2)
+        return cv2.VideoCapture(self.device)  # a video file (the simulator's, the bench's)
 
     def read(self) -> np.ndarray | None:
         if self._capture is None:
@@ -339,10 +366,10 @@ class CameraScanner:
                         failed_reads += 1
                         if failed_reads >= self.max_failed_reads:
                             opened = False
+                            hint = getattr(self.source, "stalled_hint", USB_HINT)
                             self._back_off(
                                 f"{self.source.name} stopped delivering frames (unplugged?): "
-                                "check the USB cable, that scanner.device is the capture node "
-                                "and that no other program uses the camera"
+                                f"{hint} and that no other program uses the camera"
                             )
                         continue
                     failed_reads = 0

@@ -33,6 +33,7 @@ from kiosk.commands.doctor_base import (  # noqa: F401 - re-exported: kiosk.comm
     run_command,
     warn,
 )
+from kiosk.commands.doctor_camera import camera_check
 from kiosk.config import KioskConfig, KioskSection, ServerSection, load_config
 from kiosk.domain.member_codes import load_public_keys
 from kiosk.errors import ConfigError, KioskError, Rejected
@@ -217,14 +218,8 @@ def _present(name: str, kind: str, path: Path | None, fix: str) -> Check:
 
 
 def _devices(cfg: KioskConfig, p: Probes) -> list[Check]:
-    s, dev = cfg.scanner, p.dev_dir
-    if s.kind == "sim" and s.sim_source is not None and not s.sim_source.exists():
-        fix = "point scanner.sim_source at a video file or image folder, or remove the key"
-        camera = fail("camera", f"scanner.sim_source {s.sim_source} not found", fix)
-    else:
-        path = dev / f"video{s.device}" if isinstance(s.device, int) else Path(s.device)
-        fix = f"plug the camera in; `ls {dev}/video*` lists cameras: set scanner.device to one"
-        camera = _present("camera", s.kind, path, fix)
+    dev = p.dev_dir
+    camera = camera_check(cfg.scanner, dev)
     fix = f"plug in and power the printer; `ls {dev}/ttyUSB* {dev}/ttyACM*` shows its port: set printer.port to it"
     printer = _present("printer", cfg.printer.kind, Path(cfg.printer.port), fix)
     chips = sorted(dev.glob("gpiochip*"))

@@ -57,7 +57,10 @@ def check_camera(cfg: KioskConfig, sim: bool) -> DeviceCheck:
             repeat_ignore_s=s.repeat_ignore_s,
         )
     else:
-        scanner = make_scanner(s)
+        try:
+            scanner = make_scanner(s)
+        except KioskError as exc:  # a missing decoder or Picamera2: say so, test the rest
+            return DeviceCheck("camera", False, str(exc))
     seen: list[ScannedCode] = []
     decoded = threading.Event()
 
@@ -77,7 +80,8 @@ def check_camera(cfg: KioskConfig, sim: bool) -> DeviceCheck:
                     "camera", True, f"test QR decoded by {code.decoder} in {code.decode_ms:.1f} ms"
                 )
             if not sim and health.ok and health.frames > 0:
-                return DeviceCheck("camera", True, f"{health.frames} frames from camera {s.device}")
+                what = "CSI camera" if s.kind == "picamera2" else "camera"
+                return DeviceCheck("camera", True, f"{health.frames} frames from {what} {s.device}")
             time.sleep(0.05)
         probe = camera_probe(scanner)  # worded as the technician's screen words it
         what = "no test QR decoded" if sim and probe.ok else probe.detail

@@ -376,6 +376,66 @@ def test_a_missing_camera_device_says_what_to_check():
         CaptureSource("/dev/video-missing").open()
 
 
+def test_a_missing_by_id_path_names_the_cameras_that_are_there(tmp_path):
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    for name in ("usb-046d_C920_AAA-video-index0", "usb-046d_C920_AAA-video-index1"):
+        (by_id / name).symlink_to("/dev/null")
+    source = CaptureSource(str(by_id / "usb-gone-video-index0"), by_id=by_id)
+    with pytest.raises(ScannerError) as caught:
+        source.open()
+    message = str(caught.value)
+    assert "usb-gone-video-index0 not found: check the USB cable" in message
+    assert f"{by_id} has: usb-046d_C920_AAA-video-index0, usb-046d_C920_AAA-video-index1" in message
+
+
+def test_no_by_id_folder_says_no_camera_is_plugged_in(tmp_path):
+    source = CaptureSource("/dev/v4l/by-id/usb-x-video-index0", by_id=tmp_path / "missing")
+    with pytest.raises(ScannerError, match=r"lists no camera \(none plugged in"):
+        source.open()
+
+
+def test_a_by_id_symlink_is_opened_by_v4l2_and_logged_with_its_node(tmp_path, monkeypatch, caplog):
+    link = tmp_path / "usb-046d_C920_AAA-video-index0"
+    link.symlink_to("/dev/null")  # a character device, as /dev/video0 is
+    opened: list[tuple] = []
+
+    class Capture:  # what cv2.VideoCapture is asked; /dev/null delivers no frames
+        def __init__(self, *args) -> None:
+            opened.append(args)
+
+        def isOpened(self) -> bool:  # OpenCV's name
+            return True
+
+        def set(self, prop, value) -> bool:
+            return True
+
+        def get(self, prop) -> float:
+            return {cv2.CAP_PROP_FRAME_WIDTH: 640, cv2.CAP_PROP_FRAME_HEIGHT: 480}.get(prop, 0)
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", Capture)
+    caplog.set_level("INFO", logger="drivers.camera.scanner")
+    CaptureSource(str(link), 640, 480).open()
+    assert opened == [(str(link), cv2.CAP_V4L2)]
+    assert f"camera {link} opened (/dev/null)" in caplog.text
+
+
+def test_a_video_file_path_is_not_opened_as_a_v4l2_device(tmp_path):
+    path = tmp_path / "scene.avi"
+    write_video(path, [frame_of(MEMBER)])
+    link = tmp_path / "link.avi"
+    link.symlink_to(path)
+    source = CaptureSource(str(link))
+    source.open()
+    try:
+        assert source.read() is not None
+    finally:
+        source.close()
+
+
 @pytest.mark.skipif(os.path.exists("/dev/video63"), reason="a camera 63 exists here")
 def test_a_missing_camera_index_is_reported_in_health(scanners):
     scanner = make_scanner(ScannerSection(kind="camera", device=63))

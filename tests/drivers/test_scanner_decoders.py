@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.camera import synth
 from drivers.camera.decoders import (
+    LOW_CONTRAST_LEVELS,
+    ContrastFallback,
     PyzbarDecoder,
     ZxingDecoder,
     largest,
@@ -177,12 +179,63 @@ def test_every_frame_layout_decodes_the_same(decoder, convert):
 
 @pytest.mark.skipif(not HAVE_ZXING, reason="zxing-cpp not installed")
 def test_auto_prefers_zxing_when_installed():
-    assert isinstance(make_decoder("auto"), ZxingDecoder)
+    auto = make_decoder("auto")
+    assert isinstance(auto, ContrastFallback) and isinstance(auto.inner, ZxingDecoder)
+    assert auto.name == "zxing"
 
 
 def test_auto_falls_back_to_pyzbar_without_zxing(monkeypatch):
     monkeypatch.setitem(sys.modules, "zxingcpp", None)  # makes `import zxingcpp` fail
-    assert isinstance(make_decoder("auto"), PyzbarDecoder)
+    auto = make_decoder("auto")
+    assert isinstance(auto, ContrastFallback) and isinstance(auto.inner, PyzbarDecoder)
+
+
+# --- auto reads what either decoder reads: low contrast ----------------------------------------
+
+
+@pytest.mark.skipif(not HAVE_ZXING, reason="zxing-cpp not installed")
+@pytest.mark.parametrize("seed", SEEDS)
+def test_auto_reads_a_x005_contrast_frame_that_zxing_alone_does_not(seed):
+    text = member_code(seed)
+    frame = synth.low_contrast(synth.camera_frame(text, code_px=200, seed=seed), 0.05)
+    assert payloads_in(make_decoder("zxing"), frame) == []  # why the fallback exists
+    assert payloads_in(make_decoder("pyzbar"), frame) == [text.encode()]
+    assert payloads_in(make_decoder("auto"), frame) == [text.encode()]
+    code = FramePipeline(make_decoder("auto")).process(frame).code
+    assert code.payload == text and code.decoder == "zxing"
+
+
+class Counting:
+    """A decoder that finds nothing and keeps the frames it was given."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+
+    def decode(self, gray: np.ndarray) -> list:
+        self.frames.append(gray)
+        return []
+
+
+@pytest.mark.parametrize(
+    ("frame", "passes"),
+    [
+        (synth.camera_frame(None, seed=5), 1),  # an ordinary empty frame: decoded once
+        (synth.low_contrast(synth.camera_frame(None, seed=5), 0.05), 2),  # dim: once more
+        (np.full((480, 640, 3), 40, np.uint8), 1),  # a covered lens: nothing to stretch
+    ],
+    ids=["ordinary", "low contrast", "flat"],
+)
+def test_the_fallback_decodes_again_only_low_contrast_frames(frame, passes):
+    inner = Counting()
+    assert ContrastFallback(inner).decode(to_gray(frame)) == []
+    assert len(inner.frames) == passes
+    if passes == 2:
+        stretched = inner.frames[1]
+        assert int(stretched.min()) == 0 and int(stretched.max()) == 255
+        span = int(inner.frames[0].max()) - int(inner.frames[0].min())
+        assert span < LOW_CONTRAST_LEVELS
 
 
 def test_asking_for_zxing_without_it_says_to_install_the_pi_extra(monkeypatch):

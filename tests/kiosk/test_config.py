@@ -150,6 +150,32 @@ def test_values_are_converted() -> None:
     assert cfg.scanner.device == "/dev/video2"
 
 
+BY_ID = "/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920_8A1B2C3D-video-index0"
+
+
+@pytest.mark.parametrize(
+    ("scanner", "kind", "device"),
+    [
+        ({"device": BY_ID}, "camera", BY_ID),  # a stable USB camera name
+        ({"kind": "picamera2"}, "picamera2", 0),  # the first CSI camera
+        ({"kind": "picamera2", "device": 1}, "picamera2", 1),
+    ],
+)
+def test_scanner_kinds_and_devices(scanner: dict, kind: str, device: int | str) -> None:
+    data = minimal()
+    data["scanner"] = scanner
+    cfg = parse_config(data, SOURCE)
+    assert (cfg.scanner.kind, cfg.scanner.device) == (kind, device)
+
+
+def test_a_picamera2_camera_is_a_number_not_a_path() -> None:
+    data = minimal()
+    data["scanner"] = {"kind": "picamera2", "device": "/dev/video0"}
+    message = error_of(data)
+    assert message.startswith(f"{SOURCE}: scanner.device = '/dev/video0': a picamera2 camera")
+    assert "rpicam-hello --list-cameras" in message
+
+
 def test_compartments_are_sorted_by_number() -> None:
     data = minimal()
     data["locker"]["compartments"] = [
@@ -198,7 +224,7 @@ BAD_VALUES = [
     ("server", "connect_timeout_s", 0, "must be a number from 0.1 to 30"),
     ("server", "read_timeout_s", 61, "must be a number from 0.1 to 60"),
     ("server", "ca_bundle", "ca.pem", "must be an absolute path"),
-    ("scanner", "kind", "usb", 'must be one of "camera", "sim"'),
+    ("scanner", "kind", "usb", 'must be one of "camera", "picamera2", "sim"'),
     ("scanner", "fps", 0, "must be a whole number from 1 to 60"),
     ("scanner", "fps", 15.0, "must be a whole number from 1 to 60"),
     ("scanner", "decoder", "zbar", 'must be one of "auto", "pyzbar", "zxing"'),
