@@ -236,6 +236,21 @@ def test_two_releases_side_by_side_switch_and_back(both, artifacts):
     assert mark.stat().st_mtime_ns == before
 
 
+def test_the_units_installed_are_the_current_releases(both):
+    root = both
+    timer = release_dir(root, V2) / "share/kiosk/systemd/kiosk-doctor.timer"
+    original = timer.read_bytes()
+    switch_current(root, V2)
+    try:
+        timer.write_bytes(original + b"# as release 1.0.0+t2 has it\n")
+        status, out = provision("--root", root, "--skip", "selftest")
+        assert status == 0 and results(out)["units"] == "changed", out
+        assert (root / "etc/systemd/system/kiosk-doctor.timer").read_bytes() == timer.read_bytes()
+    finally:
+        timer.write_bytes(original)
+        switch_current(root, V1)
+
+
 def test_only_complete_releases_count_and_can_be_switched_to(both):
     root = both
     half = release_dir(root, "9.9.9")  # an interrupted install: no release.json
