@@ -33,8 +33,10 @@ from provisioning.release import (
     installed_versions,
     read_release,
     release_dir,
+    remove_release,
     switch_current,
 )
+from provisioning.release import main as release_main
 from provisioning.release_install import system_site_packages
 from provisioning.target import ProvisionError, Target
 
@@ -170,9 +172,8 @@ def test_an_altered_artifact_is_refused_and_nothing_is_installed(tmp_path, artif
         install_release(root, bad)
     assert not (root / "opt/kiosk").exists()
     status, out = provision("--root", root, "--release", bad, *BASE)
-    assert status == 1 and results(out)["release"] == "FAILED", out
-    assert results(out)["units"] == "not run"
-    assert current_version(root) is None
+    assert status == 2 and says in out, out  # refused before any step: nothing changed
+    assert not root.exists()
 
 
 def test_not_a_tar_is_refused(tmp_path):
@@ -292,3 +293,15 @@ def test_bad_build_and_release_arguments_are_refused(tmp_path):
     assert status == 1 and "not a PEP 440 version" in out
     status, out = provision("--root", tmp_path / "x", "--system-site-packages", *BASE)
     assert status == 2 and "--system-site-packages goes with --release" in out
+
+
+def test_a_release_is_removed_but_never_the_current_one(both, capsys):
+    root = both
+    assert current_version(root) == V1
+    with pytest.raises(ProvisionError, match="is current"):
+        remove_release(root, V1)
+    assert release_main(["list", "--root", str(root)]) == 0
+    assert capsys.readouterr().out == f"* {V1}\n  {V2}\n"
+    assert release_main(["remove", V2, "--root", str(root)]) == 0
+    assert installed_versions(root) == [V1] and not release_dir(root, V2).exists()
+    assert in_release(root, "kiosk", "--version") == f"kiosk {V1}"
