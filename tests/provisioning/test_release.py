@@ -218,6 +218,8 @@ def test_the_installed_release_runs_and_carries_its_units(kiosk_root):
     units = root / "opt/kiosk/current/share/kiosk/systemd"
     for unit in (REPO / "systemd").glob("*.service"):
         assert (units / unit.name).read_bytes() == unit.read_bytes()
+        for doc in re.findall(r"^Documentation=file:(\S+)", unit.read_text(), re.M):
+            assert (root / doc.lstrip("/")).is_file(), doc  # the guide travels with the release
     said = in_release(root, "python", "-c", "import provisioning.units as u; print(u.default_units_dir())")  # fmt: skip
     assert Path(said) == units  # sys.prefix, through the current link
 
