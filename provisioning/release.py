@@ -38,10 +38,12 @@ from provisioning.release_install import (
     current_version,
     install_release,
     install_release_reporting,
+    installed_build,
     installed_versions,
     release_dir,
     remove_release,
     switch_current,
+    system_site_packages,
 )
 from provisioning.steps import Finding, State, Step, done, skip, todo
 from provisioning.target import ProvisionError, Target
@@ -80,9 +82,14 @@ class ReleaseStep(Step):
         if self.artifact is None:
             now = current_version(self.target)
             return skip(f"no --release ARTIFACT; current release: {now or 'none'}")
-        version = read_release(self.artifact).version  # verifies it, in a dry run too
-        now = current_version(self.target)
-        if now == version and version in installed_versions(self.target):
+        manifest = read_release(self.artifact)  # verifies it, in a dry run too
+        version, now = manifest.version, current_version(self.target)
+        if installed_build(self.target, manifest) and now == version:
+            if system_site_packages(self.target, version) != self.sss:
+                return todo(
+                    f"set include-system-site-packages to {str(self.sss).lower()} in release "
+                    f"{version}"
+                )
             return done(f"release {version} installed, {CURRENT_LINK} -> releases/{version}")
         if version in installed_versions(self.target):
             return todo(f"point {CURRENT_LINK} at releases/{version} (now: {now or 'none'})")

@@ -83,9 +83,18 @@ def release_dir(target: Target | Path, version: str) -> Path:
     return _target(target).path(f"{RELEASES_DIR}/{version}")
 
 
-def _installed_manifest(folder: Path) -> str | None:
-    mark = folder / MANIFEST_NAME
-    return mark.read_text(encoding="utf-8") if mark.is_file() else None
+def installed_build(target: Target | Path, manifest: ReleaseManifest) -> bool:
+    """Whether ``manifest``'s release is installed, from that very build (its files' sha256);
+    a ProvisionError when its version is installed from a different build."""
+    mark = release_dir(target, manifest.version) / MANIFEST_NAME
+    if not mark.is_file():
+        return False
+    if json.loads(mark.read_text(encoding="utf-8")).get("files") != manifest.files:
+        raise ProvisionError(
+            f"release {manifest.version} is already installed from a different build "
+            f"(the files' sha256 differ): build this one with another --version"
+        )
+    return True
 
 
 def _set_system_site(folder: Path, wanted: bool) -> bool:
@@ -162,13 +171,7 @@ def install_release_reporting(
     """``install_release``, and what it did for the report."""
     manifest = read_release(artifact)
     folder = release_dir(target, manifest.version)
-    installed = _installed_manifest(folder)
-    if installed is not None:
-        if json.loads(installed).get("files") != manifest.files:
-            raise ProvisionError(
-                f"release {manifest.version} is already installed from a different build "
-                f"(the files' sha256 differ): build this one with another --version"
-            )
+    if installed_build(target, manifest):
         changed = _set_system_site(folder, sss)
         return folder, f"release {manifest.version} already installed" + (
             f"; include-system-site-packages set to {str(sss).lower()}" if changed else ""

@@ -290,6 +290,12 @@ def test_system_site_packages_is_set_on_the_installed_release(both, artifacts):
     assert system_site_packages(root, V2) is True
     install_release(root, artifacts[V2])
     assert system_site_packages(root, V2) is False
+    flags = ("--root", root, "--release", artifacts[V1], "--skip", "selftest")
+    status, out = provision(*flags, "--system-site-packages")  # V1 is current
+    assert status == 0 and results(out)["release"] == "changed", out
+    assert system_site_packages(root, V1) is True
+    assert results(provision(*flags, "--system-site-packages")[1])["release"] == "unchanged"
+    assert provision(*flags)[0] == 0 and system_site_packages(root, V1) is False
 
 
 def test_bad_build_and_release_arguments_are_refused(tmp_path):
