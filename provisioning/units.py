@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 
 from provisioning.files import Wanted, differences, install_file
@@ -22,20 +23,33 @@ log = logging.getLogger(__name__)
 UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path", ".target")
 UNIT_MODE = 0o644
 UNITS_HOME = "/etc/systemd/system"
+INSTALLED_UNITS = "share/kiosk/systemd"  # under the venv (sys.prefix)
+CURRENT_RELEASE = "/opt/kiosk/current"  # provisioning/release_install.py
 EXPECTED_STATE_DIR = "/var/lib/kiosk"  # kiosk.service: StateDirectory=kiosk, ReadWritePaths
 
 
 def default_units_dir() -> Path:
-    """systemd/ of the project this code runs from (a checkout such as /opt/kiosk)."""
-    return Path(__file__).resolve().parents[1] / "systemd"
+    """The units of the software this code is: a checkout's systemd/, else the installed
+    release's ``<venv>/share/kiosk/systemd`` (the wheel carries them, setup.cfg data_files)."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "setup.cfg").is_file() and (checkout / "systemd").is_dir():
+        return checkout / "systemd"  # a development checkout (editable install)
+    return Path(sys.prefix) / INSTALLED_UNITS
+
+
+def target_units_dir(target: Target) -> Path:
+    """The units to install on ``target``: its current release's (they match the release
+    the units run), else those of the software running this (default_units_dir)."""
+    installed = target.path(f"{CURRENT_RELEASE}/{INSTALLED_UNITS}")
+    return installed if installed.is_dir() else default_units_dir()
 
 
 def unit_files(units_dir: Path) -> list[tuple[Path, str]]:
     """(source file, device path) for everything the units folder holds to install."""
     if not units_dir.is_dir():
         raise ProvisionError(
-            f"no systemd units: {units_dir} is not a folder; run kiosk-provision from the "
-            "project checkout (/opt/kiosk) or pass --units-dir"
+            f"no systemd units: {units_dir} is not a folder; run the kiosk-provision of an "
+            "installed release (/opt/kiosk/current/bin) or of a checkout, or pass --units-dir"
         )
     found = []
     for entry in sorted(units_dir.iterdir()):
@@ -66,8 +80,14 @@ def _exec_binaries(text: str) -> list[str]:
 class UnitsStep(Step):
     name = "units"
 
-    def __init__(self, target: Target, units_dir: Path, state_dir: str) -> None:
-        self.target, self.units_dir, self.state_dir = target, units_dir, state_dir
+    def __init__(self, target: Target, units_dir: Path | None, state_dir: str) -> None:
+        """``units_dir`` None: target_units_dir(), looked up when used (after the release
+        step has made a release current)."""
+        self.target, self.given_dir, self.state_dir = target, units_dir, state_dir
+
+    @property
+    def units_dir(self) -> Path:
+        return self.given_dir or target_units_dir(self.target)
 
     def _files(self) -> list[tuple[Wanted, bytes]]:
         return [
@@ -98,11 +118,12 @@ class UnitsStep(Step):
             if not self.target.path(binary).exists():
                 if self.target.live:
                     raise ProvisionError(
-                        f"the units run {binary}, which is not installed: install the project "
-                        "in /opt/kiosk with its venv first (docs/provisioning.md)"
+                        f"the units run {binary}, which is not installed: install a release "
+                        "first (kiosk-provision --release ARTIFACT; docs/provisioning.md)"
                     )
                 notes.append(
-                    f"{binary} is not in {self.target.root} yet: install the project there"
+                    f"{binary} is not in {self.target.root} yet: install a release there "
+                    "(--release ARTIFACT)"
                 )
         if self.state_dir != EXPECTED_STATE_DIR:
             notes.append(
