@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from kiosk import __version__
 from kiosk.commands.idle import add_idle
 from kiosk.commands.maintenance import add_subcommands
 from kiosk.commands.run import add_run
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONFIG_PATH,
         help=f"configuration file (default {DEFAULT_CONFIG_PATH})",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("check-config", help="validate the configuration file and exit")
     p.set_defaults(func=cmd_check_config)

@@ -1,0 +1,148 @@
+"""Kiosk releases: build an artifact from a checkout, install it side by side, switch to it.
+
+The API other modules use (the build in release_build.py, the install in release_install.py):
+``build_release``, ``read_release``, ``install_release``, ``current_version``,
+``switch_current``, ``installed_versions``. ``ReleaseStep`` is kiosk-provision's ``release``
+step (``--release ARTIFACT``). Commands::
+
+    python -m provisioning.release build --out DIR [--version V] [--source CHECKOUT]
+    python -m provisioning.release show ARTIFACT     # verify it and print its release.json
+
+(``kiosk-provision build-release --out DIR`` is the first.) docs/provisioning.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from provisioning.release_build import (
+    ReleaseManifest,
+    build_release,
+    check_version,
+    default_version,
+    read_release,
+)
+from provisioning.release_install import (
+    CURRENT_LINK,
+    RELEASES_DIR,
+    current_version,
+    install_release,
+    install_release_reporting,
+    installed_versions,
+    release_dir,
+    switch_current,
+)
+from provisioning.steps import Finding, Step, done, skip, todo
+from provisioning.target import ProvisionError, Target
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CURRENT_LINK",
+    "RELEASES_DIR",
+    "ReleaseManifest",
+    "ReleaseStep",
+    "build_release",
+    "check_version",
+    "current_version",
+    "default_version",
+    "install_release",
+    "installed_versions",
+    "read_release",
+    "release_dir",
+    "switch_current",
+]
+
+
+class ReleaseStep(Step):
+    """Install the release given with ``--release ARTIFACT`` and make it current."""
+
+    name = "release"
+
+    def __init__(
+        self, target: Target, artifact: Path | None, system_site_packages: bool = False
+    ) -> None:
+        self.target, self.artifact, self.sss = target, artifact, system_site_packages
+
+    def check(self) -> Finding:
+        if self.artifact is None:
+            now = current_version(self.target)
+            return skip(f"no --release ARTIFACT; current release: {now or 'none'}")
+        version = read_release(self.artifact).version  # verifies it, in a dry run too
+        now = current_version(self.target)
+        if now == version and version in installed_versions(self.target):
+            return done(f"release {version} installed, {CURRENT_LINK} -> releases/{version}")
+        if version in installed_versions(self.target):
+            return todo(f"point {CURRENT_LINK} at releases/{version} (now: {now or 'none'})")
+        return todo(
+            f"install release {version} in {RELEASES_DIR}/{version} and point "
+            f"{CURRENT_LINK} at it (now: {now or 'none'})"
+        )
+
+    def apply(self) -> str:
+        assert self.artifact is not None  # check() skips without one
+        folder, did = install_release_reporting(self.target, self.artifact, self.sss)
+        previous = switch_current(self.target, folder.name)
+        return f"{did}; {CURRENT_LINK} -> releases/{folder.name} (was {previous or 'none'})"
+
+
+def default_source() -> Path:
+    """The checkout this code runs from, else the working folder."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "setup.cfg").is_file() else Path.cwd()
+
+
+def build_parser(prog: str = "python -m provisioning.release") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Build or inspect kiosk releases.")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build DIR/kiosk-<version>.tar from a checkout")
+    add_build_arguments(b)
+    s = sub.add_parser("show", help="verify an artifact (sha256) and print its release.json")
+    s.add_argument("artifact", type=Path)
+    return p
+
+
+def add_build_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the tar goes")
+    p.add_argument(
+        "--version",
+        metavar="V",
+        help="release version (PEP 440); default kiosk.__version__ + git, e.g. 0.1.0+g161a356",
+    )
+    p.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        metavar="CHECKOUT",
+        help="the project checkout to build (default: the one this runs from)",
+    )
+
+
+def run_build(args: argparse.Namespace) -> int:
+    try:
+        artifact = build_release(args.source or default_source(), args.out, args.version)
+    except ProvisionError as exc:
+        print(f"build-release: {exc}", file=sys.stderr)
+        return 1
+    print(artifact)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "build":
+        return run_build(args)
+    try:
+        print(read_release(args.artifact).to_json(), end="")
+    except ProvisionError as exc:
+        print(f"release: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
