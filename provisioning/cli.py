@@ -161,6 +161,11 @@ def _report(results: list[StepResult], target: Target, args: argparse.Namespace)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["update"]:  # its own parser: kiosk-provision update ARTIFACT ...
+        from provisioning.update import main as update_main
+
+        return update_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
