@@ -1,7 +1,8 @@
 """The technician's commands on sudo's PATH: links in /usr/local/bin to the kiosk's venv.
 
 The guides say ``sudo kiosk doctor``, ``sudo kiosk logs TXN`` and ``sudo kiosk-provision ...``.
-The commands live in the venv the units run the kiosk from (/opt/kiosk/.venv/bin), which is on
+The commands live in the release the units run the kiosk from (/opt/kiosk/current/bin, the
+current release's venv: provisioning/release.py), which is on
 nobody's PATH, and sudo replaces PATH with its ``secure_path`` anyway (Debian's:
 /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin). /usr/local/bin is in both, so
 the links go there. A link that points elsewhere is pointed back; a file that is not a link
@@ -20,7 +21,7 @@ from provisioning.target import ProvisionError, Target
 
 log = logging.getLogger(__name__)
 
-VENV_BIN = "/opt/kiosk/.venv/bin"  # the units' ExecStart= folder (a test keeps them in step)
+VENV_BIN = "/opt/kiosk/current/bin"  # the units' ExecStart= folder (a test keeps them in step)
 LINK_DIR = "/usr/local/bin"
 COMMANDS = ("kiosk", "kiosk-provision")
 
@@ -57,10 +58,10 @@ class CommandsStep(Step):
             return ""
         if self.target.live:
             raise ProvisionError(
-                f"{', '.join(missing)} not installed: install the project in /opt/kiosk with "
-                "its venv first (docs/provisioning.md)"
+                f"{', '.join(missing)} not installed: install a release first "
+                "(kiosk-provision --release ARTIFACT; docs/provisioning.md)"
             )
-        return f"; note: {', '.join(missing)} not in {self.target.root} yet: install the project there"  # fmt: skip
+        return f"; note: {', '.join(missing)} not in {self.target.root} yet: install a release there (--release ARTIFACT)"  # fmt: skip
 
     def _summary(self, names: list[str] | None = None) -> str:
         names = names or [Path(link).name for link, _ in self.links]

@@ -115,13 +115,17 @@ def _create(interp: Interpreter, manifest: ReleaseManifest, folder: Path, sss: b
         venv = interp.seen(f"{RELEASES_DIR}/{manifest.version}")
         files = interp.seen(f"{RELEASES_DIR}/{staging.name}")
         flags = ["--system-site-packages"] if sss else []
-        interp.run(interp.python, "-m", "venv", *flags, venv, what="making the release's venv")
+        interp.run(
+            interp.python, "-I", "-m", "venv", *flags, venv, what="making the release's venv"
+        )
         extra = "[pi]" if interp.machine == "aarch64" else ""
-        pip = [f"{venv}/bin/python", "-m", "pip", "install", "--no-input"]
+        pip = [f"{venv}/bin/python", "-I", "-m", "pip", "install", "--no-input"]
         pip += ["-c", f"{files}/constraints.txt", f"{files}/{manifest.wheel}{extra}"]
         interp.run(*pip, what=f"installing release {manifest.version}", timeout_s=PIP_TIMEOUT_S)
         probe = "import kiosk; print(kiosk.__version__)"
-        said = interp.run(f"{venv}/bin/python", "-c", probe, what="checking the release").strip()
+        said = interp.run(
+            f"{venv}/bin/python", "-I", "-c", probe, what="checking the release"
+        ).strip()
         if said != manifest.version:
             raise ProvisionError(
                 f"release {manifest.version}: its venv says kiosk {said}: the artifact's wheel "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 
 from provisioning.files import Wanted, differences, install_file
@@ -22,20 +23,25 @@ log = logging.getLogger(__name__)
 UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path", ".target")
 UNIT_MODE = 0o644
 UNITS_HOME = "/etc/systemd/system"
+INSTALLED_UNITS = "share/kiosk/systemd"  # under the venv (sys.prefix)
 EXPECTED_STATE_DIR = "/var/lib/kiosk"  # kiosk.service: StateDirectory=kiosk, ReadWritePaths
 
 
 def default_units_dir() -> Path:
-    """systemd/ of the project this code runs from (a checkout such as /opt/kiosk)."""
-    return Path(__file__).resolve().parents[1] / "systemd"
+    """The units of the software this code is: a checkout's systemd/, else the installed
+    release's ``<venv>/share/kiosk/systemd`` (the wheel carries them, setup.cfg data_files)."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "setup.cfg").is_file() and (checkout / "systemd").is_dir():
+        return checkout / "systemd"  # a development checkout (editable install)
+    return Path(sys.prefix) / INSTALLED_UNITS
 
 
 def unit_files(units_dir: Path) -> list[tuple[Path, str]]:
     """(source file, device path) for everything the units folder holds to install."""
     if not units_dir.is_dir():
         raise ProvisionError(
-            f"no systemd units: {units_dir} is not a folder; run kiosk-provision from the "
-            "project checkout (/opt/kiosk) or pass --units-dir"
+            f"no systemd units: {units_dir} is not a folder; run the kiosk-provision of an "
+            "installed release (/opt/kiosk/current/bin) or of a checkout, or pass --units-dir"
         )
     found = []
     for entry in sorted(units_dir.iterdir()):
@@ -98,11 +104,12 @@ class UnitsStep(Step):
             if not self.target.path(binary).exists():
                 if self.target.live:
                     raise ProvisionError(
-                        f"the units run {binary}, which is not installed: install the project "
-                        "in /opt/kiosk with its venv first (docs/provisioning.md)"
+                        f"the units run {binary}, which is not installed: install a release "
+                        "first (kiosk-provision --release ARTIFACT; docs/provisioning.md)"
                     )
                 notes.append(
-                    f"{binary} is not in {self.target.root} yet: install the project there"
+                    f"{binary} is not in {self.target.root} yet: install a release there "
+                    "(--release ARTIFACT)"
                 )
         if self.state_dir != EXPECTED_STATE_DIR:
             notes.append(
