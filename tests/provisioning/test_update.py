@@ -7,22 +7,39 @@ broken release -> rolled back, the previous release READY again."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from kiosk.services.activity import Activity, ActivityRecord
 from provisioning.release import current_version, installed_versions, release_dir
+from provisioning.target import Target
+from tests.provisioning.test_fleet import (  # the loopback sshd and Ansible of the fleet tests
+    ANSIBLE,
+    ansible_env,
+    connection,
+    needs_ansible,
+    needs_sshd,
+    sshd,  # noqa: F401 (a fixture)
+)
 from tests.provisioning.update_rig import (
     BAD,
     GOOD_1,
     GOOD_2,
+    READY_TIMEOUT_S,
+    REPO,
     build_releases,
     make_kiosk,
     running_pid,
+    service_args,
     stop_kiosk,
     store_server,
     update,
 )
+
+UPDATE_PLAYBOOK = REPO / "provisioning/fleet/update.yml"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +56,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def kiosk(tmp_path_factory, releases, store):
     root = tmp_path_factory.mktemp("kiosk") / "root"
-    target = make_kiosk(root, releases.good_1, GOOD_1, store.url, store.enrollment_code())
+    target = make_kiosk(root, releases.good_1, GOOD_1, store)
     yield target
     stop_kiosk(target)
 
@@ -90,3 +107,56 @@ def test_a_broken_release_is_rolled_back_and_the_previous_one_is_ready(kiosk, re
     assert running_pid(kiosk) is not None
     assert (release_dir(kiosk, BAD) / "bin/kiosk").exists()  # kept for inspection
     assert "ROLLBACK FAILED" not in done.stderr
+
+
+# ---- the fleet: provisioning/fleet/update.yml over SSH on loopback ---------------------------
+
+
+def fleet_update(tmp_path, sshd, store, artifact: Path, hosts: dict[str, Target]):  # noqa: F811
+    """ansible-playbook update.yml, hosts in this order (the first is the canary)."""
+    common = {**connection(sshd, store.url), "kiosk_update_args": [*service_args(),
+              "--health-timeout", str(READY_TIMEOUT_S)]}  # fmt: skip
+    del common["kiosk_provision"]  # the playbook's default: the current release's own
+    inventory = {
+        name: {**common, "kiosk_root": str(t.root), "kiosk_home": str(t.path("/opt/kiosk"))}
+        for name, t in hosts.items()
+    }
+    path = tmp_path / "inventory.yml"
+    path.write_text(json.dumps({"kiosks": {"hosts": inventory}}))
+    argv = [ANSIBLE, "-i", str(path), str(UPDATE_PLAYBOOK), "-e", f"release_artifact={artifact}"]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=900, env=ansible_env(tmp_path)
+    )
+
+
+@needs_ansible
+@needs_sshd
+def test_the_fleet_rollout_stops_at_a_failed_canary_and_goes_on_after_a_good_one(
+    tmp_path,
+    sshd,  # noqa: F811 (test_fleet's fixture)
+    store,
+    kiosk,
+    releases,
+):
+    # the module's kiosk is on GOOD_2 with BAD installed (the tests above); a second kiosk
+    assert current_version(kiosk) == GOOD_2 and BAD in installed_versions(kiosk)
+    second = make_kiosk(tmp_path / "root-2", releases.good_1, GOOD_1, store, "store9-k2")
+    try:
+        bad = fleet_update(tmp_path, sshd, store, releases.bad, {"canary": kiosk, "k2": second})
+        out = bad.stdout + bad.stderr
+        assert bad.returncode != 0, out
+        assert f"rolled back to {GOOD_2}" in out, out
+        assert "kiosk-provision update failed on canary (exit 1: rolled back" in out, out
+        assert "k2" not in re.findall(r"^(\S+)\s+: ok=", bad.stdout, re.M), out  # never reached
+        assert current_version(second) == GOOD_1 and BAD not in installed_versions(second)
+        assert current_version(kiosk) == GOOD_2 and running_pid(kiosk) is not None
+
+        good = fleet_update(tmp_path, sshd, store, releases.good_2, {"k2": second, "canary": kiosk})
+        out = good.stdout + good.stderr
+        assert good.returncode == 0, out
+        assert re.search(r"^k2\s+: ok=\d+\s+changed=[1-9]", good.stdout, re.M), out
+        assert re.search(r"^canary\s+: ok=\d+\s+changed=1\s", good.stdout, re.M), out  # the copy
+        assert f"updated to {GOOD_2}" in out and "nothing to change" in out, out
+        assert current_version(second) == GOOD_2 and running_pid(second) is not None
+    finally:
+        stop_kiosk(second)

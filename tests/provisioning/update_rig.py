@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiosk.config import load_config
-from kiosk.demo.rig import TOUR_TIMING, kiosk_toml
+from kiosk.demo.rig import KIOSK_ID, TOUR_TIMING, kiosk_toml
 from kiosk.sync.client import StoreServerClient
 from provisioning.release import build_release, install_release, release_dir, switch_current
 from provisioning.service import UNIT_PATH, ProcessService
@@ -91,8 +91,9 @@ def service_args() -> list[str]:
     return [f"--service-env={k}={v}" for k, v in SERVICE_ENV.items()]
 
 
-def make_kiosk(root: Path, artifact: Path, version: str, server_url: str, code: str) -> Target:
-    """A kiosk folder running ``artifact``: installed, current, unit, config, enrolled."""
+def make_kiosk(root: Path, artifact: Path, version: str, store, kiosk_id: str = KIOSK_ID) -> Target:
+    """A kiosk folder running ``artifact``: installed, current, unit, config, enrolled with
+    ``store`` (a ServerSide) as ``kiosk_id``."""
     target = Target(root)
     install_release(target, artifact)
     switch_current(target, version)
@@ -101,10 +102,12 @@ def make_kiosk(root: Path, artifact: Path, version: str, server_url: str, code: 
     shutil.copy(release_dir(target, version) / "share/kiosk/systemd/kiosk.service", unit)
     config = target.path("/etc/kiosk/kiosk.toml")
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(kiosk_toml(target.path("/var/lib/kiosk"), server_url, TOUR_TIMING))
+    text = kiosk_toml(target.path("/var/lib/kiosk"), store.url, TOUR_TIMING)
+    config.write_text(text.replace(f'id = "{KIOSK_ID}"', f'id = "{kiosk_id}"', 1))
     cfg = load_config(config)
+    assert cfg.kiosk.id == kiosk_id
     with StoreServerClient.from_config(cfg.server) as client:
-        client.enroll(code, cfg.kiosk.id)
+        client.enroll(store.enrollment_code(kiosk_id), kiosk_id)
     service = ProcessService(target, SERVICE_ENV)
     service.restart()
     ready = service.wait_ready(READY_TIMEOUT_S)
