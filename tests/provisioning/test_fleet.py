@@ -162,6 +162,16 @@ def ansible_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def this_trees_provision(folder: Path) -> Path:
+    """kiosk-provision of the tree under test (the venv's may be another checkout's)."""
+    wrapper = folder / "kiosk-provision"
+    wrapper.write_text(
+        f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{sys.executable}" -m provisioning.cli "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 def connection(sshd: dict[str, object], server_url: str) -> dict[str, object]:
     """Host variables for 127.0.0.1 through the test's sshd, known host key checked."""
     folder = sshd["folder"]
@@ -174,7 +184,7 @@ def connection(sshd: dict[str, object], server_url: str) -> dict[str, object]:
         "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
         "ansible_python_interpreter": sys.executable,
         "kiosk_become": False,  # logged in as root (or as ourselves): no sudo needed
-        "kiosk_provision": str(VENV_BIN / "kiosk-provision"),
+        "kiosk_provision": str(this_trees_provision(folder)),
         "server_url": server_url,
         "kiosk_sim": True,
     }
@@ -260,7 +270,7 @@ def test_playbook_provisions_two_kiosks_over_ssh(tmp_path, sshd, store):
         dropin = (root / "etc/ssh/sshd_config.d/10-kiosk.conf").read_text()
         assert "PasswordAuthentication no" in dropin.splitlines()
         assert (root / "etc/systemd/system/timers.target.wants/kiosk-doctor.timer").is_symlink()
-        assert os.readlink(root / "usr/local/bin/kiosk") == "/opt/kiosk/.venv/bin/kiosk"
+        assert os.readlink(root / "usr/local/bin/kiosk") == "/opt/kiosk/current/bin/kiosk"
         if IS_ROOT:
             kiosk = read_accounts(Target(root)).users["kiosk"]
             assert (root / "var/lib/kiosk/token").stat().st_uid == kiosk.uid
@@ -292,7 +302,7 @@ def test_a_host_without_the_software_fails_alone_with_what_to_do(tmp_path, sshd,
 
     result = playbook(tmp_path, hosts)
     assert result.returncode != 0
-    assert f"{tmp_path}/nothing-here/.venv/bin/kiosk-provision not found on bare" in result.stdout
+    assert f"{tmp_path}/nothing-here/current/bin/kiosk-provision not found on bare" in result.stdout
     assert recap("good", 1, result.stdout), result.stdout
     assert (tmp_path / "good/etc/kiosk/kiosk.toml").exists()
     assert not (tmp_path / "bare").exists()
