@@ -51,6 +51,7 @@ class Readiness:
 class ServiceManager(Protocol):
     name: str
 
+    def check(self) -> None: ...  # ProvisionError when it cannot manage the kiosk at all
     def restart(self) -> None: ...
     def stop(self) -> None: ...
     def wait_ready(self, timeout_s: float) -> Readiness: ...
@@ -67,14 +68,20 @@ class SystemdService:
     def __init__(self, unit: str = UNIT) -> None:
         self.unit = unit
         self._since = time.time()
+        self._old_pid = "0"  # MainPID before the restart: READY must come from a new one
+
+    def check(self) -> None:
+        if self._show().get("LoadState") == "not-found":
+            raise ProvisionError(f"{self.unit} is not installed: run kiosk-provision first")
 
     def _show(self) -> dict[str, str]:
-        props = "ActiveState,SubState,MainPID,NRestarts,Result"
+        props = "LoadState,ActiveState,SubState,MainPID,NRestarts,Result"
         out = run(["systemctl", "show", "-p", props, self.unit], what="asking systemd").stdout
         return dict(line.partition("=")[::2] for line in out.splitlines())
 
     def restart(self) -> None:
         self._since = time.time()
+        self._old_pid = self._show().get("MainPID", "0")
         run(["systemctl", "restart", "--no-block", self.unit], what=f"restarting {self.unit}")
 
     def stop(self) -> None:
@@ -91,8 +98,11 @@ class SystemdService:
             v = self._show()
             state = f"{v.get('ActiveState')}/{v.get('SubState')}"
             took = time.monotonic() - start
-            if state == "active/running":
-                return Readiness(True, f"{self.unit} active (READY=1) after {took:.1f} s")
+            pid = v.get("MainPID", "0")
+            if state == "active/running" and pid not in ("0", self._old_pid):
+                return Readiness(
+                    True, f"{self.unit} active (READY=1) after {took:.1f} s (pid {pid})"
+                )
             if v.get("ActiveState") == "failed" or v.get("SubState") == "auto-restart":
                 return Readiness(False, f"{self.unit} {state} (result {v.get('Result')})")
             if took > timeout_s:
@@ -172,6 +182,16 @@ def alive(pid: int) -> bool:
     return process_state(pid) not in (None, "Z", "X")
 
 
+def is_kiosk(pid: int) -> bool:
+    """``pid`` runs (not a zombie) and is a kiosk: a recycled pid of another program (a
+    pidfile left by a crash) is never signalled."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return alive(pid) and b"kiosk" in cmdline
+
+
 class ProcessService:
     """The kiosk as a plain process of this machine, launched from the unit under ``target``."""
 
@@ -189,6 +209,9 @@ class ProcessService:
     def _mapped(self, value: str) -> str:
         return str(self.target.path(value)) if value.startswith("/") else value
 
+    def check(self) -> None:
+        self.spec()
+
     def spec(self) -> UnitSpec:
         path = self.target.path(UNIT_PATH)
         try:
@@ -201,7 +224,7 @@ class ProcessService:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if alive(pid) else None
+        return pid if is_kiosk(pid) else None
 
     def is_running(self) -> bool:
         return self.pid() is not None

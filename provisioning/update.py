@@ -92,22 +92,27 @@ class Updater:
             pass  # the update goes on; the terminal has it
 
     # ---- the current release's own commands --------------------------------------------------
-    def kiosk(self, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-        program = self.target.path(f"{CURRENT_LINK}/bin/kiosk")
+    def kiosk(
+        self, *args: str, timeout_s: float = 60, program: list[str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The current release's ``kiosk`` command (or ``program``) on the kiosk's config."""
+        program = program or [str(self.target.path(f"{CURRENT_LINK}/bin/kiosk"))]
         config = self.target.path(CONFIG_PATH)
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
         env["RUNTIME_DIRECTORY"] = str(self.target.path("/run/kiosk"))
         try:
             return subprocess.run(
-                [str(program), "--config", str(config), *args],
+                [*program, "--config", str(config), *args],
                 capture_output=True, text=True, timeout=timeout_s, env=env, check=False,
             )  # fmt: skip
         except (OSError, subprocess.TimeoutExpired) as exc:
-            return subprocess.CompletedProcess([str(program)], 2, "", f"{program}: {exc}")
+            return subprocess.CompletedProcess(program, 2, "", f"{program[0]}: {exc}")
 
     def busy_reason(self) -> str | None:
         r = self.kiosk("idle")
+        if r.returncode == 2 and "invalid choice: 'idle'" in r.stderr:
+            r = self.kiosk("idle", program=[sys.executable, "-m", "kiosk"])  # an older current
         said = (r.stdout.strip() or r.stderr.strip()).splitlines()
         return None if r.returncode == 0 else (said[0] if said else f"exit {r.returncode}")
 
@@ -230,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         service = choose_manager(args.service_manager, target, env)
         read_release(args.artifact)
+        if current_version(target) is None:
+            raise ProvisionError(
+                f"no current release ({target.path(CURRENT_LINK)} is no link to "
+                "releases/<version>): the first install is kiosk-provision --release ARTIFACT"
+            )
+        service.check()
     except ProvisionError as exc:
         print(f"kiosk-provision update: {exc}", file=sys.stderr)
         return EXIT_USAGE

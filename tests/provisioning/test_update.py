@@ -65,6 +65,13 @@ def said(done) -> str:
     return f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
 
 
+def test_a_folder_without_a_current_release_is_refused(tmp_path, releases):
+    done = update(tmp_path, releases.good_1)
+    assert done.returncode == 2, said(done)
+    assert "no current release" in done.stderr and "kiosk-provision --release" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_busy_kiosk_is_left_alone(kiosk, releases):
     pid = running_pid(kiosk)
     activity = kiosk.path("/run/kiosk/activity.json")
@@ -99,13 +106,16 @@ def test_a_good_release_is_switched_to_and_ready(kiosk, releases):
 
 
 def test_a_broken_release_is_rolled_back_and_the_previous_one_is_ready(kiosk, releases):
-    done = update(kiosk.root, releases.bad)
+    assert GOOD_1 in installed_versions(kiosk)
+    done = update(kiosk.root, releases.bad, "--keep", "2")
     assert done.returncode == 1, said(done)
     assert f"rolled back to {GOOD_2}: the kiosk exited with status" in done.stderr, said(done)
     assert "KioskAppBroken" in done.stderr  # the broken release's last log lines
     assert current_version(kiosk) == GOOD_2
     assert running_pid(kiosk) is not None
     assert (release_dir(kiosk, BAD) / "bin/kiosk").exists()  # kept for inspection
+    # --keep 2: the current release and the failed one stay, the oldest goes
+    assert installed_versions(kiosk) == [GOOD_2, BAD]
     assert "ROLLBACK FAILED" not in done.stderr
 
 
