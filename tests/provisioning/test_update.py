@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,15 @@ def kiosk(tmp_path_factory, releases, store):
     stop_kiosk(target)
 
 
+def wait_for(condition, bound_s: float) -> bool:
+    deadline = time.monotonic() + bound_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def said(done) -> str:
     return f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
 
@@ -75,7 +85,9 @@ def test_a_folder_without_a_current_release_is_refused(tmp_path, releases):
 def test_a_busy_kiosk_is_left_alone(kiosk, releases):
     pid = running_pid(kiosk)
     activity = kiosk.path("/run/kiosk/activity.json")
-    assert json.loads(activity.read_text())["activity"] == "attract"  # the app's own file
+    # the app's own file, written as the UI starts serving, right after READY=1
+    assert wait_for(activity.exists, 60), "the running app wrote no activity file"
+    assert json.loads(activity.read_text())["activity"] == "attract"
     saved = activity.read_text()
     activity.write_text(ActivityRecord(Activity.MEMBER, 1.0, pid).to_json())
     try:
