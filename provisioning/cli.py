@@ -21,10 +21,10 @@ from provisioning.commands import CommandsStep
 from provisioning.enroll import EnrollStep
 from provisioning.files import CONFIG_PATH, ConfigStep, FoldersStep
 from provisioning.packages import PackagesStep
-from provisioning.release import ReleaseStep, add_build_arguments, run_build
+from provisioning.release import ReleaseStep, add_build_arguments, read_release, run_build
 from provisioning.ssh import SshStep
 from provisioning.steps import Skipped, Step, StepResult, failed, format_table, run_plan, summary
-from provisioning.target import Target, run, which
+from provisioning.target import ProvisionError, Target, run, which
 from provisioning.units import UnitsStep
 
 log = logging.getLogger(__name__)
@@ -239,8 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             "or pass --root DIR or --dry-run"
         )
     try:
+        if args.release is not None:
+            read_release(args.release)  # a bad artifact changes nothing, like a bad config
         plan = build_config(target, args.answers, vars(args), args.compartment, args.sim)
-    except ConfigError as exc:
+    except (ConfigError, ProvisionError) as exc:
         print(f"kiosk-provision: {exc}", file=sys.stderr)
         return EXIT_USAGE
     head = "dry run, nothing is changed: plan for" if args.dry_run else "provisioning"
