@@ -151,7 +151,7 @@ class Updater:
 
     # ---- the steps ---------------------------------------------------------------------------
     def update(self, artifact: Path, args: argparse.Namespace) -> int:
-        manifest = read_release(artifact)  # ProvisionError: exit 2 (main)
+        manifest = read_release(artifact)  # verified by main already (a bad one: exit 2)
         now = current_version(self.target)
         self.say(f"release {manifest.version} (commit {manifest.commit}); current: {now or 'none'}")
         if manifest.version == now and self.service.is_running():

@@ -134,10 +134,17 @@ def test_a_broken_release_is_rolled_back_and_the_previous_one_is_ready(kiosk, re
 # ---- the fleet: provisioning/fleet/update.yml over SSH on loopback ---------------------------
 
 
-def fleet_update(tmp_path, sshd, store, artifact: Path, hosts: dict[str, Target]):  # noqa: F811
+def fleet_update(
+    tmp_path,
+    sshd,  # noqa: F811
+    store,
+    artifact: Path,
+    hosts: dict[str, Target],
+    *extra: str,
+):
     """ansible-playbook update.yml, hosts in this order (the first is the canary)."""
-    common = {**connection(sshd, store.url), "kiosk_update_args": [*service_args(),
-              "--health-timeout", str(READY_TIMEOUT_S)]}  # fmt: skip
+    args = [*service_args(), "--health-timeout", str(READY_TIMEOUT_S), *extra]
+    common = {**connection(sshd, store.url), "kiosk_update_args": args}
     del common["kiosk_provision"]  # the playbook's default: the current release's own
     inventory = {
         name: {**common, "kiosk_root": str(t.root), "kiosk_home": str(t.path("/opt/kiosk"))}
@@ -180,5 +187,18 @@ def test_the_fleet_rollout_stops_at_a_failed_canary_and_goes_on_after_a_good_one
         assert re.search(r"^canary\s+: ok=\d+\s+changed=1\s", good.stdout, re.M), out  # the copy
         assert f"updated to {GOOD_2}" in out and "nothing to change" in out, out
         assert current_version(second) == GOOD_2 and running_pid(second) is not None
+
+        # a busy kiosk keeps its release, is reported, and is no failure
+        pid = running_pid(second)
+        activity = second.path("/run/kiosk/activity.json")
+        assert wait_for(activity.exists, 60)
+        activity.write_text(ActivityRecord(Activity.STAFF, 1.0, pid).to_json())
+        busy = fleet_update(tmp_path, sshd, store, releases.good_1, {"k2": second},
+                            "--idle-timeout", "1")  # fmt: skip
+        out = busy.stdout + busy.stderr
+        assert busy.returncode == 0, out
+        assert "BUSY: k2 stayed busy and keeps its release" in out, out
+        assert "busy: staff on screen" in out, out
+        assert current_version(second) == GOOD_2 and running_pid(second) == pid
     finally:
         stop_kiosk(second)
