@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from provisioning.release import (
     installed_versions,
     read_release,
     release_dir,
+    remove_release,
     switch_current,
 )
 from provisioning.service import ServiceManager, choose_manager
@@ -214,8 +214,12 @@ class Updater:
         spare = {current, previous}
         extra = [v for v in versions if v not in spare]
         for version in extra[: max(0, len(versions) - max(keep, len(spare)))]:
-            shutil.rmtree(release_dir(self.target, version), ignore_errors=True)
-            self.say(f"removed old release {version} (keeping {keep})")
+            try:
+                remove_release(self.target, version)
+            except (ProvisionError, OSError) as exc:  # the update itself is done
+                self.say(f"could not remove old release {version}: {exc}", err=True)
+            else:
+                self.say(f"removed old release {version} (keeping {keep})")
 
 
 def main(argv: list[str] | None = None) -> int:
