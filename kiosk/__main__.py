@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from kiosk import __version__
+from kiosk.commands.idle import add_idle
 from kiosk.commands.maintenance import add_subcommands
 from kiosk.commands.run import add_run
 from kiosk.config import DEFAULT_CONFIG_PATH, load_config
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     add_run(sub)
     add_subcommands(sub)
+    add_idle(sub)
     return parser
 
 

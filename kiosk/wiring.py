@@ -33,6 +33,7 @@ from kiosk.domain.wheel import Wheel
 from kiosk.errors import KioskError
 from kiosk.i18n import Translator
 from kiosk.ports import DoorState, Locker, QrScanner, ReceiptPrinter
+from kiosk.services.activity import ActivityFile, activity_path
 from kiosk.services.compartment_flags import CompartmentFlags
 from kiosk.services.diagnostics import DiagnosticsFlow, KioskReadings, install_error_buffer
 from kiosk.services.door_alarms import DoorAlarms
@@ -292,10 +293,14 @@ class KioskUi:
     attract_preview: QrScanner | None  # the attract screen's preview (None: [ui] turns it off)
     alarms: DoorAlarms | None  # door alarms: the attract screen's staff alert
     post: Callable[[Callable[[], None]], None]  # runs a function on the UI thread
+    activity: ActivityFile | None = None  # what `kiosk idle` reads (kiosk/services/activity.py)
 
     def start(self) -> None:
-        """Codes from the camera to the session, door alarms to the attract screen, and the
-        maintenance checks (UI built; main thread)."""
+        """Codes from the camera to the session, door alarms to the attract screen, the
+        maintenance checks and the activity file (UI built; main thread)."""
+        if self.activity is not None:
+            self.activity.start()
+            self.session.subscribe(self.activity.show)
         if self.scanner is not None:
             self.scanner.start(lambda code: self.session.on_scan(code.payload))
         if (alarms := self.alarms) is not None:
@@ -309,6 +314,8 @@ class KioskUi:
         self.maintenance.stop()
         if self.scanner is not None:
             self.scanner.stop()
+        if self.activity is not None:
+            self.activity.stop()
 
 
 def devices_of(core: KioskCore) -> Devices:
@@ -388,4 +395,5 @@ def build_ui(
         scanner=core.scanner,
         attract_preview=core.scanner if cfg.ui.camera_preview else None,
         alarms=core.alarms, post=post,
+        activity=ActivityFile(activity_path(cfg.kiosk.state_dir)),
     )  # fmt: skip

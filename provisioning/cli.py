@@ -222,7 +222,14 @@ def build_release_main(argv: list[str]) -> int:
     return run_build(parser.parse_args(argv))
 
 
-SUBCOMMANDS = {"build-release": build_release_main}
+def update_main(argv: list[str]) -> int:
+    """``kiosk-provision update ARTIFACT ...`` (its own parser: provisioning/update.py)."""
+    from provisioning.update import main
+
+    return main(argv)
+
+
+SUBCOMMANDS = {"build-release": build_release_main, "update": update_main}
 
 
 def main(argv: list[str] | None = None) -> int:

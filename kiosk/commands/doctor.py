@@ -79,6 +79,9 @@ class Probes:
     dev_dir: Path = Path("/dev")
     unit: str = "kiosk"
     make_client: Callable[[ServerSection], StoreServerClient] = _doctor_client
+    # False (`kiosk doctor --no-service`): the kiosk runs outside systemd (kiosk-provision
+    # update's process manager, a test folder): the unit's state and restarts are left out
+    service: bool = True
 
 
 def run_doctor(config_path: str | os.PathLike[str], probes: Probes | None = None) -> list[Check]:
@@ -103,8 +106,11 @@ def run_doctor(config_path: str | os.PathLike[str], probes: Probes | None = None
         state_dir = KioskSection.__dataclass_fields__["state_dir"].default
         checks.append(info("enrollment, server, devices", "not checked: the config does not load"))
     checks.append(_disk(state_dir, p))
-    checks += _service(p)
-    checks.append(_restarts(p))
+    if p.service:
+        checks += _service(p)
+        checks.append(_restarts(p))
+    else:
+        checks.append(info("service, restarts", "left out (--no-service): not run by systemd"))
     checks += _kernel(p)
     checks.append(_journal(state_dir))
     if checks[-1].ok:

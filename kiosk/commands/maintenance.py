@@ -8,6 +8,7 @@ nothing found, 2 a KioskError (printed by ``kiosk.__main__.main``).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from kiosk.commands.doctor import Probes, Runner, format_report, problems, run_command, run_doctor
@@ -17,6 +18,8 @@ from kiosk.errors import KioskError
 
 
 def cmd_doctor(args: argparse.Namespace, probes: Probes | None = None) -> int:
+    if getattr(args, "no_service", False):
+        probes = replace(probes or Probes(), service=False)
     checks = run_doctor(args.config, probes)
     print(f"kiosk doctor ({args.config})")
     print(format_report(checks))
@@ -45,6 +48,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         "doctor",
         help="check config, enrollment, server, clock, devices, service, disk, SD card, crashes; "
         "exit 1 with the problems and their fixes",
+    )
+    p.add_argument(
+        "--no-service",
+        action="store_true",
+        help="leave out the systemd checks (service state, crashes and restarts): the kiosk "
+        "runs outside systemd, as under kiosk-provision update --service-manager process",
     )
     p.set_defaults(func=cmd_doctor)
     p = sub.add_parser("logs", help="one transaction's story from the journal and the system log")

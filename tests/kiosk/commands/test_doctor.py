@@ -359,3 +359,20 @@ def test_every_problem_has_a_fix_in_the_report(site, server):
     assert f"{len(bad)} problems:" in report
     for n, c in enumerate(bad, 1):
         assert f"{n}. {c.name}: {c.detail}\n     fix: {c.fix}" in report
+
+
+def test_no_service_leaves_out_the_systemd_checks(site, capsys):
+    """`kiosk doctor --no-service` (kiosk-provision update's process manager): a kiosk not run
+    by systemd is not failed for a unit systemd says is failed."""
+    site.probes.runner.show = CommandResult(0, ACTIVE.replace("ActiveState=active", "ActiveState=failed"), "")  # fmt: skip
+    assert "service" in {c.name for c in problems(run_doctor(site.path, site.probes))}
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", type=Path)
+    add_subcommands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["--config", str(site.path), "doctor", "--no-service"])
+    calls = len(site.probes.runner.calls)
+    assert args.func(args, site.probes) == 0
+    out = capsys.readouterr().out
+    assert "left out (--no-service)" in out and out.rstrip().endswith("no problems found")
+    called = site.probes.runner.calls[calls:]
+    assert not any(c[0] == "systemctl" or "-u" in c for c in called), called
