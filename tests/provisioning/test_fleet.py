@@ -19,175 +19,29 @@ the tests do not make. Not as root, there is no passwordless sudo: both go witho
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import json
 import os
 import re
-import shutil
-import socket
 import stat
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from kiosk.config import load_config
 from provisioning.accounts import read_accounts
-from provisioning.target import Target, which
-
-REPO = Path(__file__).parents[2]
-PLAYBOOK = REPO / "provisioning/fleet/playbook.yml"
-VENV_BIN = Path(sys.executable).parent
-SSHD = which("sshd")
-ANSIBLE = shutil.which("ansible-playbook", path=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
-PLAYBOOK_TIMEOUT_S = 300
-
-IS_ROOT = os.geteuid() == 0
-
-# skipped without the tool, a failure when CI is set (tests/conftest.py)
-needs_ansible = pytest.mark.needs_tool("ansible-playbook", install="pip install -e '.[dev]'")
-needs_sshd = pytest.mark.needs_tool("sshd", install="apt-get install openssh-server")
-# as root the playbook's default become: true (sudo) is used for one kiosk
-needs_sudo_as_root = (
-    pytest.mark.needs_tool("sudo", install="apt-get install sudo")
-    if IS_ROOT
-    else pytest.mark.usefixtures()
+from provisioning.target import Target
+from tests.provisioning.ssh_rig import (
+    ANSIBLE,
+    IS_ROOT,
+    REPO,
+    ansible_env,
+    connection,
+    needs_ansible,
+    needs_sshd,
+    needs_sudo_as_root,
 )
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def keygen(path: Path) -> str:
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kiosk-fleet-test", "-f", str(path)],
-        check=True,
-        timeout=30,
-    )
-    return path.with_suffix(".pub").read_text().strip()
-
-
-@pytest.fixture
-def sshd(tmp_path) -> Iterator[dict[str, object]]:
-    """A private sshd on 127.0.0.1 accepting the test's own key for the current user."""
-    folder = tmp_path / "ssh"
-    folder.mkdir()
-    host_pub = keygen(folder / "host_key")
-    (folder / "authorized_keys").write_text(keygen(folder / "client_key") + "\n")
-    if IS_ROOT and not Path("/run/sshd").is_dir():
-        Path("/run/sshd").mkdir(mode=0o755)
-    log = folder / "sshd.log"
-    for _attempt in range(3):  # another process may take the port between choosing and binding
-        port = free_port()
-        config = folder / "sshd_config"
-        config.write_text(
-            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder}/host_key\n"
-            f"PidFile {folder}/sshd.pid\nAuthorizedKeysFile {folder}/authorized_keys\n"
-            "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\n"
-            "Subsystem sftp internal-sftp\nLogLevel VERBOSE\n"
-        )
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT
-            )
-        if _wait_for_banner(port, proc):
-            break
-        _stop(proc)
-    else:
-        pytest.fail(f"sshd did not start on 127.0.0.1: {log.read_text()[-2000:]}")
-    (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
-    try:
-        yield {"port": port, "folder": folder, "log": log}
-    finally:
-        _stop(proc)
-
-
-def _wait_for_banner(port: int, proc: subprocess.Popen, timeout_s: float = 10) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
-            s.settimeout(2)
-            if s.recv(64).startswith(b"SSH-2.0-"):
-                return True
-        time.sleep(0.1)
-    return False
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@pytest.fixture
-def store(tmp_path):
-    from tests.kiosk.services.rig import ServerSide
-
-    server = ServerSide(tmp_path / "server")
-    yield server
-    server.stop()
-
-
-def ansible_env(tmp_path: Path) -> dict[str, str]:
-    """Ansible kept inside the temp folder: no user config, no persistent SSH masters."""
-    home = tmp_path / "ansible-home"
-    home.mkdir(exist_ok=True)
-    cfg = tmp_path / "ansible.cfg"
-    cfg.write_text(
-        f"[defaults]\nlocal_tmp = {home}/tmp\nremote_tmp = {tmp_path}/remote-tmp\n"
-        "retry_files_enabled = false\nnocolor = true\n"
-        "[ssh_connection]\npipelining = true\nssh_args = -o ControlMaster=no\n"
-        # Logged in as root, become root: Ansible would skip sudo as a no-op. Run it anyway,
-        # so the become host goes through sudo as a real Pi's "pi" login does.
-        "[privilege_escalation]\nbecome_allow_same_user = true\n"
-    )
-    return {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(cfg),
-        "ANSIBLE_HOME": str(home),
-        "LC_ALL": "C.UTF-8",
-        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-    }
-
-
-def this_trees_provision(folder: Path) -> Path:
-    """kiosk-provision of the tree under test (the venv's may be another checkout's)."""
-    wrapper = folder / "kiosk-provision"
-    wrapper.write_text(
-        f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{sys.executable}" -m provisioning.cli "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return wrapper
-
-
-def connection(sshd: dict[str, object], server_url: str) -> dict[str, object]:
-    """Host variables for 127.0.0.1 through the test's sshd, known host key checked."""
-    folder = sshd["folder"]
-    return {
-        "ansible_host": "127.0.0.1",
-        "ansible_port": sshd["port"],
-        "ansible_user": getpass.getuser(),
-        "ansible_ssh_private_key_file": str(folder / "client_key"),
-        "ansible_ssh_common_args": f"-F /dev/null -o UserKnownHostsFile={folder}/known_hosts "
-        "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
-        "ansible_python_interpreter": sys.executable,
-        "kiosk_become": False,  # logged in as root (or as ourselves): no sudo needed
-        "kiosk_provision": str(this_trees_provision(folder)),
-        "server_url": server_url,
-        "kiosk_sim": True,
-    }
+PLAYBOOK = REPO / "provisioning/fleet/playbook.yml"
+PLAYBOOK_TIMEOUT_S = 300
 
 
 def playbook(tmp_path: Path, hosts: dict[str, dict]) -> subprocess.CompletedProcess[str]:

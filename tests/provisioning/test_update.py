@@ -17,13 +17,12 @@ import pytest
 from kiosk.services.activity import Activity, ActivityRecord
 from provisioning.release import current_version, installed_versions, release_dir
 from provisioning.target import Target
-from tests.provisioning.test_fleet import (  # the loopback sshd and Ansible of the fleet tests
+from tests.provisioning.ssh_rig import (  # the loopback SSH rig of the fleet tests
     ANSIBLE,
     ansible_env,
     connection,
     needs_ansible,
     needs_sshd,
-    sshd,  # noqa: F401 (a fixture)
 )
 from tests.provisioning.update_rig import (
     BAD,
@@ -136,7 +135,7 @@ def test_a_broken_release_is_rolled_back_and_the_previous_one_is_ready(kiosk, re
 
 def fleet_update(
     tmp_path,
-    sshd,  # noqa: F811
+    sshd,
     store,
     artifact: Path,
     hosts: dict[str, Target],
@@ -162,7 +161,7 @@ def fleet_update(
 @needs_sshd
 def test_the_fleet_rollout_stops_at_a_failed_canary_and_goes_on_after_a_good_one(
     tmp_path,
-    sshd,  # noqa: F811 (test_fleet's fixture)
+    sshd,
     store,
     kiosk,
     releases,
