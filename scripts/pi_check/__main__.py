@@ -36,6 +36,7 @@ DEFAULT_TESTS = (
     "tests/kiosk/test_receipt_codec.py",
     "tests/kiosk/test_staff.py",  # PIN hashing
 )
+HOST_CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
 TOUR_ENV = {"KIVY_NO_ARGS": "1", "KIVY_HOME": "/tmp/pi-check-kivy", "SDL_VIDEODRIVER": "offscreen"}
 
 
@@ -67,11 +68,17 @@ class Proof:
                                timeout_s=timeout_s, env=env)  # fmt: skip
         return result.stdout
 
-    def host_python(self, *argv: str, what: str, log: str, privileged: bool = False) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-        env["PYTHONPATH"] = str(REPO)  # this checkout's provisioning, not an installed one
+    def host_python(self, *argv: str, what: str, log: str, into_root: bool = False) -> str:
+        """This checkout's Python module on the host; ``into_root``: it chroots into the root
+        (as root), without the host's pip and CA settings, which name host files: the root's
+        pip reads its own /etc/pip.conf (REQUESTS_CA_BUNDLE would override its cert)."""
+        env = dict(os.environ, PYTHONPATH=str(REPO))  # this checkout's code, not an installed one
+        if into_root:
+            env = {
+                k: v for k, v in env.items() if not k.startswith("PIP_") and k not in HOST_CA_ENV
+            }
         result = self.runner.run([sys.executable, *argv], what=what, log_name=log, env=env,
-                                 timeout_s=3600, privileged=privileged)  # fmt: skip
+                                 timeout_s=3600, privileged=into_root, clean_env=into_root)  # fmt: skip
         return result.stdout
 
     # ---- the steps
@@ -132,7 +139,7 @@ class Proof:
             "-m", "provisioning.cli", "--root", str(self.root.path), "--release",
             str(self.artifact), "--sim", "--kiosk-id", "pi-check-1", "--server-url",
             "http://127.0.0.1:8080", "--skip", "enroll", "--skip", "selftest",
-            what="kiosk-provision --root --release", log="provision", privileged=True,
+            what="kiosk-provision --root --release", log="provision", into_root=True,
         )  # fmt: skip
         return said.strip().splitlines()[-1] + dropped
 

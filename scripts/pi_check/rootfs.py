@@ -97,7 +97,9 @@ class Runner:
         env: Mapping[str, str] | None = None,
         privileged: bool = False,
         check: bool = True,
+        clean_env: bool = False,
     ) -> subprocess.CompletedProcess[str]:
+        """``env`` is added to this process's environment; ``clean_env``: it is the whole."""
         argv = [*(self.sudo if privileged else []), *argv]
         path = self.logs / f"{log_name}.log"
         with path.open("a") as out:
@@ -106,7 +108,7 @@ class Runner:
             try:
                 result = subprocess.run(
                     argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                    timeout=timeout_s, env={**os.environ, **(env or {})},
+                    timeout=timeout_s, env=dict(env or {}) if clean_env else {**os.environ, **(env or {})},
                     stdin=subprocess.DEVNULL, errors="replace",
                 )  # fmt: skip
             except subprocess.TimeoutExpired as exc:
