@@ -21,6 +21,7 @@ from provisioning.commands import CommandsStep
 from provisioning.enroll import EnrollStep
 from provisioning.files import CONFIG_PATH, ConfigStep, FoldersStep
 from provisioning.packages import PackagesStep
+from provisioning.release import ReleaseStep, add_build_arguments, run_build
 from provisioning.ssh import SshStep
 from provisioning.steps import Skipped, Step, StepResult, failed, format_table, run_plan, summary
 from provisioning.target import Target, run, which
@@ -28,7 +29,17 @@ from provisioning.units import UnitsStep, default_units_dir
 
 log = logging.getLogger(__name__)
 
-STEP_NAMES = ("packages", "accounts", "folders", "config", "enroll", "units", "commands", "ssh")
+STEP_NAMES = (
+    "packages",
+    "accounts",
+    "folders",
+    "config",
+    "enroll",
+    "release",
+    "units",
+    "commands",
+    "ssh",
+)
 SELFTEST_TIMEOUT_S = 180
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -39,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Set up this machine (run as root) or an image folder (--root) as a "
         "loyalty kiosk. Safe to run again: only what differs is changed.",
         epilog="Exit status: 0 done, 1 a step or the self-test failed, 2 bad arguments. "
+        "Also: 'kiosk-provision build-release --out DIR' builds a release artifact. "
         "Guide: docs/provisioning.md",
     )
     p.add_argument("--root", type=Path, metavar="DIR", help="apply under DIR instead of /")
@@ -80,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--re-enroll", action="store_true", help="enroll even if a token exists")
     e.add_argument("--harden-ssh", action="store_true", help="key-only SSH, no root password")
+    e.add_argument(
+        "--release",
+        type=Path,
+        metavar="ARTIFACT",
+        help="install this release (kiosk-<version>.tar from 'kiosk-provision build-release') "
+        "in /opt/kiosk/releases/<version> and point /opt/kiosk/current at it",
+    )
+    e.add_argument(
+        "--system-site-packages",
+        action="store_true",
+        help="with --release: the release's venv also sees the system's Python packages "
+        "(apt's python3-picamera2 for a CSI camera)",
+    )
     e.add_argument("--units-dir", type=Path, metavar="DIR", help="systemd units to install")
     e.add_argument(
         "--skip",
@@ -109,6 +134,7 @@ def build_steps(target: Target, plan: ConfigPlan, args: argparse.Namespace) -> l
         "folders": FoldersStep(target, state_dir),
         "config": ConfigStep(target, plan.text, plan.summary()),
         "enroll": EnrollStep(target, plan.config, args.enroll_code, args.re_enroll),
+        "release": ReleaseStep(target, args.release, args.system_site_packages),
         "units": UnitsStep(target, args.units_dir or default_units_dir(), state_dir),
         "commands": CommandsStep(target),
         "ssh": SshStep(target, args.harden_ssh),
@@ -160,7 +186,24 @@ def _report(results: list[StepResult], target: Target, args: argparse.Namespace)
     return status
 
 
+def build_release_main(argv: list[str]) -> int:
+    """``kiosk-provision build-release --out DIR [--version V]``: prints the artifact's path."""
+    parser = argparse.ArgumentParser(
+        prog="kiosk-provision build-release",
+        description="Build the release artifact DIR/kiosk-<version>.tar from a checkout "
+        "(docs/provisioning.md).",
+    )
+    add_build_arguments(parser)
+    return run_build(parser.parse_args(argv))
+
+
+SUBCOMMANDS = {"build-release": build_release_main}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -171,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         args.enroll_code = sys.stdin.readline().strip() or None
         if args.enroll_code is None:
             parser.error("--enroll-code -: standard input held no code (one line expected)")
+    if args.system_site_packages and args.release is None:
+        parser.error("--system-site-packages goes with --release ARTIFACT")
     if args.re_enroll and not args.enroll_code:
         parser.error("--re-enroll needs --enroll-code CODE (a new one-time code)")
     if args.root is not None and args.root.exists() and not args.root.is_dir():

@@ -7,6 +7,11 @@ step (``--release ARTIFACT``). Commands::
 
     python -m provisioning.release build --out DIR [--version V] [--source CHECKOUT]
     python -m provisioning.release show ARTIFACT     # verify it and print its release.json
+    python -m provisioning.release install ARTIFACT [--root DIR] [--system-site-packages]
+
+``install`` (install and make current) needs only the standard library, so a first install
+can run it from the artifact's wheel itself: ``PYTHONPATH=the.whl python3 -m
+provisioning.release install kiosk-<version>.tar`` (docs/provisioning.md).
 
 (``kiosk-provision build-release --out DIR`` is the first.) docs/provisioning.md.
 """
@@ -35,7 +40,7 @@ from provisioning.release_install import (
     release_dir,
     switch_current,
 )
-from provisioning.steps import Finding, Step, done, skip, todo
+from provisioning.steps import Finding, State, Step, done, skip, todo
 from provisioning.target import ProvisionError, Target
 
 log = logging.getLogger(__name__)
@@ -102,7 +107,27 @@ def build_parser(prog: str = "python -m provisioning.release") -> argparse.Argum
     add_build_arguments(b)
     s = sub.add_parser("show", help="verify an artifact (sha256) and print its release.json")
     s.add_argument("artifact", type=Path)
+    i = sub.add_parser("install", help="install an artifact and make it the current release")
+    i.add_argument("artifact", type=Path)
+    i.add_argument("--root", type=Path, metavar="DIR", help="install under DIR instead of /")
+    i.add_argument(
+        "--system-site-packages",
+        action="store_true",
+        help="the venv also sees the system's packages (apt's python3-picamera2)",
+    )
     return p
+
+
+def run_install(args: argparse.Namespace) -> int:
+    target = Target.make(args.root, False)
+    try:
+        step = ReleaseStep(target, args.artifact, args.system_site_packages)
+        finding = step.check()
+        print(finding.detail if finding.state is State.DONE else step.apply())
+    except ProvisionError as exc:
+        print(f"release install: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def add_build_arguments(p: argparse.ArgumentParser) -> None:
@@ -136,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "build":
         return run_build(args)
+    if args.command == "install":
+        return run_install(args)
     try:
         print(read_release(args.artifact).to_json(), end="")
     except ProvisionError as exc:

@@ -260,7 +260,7 @@ def test_playbook_provisions_two_kiosks_over_ssh(tmp_path, sshd, store):
         dropin = (root / "etc/ssh/sshd_config.d/10-kiosk.conf").read_text()
         assert "PasswordAuthentication no" in dropin.splitlines()
         assert (root / "etc/systemd/system/timers.target.wants/kiosk-doctor.timer").is_symlink()
-        assert os.readlink(root / "usr/local/bin/kiosk") == "/opt/kiosk/.venv/bin/kiosk"
+        assert os.readlink(root / "usr/local/bin/kiosk") == "/opt/kiosk/current/bin/kiosk"
         if IS_ROOT:
             kiosk = read_accounts(Target(root)).users["kiosk"]
             assert (root / "var/lib/kiosk/token").stat().st_uid == kiosk.uid
@@ -292,7 +292,7 @@ def test_a_host_without_the_software_fails_alone_with_what_to_do(tmp_path, sshd,
 
     result = playbook(tmp_path, hosts)
     assert result.returncode != 0
-    assert f"{tmp_path}/nothing-here/.venv/bin/kiosk-provision not found on bare" in result.stdout
+    assert f"{tmp_path}/nothing-here/current/bin/kiosk-provision not found on bare" in result.stdout
     assert recap("good", 1, result.stdout), result.stdout
     assert (tmp_path / "good/etc/kiosk/kiosk.toml").exists()
     assert not (tmp_path / "bare").exists()

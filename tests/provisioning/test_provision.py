@@ -105,18 +105,18 @@ def test_twice_into_a_root(tmp_path, provision, as_root):
         "units",
         "commands",
     }, out
-    assert steps["enroll"] == steps["ssh"] == steps["packages"] == "skipped"
+    assert steps["enroll"] == steps["ssh"] == steps["packages"] == steps["release"] == "skipped"
     assert "self-test passed" in out
 
     status, out, err = provision("--root", root, *BASE)
     assert status == 0, out + err
     assert set(results(out).values()) <= {"unchanged", "skipped"}, out
-    assert "kiosk-provision: nothing to change (5 unchanged, 3 skipped)" in out
+    assert "kiosk-provision: nothing to change (5 unchanged, 4 skipped)" in out
     assert re.search(
         r"^commands +unchanged +kiosk, kiosk-provision in /usr/local/bin ->", out, re.M
     )
     for command in ("kiosk", "kiosk-provision"):  # sudo kiosk doctor: on sudo's secure_path
-        assert os.readlink(root / "usr/local/bin" / command) == f"/opt/kiosk/.venv/bin/{command}"
+        assert os.readlink(root / "usr/local/bin" / command) == f"/opt/kiosk/current/bin/{command}"
 
     cfg = load_config(root / "etc/kiosk/kiosk.toml")
     assert (cfg.kiosk.id, cfg.server.url, cfg.locker.kind) == (
@@ -180,18 +180,18 @@ def test_command_links_are_repaired_and_a_foreign_file_is_left_alone(tmp_path, p
     (bin_dir / "kiosk").symlink_to("/usr/lib/somewhere-else/kiosk")
     status, out, _ = provision("--root", root, "--skip", "selftest")
     assert status == 0 and {s for s, r in results(out).items() if r == "changed"} == {"commands"}
-    assert os.readlink(bin_dir / "kiosk") == "/opt/kiosk/.venv/bin/kiosk"
-    assert os.readlink(bin_dir / "kiosk-provision") == "/opt/kiosk/.venv/bin/kiosk-provision"
-    assert "/opt/kiosk/.venv/bin/kiosk" in out and f"not in {root} yet" in out  # no venv there
+    assert os.readlink(bin_dir / "kiosk") == "/opt/kiosk/current/bin/kiosk"
+    assert os.readlink(bin_dir / "kiosk-provision") == "/opt/kiosk/current/bin/kiosk-provision"
+    assert "/opt/kiosk/current/bin/kiosk" in out and f"not in {root} yet" in out  # no venv there
     assert not list(bin_dir.glob(".*"))  # no temporary link left behind
 
-    venv_bin = root / "opt/kiosk/.venv/bin"  # the project installed in the image: no note
+    venv_bin = root / "opt/kiosk/current/bin"  # the project installed in the image: no note
     venv_bin.mkdir(parents=True)
     for command in ("kiosk", "kiosk-provision"):
         (venv_bin / command).write_text("#!/bin/sh\n")
     status, out, _ = provision("--root", root, "--skip", "selftest")
     assert "nothing to change" in out and "commands" in results(out)
-    assert "kiosk-provision in /usr/local/bin -> /opt/kiosk/.venv/bin (on sudo's PATH)\n" in out
+    assert "kiosk-provision in /usr/local/bin -> /opt/kiosk/current/bin (on sudo's PATH)\n" in out
 
     (bin_dir / "kiosk-provision").unlink()
     (bin_dir / "kiosk-provision").write_text("#!/bin/sh\necho mine\n")
@@ -256,7 +256,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, provision):
         "commands",
     }
     assert "create system user kiosk" in out and "enable kiosk-doctor.timer, kiosk.service" in out
-    assert "link /usr/local/bin/kiosk -> /opt/kiosk/.venv/bin/kiosk" in out
+    assert "link /usr/local/bin/kiosk -> /opt/kiosk/current/bin/kiosk" in out
     assert "5 step(s) would change; nothing was changed; then: self-test" in out
 
     root = tmp_path / "image"

@@ -2,7 +2,7 @@
 ``systemd-analyze security --offline=true`` scores each service at most 2.5.
 
 ``verify`` fails when an ExecStart binary does not exist on the checking machine, and
-``--root`` does not help (STACK-NOTES.md), while the units name /opt/kiosk/.venv/bin/kiosk,
+``--root`` does not help (STACK-NOTES.md), while the units name /opt/kiosk/current/bin/kiosk,
 which exists only on a kiosk. So each unit is checked as a generated copy in a temp folder
 whose only difference is that path, pointed at a temp executable; the test asserts that the
 copy differs in nothing else. Any output counts as a failure: verify reports bad keys and
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 UNITS_DIR = Path(__file__).parents[2] / "systemd"
-INSTALLED_BINARY = "/opt/kiosk/.venv/bin/kiosk"
+INSTALLED_BINARY = "/opt/kiosk/current/bin/kiosk"  # the current release (provisioning/release.py)
 UNITS = sorted(p.name for p in UNITS_DIR.iterdir() if p.suffix in (".service", ".timer"))
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 MAX_EXPOSURE = 2.5
