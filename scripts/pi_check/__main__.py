@@ -138,7 +138,8 @@ class Proof:
         said = self.host_python(
             "-m", "provisioning.cli", "--root", str(self.root.path), "--release",
             str(self.artifact), "--sim", "--kiosk-id", "pi-check-1", "--server-url",
-            "http://127.0.0.1:8080", "--skip", "enroll", "--skip", "selftest",
+            "http://127.0.0.1:8080", "--compartment", "1:5:6", "--compartment", "2:13:19",
+            "--skip", "enroll", "--skip", "selftest",
             what="kiosk-provision --root --release", log="provision", into_root=True,
         )  # fmt: skip
         return said.strip().splitlines()[-1] + dropped
