@@ -21,11 +21,11 @@ from provisioning.commands import CommandsStep
 from provisioning.enroll import EnrollStep
 from provisioning.files import CONFIG_PATH, ConfigStep, FoldersStep
 from provisioning.packages import PackagesStep
-from provisioning.release import ReleaseStep, add_build_arguments, run_build
+from provisioning.release import ReleaseStep, add_build_arguments, read_release, run_build
 from provisioning.ssh import SshStep
 from provisioning.steps import Skipped, Step, StepResult, failed, format_table, run_plan, summary
-from provisioning.target import Target, run, which
-from provisioning.units import UnitsStep, default_units_dir
+from provisioning.target import ProvisionError, Target, run, which
+from provisioning.units import UnitsStep
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --release: the release's venv also sees the system's Python packages "
         "(apt's python3-picamera2 for a CSI camera)",
     )
-    e.add_argument("--units-dir", type=Path, metavar="DIR", help="systemd units to install")
+    e.add_argument(
+        "--units-dir",
+        type=Path,
+        metavar="DIR",
+        help="systemd units to install (default: the current release's, else this software's)",
+    )
     e.add_argument(
         "--skip",
         action="append",
@@ -135,7 +140,7 @@ def build_steps(target: Target, plan: ConfigPlan, args: argparse.Namespace) -> l
         "config": ConfigStep(target, plan.text, plan.summary()),
         "enroll": EnrollStep(target, plan.config, args.enroll_code, args.re_enroll),
         "release": ReleaseStep(target, args.release, args.system_site_packages),
-        "units": UnitsStep(target, args.units_dir or default_units_dir(), state_dir),
+        "units": UnitsStep(target, args.units_dir, state_dir),
         "commands": CommandsStep(target),
         "ssh": SshStep(target, args.harden_ssh),
     }
@@ -227,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
             "or pass --root DIR or --dry-run"
         )
     try:
+        if args.release is not None:
+            read_release(args.release)  # a bad artifact changes nothing, like a bad config
         plan = build_config(target, args.answers, vars(args), args.compartment, args.sim)
-    except ConfigError as exc:
+    except (ConfigError, ProvisionError) as exc:
         print(f"kiosk-provision: {exc}", file=sys.stderr)
         return EXIT_USAGE
     head = "dry run, nothing is changed: plan for" if args.dry_run else "provisioning"

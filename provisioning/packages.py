@@ -14,7 +14,7 @@ from provisioning.target import Target, need, run
 
 log = logging.getLogger(__name__)
 
-# What the kiosk's Python packages load at run time, plus the venv for /opt/kiosk/.venv.
+# What the kiosk's Python packages load at run time, plus the venv for its releases.
 # The same list as scripts/dev.sh's (a test keeps them in step).
 KIOSK_PACKAGES = (
     "python3-venv",

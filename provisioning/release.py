@@ -2,12 +2,14 @@
 
 The API other modules use (the build in release_build.py, the install in release_install.py):
 ``build_release``, ``read_release``, ``install_release``, ``current_version``,
-``switch_current``, ``installed_versions``. ``ReleaseStep`` is kiosk-provision's ``release``
-step (``--release ARTIFACT``). Commands::
+``switch_current``, ``installed_versions`` (and ``remove_release``). ``ReleaseStep`` is
+kiosk-provision's ``release`` step (``--release ARTIFACT``). Commands::
 
     python -m provisioning.release build --out DIR [--version V] [--source CHECKOUT]
     python -m provisioning.release show ARTIFACT     # verify it and print its release.json
     python -m provisioning.release install ARTIFACT [--root DIR] [--system-site-packages]
+    python -m provisioning.release list [--root DIR]          # installed, * the current one
+    python -m provisioning.release remove VERSION [--root DIR]  # not the current one
 
 ``install`` (install and make current) needs only the standard library, so a first install
 can run it from the artifact's wheel itself: ``PYTHONPATH=the.whl python3 -m
@@ -36,9 +38,12 @@ from provisioning.release_install import (
     current_version,
     install_release,
     install_release_reporting,
+    installed_build,
     installed_versions,
     release_dir,
+    remove_release,
     switch_current,
+    system_site_packages,
 )
 from provisioning.steps import Finding, State, Step, done, skip, todo
 from provisioning.target import ProvisionError, Target
@@ -58,6 +63,7 @@ __all__ = [
     "installed_versions",
     "read_release",
     "release_dir",
+    "remove_release",
     "switch_current",
 ]
 
@@ -76,9 +82,14 @@ class ReleaseStep(Step):
         if self.artifact is None:
             now = current_version(self.target)
             return skip(f"no --release ARTIFACT; current release: {now or 'none'}")
-        version = read_release(self.artifact).version  # verifies it, in a dry run too
-        now = current_version(self.target)
-        if now == version and version in installed_versions(self.target):
+        manifest = read_release(self.artifact)  # verifies it, in a dry run too
+        version, now = manifest.version, current_version(self.target)
+        if installed_build(self.target, manifest) and now == version:
+            if system_site_packages(self.target, version) != self.sss:
+                return todo(
+                    f"set include-system-site-packages to {str(self.sss).lower()} in release "
+                    f"{version}"
+                )
             return done(f"release {version} installed, {CURRENT_LINK} -> releases/{version}")
         if version in installed_versions(self.target):
             return todo(f"point {CURRENT_LINK} at releases/{version} (now: {now or 'none'})")
@@ -115,7 +126,28 @@ def build_parser(prog: str = "python -m provisioning.release") -> argparse.Argum
         action="store_true",
         help="the venv also sees the system's packages (apt's python3-picamera2)",
     )
+    for name, text in (("list", "the installed releases"), ("remove", "delete a release")):
+        c = sub.add_parser(name, help=text)
+        if name == "remove":
+            c.add_argument("version")
+        c.add_argument("--root", type=Path, metavar="DIR", help="under DIR instead of /")
     return p
+
+
+def run_list_or_remove(args: argparse.Namespace) -> int:
+    target = Target.make(args.root, False)
+    if args.command == "remove":
+        try:
+            remove_release(target, args.version)
+        except ProvisionError as exc:
+            print(f"release remove: {exc}", file=sys.stderr)
+            return 1
+        print(f"removed release {args.version}")
+        return 0
+    current = current_version(target)
+    for version in installed_versions(target):
+        print(f"{'*' if version == current else ' '} {version}")
+    return 0
 
 
 def run_install(args: argparse.Namespace) -> int:
@@ -163,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_build(args)
     if args.command == "install":
         return run_install(args)
+    if args.command in ("list", "remove"):
+        return run_list_or_remove(args)
     try:
         print(read_release(args.artifact).to_json(), end="")
     except ProvisionError as exc:

@@ -83,9 +83,18 @@ def release_dir(target: Target | Path, version: str) -> Path:
     return _target(target).path(f"{RELEASES_DIR}/{version}")
 
 
-def _installed_manifest(folder: Path) -> str | None:
-    mark = folder / MANIFEST_NAME
-    return mark.read_text(encoding="utf-8") if mark.is_file() else None
+def installed_build(target: Target | Path, manifest: ReleaseManifest) -> bool:
+    """Whether ``manifest``'s release is installed, from that very build (its files' sha256);
+    a ProvisionError when its version is installed from a different build."""
+    mark = release_dir(target, manifest.version) / MANIFEST_NAME
+    if not mark.is_file():
+        return False
+    if json.loads(mark.read_text(encoding="utf-8")).get("files") != manifest.files:
+        raise ProvisionError(
+            f"release {manifest.version} is already installed from a different build "
+            f"(the files' sha256 differ): build this one with another --version"
+        )
+    return True
 
 
 def _set_system_site(folder: Path, wanted: bool) -> bool:
@@ -107,37 +116,39 @@ def system_site_packages(target: Target | Path, version: str) -> bool:
     return bool(found and found[1].lower() == "true")
 
 
+def _make_venv(interp: Interpreter, manifest: ReleaseManifest, staging: str, sss: bool) -> None:
+    """The venv, the wheel in it (with the release's constraints), and a check it imports."""
+    venv = interp.seen(f"{RELEASES_DIR}/{manifest.version}")
+    flags = ["--system-site-packages"] if sss else []
+    interp.run(interp.python, "-I", "-m", "venv", *flags, venv, what="making the release's venv")
+    extra = "[pi]" if interp.machine == "aarch64" else ""
+    pip = [f"{venv}/bin/python", "-I", "-m", "pip", "install", "--no-input"]
+    pip += ["-c", f"{staging}/constraints.txt", f"{staging}/{manifest.wheel}{extra}"]
+    interp.run(*pip, what=f"installing release {manifest.version}", timeout_s=PIP_TIMEOUT_S)
+    probe = "import kiosk; print(kiosk.__version__)"
+    said = interp.run(f"{venv}/bin/python", "-I", "-c", probe, what="checking the release")
+    if said.strip() != manifest.version:
+        raise ProvisionError(
+            f"release {manifest.version}: its venv says kiosk {said.strip()}: the artifact's "
+            "wheel is not the release it claims; build it again"
+        )
+
+
 def _create(interp: Interpreter, manifest: ReleaseManifest, folder: Path, sss: bool) -> None:
     staging = folder.with_name(f".incoming-{manifest.version}")
     shutil.rmtree(staging, ignore_errors=True)
+    umask = os.umask(0o022)  # the kiosk user (not root) must read and run the venv
     try:
         extract_release(manifest.artifact, staging)
-        venv = interp.seen(f"{RELEASES_DIR}/{manifest.version}")
-        files = interp.seen(f"{RELEASES_DIR}/{staging.name}")
-        flags = ["--system-site-packages"] if sss else []
-        interp.run(
-            interp.python, "-I", "-m", "venv", *flags, venv, what="making the release's venv"
-        )
-        extra = "[pi]" if interp.machine == "aarch64" else ""
-        pip = [f"{venv}/bin/python", "-I", "-m", "pip", "install", "--no-input"]
-        pip += ["-c", f"{files}/constraints.txt", f"{files}/{manifest.wheel}{extra}"]
-        interp.run(*pip, what=f"installing release {manifest.version}", timeout_s=PIP_TIMEOUT_S)
-        probe = "import kiosk; print(kiosk.__version__)"
-        said = interp.run(
-            f"{venv}/bin/python", "-I", "-c", probe, what="checking the release"
-        ).strip()
-        if said != manifest.version:
-            raise ProvisionError(
-                f"release {manifest.version}: its venv says kiosk {said}: the artifact's wheel "
-                "is not the release it claims; build it again"
-            )
-        mark = folder / MANIFEST_NAME
-        (folder / f".{MANIFEST_NAME}.tmp").write_text(manifest.to_json(), encoding="utf-8")
-        os.replace(folder / f".{MANIFEST_NAME}.tmp", mark)
+        _make_venv(interp, manifest, interp.seen(f"{RELEASES_DIR}/{staging.name}"), sss)
+        tmp = folder / f".{MANIFEST_NAME}.tmp"
+        tmp.write_text(manifest.to_json(), encoding="utf-8")
+        os.replace(tmp, folder / MANIFEST_NAME)  # last: from now on it counts as installed
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # never leave a half venv that looks usable
         raise
     finally:
+        os.umask(umask)
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -160,13 +171,7 @@ def install_release_reporting(
     """``install_release``, and what it did for the report."""
     manifest = read_release(artifact)
     folder = release_dir(target, manifest.version)
-    installed = _installed_manifest(folder)
-    if installed is not None:
-        if json.loads(installed).get("files") != manifest.files:
-            raise ProvisionError(
-                f"release {manifest.version} is already installed from a different build "
-                f"(the files' sha256 differ): build this one with another --version"
-            )
+    if installed_build(target, manifest):
         changed = _set_system_site(folder, sss)
         return folder, f"release {manifest.version} already installed" + (
             f"; include-system-site-packages set to {str(sss).lower()}" if changed else ""
@@ -225,3 +230,15 @@ def switch_current(target: Target | Path, version: str) -> str | None:
         os.close(fd)
     log.info("%s -> releases/%s (was %s)", CURRENT_LINK, version, previous)
     return previous
+
+
+def remove_release(target: Target | Path, version: str) -> None:
+    """Delete an installed release (disk space: each is a few hundred MB); not the current."""
+    target = _target(target)
+    if version == current_version(target):
+        raise ProvisionError(f"release {version} is current: switch to another one first")
+    folder = release_dir(target, version)
+    if not folder.is_dir() or folder.parent != target.path(RELEASES_DIR):
+        raise ProvisionError(f"release {version} is not in {RELEASES_DIR}")
+    (folder / MANIFEST_NAME).unlink(missing_ok=True)  # first: a half-deleted one never counts
+    shutil.rmtree(folder)

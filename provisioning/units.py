@@ -24,6 +24,7 @@ UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path", ".target")
 UNIT_MODE = 0o644
 UNITS_HOME = "/etc/systemd/system"
 INSTALLED_UNITS = "share/kiosk/systemd"  # under the venv (sys.prefix)
+CURRENT_RELEASE = "/opt/kiosk/current"  # provisioning/release_install.py
 EXPECTED_STATE_DIR = "/var/lib/kiosk"  # kiosk.service: StateDirectory=kiosk, ReadWritePaths
 
 
@@ -34,6 +35,13 @@ def default_units_dir() -> Path:
     if (checkout / "setup.cfg").is_file() and (checkout / "systemd").is_dir():
         return checkout / "systemd"  # a development checkout (editable install)
     return Path(sys.prefix) / INSTALLED_UNITS
+
+
+def target_units_dir(target: Target) -> Path:
+    """The units to install on ``target``: its current release's (they match the release
+    the units run), else those of the software running this (default_units_dir)."""
+    installed = target.path(f"{CURRENT_RELEASE}/{INSTALLED_UNITS}")
+    return installed if installed.is_dir() else default_units_dir()
 
 
 def unit_files(units_dir: Path) -> list[tuple[Path, str]]:
@@ -72,8 +80,14 @@ def _exec_binaries(text: str) -> list[str]:
 class UnitsStep(Step):
     name = "units"
 
-    def __init__(self, target: Target, units_dir: Path, state_dir: str) -> None:
-        self.target, self.units_dir, self.state_dir = target, units_dir, state_dir
+    def __init__(self, target: Target, units_dir: Path | None, state_dir: str) -> None:
+        """``units_dir`` None: target_units_dir(), looked up when used (after the release
+        step has made a release current)."""
+        self.target, self.given_dir, self.state_dir = target, units_dir, state_dir
+
+    @property
+    def units_dir(self) -> Path:
+        return self.given_dir or target_units_dir(self.target)
 
     def _files(self) -> list[tuple[Wanted, bytes]]:
         return [

@@ -162,6 +162,16 @@ def ansible_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def this_trees_provision(folder: Path) -> Path:
+    """kiosk-provision of the tree under test (the venv's may be another checkout's)."""
+    wrapper = folder / "kiosk-provision"
+    wrapper.write_text(
+        f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{sys.executable}" -m provisioning.cli "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 def connection(sshd: dict[str, object], server_url: str) -> dict[str, object]:
     """Host variables for 127.0.0.1 through the test's sshd, known host key checked."""
     folder = sshd["folder"]
@@ -174,7 +184,7 @@ def connection(sshd: dict[str, object], server_url: str) -> dict[str, object]:
         "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
         "ansible_python_interpreter": sys.executable,
         "kiosk_become": False,  # logged in as root (or as ourselves): no sudo needed
-        "kiosk_provision": str(VENV_BIN / "kiosk-provision"),
+        "kiosk_provision": str(this_trees_provision(folder)),
         "server_url": server_url,
         "kiosk_sim": True,
     }

@@ -4,8 +4,9 @@ Two releases are built from the tree (``--version`` 1.0.0+t1 and 1.0.0+t2) and e
 installed once, for real (a venv, pip install -c constraints.txt from pip's cache): the
 first by ``kiosk-provision --release`` (the first-install path), the second through the API.
 The tests share those installs (module fixtures); a full install takes about 16 s here.
-The folder has no Python of its own, so the venvs use this machine's Python (the arm64 proof,
-scripts/pi-check.sh, covers the chroot path).
+The folder has no Python of its own, so the venvs use this machine's Python. The chroot path
+(a root with its own Python) runs with ``-m slow``, in an overlay of this machine's / (the
+arm64 proof, scripts/pi-check.sh, does it in a Debian arm64 root).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -33,8 +35,10 @@ from provisioning.release import (
     installed_versions,
     read_release,
     release_dir,
+    remove_release,
     switch_current,
 )
+from provisioning.release import main as release_main
 from provisioning.release_install import system_site_packages
 from provisioning.target import ProvisionError, Target
 
@@ -170,9 +174,8 @@ def test_an_altered_artifact_is_refused_and_nothing_is_installed(tmp_path, artif
         install_release(root, bad)
     assert not (root / "opt/kiosk").exists()
     status, out = provision("--root", root, "--release", bad, *BASE)
-    assert status == 1 and results(out)["release"] == "FAILED", out
-    assert results(out)["units"] == "not run"
-    assert current_version(root) is None
+    assert status == 2 and says in out, out  # refused before any step: nothing changed
+    assert not root.exists()
 
 
 def test_not_a_tar_is_refused(tmp_path):
@@ -215,6 +218,8 @@ def test_the_installed_release_runs_and_carries_its_units(kiosk_root):
     units = root / "opt/kiosk/current/share/kiosk/systemd"
     for unit in (REPO / "systemd").glob("*.service"):
         assert (units / unit.name).read_bytes() == unit.read_bytes()
+        for doc in re.findall(r"^Documentation=file:(\S+)", unit.read_text(), re.M):
+            assert (root / doc.lstrip("/")).is_file(), doc  # the guide travels with the release
     said = in_release(root, "python", "-c", "import provisioning.units as u; print(u.default_units_dir())")  # fmt: skip
     assert Path(said) == units  # sys.prefix, through the current link
 
@@ -234,6 +239,21 @@ def test_two_releases_side_by_side_switch_and_back(both, artifacts):
     before = mark.stat().st_mtime_ns
     assert install_release(root, artifacts[V2]) == release_dir(root, V2)  # already there
     assert mark.stat().st_mtime_ns == before
+
+
+def test_the_units_installed_are_the_current_releases(both):
+    root = both
+    timer = release_dir(root, V2) / "share/kiosk/systemd/kiosk-doctor.timer"
+    original = timer.read_bytes()
+    switch_current(root, V2)
+    try:
+        timer.write_bytes(original + b"# as release 1.0.0+t2 has it\n")
+        status, out = provision("--root", root, "--skip", "selftest")
+        assert status == 0 and results(out)["units"] == "changed", out
+        assert (root / "etc/systemd/system/kiosk-doctor.timer").read_bytes() == timer.read_bytes()
+    finally:
+        timer.write_bytes(original)
+        switch_current(root, V1)
 
 
 def test_only_complete_releases_count_and_can_be_switched_to(both):
@@ -270,6 +290,12 @@ def test_system_site_packages_is_set_on_the_installed_release(both, artifacts):
     assert system_site_packages(root, V2) is True
     install_release(root, artifacts[V2])
     assert system_site_packages(root, V2) is False
+    flags = ("--root", root, "--release", artifacts[V1], "--skip", "selftest")
+    status, out = provision(*flags, "--system-site-packages")  # V1 is current
+    assert status == 0 and results(out)["release"] == "changed", out
+    assert system_site_packages(root, V1) is True
+    assert results(provision(*flags, "--system-site-packages")[1])["release"] == "unchanged"
+    assert provision(*flags)[0] == 0 and system_site_packages(root, V1) is False
 
 
 def test_bad_build_and_release_arguments_are_refused(tmp_path):
@@ -277,3 +303,53 @@ def test_bad_build_and_release_arguments_are_refused(tmp_path):
     assert status == 1 and "not a PEP 440 version" in out
     status, out = provision("--root", tmp_path / "x", "--system-site-packages", *BASE)
     assert status == 2 and "--system-site-packages goes with --release" in out
+
+
+CHROOT_CHECK = """set -e
+mount -t overlay overlay -o "lowerdir=/,upperdir=$1/upper,workdir=$1/work" "$1/root" || exit 3
+mount --bind /proc "$1/root/proc" && mount --rbind /dev "$1/root/dev"
+"$PYTHON" -m provisioning.release install "$2" --root "$1/root"
+env -u PYTHONPATH chroot "$1/root" /opt/kiosk/current/bin/kiosk --version
+cp "$1/root/opt/kiosk/current/pyvenv.cfg" "$1/pyvenv.cfg"
+"""
+
+
+@pytest.mark.slow  # a third full install (~20 s): out of CI's budget; -m slow runs it
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot and mount need root")
+@pytest.mark.needs_tool("unshare", install="apt-get install util-linux")
+def test_a_root_with_its_own_python_gets_its_venv_made_inside_by_chroot(tmp_path, artifacts):
+    """The image path (scripts/pi-check.sh does it in a Debian arm64 root): here the root is
+    an overlay of this machine's own /, so its /usr/bin/python3 makes the venv, in a private
+    mount namespace; nothing lands outside tmp_path."""
+    if not Path("/usr/bin/python3").exists():
+        pytest.skip("no /usr/bin/python3 here to stand for the image's Python")
+    for name in ("upper", "work", "root"):
+        (tmp_path / name).mkdir()
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", CHROOT_CHECK, "check", str(tmp_path), artifacts[V1]],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHON": sys.executable},
+        cwd=REPO,
+    )
+    if result.returncode == 3:
+        pytest.skip(f"no overlay mount here (a container without it?): {result.stderr.strip()}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{tmp_path}/root's own /usr/bin/python3 through chroot" in result.stdout
+    assert result.stdout.strip().endswith(f"kiosk {V1}")  # run inside the root
+    cfg = (tmp_path / "pyvenv.cfg").read_text()
+    assert "home = /usr/bin" in cfg and f"-m venv /opt/kiosk/releases/{V1}" in cfg
+    assert os.readlink(tmp_path / "upper/opt/kiosk/current") == f"releases/{V1}"
+
+
+def test_a_release_is_removed_but_never_the_current_one(both, capsys):
+    root = both
+    assert current_version(root) == V1
+    with pytest.raises(ProvisionError, match="is current"):
+        remove_release(root, V1)
+    assert release_main(["list", "--root", str(root)]) == 0
+    assert capsys.readouterr().out == f"* {V1}\n  {V2}\n"
+    assert release_main(["remove", V2, "--root", str(root)]) == 0
+    assert installed_versions(root) == [V1] and not release_dir(root, V2).exists()
+    assert in_release(root, "kiosk", "--version") == f"kiosk {V1}"
