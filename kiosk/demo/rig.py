@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 KIOSK_ID = "kiosk-01"
 DEFAULT_PORT = 8080
+# kiosk.config's upper bound for ui.idle_logout_s: a longer one would be refused (from a factor
+# of 2.5 on, the tour's 120 s); 5 minutes without a touch is long enough on any machine
+IDLE_LOGOUT_MAX_S = 300
 COMPARTMENTS = range(1, 7)  # as storeserver.demo.COMPARTMENTS
 JAM_DOOR = 1
 
@@ -42,7 +45,7 @@ class RigTiming:
             refresh_s=self.refresh_s * factor,
             backoff_cap_s=self.backoff_cap_s * factor,
             door_open_timeout_s=math.ceil(self.door_open_timeout_s * factor),
-            idle_logout_s=math.ceil(self.idle_logout_s * factor),
+            idle_logout_s=min(math.ceil(self.idle_logout_s * factor), IDLE_LOGOUT_MAX_S),
         )
 
 

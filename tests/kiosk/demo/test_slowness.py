@@ -3,9 +3,12 @@ tour and the tests on a slow machine or under emulation, and the demo rig's timi
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
-from kiosk.demo.rig import TOUR_TIMING, RigTiming
+from kiosk.config import parse_config
+from kiosk.demo.rig import TOUR_TIMING, RigTiming, kiosk_toml
 from kiosk.demo.slowness import ENV_VAR, scaled, slow_factor
 from kiosk.errors import KioskError
 
@@ -49,3 +52,12 @@ def test_the_rigs_intervals_and_timeouts_stretch_alike_and_the_frame_rate_stays(
     assert slow.door_open_timeout_s == 3  # whole seconds in the config: 2.5 rounded up
     assert slow.idle_logout_s == 300 and slow.scanner_fps == TOUR_TIMING.scanner_fps
     assert RigTiming().scaled(1) == RigTiming()
+
+
+@pytest.mark.parametrize("factor", [1, 2.5, 6, 20])
+def test_the_scaled_demo_config_is_one_the_kiosk_accepts(factor, tmp_path):
+    """Under emulation (factor 4 to 6) too: a stretched timeout beyond the config's bounds
+    would stop the demo before its first screen."""
+    text = kiosk_toml(tmp_path, "http://127.0.0.1:1", TOUR_TIMING.scaled(factor))
+    config = parse_config(tomllib.loads(text), "demo")
+    assert config.ui.idle_logout_s == min(120 * factor, 300)
