@@ -10,7 +10,8 @@ over the old) switches the software.
 Which Python makes the venv: live, the system's /usr/bin/python3. Under ``--root DIR`` that
 holds a Python (DIR/usr/bin/python3), as root, the venv is made inside DIR with chroot, so it
 is right for the device (an arm64 image on an x86 host runs through binfmt/qemu; /proc and
-/dev must be mounted in DIR, and pip's settings reach it through the PIP_* environment).
+/dev must be mounted in DIR, and pip's settings reach it through the PIP_* environment;
+the host's CA-bundle variables do not, since they name this machine's files).
 A plain folder (no Python in it, or not root) gets a venv of this machine's Python: good
 for tests, not for a device, and the step's report says so.
 """
@@ -37,6 +38,9 @@ KIOSK_HOME = "/opt/kiosk"
 RELEASES_DIR = f"{KIOSK_HOME}/releases"
 CURRENT_LINK = f"{KIOSK_HOME}/current"
 PIP_TIMEOUT_S = 1800  # a Pi on a slow link downloads ~100 MB of wheels
+# CA bundles named by the environment: requests (pip's HTTP) takes REQUESTS_CA_BUNDLE and
+# CURL_CA_BUNDLE over pip's own cert setting, and OpenSSL reads SSL_CERT_*
+HOST_FILE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
 _LINK_RE = re.compile(r"^(?:/opt/kiosk/)?releases/([^/]+)/?$")
 
 
@@ -69,7 +73,10 @@ def interpreter(target: Target) -> Interpreter:
         return Interpreter((), python, platform.machine(), f"system {python}", target)
     inside = target.path("/usr/bin/python3")
     if (inside.exists() or inside.is_symlink()) and target.as_root:
-        prefix = (need("chroot", "coreutils"), str(target.root))
+        # the host's CA-file variables name this machine's files, not DIR's, and pip would
+        # take them over its configured cert: unset inside the root (PIP_* still pass)
+        unset = [arg for name in HOST_FILE_ENV for arg in ("-u", name)]
+        prefix = (need("chroot", "coreutils"), str(target.root), "/usr/bin/env", *unset)
         probe = "import platform; print(platform.machine())"
         machine = run([*prefix, "/usr/bin/python3", "-c", probe], what="asking DIR's python3")
         how = f"{target.root}'s own /usr/bin/python3 through chroot"

@@ -353,3 +353,47 @@ def test_a_release_is_removed_but_never_the_current_one(both, capsys):
     assert release_main(["remove", V2, "--root", str(root)]) == 0
     assert installed_versions(root) == [V1] and not release_dir(root, V2).exists()
     assert in_release(root, "kiosk", "--version") == f"kiosk {V1}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the chroot path is taken as root only")
+def test_the_hosts_ca_bundle_variables_do_not_reach_pip_in_a_root(tmp_path, monkeypatch):
+    """REQUESTS_CA_BUNDLE and its kind name this machine's files; inside DIR they would name
+    DIR's and override the root pip's cert (CERTIFICATE_VERIFY_FAILED, seen by pi-check)."""
+    from provisioning import release_install
+
+    root = tmp_path / "image"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/python3").write_text("")  # a root with its own Python: the chroot path
+    asked = []
+
+    def probe(argv, **kw):
+        asked.append(list(argv))
+        return subprocess.CompletedProcess(argv, 0, "aarch64\n", "")
+
+    monkeypatch.setattr(release_install, "run", probe)
+    interp = release_install.interpreter(Target.make(root, False))
+    assert interp.prefix[:2] == (interp.prefix[0], str(root)) and interp.machine == "aarch64"
+    assert asked and asked[0][: len(interp.prefix)] == list(interp.prefix)
+    # what the prefix does after chroot, run here: the variables are gone, PIP_* stays
+    after_chroot = list(interp.prefix[2:])
+    env = {
+        **os.environ,
+        "REQUESTS_CA_BUNDLE": "/host/ca.pem",
+        "CURL_CA_BUNDLE": "/host/ca.pem",
+        "SSL_CERT_FILE": "/host/ca.pem",
+        "PIP_INDEX_URL": "https://mirror.example/simple",
+    }
+    shown = subprocess.run(
+        [
+            *after_chroot,
+            "sh",
+            "-c",
+            'echo "${REQUESTS_CA_BUNDLE-unset} ${CURL_CA_BUNDLE-unset} '
+            '${SSL_CERT_FILE-unset} $PIP_INDEX_URL"',
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=10,
+    )
+    assert shown.stdout.split() == ["unset", "unset", "unset", "https://mirror.example/simple"]
