@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Switch this kiosk (or --root DIR) to the release in ARTIFACT when it is "
         "idle; check its health and switch back if it is not healthy.",
         epilog="Exit status: 0 updated or nothing to change, 1 failed (rolled back), 2 bad "
-        "arguments or artifact, 3 the kiosk stayed busy. Guide: docs/provisioning.md",
+        "arguments or artifact, 3 the kiosk stayed busy. Guide: docs/updates.md",
     )
     p.add_argument("artifact", type=Path, help="kiosk-<version>.tar from build-release")
     p.add_argument("--root", type=Path, metavar="DIR", help="update under DIR instead of /")

@@ -1,7 +1,6 @@
 """``kiosk idle``: would restarting the kiosk now cut someone off? Exit 0 idle, 1 busy.
 
-``kiosk-provision update`` asks it before it switches releases (docs/provisioning.md,
-"Updating and rolling back"). Busy is:
+``kiosk-provision update`` asks it before it switches releases (docs/updates.md). Busy is:
 
 - the running app's activity file (kiosk/services/activity.py) says a member session, a
   transaction or staff on screen, and its pid is alive (a file whose pid is gone is stale:
