@@ -19,6 +19,7 @@ import requests
 from storeserver import cli, migrations
 from storeserver.clock import ManualClock
 from storeserver.db import Database
+from storeserver.embedded import EmbeddedStoreServer
 from storeserver.errors import DatabaseAhead, DatabaseBehind, MigrationFailed
 from storeserver.migrations import runner
 from storeserver.migrations.schema_shape import shape_of
@@ -218,3 +219,17 @@ def test_a_new_file_is_stamped_at_head(tmp_path):
     Database(tmp_path / "new.db").close()
     assert revision_of(tmp_path / "new.db") == migrations.head()
     Database(tmp_path / "new.db").close()  # and opens again
+
+
+def test_the_demo_store_server_makes_a_new_file_and_migrates_a_kept_old_one(tmp_path):
+    fresh, kept = tmp_path / "fresh", tmp_path / "kept"
+    kept.mkdir()
+    shutil.copyfile(FIXTURE, kept / "store.db")
+    for folder in (fresh, kept):
+        server = EmbeddedStoreServer(folder, ["kiosk-01"])
+        try:
+            assert requests.get(server.url + "/v1/health", timeout=10).status_code == 200
+        finally:
+            server.stop()
+        assert revision_of(folder / "store.db") == migrations.head()
+    assert (kept / f"store.db.pre-{migrations.head()}.bak").exists()
