@@ -1,6 +1,6 @@
 """``storeserver`` command line: serve, seed-demo, enroll-code, technician-code, member-code,
 add-account, token, tokens, revoke-token, add-staff, staff-badge, disable-staff, unlock-staff,
-revoke-badges, rotate-key, tls-pin."""
+revoke-badges, rotate-key, migrate, tls-pin."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from .cli_people import (
 )
 from .config import ConfigError, PaymentsChoice, ServerConfig, check_public_url, load
 from .errors import ApiError
+from .migrations.command import cmd_migrate
 from .notify import LogNotifier, WebhookNotifier
 from .store import DEFAULT_TIMEZONE, StoreSettings
 
@@ -397,6 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--finish", action="store_true", help="drop the previous key now (ends the overlap)"
     )
+    p = sub.add_parser(
+        "migrate",
+        help="upgrade the database to this release's schema (backs it up first)",
+        description="upgrade the database to this release's schema revision; a copy is made "
+        "first (<db>.pre-<revision>.bak, owner-only); stop the server before",
+    )
+    p.add_argument("--db", default=DEFAULT_DB, help=f"SQLite database file (default {DEFAULT_DB})")
+    p.set_defaults(func=cmd_migrate)
     p = sub.add_parser(
         "tls-pin",
         help="print a certificate's pin for the kiosks' server.pins (sha256/ + base64 SPKI)",

@@ -8,7 +8,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 
-from .errors import ApiError
+from .errors import ApiError, SchemaError
 from .notify import Notifier
 from .payments import PaymentProvider
 from .store import Store, StoreSettings
@@ -37,6 +37,9 @@ def open_store(
         )
     except ValueError as exc:
         sys.exit(f"storeserver: {exc}")
+    except SchemaError as exc:  # behind: 'storeserver migrate'; ahead: a newer release's file
+        print(f"storeserver: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
 
 
 def fail(exc: ApiError) -> int:

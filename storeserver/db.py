@@ -1,4 +1,5 @@
-"""SQLite access: one connection per thread, WAL, serialised write transactions."""
+"""SQLite access: one connection per thread, WAL, serialised write transactions. A new file
+is made at the head schema revision; an older or newer one is refused (storeserver/migrations)."""
 
 from __future__ import annotations
 
@@ -12,75 +13,11 @@ from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
+from . import migrations
+
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
-
-
-_STAFF_LOCKOUT_COLUMNS = (
-    ("lock_level", "INTEGER NOT NULL DEFAULT 0"),
-    ("last_lock_day", "TEXT"),
-    ("fail_day", "TEXT"),
-    ("fail_day_count", "INTEGER NOT NULL DEFAULT 0"),
-    ("until_reset", "INTEGER NOT NULL DEFAULT 0"),
-    ("badges_from", "INTEGER"),
-)
-
-
-def _add_columns(conn: sqlite3.Connection) -> None:
-    """Columns added to schema 1 since it was first released, for files made before them
-    (``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it is)."""
-    columns = {row["name"] for row in conn.execute("PRAGMA table_info(redemptions)")}
-    if "seq" not in columns:
-        log.info("database: adding redemptions.seq (the order of holds, for restock counts)")
-        conn.execute("ALTER TABLE redemptions ADD COLUMN seq INTEGER")
-        conn.execute("UPDATE redemptions SET seq = rowid")  # rows are never deleted: in order
-    conn.execute("CREATE INDEX IF NOT EXISTS redemptions_seq ON redemptions(seq)")
-    codes = {row["name"] for row in conn.execute("PRAGMA table_info(enrollment_codes)")}
-    if "kiosk_id" not in codes:  # older codes name no kiosk: they are refused, make new ones
-        log.info("database: adding enrollment_codes.kiosk_id and replace_existing")
-        conn.execute("ALTER TABLE enrollment_codes ADD COLUMN kiosk_id TEXT")
-        conn.execute(
-            "ALTER TABLE enrollment_codes ADD COLUMN replace_existing INTEGER NOT NULL DEFAULT 0"
-        )
-    staff = {row["name"] for row in conn.execute("PRAGMA table_info(staff)")}
-    for column, ddl in _STAFF_LOCKOUT_COLUMNS:
-        if column not in staff:
-            log.info("database: adding staff.%s (PIN lockout, badge revocation)", column)
-            conn.execute(f"ALTER TABLE staff ADD COLUMN {column} {ddl}")
-    alerts = {row["name"] for row in conn.execute("PRAGMA table_info(alerts)")}
-    for column in ("handled_at", "handled_by"):
-        if column not in alerts:
-            log.info("database: adding alerts.%s (alerts staff marked handled)", column)
-            conn.execute(f"ALTER TABLE alerts ADD COLUMN {column} TEXT")
-    conn.execute(
-        "CREATE INDEX IF NOT EXISTS redemptions_compartment "
-        "ON redemptions(kiosk_id, compartment, seq)"
-    )
-
-
-def _upgrade_accounts(conn: sqlite3.Connection) -> None:
-    """Who-did-what for files made before accounts: points changes name their actor, phone
-    numbers are one per member, and the old all-powerful staff tokens stop working."""
-    columns = {row["name"] for row in conn.execute("PRAGMA table_info(points_changes)")}
-    if "actor" not in columns:
-        log.info("database: adding points_changes.actor (which account made each change)")
-        conn.execute("ALTER TABLE points_changes ADD COLUMN actor TEXT")
-    try:
-        conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS members_phone ON members(phone)")
-    except sqlite3.IntegrityError:
-        log.warning(
-            "database: several members share a phone number; new registrations are still "
-            "refused a used number (storeserver/members.py), merge the duplicates by hand"
-        )
-    old = conn.execute(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'staff_tokens'"
-    ).fetchone()[0]
-    if old and conn.execute("SELECT COUNT(*) FROM staff_tokens").fetchone()[0]:
-        log.warning(
-            "database: staff tokens from before accounts are no longer accepted: make an "
-            "account per till or person ('storeserver add-account', then 'storeserver token')"
-        )
+SCHEMA_VERSION = "1"  # meta.schema_version, as releases before migrations wrote it
 
 
 def _owner_only(path: str) -> None:
@@ -102,42 +39,6 @@ def _owner_only(path: str) -> None:
                         name, mode, mode & 0o700)  # fmt: skip
 
 
-_KIOSK_EVENTS_COLUMNS = "event_id, kiosk_id, kind, at, payload, result, received_at"
-
-
-def _key_events_by_kiosk(conn: sqlite3.Connection) -> None:
-    """Files made when ``kiosk_events.event_id`` alone was the primary key (kiosk B's event id
-    collided with kiosk A's) get the key (kiosk_id, event_id): SQLite cannot change a key in
-    place, so the table is rebuilt (create, copy, drop, rename) in one transaction."""
-
-    def event_id_alone() -> bool:
-        key = {r["name"]: r["pk"] for r in conn.execute("PRAGMA table_info(kiosk_events)")}
-        return key.get("event_id") == 1 and key.get("kiosk_id") == 0
-
-    if not event_id_alone():
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if event_id_alone():  # another process may have migrated it meanwhile
-            n = conn.execute("SELECT COUNT(*) FROM kiosk_events").fetchone()[0]
-            log.info("database: keying kiosk_events by (kiosk_id, event_id) (%d events)", n)
-            conn.execute(
-                "CREATE TABLE kiosk_events_by_kiosk (event_id TEXT NOT NULL, kiosk_id TEXT NOT "
-                "NULL, kind TEXT NOT NULL, at TEXT NOT NULL, payload TEXT NOT NULL, result TEXT "
-                "NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (kiosk_id, event_id))"
-            )
-            conn.execute(
-                f"INSERT INTO kiosk_events_by_kiosk ({_KIOSK_EVENTS_COLUMNS}) "
-                f"SELECT {_KIOSK_EVENTS_COLUMNS} FROM kiosk_events ORDER BY rowid"
-            )
-            conn.execute("DROP TABLE kiosk_events")
-            conn.execute("ALTER TABLE kiosk_events_by_kiosk RENAME TO kiosk_events")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 class Database:
     """Owns the SQLite file. Each thread gets its own connection; writers use BEGIN IMMEDIATE.
 
@@ -155,14 +56,31 @@ class Database:
         # with sleeps of up to 100 ms; BEGIN IMMEDIATE still guards against other processes.
         self._write_lock = threading.Lock()
         _owner_only(self.path)
-        conn = self.connection()
-        conn.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
-        _add_columns(conn)
-        _upgrade_accounts(conn)
-        _key_events_by_kiosk(conn)
-        conn.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+        try:
+            self._create_or_check(self.connection())
+        except BaseException:
+            self.close()
+            raise
+
+    def _create_or_check(self, conn: sqlite3.Connection) -> None:
+        """An empty file gets the head snapshot (schema.sql) stamped at the head revision, in
+        one transaction; any other file must be at the head (migrations.check refuses it)."""
+        if not migrations.is_empty(conn):
+            migrations.check(conn, self.path)
+            return
+        schema = resources.files(__package__).joinpath("schema.sql").read_text()
+        meta = (
+            f"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');"
         )
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{schema}\n{migrations.stamp_head_sql()}{meta}\nCOMMIT;"
+            )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("database %s: new, schema revision %s", self.path, migrations.head())
 
     def connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import accounts, demo, kiosks, members, technicians
+from .errors import DatabaseBehind
 from .payments import SimulatedPaymentProvider
 from .store import Store
 from .technicians import TechnicianCode
@@ -55,6 +56,18 @@ def account_token(store: Store, account_id: str, days: int) -> tuple[str, str]:
         return accounts.issue_token(conn, store.clock, account_id, days)
 
 
+def _open_demo_store(path: Path) -> Store:
+    """The demo's store; a kept demo folder (--state-dir) from an older release is migrated
+    first (with its backup beside it), as a technician would run ``storeserver migrate``."""
+    try:
+        return Store(path, provider=SimulatedPaymentProvider())
+    except DatabaseBehind:
+        from .migrations.runner import migrate  # Alembic is imported only to migrate
+
+        migrate(str(path), say=log.warning)
+        return Store(path, provider=SimulatedPaymentProvider())
+
+
 class EmbeddedStoreServer:
     """A store server with the demo data (storeserver/demo.py) on a thread at 127.0.0.1 (port 0:
     any free port), its database in ``folder``. Payments are SIMULATED: anyone can mark one
@@ -64,7 +77,7 @@ class EmbeddedStoreServer:
         from .runner import ServerThread  # uvicorn is imported only to serve
 
         folder.mkdir(parents=True, exist_ok=True)
-        self._store = Store(folder / "store.db", provider=SimulatedPaymentProvider())
+        self._store = _open_demo_store(folder / "store.db")
         log.warning("demo store server: simulated payments (anyone can mark a payment paid)")
         self.members = demo.seed(self._store, kiosk_ids)  # id, name, tier, balance of each
         try:

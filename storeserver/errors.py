@@ -55,3 +55,28 @@ class TooManyRequests(ApiError):
     def __init__(self, code: str, message: str, retry_after_s: int) -> None:
         super().__init__(code, message)
         self.retry_after_s = retry_after_s
+
+
+class SchemaError(Exception):
+    """The database file's schema is not the one this release runs (``storeserver/migrations``);
+    ``exit_code`` is the command line's exit status for it."""
+
+    exit_code = 3
+
+
+class DatabaseBehind(SchemaError):
+    """The file is at an older revision (or from before migrations): ``storeserver migrate``."""
+
+    exit_code = 3
+
+
+class DatabaseAhead(SchemaError):
+    """The file is at a revision this release does not know: a newer release wrote it."""
+
+    exit_code = 4
+
+
+class MigrationFailed(SchemaError):
+    """A migration stopped; its transaction rolled back, the file is as it was."""
+
+    exit_code = 5

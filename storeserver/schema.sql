@@ -1,4 +1,7 @@
 -- Reference store server schema (SQLite, WAL). Amounts: points are integers, money is cents.
+-- The HEAD snapshot: a new database is made from this file and stamped at the head revision
+-- (storeserver/migrations). A revision that changes the schema changes this file the same way;
+-- tests/storeserver/test_migrations.py checks that upgrading an empty database gives this schema.
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 CREATE TABLE IF NOT EXISTS tiers (
@@ -286,3 +289,8 @@ CREATE TABLE IF NOT EXISTS staff (
     active INTEGER NOT NULL DEFAULT 1,
     created_at TEXT NOT NULL
 );
+
+-- Indexes that releases before migrations added at open (revision 0001 "baseline" makes them).
+CREATE INDEX IF NOT EXISTS redemptions_seq ON redemptions(seq);
+CREATE INDEX IF NOT EXISTS redemptions_compartment ON redemptions(kiosk_id, compartment, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS members_phone ON members(phone);

@@ -1,10 +1,14 @@
-"""Opening database files made by earlier versions of the schema."""
+"""Database files made by earlier versions of the schema: refused until migrated."""
 
 from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from storeserver.db import Database
+from storeserver.errors import DatabaseBehind
+from storeserver.migrations.runner import migrate
 
 OLD_KIOSK_EVENTS = """
 CREATE TABLE kiosk_events (
@@ -35,7 +39,11 @@ def test_a_file_keyed_by_event_id_alone_is_migrated_in_place(tmp_path):
     conn.executescript(OLD_KIOSK_EVENTS)
     conn.close()
     assert key_of(path)["event_id"] == 1 and key_of(path)["kiosk_id"] == 0
+    with pytest.raises(DatabaseBehind):
+        Database(path)
+    assert key_of(path)["kiosk_id"] == 0  # refused as it was
 
+    migrate(str(path), say=lambda _: None)
     db = Database(path)
     try:
         rows = db.connection().execute("SELECT * FROM kiosk_events ORDER BY event_id").fetchall()
@@ -53,5 +61,6 @@ def test_a_file_keyed_by_event_id_alone_is_migrated_in_place(tmp_path):
         "event_id": 2, "kiosk_id": 1, "kind": 0, "at": 0, "payload": 0, "result": 0,
         "received_at": 0,
     }  # fmt: skip
-    Database(path).close()  # opening it again changes nothing
+    migrate(str(path), say=lambda _: None)  # migrating again changes nothing
+    Database(path).close()
     assert key_of(path)["kiosk_id"] == 1

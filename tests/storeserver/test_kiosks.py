@@ -164,6 +164,7 @@ def test_an_older_database_gains_the_codes_kiosk_column(tmp_path):
     import sqlite3
 
     from storeserver.db import Database
+    from storeserver.migrations.runner import migrate
 
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
@@ -174,6 +175,7 @@ def test_an_older_database_gains_the_codes_kiosk_column(tmp_path):
     old.execute("INSERT INTO enrollment_codes VALUES ('abc', 't0', 't1', NULL)")
     old.commit()
     old.close()
+    migrate(str(path), say=lambda _: None)  # revision 0001 runs the old open-time upgrades
     db = Database(path)
     try:
         row = db.connection().execute("SELECT * FROM enrollment_codes").fetchone()
@@ -282,6 +284,7 @@ def test_an_older_database_gains_the_alerts_handled_columns(tmp_path):
     import sqlite3
 
     from storeserver.db import Database
+    from storeserver.migrations.runner import migrate
 
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
@@ -292,6 +295,7 @@ def test_an_older_database_gains_the_alerts_handled_columns(tmp_path):
     old.execute("INSERT INTO alerts VALUES (1, 'kiosk-01', 'fault', 't0', '{}')")
     old.commit()
     old.close()
+    migrate(str(path), say=lambda _: None)  # revision 0001 runs the old open-time upgrades
     db = Database(path)
     try:
         row = db.connection().execute("SELECT * FROM alerts").fetchone()

@@ -210,6 +210,9 @@ def test_an_old_database_gains_the_lockout_columns(tmp_path):
         )
         conn.execute("INSERT INTO staff(id, name, pin_hash, created_at) VALUES ('S1','a','h','t')")
     conn.close()
+    from storeserver.migrations.runner import migrate  # Alembic: the [server] extra
+
+    migrate(str(path), say=lambda _: None)  # revision 0001 runs the old open-time upgrades
     db = Database(path)
     r = db.connection().execute("SELECT * FROM staff").fetchone()
     assert (r["lock_level"], r["fail_day_count"], r["until_reset"], r["last_lock_day"]) == (
