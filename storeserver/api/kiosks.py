@@ -59,13 +59,17 @@ def heartbeat(
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
 ) -> dict:
-    """Store the kiosk's health; answers the server's clock and the member-code public keys
+    """Store the kiosk's health (at most once a minute, at once when it changed beyond the
+    sync worker's counters: docs/storeserver.md "Idle cost"); answers the server's clock and the member-code public keys
     (`public_keys`, current first: a kiosk replaces its own with them, so a key rotation
     reaches every kiosk within a heartbeat)."""
-    with store.db.transaction() as conn:
-        answer = kiosks.heartbeat(
-            conn, store.clock, caller.name, body.health.model_dump(exclude_unset=True)
-        )
+    now, health = store.clock.now(), body.health.model_dump(exclude_unset=True)
+    with store.db.reading() as conn:
+        answer = kiosks.heartbeat_answer(conn, now)
+        due = kiosks.heartbeat_due(conn, now, caller.name, health)
+    if due:  # at most once a minute, or at once when the health changed materially
+        with store.db.transaction() as conn:
+            kiosks.record_heartbeat(conn, now, caller.name, health)
     return {**answer, "public_keys": codes.public_keys_b64(store.verify_keys)}
 
 
