@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from typing import Any
+
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from .. import codes, kiosks, technicians
 from ..clock import iso
@@ -17,13 +23,39 @@ from ..models import (
 from ..store import Store
 from .auth import API_VERSION, Allowed, Caller, Public, Role, store_of
 
+log = logging.getLogger(__name__)
 router = APIRouter()
+
+
+class ReadyBody(BaseModel):
+    status: str  # "ready" or "not_ready"
+    reason: str | None = None
 
 
 @router.get("/v1/health", tags=["kiosks"])
 def health(_: Caller = Depends(Public()), store: Store = Depends(store_of)) -> dict:
     """Liveness and the server's clock (kiosks compare it with theirs)."""
     return {"status": "ok", "server_time": iso(store.clock.now()), "version": API_VERSION}
+
+
+@router.get(
+    "/v1/ready",
+    tags=["kiosks"],
+    response_model=ReadyBody,
+    response_model_exclude_none=True,
+    responses={503: {"model": ReadyBody, "description": "not_ready: the database did not answer"}},
+)
+def ready(_: Caller = Depends(Public()), store: Store = Depends(store_of)) -> Any:
+    """Readiness (for a load balancer or systemd): 200 `ready` when the database answers a
+    read, 503 `not_ready` with the reason otherwise. `/v1/health` is liveness only."""
+    try:
+        with store.db.reading() as conn:
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.Error as exc:
+        log.warning("not ready: the database did not answer: %s", exc)
+        body = ReadyBody(status="not_ready", reason=f"database: {exc}")
+        return JSONResponse(body.model_dump(), status_code=503)
+    return ReadyBody(status="ready")
 
 
 @router.post(
@@ -60,9 +92,9 @@ def heartbeat(
     store: Store = Depends(store_of),
 ) -> dict:
     """Store the kiosk's health (at most once a minute, at once when it changed beyond the
-    sync worker's counters: docs/storeserver.md "Idle cost"); answers the server's clock and the member-code public keys
-    (`public_keys`, current first: a kiosk replaces its own with them, so a key rotation
-    reaches every kiosk within a heartbeat)."""
+    sync worker's counters: docs/storeserver.md "Idle cost"); answer the server's clock, the
+    revoked staff and the member-code public keys (`public_keys`, current first: a kiosk
+    replaces its own with them, so a key rotation reaches every kiosk within a heartbeat)."""
     now, health = store.clock.now(), body.health.model_dump(exclude_unset=True)
     with store.db.reading() as conn:
         answer = kiosks.heartbeat_answer(conn, now)
