@@ -167,15 +167,25 @@ def heartbeat_answer(conn: sqlite3.Connection, now: dt.datetime) -> dict:
 
 
 def list_kiosks(conn: sqlite3.Connection) -> list[dict]:
+    """Every kiosk with its latest heartbeat (the kiosk's own row: heartbeats keep no
+    history) and its open alerts, counted in one pass over the alerts (not one per kiosk:
+    the alerts table has no index on kiosk_id)."""
+    open_alerts = dict(
+        conn.execute(
+            "SELECT kiosk_id, COUNT(*) FROM alerts WHERE handled_at IS NULL GROUP BY kiosk_id"
+        ).fetchall()
+    )
     return [
         {
             "id": r["id"],
             "enrolled_at": r["enrolled_at"],
             "last_seen": r["last_seen"],
             "health": json.loads(r["health"]) if r["health"] else None,
-            "open_alerts": alerts.count_open(conn, r["id"]),
+            "open_alerts": open_alerts.get(r["id"], 0),
         }
-        for r in conn.execute("SELECT * FROM kiosks ORDER BY id")
+        for r in conn.execute(
+            "SELECT id, enrolled_at, last_seen, health FROM kiosks ORDER BY id"
+        ).fetchall()
     ]
 
 

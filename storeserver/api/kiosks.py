@@ -127,7 +127,8 @@ def list_kiosks(
     store: Store = Depends(store_of),
 ) -> dict:
     """Every kiosk with its last heartbeat and open alerts."""
-    return {"kiosks": kiosks.list_kiosks(store.db.connection())}
+    with store.db.reading() as conn:  # the kiosks and their alert counts: one snapshot
+        return {"kiosks": kiosks.list_kiosks(conn)}
 
 
 @router.get(
