@@ -130,3 +130,15 @@ def test_new_day_poll_commits_its_seed(kiosk, writes, clock):
 def _row(store) -> dict:
     kiosk = next(k for k in kiosks.list_kiosks(store.db.connection()) if k["id"] == KIOSK)
     return {"last_seen": kiosk["last_seen"], "health": kiosk["health"]}
+
+
+def test_an_idle_kiosk_costs_at_most_one_write_a_minute(kiosk, writes, clock):
+    """Ten minutes of the kiosk's default cadence (catalog, wheel and heartbeat every 30 s),
+    the clock skew drifting each time: one heartbeat write a minute, nothing else."""
+    _poll(kiosk, _health(0.0))  # the day's seeds and the first heartbeat
+    before = writes.snapshot()
+    for n in range(20):
+        clock.advance(seconds=30)
+        _poll(kiosk, _health(n / 50))
+    begins, changes, _ = (a - b for a, b in zip(writes.snapshot(), before, strict=True))
+    assert begins == changes == 10  # one UPDATE of the kiosk's row a minute
