@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends
@@ -49,7 +50,7 @@ def get_wheel(
     return out
 
 
-def _seeded(conn, wheel_id: str, today: dt.date) -> bool:
+def _seeded(conn: sqlite3.Connection, wheel_id: str, today: dt.date) -> bool:
     wheel.wheel_row(conn, wheel_id)  # 404 unknown_wheel before anything else
     return wheel.seeds_committed(conn, wheel_id, today)
 
