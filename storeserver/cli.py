@@ -1,6 +1,6 @@
 """``storeserver`` command line: serve, seed-demo, enroll-code, technician-code, member-code,
 add-account, token, tokens, revoke-token, add-staff, staff-badge, disable-staff, unlock-staff,
-revoke-badges, rotate-key, migrate, tls-pin."""
+revoke-badges, rotate-key, migrate, tls-pin, backup (storeserver/cli_ops.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import (
     accounts,
+    cli_ops,
     demo,
     embedded,
     keys,
@@ -412,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("cert", type=Path, help="the server certificate, PEM")
     p.set_defaults(func=cmd_tls_pin)
+    cli_ops.add_commands(sub, DEFAULT_DB)
     return parser
 
 

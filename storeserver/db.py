@@ -122,6 +122,21 @@ class Database:
             except Exception:  # a failed notification must not fail the committed request
                 log.exception("after-commit callback failed")
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot, no write lock, nothing written (a
+        deferred BEGIN that only SELECTs never takes SQLite's write lock). Inside a write
+        transaction it joins that one."""
+        conn = self.connection()
+        if self._local.after is not None or conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN DEFERRED")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")  # a read-only transaction: commit and rollback are alike
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         after = getattr(self._local, "after", None)
         if after is None:

@@ -124,26 +124,68 @@ def kiosk_for_token(conn: sqlite3.Connection, token: str) -> str:
     return row["id"]
 
 
-def heartbeat(conn: sqlite3.Connection, clock: Clock, kiosk_id: str, health: dict) -> dict:
-    now = iso(clock.now())
+# A heartbeat's row is rewritten at most once a minute, unless its health changed materially:
+# anything but the sync worker's running measurements below (which drift every beat) counts,
+# so a door alarm, paper out, a camera fault or a new version is on record at once.
+HEARTBEAT_WRITE_INTERVAL = dt.timedelta(minutes=1)
+DRIFTING_SYNC_FIELDS = frozenset({"outbox", "alerts", "clock_skew_s", "failures"})
+
+
+def _material(health: dict) -> dict:
+    """The health without the fields that change every beat without meaning anything new."""
+    sync = health.get("sync")
+    if not isinstance(sync, dict):
+        return health
+    kept = {k: v for k, v in sync.items() if k not in DRIFTING_SYNC_FIELDS}
+    return {**health, "sync": kept}
+
+
+def heartbeat_due(conn: sqlite3.Connection, now: dt.datetime, kiosk_id: str, health: dict) -> bool:
+    """Whether this heartbeat must be written: the last one is a minute old (or none), or
+    the health changed materially (``_material``). A read."""
+    row = conn.execute("SELECT last_seen, health FROM kiosks WHERE id = ?", (kiosk_id,)).fetchone()
+    if row is None or row["last_seen"] is None or row["health"] is None:
+        return True
+    if now - parse_iso(row["last_seen"]) >= HEARTBEAT_WRITE_INTERVAL:
+        return True
+    return _material(json.loads(row["health"])) != _material(health)
+
+
+def record_heartbeat(
+    conn: sqlite3.Connection, now: dt.datetime, kiosk_id: str, health: dict
+) -> None:
     conn.execute(
         "UPDATE kiosks SET last_seen = ?, health = ? WHERE id = ?",
-        (now, json.dumps(health, ensure_ascii=False, sort_keys=True), kiosk_id),
+        (iso(now), json.dumps(health, ensure_ascii=False, sort_keys=True), kiosk_id),
     )
-    # the kiosks' copy of who may not sign in offline rides on every heartbeat
-    return {"server_time": now, "revoked_staff": staff_revocation.revoked(conn)}
+
+
+def heartbeat_answer(conn: sqlite3.Connection, now: dt.datetime) -> dict:
+    """What every heartbeat gets back, written or not: the server's clock and the kiosks'
+    copy of who may not sign in offline."""
+    return {"server_time": iso(now), "revoked_staff": staff_revocation.revoked(conn)}
 
 
 def list_kiosks(conn: sqlite3.Connection) -> list[dict]:
+    """Every kiosk with its latest heartbeat (the kiosk's own row: heartbeats keep no
+    history) and its open alerts, counted in one pass over the alerts (not one per kiosk:
+    the alerts table has no index on kiosk_id)."""
+    open_alerts = dict(
+        conn.execute(
+            "SELECT kiosk_id, COUNT(*) FROM alerts WHERE handled_at IS NULL GROUP BY kiosk_id"
+        ).fetchall()
+    )
     return [
         {
             "id": r["id"],
             "enrolled_at": r["enrolled_at"],
             "last_seen": r["last_seen"],
             "health": json.loads(r["health"]) if r["health"] else None,
-            "open_alerts": alerts.count_open(conn, r["id"]),
+            "open_alerts": open_alerts.get(r["id"], 0),
         }
-        for r in conn.execute("SELECT * FROM kiosks ORDER BY id")
+        for r in conn.execute(
+            "SELECT id, enrolled_at, last_seen, health FROM kiosks ORDER BY id"
+        ).fetchall()
     ]
 
 

@@ -195,6 +195,17 @@ def commit_ahead(
     }
 
 
+def seeds_committed(conn: sqlite3.Connection, wheel_id: str, today: dt.date, days: int = 1) -> bool:
+    """Whether the seeds ``commit_ahead`` would make exist already: the wheel's info is then
+    a pure read (a poll writes only on the first poll of a day that needs a new seed)."""
+    wanted = [(today + dt.timedelta(days=n)).isoformat() for n in range(days + 1)]
+    row = conn.execute(
+        f"SELECT COUNT(*) FROM wheel_seeds WHERE wheel_id = ? AND day IN ({','.join('?' * len(wanted))})",
+        (wheel_id, *wanted),
+    ).fetchone()
+    return row[0] == len(wanted)
+
+
 def info(conn: sqlite3.Connection, wheel_id: str, today: dt.date, kiosk_id: str) -> dict:
     """The wheel as published to a kiosk: odds are those of a spin at that kiosk right now."""
     wheel = wheel_row(conn, wheel_id)

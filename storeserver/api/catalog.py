@@ -42,9 +42,10 @@ def get_catalog(
 ) -> dict:
     """Items with this kiosk's stock, a version, the store's offline caps (`offline`) and the
     wrong-PIN rule kiosks apply to staff PINs they check offline (`staff_lockout`)."""
-    return catalog.catalog_for(
-        store.db.connection(), caller.name, store.pictures, store.settings.offline_limits()
-    )
+    with store.db.reading() as conn:  # one snapshot; a poll writes nothing
+        return catalog.catalog_for(
+            conn, caller.name, store.pictures, store.settings.offline_limits()
+        )
 
 
 @router.get(

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from typing import Any
+
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from .. import codes, kiosks, technicians
 from ..clock import iso
@@ -17,13 +23,39 @@ from ..models import (
 from ..store import Store
 from .auth import API_VERSION, Allowed, Caller, Public, Role, store_of
 
+log = logging.getLogger(__name__)
 router = APIRouter()
+
+
+class ReadyBody(BaseModel):
+    status: str  # "ready" or "not_ready"
+    reason: str | None = None
 
 
 @router.get("/v1/health", tags=["kiosks"])
 def health(_: Caller = Depends(Public()), store: Store = Depends(store_of)) -> dict:
     """Liveness and the server's clock (kiosks compare it with theirs)."""
     return {"status": "ok", "server_time": iso(store.clock.now()), "version": API_VERSION}
+
+
+@router.get(
+    "/v1/ready",
+    tags=["kiosks"],
+    response_model=ReadyBody,
+    response_model_exclude_none=True,
+    responses={503: {"model": ReadyBody, "description": "not_ready: the database did not answer"}},
+)
+def ready(_: Caller = Depends(Public()), store: Store = Depends(store_of)) -> Any:
+    """Readiness (for a load balancer or systemd): 200 `ready` when the database answers a
+    read, 503 `not_ready` with the reason otherwise. `/v1/health` is liveness only."""
+    try:
+        with store.db.reading() as conn:
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.Error as exc:
+        log.warning("not ready: the database did not answer: %s", exc)
+        body = ReadyBody(status="not_ready", reason=f"database: {exc}")
+        return JSONResponse(body.model_dump(), status_code=503)
+    return ReadyBody(status="ready")
 
 
 @router.post(
@@ -59,13 +91,17 @@ def heartbeat(
     caller: Caller = Depends(Allowed(Role.KIOSK)),
     store: Store = Depends(store_of),
 ) -> dict:
-    """Store the kiosk's health; answers the server's clock and the member-code public keys
-    (`public_keys`, current first: a kiosk replaces its own with them, so a key rotation
-    reaches every kiosk within a heartbeat)."""
-    with store.db.transaction() as conn:
-        answer = kiosks.heartbeat(
-            conn, store.clock, caller.name, body.health.model_dump(exclude_unset=True)
-        )
+    """Store the kiosk's health (at most once a minute, at once when it changed beyond the
+    sync worker's counters: docs/storeserver.md "Idle cost"); answer the server's clock, the
+    revoked staff and the member-code public keys (`public_keys`, current first: a kiosk
+    replaces its own with them, so a key rotation reaches every kiosk within a heartbeat)."""
+    now, health = store.clock.now(), body.health.model_dump(exclude_unset=True)
+    with store.db.reading() as conn:
+        answer = kiosks.heartbeat_answer(conn, now)
+        due = kiosks.heartbeat_due(conn, now, caller.name, health)
+    if due:  # at most once a minute, or at once when the health changed materially
+        with store.db.transaction() as conn:
+            kiosks.record_heartbeat(conn, now, caller.name, health)
     return {**answer, "public_keys": codes.public_keys_b64(store.verify_keys)}
 
 
@@ -91,7 +127,8 @@ def list_kiosks(
     store: Store = Depends(store_of),
 ) -> dict:
     """Every kiosk with its last heartbeat and open alerts."""
-    return {"kiosks": kiosks.list_kiosks(store.db.connection())}
+    with store.db.reading() as conn:  # the kiosks and their alert counts: one snapshot
+        return {"kiosks": kiosks.list_kiosks(conn)}
 
 
 @router.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends
@@ -28,10 +29,18 @@ def get_wheel(
     """Segments, odds at this kiosk now, rules, today's and tomorrow's seed commitments, and
     `seeds_url` (where phones read the revealed seeds: the store's public URL, null without
     one); with `member_id` (and that member's session) also the member's `spins_left` today."""
-    with store.db.transaction() as conn:
+    today = store.today()
+    with store.db.reading() as conn:  # a poll reads: no write lock, nothing written
         if member_id is not None:  # refused before the info commits any seed: nothing changes
             member_sessions.require(conn, store.clock.now(), caller.name, member_id, member_session)
-        out = wheel.info(conn, wheel_id, store.today(), caller.name)
+        out = (
+            wheel.info(conn, wheel_id, today, caller.name)
+            if _seeded(conn, wheel_id, today)
+            else None
+        )
+    if out is None:  # the first poll of a day commits its seeds: a write, once
+        with store.db.transaction() as conn:
+            out = wheel.info(conn, wheel_id, today, caller.name)
     base = store.pay_base_url()  # the public URL (simulated payments: the listening one)
     out["seeds_url"] = f"{base}/v1/wheels/{quote(wheel_id, safe='')}/seeds/" if base else None
     if member_id is not None:
@@ -39,6 +48,11 @@ def get_wheel(
             store.redemptions, caller.name, member_id, wheel_id, member_session
         )
     return out
+
+
+def _seeded(conn: sqlite3.Connection, wheel_id: str, today: dt.date) -> bool:
+    wheel.wheel_row(conn, wheel_id)  # 404 unknown_wheel before anything else
+    return wheel.seeds_committed(conn, wheel_id, today)
 
 
 @router.get("/v1/wheels/{wheel_id}/seeds/{day}", tags=["wheel"])
@@ -51,7 +65,7 @@ def get_seed(
 ) -> dict:
     """A past day's seed and every spin of that day, so anyone can recompute the outcomes;
     with `txn` (a wheel receipt's QR code) only that spin."""
-    with store.db.transaction() as conn:
+    with store.db.reading() as conn:
         out = wheel.revealed_seed(conn, wheel_id, day, store.today())
     if txn is not None:
         out["spins"] = [s for s in out["spins"] if s["txn_id"] == txn]

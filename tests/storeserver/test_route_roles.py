@@ -31,6 +31,7 @@ TILL = frozenset({Role.CASHIER, Role.MANAGER, Role.ADMIN})
 # What each route admits: changing a route's roles means changing this table, on purpose.
 EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/health"): ANYONE,
+    ("GET", "/v1/ready"): ANYONE,
     ("POST", "/v1/kiosks/enroll"): ANYONE,
     ("POST", "/v1/kiosks/heartbeat"): KIOSK,
     ("POST", "/v1/kiosks/events"): KIOSK,
