@@ -26,13 +26,14 @@ from drivers.camera import CameraScanner, make_scanner, synth
 from drivers.camera.decoders import make_decoder
 from drivers.camera.picamera2_source import Picamera2Source
 from drivers.camera.scanner import Backoff
+from kiosk import config
 from kiosk.commands.selftest import check_camera
-from kiosk.config import EXAMPLE_CONFIG, ScannerSection, load_config
+from kiosk.config import ScannerSection, load_config
 from kiosk.errors import Picamera2Unavailable, ScannerError
 
 WAIT_S = 10.0  # upper bound for a thread to get somewhere; never a measured timing
 MEMBER = "LK1.M.M0042.1700000000.1700000060.0123456789abcdef.sig"
-EXAMPLE = Path(__file__).resolve().parents[2] / EXAMPLE_CONFIG
+EXAMPLE = Path(config.__file__).parent / "kiosk.example.toml"  # the installed package's
 STRIDE_PAD = 64  # libcamera pads YUV420 rows; the source must cut the padding off
 
 
